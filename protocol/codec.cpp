@@ -1,0 +1,2 @@
+// Placeholder until the codec lands; see codec.hpp.
+#include "protocol/codec.hpp"
