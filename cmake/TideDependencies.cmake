@@ -23,3 +23,7 @@ add_library(tide::msgpack INTERFACE IMPORTED)
 target_link_libraries(tide::msgpack INTERFACE msgpackc-cxx)
 add_library(tide::uv ALIAS PkgConfig::LIBUV)
 add_library(tide::sqlite3 ALIAS PkgConfig::SQLITE3)
+
+# cpp-httplib (libcpp-httplib-dev): the admin API's HTTP server and tidectl's client.
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+add_library(tide::httplib ALIAS PkgConfig::HTTPLIB)
