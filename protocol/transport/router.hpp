@@ -1,0 +1,94 @@
+// Router: the coordinator's end of the agent link (ZMQ_ROUTER, binds).
+//
+// Options follow protocol/SPEC.md, "Transport": ROUTER_MANDATORY (a send to a
+// gone peer is an error, not a silent drop), ROUTER_HANDOVER (a reconnecting
+// agent with the same routing id takes over), MAXMSGSIZE = kMaxFrameBytes (an
+// oversized frame disconnects that peer only), LINGER 0, ZMTP heartbeats.
+//
+// With curve_server_secret_z85 set the socket is a CURVE server. Bind a
+// ZapHandler in the same zmq::context_t BEFORE bind(): without a ZAP handler
+// Debian's libzmq lets every client key in.
+//
+// Each inbound message must be [routing-id, frame]; anything else is counted
+// in dropped_in and dropped. All callbacks run on the loop thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <tl/expected.hpp>
+#include <uv.h>
+#include <zmq.hpp>
+
+#include "protocol/messages.hpp"
+#include "protocol/transport/common.hpp"
+
+namespace tide::transport {
+
+class ZmqPoller;
+
+struct RouterOptions {
+  std::string endpoint = "tcp://*:7400";    // "tcp://127.0.0.1:*" picks a free port
+  std::optional<std::string> curve_server_secret_z85;  // none = no encryption (tests only)
+  std::string zap_domain = "tide";          // passed to the ZAP handler
+  bool mandatory = true;                    // ZMQ_ROUTER_MANDATORY
+  bool handover = true;                     // ZMQ_ROUTER_HANDOVER
+  std::int64_t max_frame_bytes = static_cast<std::int64_t>(protocol::kMaxFrameBytes);
+  int heartbeat_ivl_ms = 5000;              // ZMQ_HEARTBEAT_IVL (ZMTP ping)
+  int heartbeat_timeout_ms = 15000;         // ZMQ_HEARTBEAT_TIMEOUT
+  int sndhwm = 1000;                        // messages, per peer
+  int rcvhwm = 1000;                        // messages, per peer
+};
+
+class Router {
+ public:
+  // routing_id: the peer; user_id: the ZAP User-Id (the client's CURVE public
+  // key in Z85), empty without CURVE; frame: valid only during the call.
+  using MessageFn = std::function<void(const PeerId& routing_id, std::string_view user_id,
+                                       std::span<const std::uint8_t> frame)>;
+
+  Router(uv_loop_t* loop, zmq::context_t& context, RouterOptions options);
+  ~Router();  // close()
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  // Set before bind(); may be replaced later. Exceptions thrown by it are
+  // caught, logged and counted in dropped_in.
+  void on_message(MessageFn fn) { m_on_message = std::move(fn); }
+
+  // Creates the socket, binds it and starts polling. Returns the actual
+  // endpoint (ZMQ_LAST_ENDPOINT), e.g. "tcp://127.0.0.1:41234".
+  [[nodiscard]] tl::expected<std::string, TransportError> bind();
+
+  // Never blocks. PeerGone when no peer has that routing id (any more),
+  // WouldBlock when its queue is full, TooLarge above max_frame_bytes.
+  [[nodiscard]] tl::expected<void, TransportError> send(const PeerId& routing_id,
+                                                        std::span<const std::uint8_t> frame);
+
+  // Stops polling and closes the socket (linger 0). Idempotent; safe inside
+  // on_message. The loop must run once more to release the poll handles.
+  void close() noexcept;
+
+  [[nodiscard]] const TransportCounters& counters() const noexcept { return m_counters; }
+  [[nodiscard]] const std::string& endpoint() const noexcept { return m_bound_endpoint; }
+
+ private:
+  bool receive_one() noexcept;
+
+  uv_loop_t* m_loop;
+  zmq::context_t& m_context;
+  RouterOptions m_options;
+  std::optional<zmq::socket_t> m_socket;
+  ZmqPoller* m_poller = nullptr;
+  MessageFn m_on_message;
+  TransportCounters m_counters;
+  std::string m_bound_endpoint;
+  std::uint64_t m_last_warn_ms = 0;
+  std::uint64_t m_suppressed_warnings = 0;
+};
+
+}  // namespace tide::transport
