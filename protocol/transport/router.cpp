@@ -1,0 +1,146 @@
+#include "protocol/transport/router.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "protocol/transport/curve.hpp"
+#include "protocol/transport/detail.hpp"
+#include "protocol/transport/zmq_poller.hpp"
+
+namespace tide::transport {
+
+using Kind = TransportError::Kind;
+
+Router::Router(uv_loop_t* loop, zmq::context_t& context, RouterOptions options)
+    : m_loop(loop), m_context(context), m_options(std::move(options)) {}
+
+Router::~Router() { close(); }
+
+tl::expected<std::string, TransportError> Router::bind() {
+  if (m_socket) return tl::unexpected(TransportError{Kind::InvalidArgument, "already bound", 0});
+  if (m_options.curve_server_secret_z85 && !is_valid_z85_key(*m_options.curve_server_secret_z85)) {
+    return tl::unexpected(
+        TransportError{Kind::InvalidArgument, "curve server secret is not a Z85 key", 0});
+  }
+  try {
+    zmq::socket_t socket(m_context, zmq::socket_type::router);
+    socket.set(zmq::sockopt::linger, 0);
+    socket.set(zmq::sockopt::router_mandatory, m_options.mandatory);
+    socket.set(zmq::sockopt::router_handover, m_options.handover);
+    socket.set(zmq::sockopt::maxmsgsize, m_options.max_frame_bytes);
+    socket.set(zmq::sockopt::heartbeat_ivl, m_options.heartbeat_ivl_ms);
+    socket.set(zmq::sockopt::heartbeat_timeout, m_options.heartbeat_timeout_ms);
+    socket.set(zmq::sockopt::sndhwm, m_options.sndhwm);
+    socket.set(zmq::sockopt::rcvhwm, m_options.rcvhwm);
+    if (m_options.curve_server_secret_z85) {
+      socket.set(zmq::sockopt::curve_server, true);
+      socket.set(zmq::sockopt::curve_secretkey, *m_options.curve_server_secret_z85);
+      socket.set(zmq::sockopt::zap_domain, m_options.zap_domain);
+    }
+    socket.bind(m_options.endpoint);
+    m_bound_endpoint = socket.get(zmq::sockopt::last_endpoint);
+    m_socket.emplace(std::move(socket));
+  } catch (const zmq::error_t& e) {
+    const Kind kind = e.num() == EINVAL || e.num() == EPROTONOSUPPORT ? Kind::InvalidArgument : Kind::Io;
+    return tl::unexpected(
+        detail::make_error(kind, "router bind " + m_options.endpoint, e.num()));
+  }
+  auto poller = ZmqPoller::start(m_loop, *m_socket, [this] { return receive_one(); });
+  if (!poller) {
+    m_socket.reset();
+    return tl::unexpected(poller.error());
+  }
+  m_poller = *poller;
+  return m_bound_endpoint;
+}
+
+bool Router::receive_one() noexcept {
+  zmq::message_t routing_id;
+  zmq::message_t frame;
+  try {
+    if (!m_socket->recv(routing_id, zmq::recv_flags::dontwait)) return false;
+    bool well_formed = routing_id.more();
+    if (well_formed) {
+      // The rest of a message arrives atomically with its first frame.
+      (void)m_socket->recv(frame, zmq::recv_flags::dontwait);
+      if (frame.more()) {
+        well_formed = false;
+        zmq::message_t extra;
+        do {
+          (void)m_socket->recv(extra, zmq::recv_flags::dontwait);
+        } while (extra.more());
+      }
+    }
+    if (!well_formed) {
+      ++m_counters.dropped_in;
+      if (const auto n = detail::rate_limit(m_loop, m_last_warn_ms, m_suppressed_warnings); n >= 0) {
+        spdlog::warn("transport: router dropped a message with a wrong frame count "
+                     "({} similar warnings suppressed)", n);
+      }
+      return true;
+    }
+  } catch (const zmq::error_t& e) {
+    spdlog::error("transport: router recv failed: {}", e.what());
+    return false;
+  }
+
+  ++m_counters.frames_in;
+  m_counters.bytes_in += frame.size();
+  // The ZAP user id (the client's CURVE key) travels with every message.
+  const char* user_id = zmq_msg_gets(frame.handle(), "User-Id");
+  const PeerId peer(routing_id.data<char>(), routing_id.size());
+  if (!m_on_message) return true;
+  try {
+    // Last statement touching `this`: the callback may close or even
+    // destroy this Router.
+    m_on_message(peer, user_id != nullptr ? std::string_view(user_id) : std::string_view(),
+                 std::span<const std::uint8_t>(frame.data<std::uint8_t>(), frame.size()));
+  } catch (const std::exception& e) {
+    spdlog::error("transport: router on_message threw: {}", e.what());
+  } catch (...) {
+    spdlog::error("transport: router on_message threw a non-exception");
+  }
+  return true;
+}
+
+tl::expected<void, TransportError> Router::send(const PeerId& routing_id,
+                                                std::span<const std::uint8_t> frame) {
+  if (!m_socket) {
+    auto err = TransportError{Kind::Closed, "router is not bound", 0};
+    detail::count_send_error(m_counters, err);
+    return tl::unexpected(std::move(err));
+  }
+  if (static_cast<std::int64_t>(frame.size()) > m_options.max_frame_bytes) {
+    auto err = TransportError{Kind::TooLarge,
+                              "frame of " + std::to_string(frame.size()) + " bytes is too large", 0};
+    detail::count_send_error(m_counters, err);
+    return tl::unexpected(std::move(err));
+  }
+  void* handle = m_socket->handle();
+  // With ROUTER_MANDATORY an unknown or full peer fails on the first frame,
+  // so a half-sent message cannot happen.
+  int rc = zmq_send(handle, routing_id.data(), routing_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+  if (rc >= 0) rc = zmq_send(handle, frame.data(), frame.size(), ZMQ_DONTWAIT);
+  const int err_no = rc < 0 ? zmq_errno() : 0;
+  if (m_poller) m_poller->after_send();
+  if (rc < 0) {
+    auto err = detail::send_error(err_no);
+    detail::count_send_error(m_counters, err);
+    return tl::unexpected(std::move(err));
+  }
+  ++m_counters.frames_out;
+  m_counters.bytes_out += frame.size();
+  return {};
+}
+
+void Router::close() noexcept {
+  if (m_poller) {
+    m_poller->close();  // before the socket: the fd must leave epoll first
+    m_poller = nullptr;
+  }
+  if (m_socket) {
+    m_socket->close();
+    m_socket.reset();
+  }
+}
+
+}  // namespace tide::transport
