@@ -1,0 +1,17 @@
+# Executables: tidectl (the CLI) and tide-coordinator (the daemon, once its
+# server library exists).
+add_executable(tidectl
+  tidectl/main.cpp
+  tidectl/client.cpp
+  tidectl/table.cpp)
+target_include_directories(tidectl PRIVATE ${PROJECT_SOURCE_DIR})
+target_compile_definitions(tidectl PRIVATE TIDE_VERSION="${PROJECT_VERSION}")
+target_link_libraries(tidectl PRIVATE CLI11::CLI11 nlohmann_json::nlohmann_json tide::httplib tide_defaults)
+install(TARGETS tidectl RUNTIME DESTINATION bin COMPONENT coordinator)
+
+if(TARGET tide_coordinator_server)
+  add_executable(tide-coordinator main.cpp)
+  target_compile_definitions(tide-coordinator PRIVATE TIDE_VERSION="${PROJECT_VERSION}")
+  target_link_libraries(tide-coordinator PRIVATE tide_coordinator_server CLI11::CLI11 tide_defaults)
+  install(TARGETS tide-coordinator RUNTIME DESTINATION bin COMPONENT coordinator)
+endif()

@@ -1,0 +1,346 @@
+// tidectl: the command-line client of tide-coordinator's admin API.
+//
+// Every subcommand is one HTTP request. Output is a readable table by
+// default and the API's JSON with `-o json`. Exit codes:
+//   0 success, 1 the coordinator refused the request (4xx),
+//   2 bad usage, 3 the coordinator could not be reached or failed (5xx).
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "coordinator/tidectl/client.hpp"
+#include "coordinator/tidectl/table.hpp"
+
+namespace {
+
+using nlohmann::json;
+using tide::tidectl::Column;
+
+constexpr int kExitOk = 0;
+constexpr int kExitRefused = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitUnavailable = 3;
+
+struct Request {
+  std::string method = "GET";
+  std::string path;
+  std::optional<json> body;
+  // Prints a successful response in table form.
+  std::function<void(const json&)> render;
+};
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void render_object(const json& body) { tide::tidectl::print_object(std::cout, body); }
+
+void render_message(const json& body) {
+  if (body.is_object() && body.contains("message")) {
+    std::cout << body["message"].get<std::string>() << '\n';
+  } else {
+    render_object(body);
+  }
+}
+
+std::function<void(const json&)> render_list(std::string key, std::vector<Column> columns) {
+  return [key = std::move(key), columns = std::move(columns)](const json& body) {
+    tide::tidectl::print_table(std::cout, columns, body.is_object() ? body.value(key, json::array()) : body);
+  };
+}
+
+// "KEY=VALUE" pairs into a JSON object; a pair without '=' is a usage error.
+json parse_pairs(const std::vector<std::string>& pairs, const std::string& flag) {
+  json object = json::object();
+  for (const auto& pair : pairs) {
+    const auto eq = pair.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw CLI::ValidationError(flag, "expected KEY=VALUE, got '" + pair + "'");
+    }
+    object[pair.substr(0, eq)] = pair.substr(eq + 1);
+  }
+  return object;
+}
+
+std::string enc(const std::string& text) { return tide::tidectl::url_encode(text); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"tidectl — control a tide coordinator"};
+  app.require_subcommand(1);
+  tide::tidectl::Endpoint endpoint;
+  if (const char* env = std::getenv("TIDE_ENDPOINT")) endpoint.url = env;
+  if (const char* env = std::getenv("TIDE_TOKEN")) endpoint.token = env;
+  std::string output = "table";
+  app.add_option("--endpoint", endpoint.url, "coordinator API URL (env TIDE_ENDPOINT)")
+      ->capture_default_str();
+  app.add_option("--token", endpoint.token, "bearer token (env TIDE_TOKEN)");
+  app.add_option("-o,--output", output, "table or json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+  app.add_flag_callback("--version", [] {
+    std::cout << "tidectl " << TIDE_VERSION << '\n';
+    std::exit(kExitOk);
+  }, "print the version and exit");
+
+  // CLI11 binds options to variables that must outlive parse(); the
+  // function-local statics below give each subcommand its own storage.
+  Request request;
+  const std::int64_t now = now_ms();
+
+  // ---- launch configurations ----------------------------------------------
+  auto* lc = app.add_subcommand("lc", "launch configurations")->require_subcommand(1);
+  lc->alias("launch-config");
+  {
+    static std::string name, command, readiness_path = "/ready";
+    static int port = 0;
+    static double price = 0.0;
+    static std::vector<std::string> env;
+    auto* create = lc->add_subcommand("create", "create a launch configuration (or its next version)");
+    create->add_option("name", name, "name")->required();
+    create->add_option("--command", command, "shell command that starts the application")->required();
+    create->add_option("--port", port, "the application's port")->required()->check(CLI::Range(1, 65535));
+    create->add_option("--env", env, "extra environment, KEY=VALUE (repeatable)");
+    create->add_option("--readiness-path", readiness_path, "HTTP path the agent probes")->capture_default_str();
+    create->add_option("--hourly-price", price, "price per instance-hour, for cost reports");
+    create->callback([&] {
+      request = {"POST", "/v1/launch-configurations",
+                 json{{"id", name}, {"command", command}, {"port", port},
+                      {"env", parse_pairs(env, "--env")},
+                      {"agent", {{"readiness_path", readiness_path}}},
+                      {"hourly_price", price}},
+                 render_object};
+    });
+    lc->add_subcommand("list", "list launch configurations")->callback([&] {
+      request = {"GET", "/v1/launch-configurations", std::nullopt,
+                 render_list("launch_configurations",
+                             {tide::tidectl::field("NAME", "id"), tide::tidectl::field("VERSION", "version"),
+                              tide::tidectl::field("PORT", "port"), tide::tidectl::field("COMMAND", "command"),
+                              tide::tidectl::age("AGE", "created_ms", now)})};
+    });
+    static std::string show_name;
+    auto* show = lc->add_subcommand("show", "show a launch configuration");
+    show->add_option("name", show_name)->required();
+    show->callback([&] { request = {"GET", "/v1/launch-configurations/" + enc(show_name), std::nullopt, render_object}; });
+    static std::string del_name;
+    auto* del = lc->add_subcommand("delete", "delete an unused launch configuration");
+    del->add_option("name", del_name)->required();
+    del->callback([&] { request = {"DELETE", "/v1/launch-configurations/" + enc(del_name), std::nullopt, render_message}; });
+  }
+
+  // ---- scaling groups -------------------------------------------------------
+  auto* group = app.add_subcommand("group", "scaling groups")->require_subcommand(1);
+  {
+    static std::string name, lc_name, backend, termination = "oldest_instance";
+    static std::optional<int> min, max, desired, lb_port;
+    static std::optional<double> drain_timeout_s, boot_timeout_s, grace_s, cooldown_s, warmup_s;
+    auto* create = group->add_subcommand("create", "create a scaling group");
+    create->add_option("name", name)->required();
+    create->add_option("--launch-config", lc_name, "launch configuration name")->required();
+    create->add_option("--min", min, "minimum size")->required()->check(CLI::NonNegativeNumber);
+    create->add_option("--max", max, "maximum size")->required()->check(CLI::NonNegativeNumber);
+    create->add_option("--desired", desired, "desired capacity (default: min)")->check(CLI::NonNegativeNumber);
+    create->add_option("--backend", backend, "HAProxy backend the instances join");
+    create->add_option("--lb-port", lb_port, "service port registered in the LB (default: the launch configuration's)");
+    create->add_option("--termination-policy", termination, "oldest_instance, newest_instance or oldest_launch_configuration")
+        ->check(CLI::IsMember({"oldest_instance", "newest_instance", "oldest_launch_configuration"}))
+        ->capture_default_str();
+    create->add_option("--drain-timeout", drain_timeout_s, "seconds to wait for connections to end");
+    create->add_option("--boot-timeout", boot_timeout_s, "seconds from launch to the agent's HELLO");
+    create->add_option("--health-grace", grace_s, "seconds health checks are ignored after launch");
+    create->add_option("--cooldown", cooldown_s, "default cooldown between scaling activities, seconds");
+    create->add_option("--warmup", warmup_s, "seconds an instance's metrics are ignored after it enters service");
+    create->callback([&] {
+      json body{{"name", name}, {"launch_configuration", lc_name}, {"min", *min}, {"max", *max},
+                {"termination_policy", termination}};
+      if (desired) body["desired"] = *desired;
+      if (!backend.empty()) body["load_balancer"] = {{"backend", backend}, {"port", lb_port.value_or(0)}};
+      const auto seconds = [&](const char* key, const std::optional<double>& s) {
+        if (s) body[key] = static_cast<std::int64_t>(*s * 1000.0);
+      };
+      seconds("drain_timeout_ms", drain_timeout_s);
+      seconds("boot_timeout_ms", boot_timeout_s);
+      seconds("health_check_grace_period_ms", grace_s);
+      seconds("default_cooldown_ms", cooldown_s);
+      seconds("warmup_ms", warmup_s);
+      request = {"POST", "/v1/groups", body, render_object};
+    });
+    group->add_subcommand("list", "list scaling groups")->callback([&] {
+      request = {"GET", "/v1/groups", std::nullopt,
+                 render_list("groups",
+                             {tide::tidectl::field("NAME", "name"), tide::tidectl::field("MIN", "min"),
+                              tide::tidectl::field("DESIRED", "desired"), tide::tidectl::field("MAX", "max"),
+                              tide::tidectl::field("ACTUAL", "actual"),
+                              tide::tidectl::field("IN SERVICE", "in_service"),
+                              tide::tidectl::field("LAUNCH CONFIG", "launch_configuration"),
+                              tide::tidectl::field("BACKEND", "load_balancer/backend"),
+                              tide::tidectl::field("ENABLED", "enabled")})};
+    });
+    static std::string show_name;
+    auto* show = group->add_subcommand("show", "show a scaling group");
+    show->add_option("name", show_name)->required();
+    show->callback([&] { request = {"GET", "/v1/groups/" + enc(show_name), std::nullopt, render_object}; });
+
+    static std::string set_name, set_lc;
+    static std::optional<int> set_min, set_max, set_desired;
+    auto* set = group->add_subcommand("set", "change min, max, desired or the launch configuration");
+    set->add_option("name", set_name)->required();
+    set->add_option("--min", set_min)->check(CLI::NonNegativeNumber);
+    set->add_option("--max", set_max)->check(CLI::NonNegativeNumber);
+    set->add_option("--desired", set_desired)->check(CLI::NonNegativeNumber);
+    set->add_option("--launch-config", set_lc, "switch new launches to this launch configuration");
+    set->callback([&] {
+      json body = json::object();
+      if (set_min) body["min"] = *set_min;
+      if (set_max) body["max"] = *set_max;
+      if (set_desired) body["desired"] = *set_desired;
+      if (!set_lc.empty()) body["launch_configuration"] = set_lc;
+      if (body.empty()) throw CLI::ValidationError("group set", "give at least one of --min, --max, --desired, --launch-config");
+      request = {"PATCH", "/v1/groups/" + enc(set_name), body, render_object};
+    });
+    static std::string toggle_name;
+    for (const char* verb : {"enable", "disable"}) {
+      auto* toggle = group->add_subcommand(verb, std::string(verb) + " a group's automatic scaling");
+      toggle->add_option("name", toggle_name)->required();
+      toggle->callback([&, verb = std::string(verb)] {
+        request = {"POST", "/v1/groups/" + enc(toggle_name) + "/" + verb, json::object(), render_object};
+      });
+    }
+    static std::string del_name;
+    auto* del = group->add_subcommand("delete", "delete an empty scaling group");
+    del->add_option("name", del_name)->required();
+    del->callback([&] { request = {"DELETE", "/v1/groups/" + enc(del_name), std::nullopt, render_message}; });
+  }
+
+  // ---- instances ----------------------------------------------------------------
+  auto* instance = app.add_subcommand("instance", "instances")->require_subcommand(1);
+  {
+    static std::string list_group;
+    auto* list = instance->add_subcommand("list", "list instances");
+    list->add_option("--group,-g", list_group, "only this group's");
+    list->callback([&] {
+      std::string path = "/v1/instances";
+      if (!list_group.empty()) path += "?group=" + enc(list_group);
+      request = {"GET", path, std::nullopt,
+                 render_list("instances",
+                             {tide::tidectl::field("ID", "id"), tide::tidectl::field("GROUP", "group"),
+                              tide::tidectl::field("STATE", "state"), tide::tidectl::field("HEALTH", "health"),
+                              tide::tidectl::field("READY", "ready"), tide::tidectl::field("IN LB", "in_lb"),
+                              tide::tidectl::field("ADDRESS", "address"), tide::tidectl::field("PORT", "port"),
+                              tide::tidectl::field("ORIGIN", "origin"),
+                              tide::tidectl::field("PROTECTED", "protected_from_scale_in"),
+                              tide::tidectl::age("AGE", "created_ms", now)})};
+    });
+    static std::string show_id;
+    auto* show = instance->add_subcommand("show", "show an instance");
+    show->add_option("id", show_id)->required();
+    show->callback([&] { request = {"GET", "/v1/instances/" + enc(show_id), std::nullopt, render_object}; });
+
+    static std::string attach_group, attach_address;
+    static int attach_port = 0;
+    static bool attach_protected = false;
+    auto* attach = instance->add_subcommand("attach", "attach a running server to a group");
+    attach->add_option("group", attach_group)->required();
+    attach->add_option("--address", attach_address, "the server's address")->required();
+    attach->add_option("--port", attach_port, "the server's service port")->required()->check(CLI::Range(1, 65535));
+    attach->add_flag("--protected", attach_protected, "protect it from scale-in");
+    attach->callback([&] {
+      request = {"POST", "/v1/groups/" + enc(attach_group) + "/attach",
+                 json{{"address", attach_address}, {"port", attach_port}, {"protected", attach_protected}},
+                 render_object};
+    });
+    static std::string id;
+    static bool decrement = false;
+    auto* detach = instance->add_subcommand("detach", "remove an instance from its group without terminating it");
+    detach->add_option("id", id)->required();
+    detach->add_flag("--decrement-desired", decrement, "lower desired capacity instead of replacing it");
+    detach->callback([&] {
+      request = {"POST", "/v1/instances/" + enc(id) + "/detach", json{{"decrement_desired", decrement}}, render_object};
+    });
+    auto* terminate = instance->add_subcommand("terminate", "drain and terminate an instance");
+    terminate->add_option("id", id)->required();
+    terminate->add_flag("--decrement-desired", decrement, "lower desired capacity instead of replacing it");
+    terminate->callback([&] {
+      request = {"POST", "/v1/instances/" + enc(id) + "/terminate", json{{"decrement_desired", decrement}}, render_object};
+    });
+    for (const auto& [verb, value] : std::map<std::string, bool>{{"protect", true}, {"unprotect", false}}) {
+      auto* sub = instance->add_subcommand(verb, value ? "protect an instance from scale-in" : "remove scale-in protection");
+      sub->add_option("id", id)->required();
+      sub->callback([&, value = value] {
+        request = {"POST", "/v1/instances/" + enc(id) + "/protection", json{{"protected", value}}, render_object};
+      });
+    }
+  }
+
+  // ---- activities ---------------------------------------------------------------
+  auto* activity = app.add_subcommand("activity", "scaling activities")->require_subcommand(1);
+  {
+    static std::string group_name, status, type;
+    static int limit = 50;
+    auto* list = activity->add_subcommand("list", "a group's activity history, newest first");
+    list->add_option("group", group_name)->required();
+    list->add_option("--status", status, "running, successful, partially_successful, failed, cancelled");
+    list->add_option("--type", type, "scale_out, scale_in, attach, detach, replace_unhealthy, ...");
+    list->add_option("--limit", limit)->check(CLI::Range(1, 10000))->capture_default_str();
+    list->callback([&] {
+      std::string path = "/v1/groups/" + enc(group_name) + "/activities?limit=" + std::to_string(limit);
+      if (!status.empty()) path += "&status=" + enc(status);
+      if (!type.empty()) path += "&type=" + enc(type);
+      request = {"GET", path, std::nullopt,
+                 render_list("activities",
+                             {tide::tidectl::field("ID", "id"), tide::tidectl::field("TYPE", "type"),
+                              tide::tidectl::field("STATUS", "status"),
+                              tide::tidectl::age("STARTED", "start_ms", now),
+                              tide::tidectl::field("CAUSE", "cause")})};
+    });
+    static std::string id;
+    auto* show = activity->add_subcommand("show", "show one activity with its instances");
+    show->add_option("id", id)->required();
+    show->callback([&] { request = {"GET", "/v1/activities/" + enc(id), std::nullopt, render_object}; });
+  }
+
+  app.add_subcommand("status", "the coordinator's health")->callback([&] {
+    request = {"GET", "/healthz", std::nullopt, render_object};
+  });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    const int code = app.exit(error);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+
+  const auto response = tide::tidectl::call(endpoint, request.method, request.path, request.body);
+  if (response.status == 0) {
+    std::cerr << "tidectl: " << response.transport_error << '\n';
+    return kExitUnavailable;
+  }
+  if (response.status >= 400) {
+    std::string message = response.body.is_object() && response.body.contains("error")
+                              ? tide::tidectl::to_text(response.body["error"])
+                              : response.body.dump();
+    if (output == "json") {
+      std::cout << response.body.dump(2) << '\n';
+    } else {
+      std::cerr << "tidectl: " << message << " (HTTP " << response.status << ")\n";
+    }
+    return response.status >= 500 ? kExitUnavailable : kExitRefused;
+  }
+  if (output == "json") {
+    std::cout << response.body.dump(2) << '\n';
+  } else if (request.render) {
+    request.render(response.body);
+  }
+  return kExitOk;
+}
