@@ -33,6 +33,21 @@ inline constexpr std::size_t kMaxProbes = 32;
 inline constexpr std::size_t kMaxCustomMetrics = 64;
 inline constexpr std::size_t kMaxCapabilities = 32;
 inline constexpr std::size_t kMaxHookOutput = 4096;
+inline constexpr std::size_t kMaxTokenLength = 256;       // enrollment_token
+inline constexpr std::size_t kMaxVersionLength = 64;      // agent_version
+inline constexpr std::size_t kMaxHostLength = 255;        // hostname, service_address
+inline constexpr std::uint32_t kMinIntervalMs = 100;      // report/heartbeat interval
+inline constexpr std::uint32_t kMaxIntervalMs = 60'000;
+inline constexpr std::uint32_t kMinLiveness = 2;          // missed intervals
+inline constexpr std::uint32_t kMaxLiveness = 20;
+inline constexpr std::uint32_t kMaxLatencyMs = 3'600'000;     // ProbeResult::latency_ms
+inline constexpr std::uint32_t kMaxDrainTimeoutMs = 3'600'000;
+inline constexpr std::uint32_t kMaxHookTimeoutMs = 7'200'000;
+inline constexpr std::uint32_t kMaxGraceMs = 3'600'000;
+
+// Ids (instance_id, session_id, hook names, capabilities, custom metric
+// names) are 1..kMaxIdLength bytes of [A-Za-z0-9._:-]; SPEC.md, "Limits".
+[[nodiscard]] bool is_valid_id(std::string_view id);
 
 // ---- agent -> coordinator -------------------------------------------------
 
@@ -49,6 +64,10 @@ struct Hello {
 };
 
 enum class ProbeKind : std::uint8_t { Http, Tcp, Exec, Notify };
+
+// The wire names of ProbeKind: "http", "tcp", "exec", "notify".
+std::string_view to_string(ProbeKind kind);
+std::optional<ProbeKind> probe_kind_from_string(std::string_view name);
 
 struct ProbeResult {
   std::string name;              // 1..128 bytes
@@ -149,6 +168,9 @@ enum class ErrorCode : std::uint16_t {
   Internal = 500,
 };
 
+// The known codes; anything else is refused by the decoder (OutOfBounds).
+std::optional<ErrorCode> error_code_from_uint(std::uint64_t code);
+
 struct Error {
   ErrorCode code = ErrorCode::BadMessage;
   std::string message;            // 0..1024 bytes, human readable
@@ -166,5 +188,9 @@ using Message = std::variant<Hello, Welcome, Report, Heartbeat, Drain, Undrain,
 
 // The command name on the wire ("HELLO", "REPORT", ...).
 std::string_view command_name(const Message& message);
+
+// Hook transitions carried by HOOK_RUN.transition.
+inline constexpr std::string_view kTransitionLaunching = "launching";
+inline constexpr std::string_view kTransitionTerminating = "terminating";
 
 }  // namespace tide::protocol
