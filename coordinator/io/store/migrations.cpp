@@ -1,0 +1,199 @@
+#include "coordinator/io/store/migrations.hpp"
+
+#include <array>
+#include <string>
+
+namespace tide::coordinator::store {
+
+namespace {
+
+// Enum columns hold the model's to_string() spellings. They carry no CHECK
+// list on purpose: SQLite cannot alter a CHECK without rebuilding the table,
+// and a new lifecycle state should not need one. Rows are validated when read
+// (an unknown spelling is a StoreError, not a crash).
+//
+// Schema v1: launch configurations, scaling groups, instances, activities.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE launch_configurations (
+  name                      TEXT    NOT NULL CHECK (length(name) BETWEEN 1 AND 128),
+  version                   INTEGER NOT NULL CHECK (version >= 1),
+  command                   TEXT    NOT NULL,
+  port                      INTEGER NOT NULL CHECK (port BETWEEN 0 AND 65535),
+  env_json                  TEXT    NOT NULL CHECK (json_valid(env_json)),
+  agent_readiness_path      TEXT    NOT NULL,
+  agent_report_interval_ms  INTEGER NOT NULL,
+  hourly_price              REAL    NOT NULL CHECK (hourly_price >= 0),
+  created_ms                INTEGER NOT NULL,
+  PRIMARY KEY (name, version)
+) STRICT;
+
+CREATE TABLE scaling_groups (
+  name                          TEXT    PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 128),
+  min_size                      INTEGER NOT NULL CHECK (min_size >= 0),
+  max_size                      INTEGER NOT NULL,
+  desired                       INTEGER NOT NULL,
+  lc_name                       TEXT    NOT NULL,
+  lc_version                    INTEGER NOT NULL,
+  termination_policy            TEXT    NOT NULL,
+  lb_backend                    TEXT    NOT NULL,
+  lb_port                       INTEGER NOT NULL CHECK (lb_port BETWEEN 0 AND 65535),
+  health_check_grace_period_ms  INTEGER NOT NULL,
+  default_cooldown_ms           INTEGER NOT NULL,
+  boot_timeout_ms               INTEGER NOT NULL,
+  drain_timeout_ms              INTEGER NOT NULL,
+  warmup_ms                     INTEGER NOT NULL,
+  retry_immediate               INTEGER NOT NULL,
+  retry_initial_backoff_ms      INTEGER NOT NULL,
+  retry_multiplier              REAL    NOT NULL,
+  retry_max_backoff_ms          INTEGER NOT NULL,
+  fail_static_share             REAL    NOT NULL,
+  replacement_rate              REAL    NOT NULL,
+  liveness_window_ms            INTEGER NOT NULL,
+  enabled                       INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+  created_ms                    INTEGER NOT NULL,
+  updated_ms                    INTEGER NOT NULL,
+  CHECK (min_size <= desired AND desired <= max_size),
+  FOREIGN KEY (lc_name, lc_version) REFERENCES launch_configurations (name, version)
+    ON DELETE RESTRICT ON UPDATE RESTRICT
+) STRICT;
+
+CREATE TABLE instances (
+  id                       TEXT    PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 128),
+  group_name               TEXT    NOT NULL REFERENCES scaling_groups (name)
+                                     ON DELETE RESTRICT ON UPDATE RESTRICT,
+  origin                   TEXT    NOT NULL,
+  state                    TEXT    NOT NULL,
+  protected_from_scale_in  INTEGER NOT NULL CHECK (protected_from_scale_in IN (0, 1)),
+  health                   TEXT    NOT NULL,
+  health_reason            TEXT    NOT NULL,
+  provider_id              TEXT    NOT NULL,
+  address                  TEXT    NOT NULL,
+  port                     INTEGER NOT NULL CHECK (port BETWEEN 0 AND 65535),
+  -- NULL for an attached instance that no launch configuration describes.
+  lc_name                  TEXT,
+  lc_version               INTEGER,
+  enrollment_token_hash    TEXT    NOT NULL,
+  agent_key                TEXT    NOT NULL,
+  idempotency_key          TEXT    NOT NULL,
+  exit_reason              TEXT    NOT NULL,
+  activity_id              TEXT    NOT NULL,
+  created_ms               INTEGER NOT NULL,
+  launched_ms              INTEGER NOT NULL,
+  state_since_ms           INTEGER NOT NULL,
+  unhealthy_since_ms       INTEGER NOT NULL,
+  CHECK ((lc_name IS NULL) = (lc_version IS NULL)),
+  FOREIGN KEY (lc_name, lc_version) REFERENCES launch_configurations (name, version)
+    ON DELETE RESTRICT ON UPDATE RESTRICT
+) STRICT;
+
+-- A launch configuration row never changes once a group or an instance uses
+-- it: a change is a new version. The store checks first to give a clear
+-- error; the trigger makes it true for any writer.
+CREATE TRIGGER launch_configurations_immutable_when_used
+BEFORE UPDATE ON launch_configurations
+WHEN EXISTS (SELECT 1 FROM scaling_groups WHERE lc_name = OLD.name AND lc_version = OLD.version)
+  OR EXISTS (SELECT 1 FROM instances WHERE lc_name = OLD.name AND lc_version = OLD.version)
+BEGIN
+  SELECT RAISE(ABORT, 'launch configuration is in use and immutable; create a new version');
+END;
+
+CREATE TABLE activities (
+  id          TEXT    PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 128),
+  group_name  TEXT    NOT NULL REFERENCES scaling_groups (name)
+                        ON DELETE CASCADE ON UPDATE RESTRICT,
+  type        TEXT    NOT NULL,
+  cause       TEXT    NOT NULL,
+  status      TEXT    NOT NULL,
+  start_ms    INTEGER NOT NULL,
+  end_ms      INTEGER
+) STRICT;
+
+-- Listing per group, newest first, is the one query the API runs.
+CREATE INDEX activities_by_group_start ON activities (group_name, start_ms DESC);
+
+-- Per-instance outcome of an activity. instance_id is not a foreign key: an
+-- activity outlives the instance rows it mentions.
+CREATE TABLE activity_instances (
+  activity_id  TEXT    NOT NULL REFERENCES activities (id)
+                         ON DELETE CASCADE ON UPDATE RESTRICT,
+  instance_id  TEXT    NOT NULL,
+  message      TEXT    NOT NULL,
+  ok           INTEGER NOT NULL CHECK (ok IN (0, 1)),
+  PRIMARY KEY (activity_id, instance_id)
+) STRICT;
+)sql";
+
+// Schema v2: idempotency keys for provider calls, and the indexes the
+// reconcile-at-start queries need.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE idempotency_keys (
+  key           TEXT    PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 256),
+  operation     TEXT    NOT NULL CHECK (length(operation) >= 1),
+  instance_id   TEXT    REFERENCES instances (id) ON DELETE CASCADE ON UPDATE RESTRICT,
+  state         TEXT    NOT NULL CHECK (state IN ('requested', 'completed')),
+  result        TEXT    NOT NULL,
+  requested_ms  INTEGER NOT NULL,
+  completed_ms  INTEGER,
+  CHECK ((state = 'completed') = (completed_ms IS NOT NULL))
+) STRICT;
+
+CREATE INDEX idempotency_keys_requested ON idempotency_keys (state) WHERE state = 'requested';
+CREATE INDEX idempotency_keys_by_instance ON idempotency_keys (instance_id);
+CREATE INDEX instances_by_group ON instances (group_name);
+CREATE INDEX instances_by_lc ON instances (lc_name, lc_version);
+CREATE INDEX scaling_groups_by_lc ON scaling_groups (lc_name, lc_version);
+)sql";
+
+constexpr std::array kMigrations{
+    Migration{1, "launch configurations, scaling groups, instances, activities", kSchemaV1},
+    Migration{2, "idempotency keys for provider calls; lookup indexes", kSchemaV2},
+};
+
+}  // namespace
+
+std::span<const Migration> migrations() { return kMigrations; }
+
+std::int64_t latest_schema_version() { return kMigrations.back().version; }
+
+Result<std::int64_t> schema_version(Database& db) {
+  return db.query_int("read schema version", "PRAGMA user_version");
+}
+
+Result<std::int64_t> migrate(Database& db, std::int64_t target_version) {
+  const std::int64_t latest = latest_schema_version();
+  if (target_version > latest) target_version = latest;
+  auto refuse_newer = [&](std::int64_t found) {
+    return store_error(StoreError::Kind::NewerSchema,
+                       "open " + db.path() + ": schema version " + std::to_string(found) +
+                           " is newer than this tide understands (" + std::to_string(latest) +
+                           "); refusing to open it — run a newer tide-coordinator");
+  };
+  auto current = schema_version(db);
+  if (!current) return current;
+  if (*current > latest) return refuse_newer(*current);
+
+  for (const Migration& migration : kMigrations) {
+    if (migration.version <= *current || migration.version > target_version) continue;
+    const std::string operation = "migrate " + db.path() + " to schema version " +
+                                  std::to_string(migration.version);
+    auto tx = Transaction::begin(db, operation);
+    if (!tx) return tl::unexpected(tx.error());
+    // Another process may have migrated while we waited for the write lock.
+    auto now = schema_version(db);
+    if (!now) return now;
+    if (*now > latest) return refuse_newer(*now);
+    if (*now >= migration.version) {
+      *current = *now;
+      continue;
+    }
+    if (auto r = db.exec(operation, migration.sql); !r) return tl::unexpected(r.error());
+    if (auto r = db.exec(operation, "PRAGMA user_version = " + std::to_string(migration.version)); !r) {
+      return tl::unexpected(r.error());
+    }
+    if (auto r = tx->commit(); !r) return tl::unexpected(r.error());
+    *current = migration.version;
+  }
+  return *current;
+}
+
+}  // namespace tide::coordinator::store
