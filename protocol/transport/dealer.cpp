@@ -124,8 +124,10 @@ bool Dealer::receive_one() noexcept {
     m_on_message(std::span<const std::uint8_t>(frame.data<std::uint8_t>(), frame.size()));
   } catch (const std::exception& e) {
     spdlog::error("transport: dealer on_message threw: {}", e.what());
+    ++m_counters.dropped_in;
   } catch (...) {
     spdlog::error("transport: dealer on_message threw a non-exception");
+    ++m_counters.dropped_in;
   }
   return true;
 }

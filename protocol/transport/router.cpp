@@ -96,8 +96,10 @@ bool Router::receive_one() noexcept {
                  std::span<const std::uint8_t>(frame.data<std::uint8_t>(), frame.size()));
   } catch (const std::exception& e) {
     spdlog::error("transport: router on_message threw: {}", e.what());
+    ++m_counters.dropped_in;
   } catch (...) {
     spdlog::error("transport: router on_message threw a non-exception");
+    ++m_counters.dropped_in;
   }
   return true;
 }
