@@ -195,7 +195,10 @@ struct InstanceRuntime {
   bool agent_healthy = true;      // latest report's health verdict
   bool agent_draining = false;    // latest report says the agent honours a DRAIN
   TimeMs last_report_ms = 0;      // last REPORT or HELLO (liveness)
-  bool in_lb = false;             // the core has commanded registration (LbRegister sent)
+  bool in_lb = false;             // in rotation: the core sent LbRegister and no drain since
+  bool lb_member = false;         // holds an LB slot (registered once, LbRemove not yet sent)
+  bool health_held = false;       // turned unhealthy under fail-static: LB left as it was
+  bool is_replacement = false;    // launched to replace an unhealthy instance (rate limit)
   friend bool operator==(const InstanceRuntime&, const InstanceRuntime&) = default;
 };
 

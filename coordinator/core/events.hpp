@@ -1,0 +1,72 @@
+// Inputs of the decision core: what happened (agents, provider, LB, clock).
+//
+// User requests that can be refused (set desired, attach, detach, protect)
+// are Fleet methods returning tl::expected instead (fleet.hpp).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+
+namespace tide::coordinator {
+
+// The instance's agent said HELLO (first time or after a reconnect). The
+// shell has already checked the enrollment token / bound key.
+struct AgentHello {
+  std::string instance_id;
+  std::string agent_key;        // CURVE public key (Z85), bound on first HELLO
+  std::string address;          // service address the agent announces; empty: keep
+  std::uint16_t port = 0;       // 0: keep
+};
+
+// One REPORT. Most change nothing; those produce no commands.
+struct AgentReport {
+  std::string instance_id;
+  bool ready = false;
+  bool healthy = true;
+  std::string health_reason;    // why unhealthy (the failing check)
+  bool draining = false;        // the agent honours a DRAIN
+};
+
+// The transport lost the agent (heartbeat liveness expired or GOODBYE).
+struct AgentLost {
+  std::string instance_id;
+  std::string reason;
+};
+
+struct LaunchSucceeded {
+  std::string instance_id;
+  std::string provider_id;
+  std::string address;
+  std::uint16_t port = 0;
+};
+
+struct LaunchFailed {
+  std::string instance_id;
+  std::string message;          // the provider's error text, recorded in an activity
+};
+
+struct TerminateCompleted {
+  std::string instance_id;
+};
+
+// The provider says the instance is gone although tide did not ask (process
+// exited, VM deleted).
+struct InstanceVanished {
+  std::string instance_id;
+  std::string message;
+};
+
+// The LB reports 0 sessions on a draining server.
+struct LbDrained {
+  std::string instance_id;
+};
+
+// The shell's periodic tick: timers (boot timeout, liveness, drain deadline,
+// retry back-off) and fail-static recovery are evaluated here.
+struct Tick {};
+
+using Event = std::variant<AgentHello, AgentReport, AgentLost, LaunchSucceeded, LaunchFailed,
+                           TerminateCompleted, InstanceVanished, LbDrained, Tick>;
+
+}  // namespace tide::coordinator

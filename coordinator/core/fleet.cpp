@@ -1,0 +1,1139 @@
+#include "coordinator/core/fleet.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <limits>
+#include <set>
+#include <tuple>
+#include <utility>
+
+#include "coordinator/core/lifecycle.hpp"
+
+namespace tide::coordinator {
+
+namespace {
+
+constexpr TimeMs kNever = std::numeric_limits<TimeMs>::max();
+
+std::string hex64(std::uint64_t value) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string text(16, '0');
+  for (std::size_t i = 0; i < 16; ++i) {
+    text[15 - i] = kDigits[value & 0xFU];
+    value >>= 4U;
+  }
+  return text;
+}
+
+tl::unexpected<ModelError> fail(std::string message) {
+  return tl::unexpected<ModelError>(ModelError{std::move(message)});
+}
+
+// Leaving for any reason, or already gone: does not count toward desired.
+bool counts(const Instance& i) { return is_member_state(i.state) && i.exit_reason == ExitReason::None; }
+
+bool is_in_service(const Instance& i) {
+  return i.state == LifecycleState::InService && i.health == Health::Healthy;
+}
+
+std::string percent(double share) { return std::to_string(static_cast<int>(std::lround(share * 100.0))) + " %"; }
+
+}  // namespace
+
+// ---- deps and pure helpers -----------------------------------------------
+
+FleetDeps deterministic_deps(std::uint64_t seed) {
+  auto engine = std::make_shared<std::mt19937_64>(seed);
+  FleetDeps deps;
+  deps.new_instance_id = [engine] { return "i-" + hex64((*engine)()); };
+  deps.new_activity_id = [engine] { return "a-" + hex64((*engine)()); };
+  deps.new_idempotency_key = [engine] { return "k-" + hex64((*engine)()); };
+  deps.new_enrollment_token = [engine] {
+    EnrollmentToken t;
+    t.token = "t-" + hex64((*engine)());
+    t.hash = std::string(t.token.rbegin(), t.token.rend());
+    return t;
+  };
+  deps.seed = seed;
+  return deps;
+}
+
+std::vector<const Instance*> choose_scale_in(std::span<const Instance* const> candidates,
+                                             const ScalingGroup& group, std::size_t count,
+                                             std::mt19937_64& rng) {
+  struct Keyed {
+    int origin;       // launched (0) before attached (1)
+    int in_service;   // not in service (0) before in service (1)
+    std::int64_t policy_a;
+    std::int64_t policy_b;
+    std::uint64_t tie;
+    const Instance* instance;
+  };
+  std::vector<Keyed> keyed;
+  keyed.reserve(candidates.size());
+  for (const Instance* i : candidates) {
+    if (i->protected_from_scale_in) continue;
+    Keyed k{};
+    k.origin = i->origin == InstanceOrigin::Launched ? 0 : 1;
+    k.in_service = is_in_service(*i) ? 1 : 0;
+    switch (group.termination_policy) {
+      case TerminationPolicy::OldestInstance:
+        k.policy_a = i->created_ms;
+        break;
+      case TerminationPolicy::NewestInstance:
+        k.policy_a = -i->created_ms;
+        break;
+      case TerminationPolicy::OldestLaunchConfiguration:
+        // A configuration other than the group's current one is older by
+        // definition; within the same id, the lower version goes first.
+        k.policy_a = i->launch_configuration_id == group.launch_configuration_id ? 1 : 0;
+        k.policy_b = i->launch_configuration_version;
+        break;
+    }
+    k.tie = rng();
+    k.instance = i;
+    keyed.push_back(k);
+  }
+  const std::size_t n = std::min(count, keyed.size());
+  auto key = [](const Keyed& k) { return std::tie(k.origin, k.in_service, k.policy_a, k.policy_b, k.tie); };
+  std::partial_sort(keyed.begin(), keyed.begin() + static_cast<std::ptrdiff_t>(n), keyed.end(),
+                    [&](const Keyed& a, const Keyed& b) { return key(a) < key(b); });
+  std::vector<const Instance*> chosen;
+  chosen.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) chosen.push_back(keyed[i].instance);
+  return chosen;
+}
+
+std::int64_t retry_delay_ms(const RetryPolicy& policy, std::uint32_t consecutive_failures) {
+  if (consecutive_failures <= policy.immediate_retries) return 0;
+  const std::uint32_t step = consecutive_failures - policy.immediate_retries - 1;
+  double delay = static_cast<double>(policy.initial_backoff_ms);
+  const double cap = static_cast<double>(policy.max_backoff_ms);
+  for (std::uint32_t i = 0; i < step && delay < cap; ++i) delay *= policy.multiplier;
+  return static_cast<std::int64_t>(std::min(delay, cap));
+}
+
+std::uint32_t replacement_limit(const ScalingGroup& group) {
+  const double limit = std::floor(group.replacement_rate * static_cast<double>(group.desired));
+  return std::max<std::uint32_t>(1, static_cast<std::uint32_t>(limit));
+}
+
+bool exceeds_share(std::size_t count, std::size_t total, double share) {
+  if (total == 0) return false;
+  return static_cast<double>(count) > share * static_cast<double>(total);
+}
+
+bool wants_rotation(const Instance& i) {
+  if (i.runtime.health_held) return i.runtime.in_lb;
+  if (!is_connected_state(i.state)) return false;
+  return i.runtime.ready.value_or(false) && i.health == Health::Healthy && !i.runtime.agent_draining &&
+         i.exit_reason == ExitReason::None;
+}
+
+// ---- Fleet internals ------------------------------------------------------
+
+struct Fleet::GroupState {
+  ScalingGroup cfg;
+  std::vector<Member> members;
+  std::uint32_t consecutive_failures = 0;  // failed launches in a row (retry policy)
+  TimeMs next_launch_ms = 0;               // launches wait until then
+  bool launch_waiting = false;             // a Tick must reconcile once next_launch_ms passes
+  bool fail_static = false;
+  std::string fail_static_activity;
+};
+
+struct Fleet::Entry {
+  Instance inst;
+  GroupState* group = nullptr;
+  std::size_t member_index = 0;
+};
+
+Fleet::Fleet(FleetDeps deps) : m_deps(std::move(deps)), m_rng(m_deps.seed) {}
+Fleet::~Fleet() = default;
+
+Fleet::Entry* Fleet::find(std::string_view id) {
+  auto it = m_instances.find(id);
+  return it == m_instances.end() ? nullptr : it->second.get();
+}
+
+Fleet::GroupState* Fleet::find_group(std::string_view name) {
+  auto it = m_groups.find(name);
+  return it == m_groups.end() ? nullptr : it->second.get();
+}
+
+void Fleet::persist(const Entry& e, std::vector<Command>& out) { out.emplace_back(PersistInstance{e.inst}); }
+
+void Fleet::update_deadline(Entry& e) {
+  const Instance& i = e.inst;
+  const ScalingGroup& cfg = e.group->cfg;
+  TimeMs deadline = kNever;
+  if (i.state == LifecycleState::Booting) {
+    if (i.health == Health::Healthy) deadline = i.state_since_ms + cfg.boot_timeout_ms;
+  } else if (is_connected_state(i.state)) {
+    if (i.health == Health::Healthy) deadline = i.runtime.last_report_ms + cfg.liveness_window_ms;
+  } else if (i.state == LifecycleState::Draining) {
+    deadline = i.state_since_ms + cfg.drain_timeout_ms;
+  }
+  e.group->members[e.member_index].deadline_ms = deadline;
+}
+
+void Fleet::add_member(GroupState& g, Entry& e) {
+  e.group = &g;
+  e.member_index = g.members.size();
+  g.members.push_back(Member{&e, kNever});
+  update_deadline(e);
+}
+
+void Fleet::erase(Entry& e) {
+  GroupState& g = *e.group;
+  const std::size_t index = e.member_index;
+  if (index + 1 != g.members.size()) {
+    g.members[index] = g.members.back();
+    g.members[index].entry->member_index = index;
+  }
+  g.members.pop_back();
+  const std::string id = e.inst.id;  // e dies with the erase below
+  m_instances.erase(id);
+}
+
+void Fleet::set_state(Entry& e, LifecycleState to, TimeMs now) {
+  e.inst.state = to;
+  e.inst.state_since_ms = now;
+}
+
+// ---- activities -------------------------------------------------------------
+
+std::string Fleet::start_activity(GroupState& g, ActivityType type, std::string cause, TimeMs now,
+                                  std::vector<std::string> instance_ids, std::vector<Command>& out) {
+  RunningActivity ra;
+  ra.activity.id = m_deps.new_activity_id();
+  ra.activity.group = g.cfg.name;
+  ra.activity.type = type;
+  ra.activity.cause = std::move(cause);
+  ra.activity.status = ActivityStatus::Running;
+  ra.activity.start_ms = now;
+  for (auto& id : instance_ids) ra.activity.instances.push_back(ActivityInstance{std::move(id), {}, true});
+  ra.open = static_cast<std::uint32_t>(ra.activity.instances.size());
+  out.emplace_back(RecordActivity{ra.activity});
+  std::string id = ra.activity.id;
+  m_activities.emplace(id, std::move(ra));
+  return id;
+}
+
+void Fleet::record_finished_activity(const std::string& group, ActivityType type, std::string cause,
+                                     ActivityStatus status, TimeMs now, std::vector<ActivityInstance> instances,
+                                     std::vector<Command>& out) {
+  Activity a;
+  a.id = m_deps.new_activity_id();
+  a.group = group;
+  a.type = type;
+  a.cause = std::move(cause);
+  a.status = status;
+  a.start_ms = now;
+  a.end_ms = now;
+  a.instances = std::move(instances);
+  out.emplace_back(RecordActivity{std::move(a)});
+}
+
+void Fleet::activity_instance_done(const std::string& activity_id, const std::string& instance_id, bool ok,
+                                   const std::string& message, TimeMs now, std::vector<Command>& out) {
+  if (activity_id.empty()) return;
+  auto it = m_activities.find(activity_id);
+  if (it == m_activities.end()) return;
+  RunningActivity& ra = it->second;
+  bool found = false;
+  for (ActivityInstance& ai : ra.activity.instances) {
+    if (ai.instance_id == instance_id) {
+      ai.ok = ok;
+      ai.message = message;
+      found = true;
+    }
+  }
+  if (!found) return;
+  if (ra.open > 0) --ra.open;
+  if (ra.open > 0) {
+    out.emplace_back(UpdateActivity{ra.activity});
+    return;
+  }
+  std::size_t good = 0;
+  for (const ActivityInstance& ai : ra.activity.instances) good += ai.ok ? 1 : 0;
+  const std::size_t total = ra.activity.instances.size();
+  ra.activity.status = good == total ? ActivityStatus::Successful
+                       : good == 0   ? ActivityStatus::Failed
+                                     : ActivityStatus::PartiallySuccessful;
+  ra.activity.end_ms = now;
+  out.emplace_back(UpdateActivity{std::move(ra.activity)});
+  m_activities.erase(it);
+}
+
+// ---- configuration ----------------------------------------------------------
+
+tl::expected<void, ModelError> Fleet::put_launch_configuration(LaunchConfiguration config) {
+  if (auto ok = validate(config); !ok) return tl::unexpected(ok.error());
+  auto key = std::make_pair(config.id, config.version);
+  auto it = m_configs.find(key);
+  if (it != m_configs.end() && !(it->second == config)) {
+    return fail("launch configuration " + config.id + " version " + std::to_string(config.version) +
+                " exists with other content (configurations are immutable: add a version)");
+  }
+  m_configs.insert_or_assign(std::move(key), std::move(config));
+  return {};
+}
+
+tl::expected<void, ModelError> Fleet::put_group(ScalingGroup group, TimeMs now_ms, std::vector<Command>& out) {
+  if (auto ok = validate(group); !ok) return tl::unexpected(ok.error());
+  if (!m_configs.contains({group.launch_configuration_id, group.launch_configuration_version})) {
+    return fail("unknown launch configuration " + group.launch_configuration_id + " version " +
+                std::to_string(group.launch_configuration_version));
+  }
+  GroupState* g = find_group(group.name);
+  std::string why;
+  if (g == nullptr) {
+    auto state = std::make_unique<GroupState>();
+    g = state.get();
+    m_groups.emplace(group.name, std::move(state));
+    if (group.created_ms == 0) group.created_ms = now_ms;
+    why = "group " + group.name + " created";
+  } else {
+    group.created_ms = g->cfg.created_ms;
+    why = "group " + group.name + " updated";
+  }
+  group.updated_ms = now_ms;
+  g->cfg = std::move(group);
+  out.emplace_back(PersistGroup{g->cfg});
+  // Timers depend on the group's durations.
+  for (Member& m : g->members) update_deadline(*m.entry);
+  reconcile(*g, now_ms, out, why);
+  return {};
+}
+
+tl::expected<void, ModelError> Fleet::set_desired(std::string_view group, std::uint32_t desired, std::string cause,
+                                                  TimeMs now_ms, std::vector<Command>& out) {
+  GroupState* g = find_group(group);
+  if (g == nullptr) return fail("unknown group " + std::string(group));
+  if (desired < g->cfg.min || desired > g->cfg.max) {
+    return fail("desired " + std::to_string(desired) + " outside [min " + std::to_string(g->cfg.min) + ", max " +
+                std::to_string(g->cfg.max) + "] of group " + g->cfg.name);
+  }
+  const std::uint32_t before = g->cfg.desired;
+  g->cfg.desired = desired;
+  g->cfg.updated_ms = now_ms;
+  out.emplace_back(PersistGroup{g->cfg});
+  reconcile(*g, now_ms, out,
+            cause + ": desired " + std::to_string(before) + " -> " + std::to_string(desired));
+  return {};
+}
+
+tl::expected<std::string, ModelError> Fleet::attach(std::string_view group, std::string address, std::uint16_t port,
+                                                    bool protect, bool increment_desired, TimeMs now_ms,
+                                                    std::vector<Command>& out) {
+  GroupState* g = find_group(group);
+  if (g == nullptr) return fail("unknown group " + std::string(group));
+  if (address.empty()) return fail("attach: address is empty");
+  if (increment_desired && g->cfg.desired >= g->cfg.max) {
+    return fail("attach: desired would exceed max " + std::to_string(g->cfg.max));
+  }
+  auto entry = std::make_unique<Entry>();
+  Instance& i = entry->inst;
+  i.id = m_deps.new_instance_id();
+  i.group = g->cfg.name;
+  i.origin = InstanceOrigin::Attached;
+  i.state = LifecycleState::Booting;  // waits for its agent's HELLO like a launched one
+  i.protected_from_scale_in = protect;
+  i.address = std::move(address);
+  i.port = port;
+  i.launch_configuration_id = g->cfg.launch_configuration_id;
+  i.launch_configuration_version = g->cfg.launch_configuration_version;
+  const EnrollmentToken token = m_deps.new_enrollment_token();
+  i.enrollment_token_hash = token.hash;
+  i.created_ms = now_ms;
+  i.launched_ms = now_ms;
+  i.state_since_ms = now_ms;
+  Entry& e = *entry;
+  m_instances.emplace(i.id, std::move(entry));
+  add_member(*g, e);
+  if (increment_desired) {
+    ++g->cfg.desired;
+    g->cfg.updated_ms = now_ms;
+    out.emplace_back(PersistGroup{g->cfg});
+  }
+  persist(e, out);
+  record_finished_activity(g->cfg.name, ActivityType::Attach,
+                           "user attached " + e.inst.address + ":" + std::to_string(port) +
+                               (protect ? " (protected from scale-in)" : ""),
+                           ActivityStatus::Successful, now_ms, {ActivityInstance{e.inst.id, "attached", true}}, out);
+  std::string id = e.inst.id;
+  reconcile(*g, now_ms, out, "instance " + id + " attached");
+  return id;
+}
+
+tl::expected<void, ModelError> Fleet::detach(std::string_view instance_id, bool decrement_desired, TimeMs now_ms,
+                                             std::vector<Command>& out) {
+  Entry* e = find(instance_id);
+  if (e == nullptr) return fail("unknown instance " + std::string(instance_id));
+  if (!counts(e->inst)) {
+    return fail("instance " + e->inst.id + " is " + std::string(to_string(e->inst.state)) +
+                (e->inst.exit_reason != ExitReason::None ? " and already leaving" : ""));
+  }
+  if (e->inst.state == LifecycleState::Pending) return fail("instance " + e->inst.id + " is still launching");
+  GroupState& g = *e->group;
+  if (decrement_desired) {
+    if (g.cfg.desired <= g.cfg.min) return fail("detach: desired would go below min " + std::to_string(g.cfg.min));
+    --g.cfg.desired;
+    g.cfg.updated_ms = now_ms;
+    out.emplace_back(PersistGroup{g.cfg});
+  }
+  const std::string activity = start_activity(g, ActivityType::Detach, "user detached " + e->inst.id, now_ms,
+                                              {e->inst.id}, out);
+  begin_drain(*e, ExitReason::Detach, activity, now_ms, out);
+  reconcile(g, now_ms, out, "instance " + std::string(instance_id) + " detached");
+  return {};
+}
+
+tl::expected<void, ModelError> Fleet::set_protected(std::string_view instance_id, bool value, TimeMs now_ms,
+                                                    std::vector<Command>& out) {
+  Entry* e = find(instance_id);
+  if (e == nullptr) return fail("unknown instance " + std::string(instance_id));
+  if (e->inst.protected_from_scale_in == value) return {};
+  e->inst.protected_from_scale_in = value;
+  persist(*e, out);
+  // Unprotecting may allow a pending scale-in or replacement.
+  reconcile(*e->group, now_ms, out, "protection of " + e->inst.id + (value ? " set" : " cleared"));
+  return {};
+}
+
+// ---- the rule -------------------------------------------------------------
+
+void Fleet::apply_rule(Entry& e, TimeMs now, std::vector<Command>& out) {
+  Instance& i = e.inst;
+  const bool want = wants_rotation(i);
+  const LbBinding& lb = e.group->cfg.lb;
+  // LB first: the shell runs commands in order, and rotation latency is the
+  // product; the state row follows.
+  if (want != i.runtime.in_lb) {
+    if (!lb.backend.empty()) {
+      if (want) {
+        out.emplace_back(LbRegister{lb.backend, i.id, i.address, lb.port != 0 ? lb.port : i.port});
+        i.runtime.lb_member = true;
+      } else {
+        out.emplace_back(LbDrain{lb.backend, i.id});
+      }
+    }
+    i.runtime.in_lb = want;
+  }
+  std::optional<LifecycleState> next;
+  if (want && (i.state == LifecycleState::Warming || i.state == LifecycleState::OutOfRotation)) {
+    next = transition(i.state, LifecycleEvent::Ready);
+  } else if (!want && i.state == LifecycleState::InService) {
+    next = transition(i.state, LifecycleEvent::NotReady);
+  }
+  if (next) {
+    set_state(e, *next, now);
+    persist(e, out);
+  }
+}
+
+// ---- health and fail-static -------------------------------------------------
+
+void Fleet::mark_unhealthy(Entry& e, std::string reason, TimeMs now) {
+  e.inst.health = Health::Unhealthy;
+  e.inst.health_reason = std::move(reason);
+  e.inst.unhealthy_since_ms = now;
+  update_deadline(e);
+}
+
+void Fleet::health_changed(GroupState& g, std::span<Entry* const> changed, TimeMs now, std::vector<Command>& out) {
+  if (!g.fail_static) {
+    std::size_t total = 0;
+    std::size_t recent = 0;
+    const TimeMs window_start = now - g.cfg.liveness_window_ms;
+    for (const Member& m : g.members) {
+      const Instance& i = m.entry->inst;
+      if (!counts(i)) continue;
+      ++total;
+      if (i.health == Health::Unhealthy && i.unhealthy_since_ms > window_start) ++recent;
+    }
+    if (exceeds_share(recent, total, g.cfg.fail_static_share)) {
+      g.fail_static = true;
+      std::vector<std::string> ids;
+      for (const Member& m : g.members) {
+        Instance& i = m.entry->inst;
+        if (counts(i) && i.health == Health::Unhealthy && i.unhealthy_since_ms > window_start) {
+          i.runtime.health_held = true;
+        }
+      }
+      g.fail_static_activity = start_activity(
+          g, ActivityType::FailStatic,
+          "fail-static: " + std::to_string(recent) + " of " + std::to_string(total) +
+              " instances turned unhealthy within " + std::to_string(g.cfg.liveness_window_ms) +
+              " ms, more than " + percent(g.cfg.fail_static_share) +
+              "; replacing none and leaving the load balancer as it is until at most " +
+              percent(g.cfg.fail_static_share) + " are unhealthy",
+          now, std::move(ids), out);
+    }
+  }
+  for (Entry* e : changed) {
+    if (g.fail_static && e->inst.health == Health::Unhealthy) e->inst.runtime.health_held = true;
+    apply_rule(*e, now, out);
+    persist(*e, out);
+  }
+  reconcile(g, now, out, "health changed");
+}
+
+void Fleet::check_fail_static_exit(GroupState& g, TimeMs now, std::vector<Command>& out) {
+  if (!g.fail_static) return;
+  std::size_t total = 0;
+  std::size_t unhealthy = 0;
+  for (const Member& m : g.members) {
+    const Instance& i = m.entry->inst;
+    if (!counts(i)) continue;
+    ++total;
+    if (i.health == Health::Unhealthy) ++unhealthy;
+  }
+  if (exceeds_share(unhealthy, total, g.cfg.fail_static_share)) return;
+  g.fail_static = false;
+  auto it = m_activities.find(g.fail_static_activity);
+  if (it != m_activities.end()) {
+    Activity a = std::move(it->second.activity);
+    m_activities.erase(it);
+    a.status = ActivityStatus::Successful;
+    a.end_ms = now;
+    a.cause += "; resumed: " + std::to_string(unhealthy) + " of " + std::to_string(total) + " unhealthy";
+    out.emplace_back(UpdateActivity{std::move(a)});
+  }
+  g.fail_static_activity.clear();
+  for (const Member& m : g.members) {
+    Entry& e = *m.entry;
+    if (!e.inst.runtime.health_held) continue;
+    e.inst.runtime.health_held = false;
+    apply_rule(e, now, out);
+  }
+  reconcile(g, now, out, "fail-static ended");
+}
+
+// ---- launching, draining, terminating --------------------------------------
+
+Fleet::Entry& Fleet::launch_one(GroupState& g, TimeMs now, std::vector<Command>& out, const std::string& activity_id,
+                                bool is_replacement) {
+  auto entry = std::make_unique<Entry>();
+  Instance& i = entry->inst;
+  i.id = m_deps.new_instance_id();
+  i.group = g.cfg.name;
+  i.origin = InstanceOrigin::Launched;
+  i.state = LifecycleState::Pending;
+  i.launch_configuration_id = g.cfg.launch_configuration_id;
+  i.launch_configuration_version = g.cfg.launch_configuration_version;
+  i.idempotency_key = m_deps.new_idempotency_key();
+  EnrollmentToken token = m_deps.new_enrollment_token();
+  i.enrollment_token_hash = std::move(token.hash);
+  i.activity_id = activity_id;
+  i.created_ms = now;
+  i.state_since_ms = now;
+  i.runtime.is_replacement = is_replacement;
+  Entry& e = *entry;
+  m_instances.emplace(i.id, std::move(entry));
+  add_member(g, e);
+  // Crash safety: the row with its idempotency key is written before the
+  // provider is asked, so a restart finds the launch and never repeats it
+  // under another key.
+  persist(e, out);
+  out.emplace_back(Launch{e.inst.id, g.cfg.name, e.inst.idempotency_key, e.inst.launch_configuration_id,
+                          e.inst.launch_configuration_version, std::move(token.token)});
+  return e;
+}
+
+void Fleet::begin_drain(Entry& e, ExitReason reason, const std::string& activity_id, TimeMs now,
+                        std::vector<Command>& out) {
+  Instance& i = e.inst;
+  i.exit_reason = reason;
+  if (!activity_id.empty()) i.activity_id = activity_id;
+  if (i.state == LifecycleState::Pending) {
+    // The launch is in flight: the provider's answer decides (drain right
+    // after LaunchSucceeded; nothing to do after LaunchFailed).
+    persist(e, out);
+    return;
+  }
+  const auto next = transition(i.state, LifecycleEvent::BeginDrain);
+  if (!next) return;
+  const bool was_member = i.runtime.lb_member;
+  i.runtime.health_held = false;
+  apply_rule(e, now, out);  // exit_reason set: leaves rotation (LbDrain) if it was in
+  set_state(e, *next, now);
+  if (i.runtime.agent_connected) {
+    out.emplace_back(SendDrain{i.id, static_cast<std::uint32_t>(e.group->cfg.drain_timeout_ms)});
+  }
+  persist(e, out);
+  update_deadline(e);
+  if (!was_member || e.group->cfg.lb.backend.empty()) finish_drain(e, now, out);
+}
+
+void Fleet::finish_drain(Entry& e, TimeMs now, std::vector<Command>& out) {
+  Instance& i = e.inst;
+  if (i.state != LifecycleState::Draining) return;
+  const LbBinding& lb = e.group->cfg.lb;
+  if (i.runtime.lb_member && !lb.backend.empty()) out.emplace_back(LbRemove{lb.backend, i.id});
+  i.runtime.lb_member = false;
+  i.runtime.in_lb = false;
+  if (i.exit_reason == ExitReason::Detach) {
+    set_state(e, *transition(i.state, LifecycleEvent::DetachComplete), now);
+    finish_terminal(e, true, "detached", now, out);
+    return;
+  }
+  // No terminate hook is configured yet: pass pending_terminate_hook at once.
+  set_state(e, *transition(i.state, LifecycleEvent::DrainComplete), now);
+  set_state(e, *transition(i.state, LifecycleEvent::TerminateHookDone), now);
+  update_deadline(e);
+  persist(e, out);  // terminating is on disk before the provider is asked
+  out.emplace_back(Terminate{i.id, i.group, i.provider_id, i.idempotency_key, i.origin});
+}
+
+// Persists a terminal instance, closes its activity entry and forgets it.
+void Fleet::finish_terminal(Entry& e, bool ok, const std::string& message, TimeMs now, std::vector<Command>& out) {
+  persist(e, out);
+  const std::string activity = e.inst.activity_id;
+  const std::string id = e.inst.id;
+  erase(e);
+  activity_instance_done(activity, id, ok, message, now, out);
+}
+
+// ---- the reconciler ---------------------------------------------------------
+
+void Fleet::reconcile(GroupState& g, TimeMs now, std::vector<Command>& out, std::string_view why) {
+  if (!g.cfg.enabled) return;
+  std::size_t counting = 0;
+  std::uint32_t replacing = 0;
+  std::vector<Entry*> unhealthy;
+  for (const Member& m : g.members) {
+    Instance& i = m.entry->inst;
+    if (!counts(i)) continue;
+    ++counting;
+    if (i.runtime.is_replacement &&
+        (i.state == LifecycleState::Pending || i.state == LifecycleState::Booting ||
+         i.state == LifecycleState::PendingLaunchHook || i.state == LifecycleState::Warming)) {
+      ++replacing;
+    }
+    if (i.health == Health::Unhealthy && !i.protected_from_scale_in) unhealthy.push_back(m.entry);
+  }
+  const bool may_launch = now >= g.next_launch_ms;
+  g.launch_waiting = false;
+
+  // Replace unhealthy instances: launch first, then remove; rate limited.
+  if (!g.fail_static && !unhealthy.empty()) {
+    if (!may_launch) {
+      g.launch_waiting = true;
+    } else {
+      const std::uint32_t limit = replacement_limit(g.cfg);
+      std::sort(unhealthy.begin(), unhealthy.end(), [](const Entry* a, const Entry* b) {
+        return std::tie(a->inst.unhealthy_since_ms, a->inst.id) < std::tie(b->inst.unhealthy_since_ms, b->inst.id);
+      });
+      for (Entry* x : unhealthy) {
+        if (replacing >= limit) break;
+        const std::string cause = "instance " + x->inst.id + " is unhealthy (" + x->inst.health_reason +
+                                  "): launching a replacement first, then removing it (" +
+                                  std::to_string(replacing + 1) + " of at most " + std::to_string(limit) +
+                                  " replacements at a time)";
+        const std::string activity = start_activity(g, ActivityType::ReplaceUnhealthy, cause, now, {}, out);
+        Entry& r = launch_one(g, now, out, activity, true);
+        auto& act = m_activities.at(activity);
+        act.activity.instances.push_back(ActivityInstance{r.inst.id, "replacement", true});
+        act.activity.instances.push_back(ActivityInstance{x->inst.id, "replaced", true});
+        act.open = 2;
+        begin_drain(*x, ExitReason::Replace, activity, now, out);
+        ++replacing;
+      }
+    }
+  }
+
+  // Capacity: bring counting instances to desired.
+  counting = 0;
+  std::vector<const Instance*> candidates;
+  for (const Member& m : g.members) {
+    if (counts(m.entry->inst)) {
+      ++counting;
+      candidates.push_back(&m.entry->inst);
+    }
+  }
+  const std::size_t desired = g.cfg.desired;
+  if (counting < desired) {
+    if (!may_launch) {
+      g.launch_waiting = true;
+      return;
+    }
+    const std::size_t n = desired - counting;
+    std::string cause = std::string(why) + ": desired " + std::to_string(desired) + ", " + std::to_string(counting) +
+                        " instances: launching " + std::to_string(n);
+    const std::string activity = start_activity(g, ActivityType::ScaleOut, std::move(cause), now, {}, out);
+    auto& act = m_activities.at(activity);
+    act.open = static_cast<std::uint32_t>(n);
+    for (std::size_t k = 0; k < n; ++k) {
+      Entry& e = launch_one(g, now, out, activity, false);
+      act.activity.instances.push_back(ActivityInstance{e.inst.id, {}, true});
+    }
+    out.emplace_back(UpdateActivity{act.activity});
+  } else if (counting > desired) {
+    const std::size_t n = counting - desired;
+    std::vector<const Instance*> chosen = choose_scale_in(candidates, g.cfg, n, m_rng);
+    if (chosen.empty()) return;  // all protected
+    std::string cause = std::string(why) + ": desired " + std::to_string(desired) + ", " + std::to_string(counting) +
+                        " instances: removing " + std::to_string(chosen.size());
+    if (chosen.size() < n) cause += " (" + std::to_string(n - chosen.size()) + " protected from scale-in)";
+    std::vector<std::string> ids;
+    for (const Instance* i : chosen) ids.push_back(i->id);
+    const std::string activity = start_activity(g, ActivityType::ScaleIn, std::move(cause), now, ids, out);
+    for (const std::string& id : ids) {
+      if (Entry* e = find(id)) begin_drain(*e, ExitReason::ScaleIn, activity, now, out);
+    }
+  }
+}
+
+// ---- events -----------------------------------------------------------------
+
+std::vector<Command> Fleet::handle(const Event& event, TimeMs now_ms) {
+  std::vector<Command> out;
+  handle(event, now_ms, out);
+  return out;
+}
+
+void Fleet::handle(const Event& event, TimeMs now_ms, std::vector<Command>& out) {
+  std::visit(
+      [&](const auto& e) {
+        using T = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<T, AgentHello>) on_hello(e, now_ms, out);
+        else if constexpr (std::is_same_v<T, AgentReport>) on_report(e, now_ms, out);
+        else if constexpr (std::is_same_v<T, AgentLost>) on_lost(e, now_ms, out);
+        else if constexpr (std::is_same_v<T, LaunchSucceeded>) on_launch_succeeded(e, now_ms, out);
+        else if constexpr (std::is_same_v<T, LaunchFailed>) on_launch_failed(e, now_ms, out);
+        else if constexpr (std::is_same_v<T, TerminateCompleted>) on_terminated(e, now_ms, out);
+        else if constexpr (std::is_same_v<T, InstanceVanished>) on_vanished(e, now_ms, out);
+        else if constexpr (std::is_same_v<T, LbDrained>) on_lb_drained(e, now_ms, out);
+        else if constexpr (std::is_same_v<T, Tick>) on_tick(now_ms, out);
+      },
+      event);
+}
+
+void Fleet::on_hello(const AgentHello& ev, TimeMs now, std::vector<Command>& out) {
+  Entry* e = find(ev.instance_id);
+  if (e == nullptr) return;
+  Instance& i = e->inst;
+  bool changed = false;
+  i.runtime.agent_connected = true;
+  i.runtime.last_report_ms = now;
+  if (i.agent_key.empty() && !ev.agent_key.empty()) {
+    i.agent_key = ev.agent_key;
+    changed = true;
+  }
+  if (!ev.address.empty() && ev.address != i.address) {
+    i.address = ev.address;
+    changed = true;
+  }
+  if (ev.port != 0 && ev.port != i.port) {
+    i.port = ev.port;
+    changed = true;
+  }
+  if (i.state == LifecycleState::Booting) {
+    set_state(*e, *transition(i.state, LifecycleEvent::AgentHello), now);
+    // No launch hook is configured yet: pass pending_launch_hook at once.
+    set_state(*e, *transition(i.state, LifecycleEvent::LaunchHookDone), now);
+    changed = true;
+  }
+  if (i.state == LifecycleState::Draining && i.exit_reason != ExitReason::None) {
+    out.emplace_back(SendDrain{i.id, static_cast<std::uint32_t>(e->group->cfg.drain_timeout_ms)});
+  }
+  update_deadline(*e);
+  if (changed) persist(*e, out);
+  apply_rule(*e, now, out);
+}
+
+void Fleet::on_report(const AgentReport& ev, TimeMs now, std::vector<Command>& out) {
+  Entry* e = find(ev.instance_id);
+  if (e == nullptr) return;
+  Instance& i = e->inst;
+  i.runtime.last_report_ms = now;
+  i.runtime.agent_connected = true;
+  const ScalingGroup& cfg = e->group->cfg;
+  // Health checks do not count during the grace period after launch.
+  const TimeMs started = i.launched_ms != 0 ? i.launched_ms : i.created_ms;
+  const bool in_grace = now < started + cfg.health_check_grace_period_ms;
+  const bool report_healthy = ev.healthy || in_grace;
+  const bool health_flip = (i.health == Health::Healthy) != report_healthy;
+  // The common case: nothing changed. Only the liveness deadline moves.
+  if (i.runtime.ready == ev.ready && i.runtime.agent_healthy == ev.healthy &&
+      i.runtime.agent_draining == ev.draining && !health_flip) {
+    if (i.health == Health::Healthy && is_connected_state(i.state)) {
+      e->group->members[e->member_index].deadline_ms = now + cfg.liveness_window_ms;
+    }
+    return;
+  }
+  i.runtime.ready = ev.ready;
+  i.runtime.agent_healthy = ev.healthy;
+  const bool draining_flip = i.runtime.agent_draining != ev.draining;
+  i.runtime.agent_draining = ev.draining;
+  if (draining_flip && ev.draining && i.exit_reason == ExitReason::None) {
+    // The agent drains (a DRAIN from before a restart, or its own STOPPING=1)
+    // although tide does not remove it; tell it tide does not ask for that.
+    out.emplace_back(SendUndrain{i.id});
+  }
+  if (health_flip && is_member_state(i.state) && i.exit_reason == ExitReason::None) {
+    Entry* changed[] = {e};
+    if (!report_healthy) {
+      mark_unhealthy(*e, ev.health_reason.empty() ? "agent reports unhealthy" : ev.health_reason, now);
+    } else {
+      i.health = Health::Healthy;
+      i.health_reason.clear();
+      i.unhealthy_since_ms = 0;
+      i.runtime.health_held = false;
+      update_deadline(*e);
+    }
+    GroupState& g = *e->group;
+    health_changed(g, changed, now, out);
+    check_fail_static_exit(g, now, out);
+    return;
+  }
+  update_deadline(*e);
+  apply_rule(*e, now, out);
+}
+
+void Fleet::on_lost(const AgentLost& ev, TimeMs now, std::vector<Command>& out) {
+  Entry* e = find(ev.instance_id);
+  if (e == nullptr) return;
+  Instance& i = e->inst;
+  i.runtime.agent_connected = false;
+  if (i.health == Health::Unhealthy || !is_connected_state(i.state) || i.exit_reason != ExitReason::None) return;
+  mark_unhealthy(*e, "agent lost" + (ev.reason.empty() ? std::string() : ": " + ev.reason), now);
+  Entry* changed[] = {e};
+  health_changed(*e->group, changed, now, out);
+}
+
+void Fleet::on_launch_succeeded(const LaunchSucceeded& ev, TimeMs now, std::vector<Command>& out) {
+  Entry* e = find(ev.instance_id);
+  if (e == nullptr || e->inst.state != LifecycleState::Pending) return;
+  Instance& i = e->inst;
+  GroupState& g = *e->group;
+  g.consecutive_failures = 0;
+  g.next_launch_ms = 0;
+  i.provider_id = ev.provider_id;
+  i.address = ev.address;
+  i.port = ev.port;
+  i.launched_ms = now;
+  set_state(*e, *transition(i.state, LifecycleEvent::LaunchSucceeded), now);
+  update_deadline(*e);
+  persist(*e, out);
+  const std::string activity = i.activity_id;
+  const std::string id = i.id;
+  if (i.exit_reason == ExitReason::None) {
+    activity_instance_done(activity, id, true, "launched as " + ev.provider_id, now, out);
+    return;
+  }
+  // Chosen for removal while launching: the activity that chose it tracks it
+  // until it is terminated.
+  const ExitReason reason = i.exit_reason;
+  i.exit_reason = ExitReason::None;
+  begin_drain(*e, reason, {}, now, out);
+}
+
+void Fleet::on_launch_failed(const LaunchFailed& ev, TimeMs now, std::vector<Command>& out) {
+  Entry* e = find(ev.instance_id);
+  if (e == nullptr || e->inst.state != LifecycleState::Pending) return;
+  GroupState& g = *e->group;
+  ++g.consecutive_failures;
+  const std::int64_t delay = retry_delay_ms(g.cfg.retry, g.consecutive_failures);
+  g.next_launch_ms = now + delay;
+  const std::string id = e->inst.id;
+  set_state(*e, *transition(e->inst.state, LifecycleEvent::LaunchFailed), now);
+  std::string retry = delay == 0 ? "retrying now"
+                                 : "next attempt in " + std::to_string(delay) + " ms";
+  record_finished_activity(g.cfg.name, ActivityType::LaunchFailed,
+                           "launch of " + id + " failed (" + std::to_string(g.consecutive_failures) +
+                               " in a row): " + ev.message + "; " + retry,
+                           ActivityStatus::Failed, now, {ActivityInstance{id, ev.message, false}}, out);
+  finish_terminal(*e, false, ev.message, now, out);
+  reconcile(g, now, out, "retrying after launch failure of " + id);
+}
+
+void Fleet::on_terminated(const TerminateCompleted& ev, TimeMs now, std::vector<Command>& out) {
+  Entry* e = find(ev.instance_id);
+  if (e == nullptr) return;
+  const auto next = transition(e->inst.state, LifecycleEvent::TerminateCompleted);
+  if (!next) return;
+  set_state(*e, *next, now);
+  finish_terminal(*e, true, "terminated", now, out);
+}
+
+void Fleet::on_vanished(const InstanceVanished& ev, TimeMs now, std::vector<Command>& out) {
+  Entry* e = find(ev.instance_id);
+  if (e == nullptr) return;
+  Instance& i = e->inst;
+  const auto next = transition(i.state, LifecycleEvent::Vanished);
+  if (!next) return;
+  GroupState& g = *e->group;
+  const bool expected = i.state == LifecycleState::Terminating;
+  const LbBinding& lb = g.cfg.lb;
+  if (i.runtime.lb_member && !lb.backend.empty()) out.emplace_back(LbRemove{lb.backend, i.id});
+  i.runtime.in_lb = false;
+  i.runtime.lb_member = false;
+  set_state(*e, *next, now);
+  const std::string id = i.id;
+  if (!expected) {
+    record_finished_activity(g.cfg.name, ActivityType::TerminateUnexpectedly,
+                             "instance " + id + " (" + to_string(i.state).data() + ") vanished: " + ev.message,
+                             ActivityStatus::Successful, now, {ActivityInstance{id, ev.message, true}}, out);
+  }
+  finish_terminal(*e, expected, ev.message, now, out);
+  reconcile(g, now, out, "instance " + id + " vanished");
+}
+
+void Fleet::on_lb_drained(const LbDrained& ev, TimeMs now, std::vector<Command>& out) {
+  Entry* e = find(ev.instance_id);
+  if (e == nullptr || e->inst.state != LifecycleState::Draining) return;
+  finish_drain(*e, now, out);
+}
+
+void Fleet::on_tick(TimeMs now, std::vector<Command>& out) {
+  for (auto& [name, gp] : m_groups) {
+    GroupState& g = *gp;
+    m_scratch.clear();
+    for (const Member& m : g.members) {
+      if (m.deadline_ms <= now) m_scratch.push_back(m.entry);
+    }
+    std::vector<Entry*> changed;
+    for (Entry* e : m_scratch) {
+      Instance& i = e->inst;
+      if (i.state == LifecycleState::Booting) {
+        if (i.exit_reason == ExitReason::None && i.health == Health::Healthy) {
+          mark_unhealthy(*e, "no HELLO within the boot timeout of " + std::to_string(g.cfg.boot_timeout_ms) + " ms",
+                         now);
+          changed.push_back(e);
+        }
+      } else if (is_connected_state(i.state)) {
+        if (i.health == Health::Healthy) {
+          mark_unhealthy(*e,
+                         "no report for " + std::to_string(now - i.runtime.last_report_ms) +
+                             " ms (liveness window " + std::to_string(g.cfg.liveness_window_ms) + " ms)",
+                         now);
+          changed.push_back(e);
+        }
+      } else if (i.state == LifecycleState::Draining) {
+        finish_drain(*e, now, out);  // drain timeout; may erase e
+        continue;
+      }
+      update_deadline(*e);
+    }
+    if (!changed.empty()) {
+      health_changed(g, changed, now, out);
+    } else if (g.launch_waiting && now >= g.next_launch_ms) {
+      reconcile(g, now, out, "retry back-off elapsed");
+    }
+    check_fail_static_exit(g, now, out);
+  }
+}
+
+// ---- restart ----------------------------------------------------------------
+
+void Fleet::restore(RestoreInput input, TimeMs now, std::vector<Command>& out) {
+  for (LaunchConfiguration& c : input.launch_configurations) {
+    auto key = std::make_pair(c.id, c.version);
+    m_configs.insert_or_assign(std::move(key), std::move(c));
+  }
+  for (ScalingGroup& sg : input.groups) {
+    auto state = std::make_unique<GroupState>();
+    state->cfg = std::move(sg);
+    std::string name = state->cfg.name;
+    m_groups.insert_or_assign(std::move(name), std::move(state));
+  }
+  for (Activity& a : input.running_activities) {
+    RunningActivity ra;
+    ra.activity = std::move(a);
+    std::string id = ra.activity.id;
+    m_activities.insert_or_assign(std::move(id), std::move(ra));
+  }
+  // What the provider runs, by idempotency key and by provider id.
+  std::unordered_map<std::string_view, std::size_t> by_key;
+  std::unordered_map<std::string_view, std::size_t> by_pid;
+  for (std::size_t k = 0; k < input.provider.size(); ++k) {
+    const ProviderInstance& p = input.provider[k];
+    if (!p.idempotency_key.empty()) by_key.emplace(p.idempotency_key, k);
+    if (!p.provider_id.empty()) by_pid.emplace(p.provider_id, k);
+  }
+  std::vector<bool> matched(input.provider.size(), false);
+  std::unordered_map<std::string_view, const LbMember*> lb_by_id;
+  for (const LbMember& m : input.lb) lb_by_id.emplace(m.instance_id, &m);
+
+  std::vector<Entry*> adopted;
+  std::vector<std::pair<Entry*, std::string>> vanished;
+  for (Instance& stored : input.instances) {
+    if (is_terminal(stored.state)) continue;
+    GroupState* g = find_group(stored.group);
+    if (g == nullptr) continue;  // a group deleted under it: nothing can own it
+    auto entry = std::make_unique<Entry>();
+    entry->inst = std::move(stored);
+    entry->inst.runtime = InstanceRuntime{};
+    Entry& e = *entry;
+    Instance& i = e.inst;
+    m_instances.insert_or_assign(i.id, std::move(entry));
+    add_member(*g, e);
+    if (i.origin == InstanceOrigin::Attached) {
+      adopted.push_back(&e);
+      continue;
+    }
+    std::optional<std::size_t> hit;
+    if (auto it = by_pid.find(i.provider_id); !i.provider_id.empty() && it != by_pid.end()) hit = it->second;
+    if (auto it = by_key.find(i.idempotency_key); !hit && !i.idempotency_key.empty() && it != by_key.end()) {
+      hit = it->second;
+    }
+    if (hit) {
+      matched[*hit] = true;
+      adopted.push_back(&e);
+      continue;
+    }
+    if (i.state == LifecycleState::Pending) {
+      // The launch may never have reached the provider: ask again with the
+      // same idempotency key, so a launch that did happen is not repeated.
+      EnrollmentToken token = m_deps.new_enrollment_token();
+      i.enrollment_token_hash = std::move(token.hash);
+      persist(e, out);
+      out.emplace_back(Launch{i.id, i.group, i.idempotency_key, i.launch_configuration_id,
+                              i.launch_configuration_version, std::move(token.token)});
+      continue;
+    }
+    vanished.emplace_back(&e, "not running at the provider after a coordinator restart");
+  }
+
+  // Adopted instances: the agent reconnects within the liveness window; until
+  // then the LB keeps what it has for in-service ones.
+  for (Entry* e : adopted) {
+    Instance& i = e->inst;
+    const LbBinding& lb = e->group->cfg.lb;
+    i.runtime.last_report_ms = now;
+    auto lb_it = lb_by_id.find(i.id);
+    const LbMember* member = lb_it == lb_by_id.end() ? nullptr : lb_it->second;
+    if (i.state == LifecycleState::Pending) {
+      const ProviderInstance* p = nullptr;
+      if (auto it = by_key.find(i.idempotency_key); it != by_key.end()) p = &input.provider[it->second];
+      if (p != nullptr) {
+        LaunchSucceeded ev{i.id, p->provider_id, p->address, p->port};
+        on_launch_succeeded(ev, now, out);
+      }
+      continue;
+    }
+    if (member != nullptr) i.runtime.lb_member = true;
+    if (i.state == LifecycleState::InService) {
+      // Last known: in rotation. Assume ready until the first report.
+      i.runtime.ready = true;
+      i.runtime.in_lb = member != nullptr && member->in_rotation;
+      if (!i.runtime.in_lb && !lb.backend.empty()) {
+        out.emplace_back(LbRegister{lb.backend, i.id, i.address, lb.port != 0 ? lb.port : i.port});
+        i.runtime.in_lb = true;
+        i.runtime.lb_member = true;
+      }
+    } else if (member != nullptr && member->in_rotation && !lb.backend.empty()) {
+      out.emplace_back(LbDrain{lb.backend, i.id});
+    }
+    if (i.state == LifecycleState::Draining && i.runtime.lb_member && !lb.backend.empty()) {
+      out.emplace_back(LbDrain{lb.backend, i.id});  // the shell resumes polling for 0 sessions
+    }
+    if (i.state == LifecycleState::Draining && !i.runtime.lb_member) finish_drain(*e, now, out);
+    else if (i.state == LifecycleState::Terminating) {
+      out.emplace_back(Terminate{i.id, i.group, i.provider_id, i.idempotency_key, i.origin});
+    } else if (i.state == LifecycleState::PendingTerminateHook) {
+      set_state(*e, *transition(i.state, LifecycleEvent::TerminateHookDone), now);
+      persist(*e, out);
+      out.emplace_back(Terminate{i.id, i.group, i.provider_id, i.idempotency_key, i.origin});
+    } else if (i.state == LifecycleState::PendingLaunchHook) {
+      set_state(*e, *transition(i.state, LifecycleEvent::LaunchHookDone), now);
+      persist(*e, out);
+    }
+    if (find(i.id) != nullptr) update_deadline(*e);
+  }
+
+  for (auto& [e, message] : vanished) {
+    Instance& i = e->inst;
+    GroupState& g = *e->group;
+    const bool expected = i.state == LifecycleState::Terminating || i.state == LifecycleState::PendingTerminateHook;
+    if (auto it = lb_by_id.find(i.id); it != lb_by_id.end() && !g.cfg.lb.backend.empty()) {
+      out.emplace_back(LbRemove{g.cfg.lb.backend, i.id});
+    }
+    const std::string id = i.id;
+    const std::string was = std::string(to_string(i.state));
+    set_state(*e, LifecycleState::Terminated, now);
+    if (!expected) {
+      record_finished_activity(g.cfg.name, ActivityType::TerminateUnexpectedly,
+                               "instance " + id + " (" + was + ") " + message, ActivityStatus::Successful, now,
+                               {ActivityInstance{id, message, true}}, out);
+    }
+    finish_terminal(*e, expected, expected ? "terminated" : message, now, out);
+  }
+
+  // Strays: tide-tagged instances the store does not know.
+  for (std::size_t k = 0; k < input.provider.size(); ++k) {
+    const ProviderInstance& p = input.provider[k];
+    if (matched[k] || !p.tagged_by_tide) continue;
+    if (!p.instance_id.empty() && find(p.instance_id) != nullptr) continue;
+    out.emplace_back(Terminate{p.instance_id, {}, p.provider_id, p.idempotency_key, InstanceOrigin::Launched});
+    record_finished_activity({}, ActivityType::TerminateStray,
+                             "provider runs " + p.provider_id + " tagged by tide (instance " +
+                                 (p.instance_id.empty() ? "?" : p.instance_id) +
+                                 ") that the store does not know: terminating it",
+                             ActivityStatus::Successful, now,
+                             {ActivityInstance{p.instance_id.empty() ? p.provider_id : p.instance_id, "terminated", true}},
+                             out);
+  }
+
+  // LB slots held for instances tide no longer has.
+  for (const LbMember& m : input.lb) {
+    if (find(m.instance_id) == nullptr) out.emplace_back(LbRemove{m.backend, m.instance_id});
+  }
+
+  // Activities whose instances are all gone are over.
+  std::vector<std::string> done;
+  for (auto& [id, ra] : m_activities) {
+    ra.open = 0;
+    for (ActivityInstance& ai : ra.activity.instances) {
+      const Entry* e = find(ai.instance_id);
+      if (e != nullptr && e->inst.activity_id == id) ++ra.open;
+    }
+    if (ra.open == 0 && ra.activity.type != ActivityType::FailStatic) done.push_back(id);
+  }
+  for (const std::string& id : done) {
+    auto it = m_activities.find(id);
+    Activity a = std::move(it->second.activity);
+    m_activities.erase(it);
+    a.status = ActivityStatus::Successful;
+    a.end_ms = now;
+    out.emplace_back(UpdateActivity{std::move(a)});
+  }
+
+  for (auto& [name, g] : m_groups) reconcile(*g, now, out, "coordinator restarted");
+}
+
+// ---- queries ----------------------------------------------------------------
+
+const Instance* Fleet::instance(std::string_view id) const {
+  auto it = m_instances.find(id);
+  return it == m_instances.end() ? nullptr : &it->second->inst;
+}
+
+const ScalingGroup* Fleet::group(std::string_view name) const {
+  auto it = m_groups.find(name);
+  return it == m_groups.end() ? nullptr : &it->second->cfg;
+}
+
+std::vector<const Instance*> Fleet::instances_of(std::string_view group) const {
+  std::vector<const Instance*> result;
+  auto it = m_groups.find(group);
+  if (it == m_groups.end()) return result;
+  for (const Member& m : it->second->members) result.push_back(&m.entry->inst);
+  std::sort(result.begin(), result.end(), [](const Instance* a, const Instance* b) {
+    return std::tie(a->created_ms, a->id) < std::tie(b->created_ms, b->id);
+  });
+  return result;
+}
+
+bool Fleet::in_fail_static(std::string_view group) const {
+  auto it = m_groups.find(group);
+  return it != m_groups.end() && it->second->fail_static;
+}
+
+std::size_t Fleet::instance_count() const { return m_instances.size(); }
+
+}  // namespace tide::coordinator

@@ -1,0 +1,213 @@
+// The coordinator's decision core: groups, instances and activities in
+// memory, and every decision about them (docs/lifecycle.md).
+//
+// Fleet is pure: it never reads a clock (now_ms is passed in), never does
+// I/O, and draws ids, tokens and tie-breaking randomness from FleetDeps.
+// Each call appends the commands the shell must run, in order, to `out`.
+//
+// Indexes: instances by id (hash map) and, per group, a compact member array
+// of (instance, next deadline) so a Tick scans 16-byte entries and touches
+// only instances whose timer is due. A REPORT that changes nothing costs one
+// hash lookup and a few compares and emits nothing.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "coordinator/core/commands.hpp"
+#include "coordinator/core/events.hpp"
+#include "coordinator/core/model.hpp"
+
+namespace tide::coordinator {
+
+struct EnrollmentToken {
+  std::string token;  // handed to the instance once (Launch command)
+  std::string hash;   // what is stored (Instance::enrollment_token_hash)
+};
+
+// Everything the core would otherwise take from the environment.
+struct FleetDeps {
+  std::function<std::string()> new_instance_id;      // "i-<hex>"
+  std::function<std::string()> new_activity_id;      // "a-<hex>"
+  std::function<std::string()> new_idempotency_key;
+  std::function<EnrollmentToken()> new_enrollment_token;  // the shell uses a CSPRNG + SHA-256
+  std::uint64_t seed = 0;                            // scale-in tie breaking
+};
+
+// Deterministic ids from a seeded engine (tests, simulations). The token is
+// NOT secret and its "hash" is the token reversed: never use it in
+// production.
+[[nodiscard]] FleetDeps deterministic_deps(std::uint64_t seed);
+
+// ---- pure helpers (exposed for tests and the docs) ------------------------
+
+// Picks `count` instances to scale in among `candidates` (never protected
+// ones): launched before attached; not in service (pending, booting, warming,
+// out of rotation, unhealthy) before in service; then the group's
+// termination policy; ties broken by `rng`.
+[[nodiscard]] std::vector<const Instance*> choose_scale_in(std::span<const Instance* const> candidates,
+                                                           const ScalingGroup& group, std::size_t count,
+                                                           std::mt19937_64& rng);
+
+// Wait before the next launch after `consecutive_failures` failed launches:
+// 0 for the first `immediate_retries`, then initial * multiplier^k, capped.
+[[nodiscard]] std::int64_t retry_delay_ms(const RetryPolicy& policy, std::uint32_t consecutive_failures);
+
+// How many replacements may be in flight at once: max(1, floor(rate * desired)).
+[[nodiscard]] std::uint32_t replacement_limit(const ScalingGroup& group);
+
+// Fail-static trigger: strictly more than `share` of `total`.
+[[nodiscard]] bool exceeds_share(std::size_t count, std::size_t total, double share);
+
+// THE RULE, for one instance: in rotation iff the latest report says ready,
+// it is healthy and nobody drains it (neither tide nor the agent). Under
+// fail-static a held instance keeps whatever the LB has.
+[[nodiscard]] bool wants_rotation(const Instance& instance);
+
+// ---- restart reconciliation input -----------------------------------------
+
+// One instance the provider says it runs.
+struct ProviderInstance {
+  std::string provider_id;
+  std::string idempotency_key;  // as passed to Launch; empty when unknown
+  std::string instance_id;      // tide's id from the instance's tag; empty when untagged
+  bool tagged_by_tide = false;  // carries tide's tag: only these may be terminated as strays
+  std::string address;
+  std::uint16_t port = 0;
+};
+
+// One slot of an LB backend that is not in maintenance.
+struct LbMember {
+  std::string backend;
+  std::string instance_id;   // as registered by tide
+  bool in_rotation = false;  // ready (true) or draining (false)
+};
+
+struct RestoreInput {
+  std::vector<LaunchConfiguration> launch_configurations;
+  std::vector<ScalingGroup> groups;
+  std::vector<Instance> instances;          // non-terminal stored rows
+  std::vector<Activity> running_activities; // rows with status running
+  std::vector<ProviderInstance> provider;   // provider's list, all groups
+  std::vector<LbMember> lb;                 // every backend's live slots
+};
+
+class Fleet {
+ public:
+  explicit Fleet(FleetDeps deps);
+  ~Fleet();
+  Fleet(const Fleet&) = delete;
+  Fleet& operator=(const Fleet&) = delete;
+
+  // ---- configuration and user requests ----
+  [[nodiscard]] tl::expected<void, ModelError> put_launch_configuration(LaunchConfiguration config);
+  // Creates or updates a group and reconciles it.
+  [[nodiscard]] tl::expected<void, ModelError> put_group(ScalingGroup group, TimeMs now_ms,
+                                                         std::vector<Command>& out);
+  [[nodiscard]] tl::expected<void, ModelError> set_desired(std::string_view group, std::uint32_t desired,
+                                                           std::string cause, TimeMs now_ms,
+                                                           std::vector<Command>& out);
+  // Adds an existing server; it waits for its agent's HELLO (boot timeout).
+  // Raises desired by one when `increment_desired` (refused above max).
+  [[nodiscard]] tl::expected<std::string, ModelError> attach(std::string_view group, std::string address,
+                                                             std::uint16_t port, bool protect,
+                                                             bool increment_desired, TimeMs now_ms,
+                                                             std::vector<Command>& out);
+  // Drains the instance and lets it leave the group alive.
+  [[nodiscard]] tl::expected<void, ModelError> detach(std::string_view instance_id, bool decrement_desired,
+                                                      TimeMs now_ms, std::vector<Command>& out);
+  [[nodiscard]] tl::expected<void, ModelError> set_protected(std::string_view instance_id, bool value,
+                                                             TimeMs now_ms, std::vector<Command>& out);
+
+  // ---- events ----
+  void handle(const Event& event, TimeMs now_ms, std::vector<Command>& out);
+  [[nodiscard]] std::vector<Command> handle(const Event& event, TimeMs now_ms);
+
+  // ---- restart ----
+  // Loads stored state into an empty fleet and reconciles it against what
+  // the provider and the LB actually have: adopts running instances, marks
+  // vanished ones terminated, terminates tagged strays, re-issues pending
+  // launches with their original idempotency key, fixes LB membership.
+  void restore(RestoreInput input, TimeMs now_ms, std::vector<Command>& out);
+
+  // ---- queries ----
+  [[nodiscard]] const Instance* instance(std::string_view id) const;
+  [[nodiscard]] const ScalingGroup* group(std::string_view name) const;
+  [[nodiscard]] std::vector<const Instance*> instances_of(std::string_view group) const;
+  [[nodiscard]] bool in_fail_static(std::string_view group) const;
+  [[nodiscard]] std::size_t instance_count() const;
+
+ private:
+  struct Entry;
+  struct GroupState;
+  struct Member {
+    Entry* entry;
+    TimeMs deadline_ms;  // next time a timer may fire for this instance
+  };
+  struct RunningActivity {
+    Activity activity;
+    std::uint32_t open = 0;  // instances whose outcome is not known yet
+  };
+
+  Entry* find(std::string_view id);
+  GroupState* find_group(std::string_view name);
+
+  void on_hello(const AgentHello& e, TimeMs now, std::vector<Command>& out);
+  void on_report(const AgentReport& e, TimeMs now, std::vector<Command>& out);
+  void on_lost(const AgentLost& e, TimeMs now, std::vector<Command>& out);
+  void on_launch_succeeded(const LaunchSucceeded& e, TimeMs now, std::vector<Command>& out);
+  void on_launch_failed(const LaunchFailed& e, TimeMs now, std::vector<Command>& out);
+  void on_terminated(const TerminateCompleted& e, TimeMs now, std::vector<Command>& out);
+  void on_vanished(const InstanceVanished& e, TimeMs now, std::vector<Command>& out);
+  void on_lb_drained(const LbDrained& e, TimeMs now, std::vector<Command>& out);
+  void on_tick(TimeMs now, std::vector<Command>& out);
+
+  void reconcile(GroupState& g, TimeMs now, std::vector<Command>& out, std::string_view why);
+  Entry& launch_one(GroupState& g, TimeMs now, std::vector<Command>& out, const std::string& activity_id,
+                    bool is_replacement);
+  void begin_drain(Entry& e, ExitReason reason, const std::string& activity_id, TimeMs now,
+                   std::vector<Command>& out);
+  void finish_drain(Entry& e, TimeMs now, std::vector<Command>& out);
+  void apply_rule(Entry& e, TimeMs now, std::vector<Command>& out);
+  void set_state(Entry& e, LifecycleState to, TimeMs now);
+  void mark_unhealthy(Entry& e, std::string reason, TimeMs now);
+  void health_changed(GroupState& g, std::span<Entry* const> changed, TimeMs now, std::vector<Command>& out);
+  void check_fail_static_exit(GroupState& g, TimeMs now, std::vector<Command>& out);
+  void finish_terminal(Entry& e, bool ok, const std::string& message, TimeMs now, std::vector<Command>& out);
+  void persist(const Entry& e, std::vector<Command>& out);
+  void update_deadline(Entry& e);
+  void add_member(GroupState& g, Entry& e);
+  void erase(Entry& e);
+
+  std::string start_activity(GroupState& g, ActivityType type, std::string cause, TimeMs now,
+                             std::vector<std::string> instance_ids, std::vector<Command>& out);
+  void record_finished_activity(const std::string& group, ActivityType type, std::string cause,
+                                ActivityStatus status, TimeMs now, std::vector<ActivityInstance> instances,
+                                std::vector<Command>& out);
+  void activity_instance_done(const std::string& activity_id, const std::string& instance_id, bool ok,
+                              const std::string& message, TimeMs now, std::vector<Command>& out);
+
+  FleetDeps m_deps;
+  std::mt19937_64 m_rng;
+  std::map<std::pair<std::string, std::uint32_t>, LaunchConfiguration> m_configs;
+  std::map<std::string, std::unique_ptr<GroupState>, std::less<>> m_groups;
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
+  };
+  std::unordered_map<std::string, std::unique_ptr<Entry>, StringHash, std::equal_to<>> m_instances;
+  std::unordered_map<std::string, RunningActivity, StringHash, std::equal_to<>> m_activities;
+  std::vector<Entry*> m_scratch;  // reused by on_tick
+};
+
+}  // namespace tide::coordinator
