@@ -482,7 +482,7 @@ class Fields {
       const auto& key = m_map.ptr[i].key.via.str;
       if (key.size == name.size() && std::memcmp(key.ptr, name.data(), name.size()) == 0) {
         if (found != nullptr) {
-          m_ctx.fail(Kind::BadEnvelope, path(name), "key given more than once");
+          m_ctx.fail(Kind::OutOfBounds, path(name), "key given more than once");
           return nullptr;
         }
         found = &m_map.ptr[i].val;
@@ -611,7 +611,7 @@ void read(Fields& f, std::string_view name, Need need, std::map<std::string, std
     if (kv.key.type != msgpack::type::STR) return f.ctx().wrong_type(f.path(name) + " key", "str", kv.key);
     if (kv.val.type != msgpack::type::STR) return f.ctx().wrong_type(f.path(name) + " value", "str", kv.val);
     if (!out.emplace(as_view(kv.key), as_view(kv.val)).second) {
-      return f.ctx().fail(Kind::BadEnvelope, f.path(name), "key given more than once");
+      return f.ctx().fail(Kind::OutOfBounds, f.path(name), "key given more than once");
     }
   }
 }
@@ -626,7 +626,7 @@ void read(Fields& f, std::string_view name, Need need, std::map<std::string, dou
     double value = 0.0;
     if (!to_double(kv.val, value)) return f.ctx().wrong_type(f.path(name) + " value", "number", kv.val);
     if (!out.emplace(as_view(kv.key), value).second) {
-      return f.ctx().fail(Kind::BadEnvelope, f.path(name), "key given more than once");
+      return f.ctx().fail(Kind::OutOfBounds, f.path(name), "key given more than once");
     }
   }
 }
