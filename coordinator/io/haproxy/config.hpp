@@ -1,0 +1,53 @@
+// HAProxy configuration generator: one frontend and one backend of
+// pre-declared slots per tide load-balancer binding, plus the admin stats
+// socket the driver talks to. Pure: returns text, writes nothing.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+namespace tide::haproxy {
+
+struct BackendSpec {
+  std::string name;            // backend name, [A-Za-z0-9_.-]+; the frontend is "fe_<name>"
+  std::string bind_address = "127.0.0.1";
+  std::uint16_t bind_port = 0;  // frontend port, 1..65535
+  std::string slot_prefix = "s";
+  std::uint32_t slot_count = 64;  // 1..4096
+  std::string balance = "roundrobin";  // must be dynamic: roundrobin, leastconn, first, random
+  // HAProxy's own health checks, for the benchmark baseline only: tide drives
+  // the state itself and does not need them.
+  bool health_check = false;
+  std::string check_path = "/ready";
+  std::uint32_t check_inter_ms = 2000;
+  std::uint32_t check_rise = 2;
+  std::uint32_t check_fall = 3;
+};
+
+struct ConfigSpec {
+  std::string stats_socket;       // unix socket path (mode 600, level admin)
+  std::string stats_tcp;          // optional "127.0.0.1:9999": also expose the API on TCP
+  std::string pid_file;           // optional
+  std::vector<BackendSpec> backends;
+  std::uint32_t maxconn = 20000;
+  std::uint32_t timeout_connect_ms = 1000;
+  std::uint32_t timeout_client_ms = 30000;
+  std::uint32_t timeout_server_ms = 30000;
+  std::uint32_t timeout_queue_ms = 5000;
+  std::uint32_t timeout_http_keep_alive_ms = 5000;
+  std::uint32_t stats_timeout_s = 3600;  // idle time before HAProxy closes a runtime API connection
+  std::uint32_t retries = 3;
+  // true: one request per server connection (`option http-server-close`):
+  // a drained server sees its connections end as soon as requests finish.
+  // false: keep server connections alive (faster); the retry policy covers a
+  // reused connection that the server closed.
+  bool server_close = false;
+};
+
+// Checks names, ports and ranges; returns the configuration text or a clear error.
+[[nodiscard]] tl::expected<std::string, std::string> render_config(const ConfigSpec& spec);
+
+}  // namespace tide::haproxy

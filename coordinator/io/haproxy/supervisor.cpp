@@ -1,0 +1,195 @@
+#include "coordinator/io/haproxy/supervisor.hpp"
+
+#include <algorithm>
+#include <csignal>
+#include <memory>
+#include <utility>
+
+namespace tide::haproxy {
+namespace {
+
+std::vector<char*> make_argv(std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  return argv;
+}
+
+}  // namespace
+
+tl::expected<void, std::string> check_config(const std::string& haproxy_binary, const std::string& config_path) {
+  // A private loop: the check takes a few milliseconds and must not run any
+  // of the main loop's callbacks in the middle of the caller's work.
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct Ctx {
+    std::string output;
+    std::int64_t status = -1;
+    int signal = 0;
+  } ctx;
+  uv_pipe_t out;
+  uv_pipe_init(&loop, &out, 0);
+  out.data = &ctx;
+  std::vector<std::string> args = {haproxy_binary, "-c", "-q", "-f", config_path};
+  auto argv = make_argv(args);
+  uv_stdio_container_t stdio[3];
+  // HAProxy prints its diagnostics on stderr.
+  stdio[0].flags = UV_IGNORE;
+  stdio[1].flags = UV_IGNORE;
+  stdio[2].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
+  stdio[2].data.stream = reinterpret_cast<uv_stream_t*>(&out);
+  uv_process_options_t opt{};
+  opt.file = argv[0];
+  opt.args = argv.data();
+  opt.stdio = stdio;
+  opt.stdio_count = 3;
+  opt.exit_cb = [](uv_process_t* p, std::int64_t status, int sig) {
+    auto* c = static_cast<Ctx*>(p->data);
+    c->status = status;
+    c->signal = sig;
+    uv_close(reinterpret_cast<uv_handle_t*>(p), nullptr);
+  };
+  uv_process_t proc;
+  proc.data = &ctx;
+  int rc = uv_spawn(&loop, &proc, &opt);
+  if (rc < 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&out), nullptr);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return tl::make_unexpected("cannot run " + haproxy_binary + ": " + uv_strerror(rc));
+  }
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&out),
+      [](uv_handle_t*, std::size_t suggested, uv_buf_t* buf) {
+        buf->base = new char[suggested];
+        buf->len = suggested;
+      },
+      [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+        std::unique_ptr<char[]> owned(buf->base);
+        auto* c = static_cast<Ctx*>(s->data);
+        if (n > 0 && c->output.size() < 64 * 1024) c->output.append(buf->base, static_cast<std::size_t>(n));
+        if (n < 0) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+      });
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  if (ctx.status == 0 && ctx.signal == 0) return {};
+  return tl::make_unexpected("haproxy -c " + config_path + " failed (exit " + std::to_string(ctx.status) + "): " +
+                             ctx.output);
+}
+
+Supervisor::Supervisor(uv_loop_t* loop, Options options, Events events)
+    : m_loop(loop), m_options(std::move(options)), m_events(std::move(events)) {
+  m_timer = new uv_timer_t;
+  uv_timer_init(m_loop, m_timer);
+  m_timer->data = this;
+}
+
+Supervisor::~Supervisor() {
+  if (m_process != nullptr) {
+    // Never leave HAProxy running behind us.
+    m_process->data = nullptr;
+    uv_process_kill(m_process, SIGKILL);
+  }
+  m_timer->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(m_timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+}
+
+tl::expected<void, std::string> Supervisor::start() {
+  if (auto ok = check_config(m_options.haproxy_binary, m_options.config_path); !ok) return ok;
+  m_wanted = true;
+  m_stopping = false;
+  m_backoff_ms = m_options.restart_backoff_initial_ms;
+  if (m_process == nullptr) spawn();
+  return {};
+}
+
+tl::expected<void, std::string> Supervisor::reload() {
+  if (auto ok = check_config(m_options.haproxy_binary, m_options.config_path); !ok) return ok;
+  if (m_process == nullptr) return tl::make_unexpected(std::string("HAProxy is not running"));
+  int rc = uv_process_kill(m_process, SIGUSR2);
+  if (rc < 0) return tl::make_unexpected(std::string("SIGUSR2: ") + uv_strerror(rc));
+  if (m_events.on_reloaded) m_events.on_reloaded(m_pid);
+  return {};
+}
+
+void Supervisor::spawn() {
+  std::vector<std::string> args = {m_options.haproxy_binary, "-W", "-db", "-f", m_options.config_path};
+  for (const auto& a : m_options.extra_args) args.push_back(a);
+  auto argv = make_argv(args);
+  uv_stdio_container_t stdio[3];
+  stdio[0].flags = UV_IGNORE;
+  for (int i = 1; i < 3; ++i) {
+    stdio[i].flags = m_options.inherit_output ? UV_INHERIT_FD : UV_IGNORE;
+    stdio[i].data.fd = i;
+  }
+  uv_process_options_t opt{};
+  opt.file = argv[0];
+  opt.args = argv.data();
+  opt.stdio = stdio;
+  opt.stdio_count = 3;
+  opt.exit_cb = [](uv_process_t* p, std::int64_t status, int sig) {
+    auto* self = static_cast<Supervisor*>(p->data);
+    uv_close(reinterpret_cast<uv_handle_t*>(p), [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
+    if (self != nullptr) self->on_exit(status, sig);
+  };
+  auto* proc = new uv_process_t;
+  proc->data = this;
+  int rc = uv_spawn(m_loop, proc, &opt);
+  if (rc < 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(proc), [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
+    if (m_events.on_spawn_error) m_events.on_spawn_error("cannot run " + m_options.haproxy_binary + ": " + uv_strerror(rc));
+    schedule_restart();
+    return;
+  }
+  m_process = proc;
+  m_pid = proc->pid;
+  m_started_ms = uv_now(m_loop);
+  if (m_events.on_started) m_events.on_started(m_pid);
+}
+
+void Supervisor::on_exit(std::int64_t status, int signal) {
+  m_process = nullptr;
+  m_pid = 0;
+  uv_timer_stop(m_timer);
+  if (m_events.on_exited) m_events.on_exited(status, signal);
+  if (m_stopping || !m_wanted) {
+    if (m_stop_done) {
+      auto done = std::move(m_stop_done);
+      m_stop_done = nullptr;
+      done();
+    }
+    return;
+  }
+  if (uv_now(m_loop) - m_started_ms >= m_options.stable_after_ms) m_backoff_ms = m_options.restart_backoff_initial_ms;
+  schedule_restart();
+}
+
+void Supervisor::schedule_restart() {
+  if (!m_wanted || m_stopping) return;
+  const std::uint64_t delay = m_backoff_ms;
+  m_backoff_ms = std::min(m_backoff_ms * 2 + 1, m_options.restart_backoff_max_ms);
+  uv_timer_start(m_timer, [](uv_timer_t* t) {
+    auto* self = static_cast<Supervisor*>(t->data);
+    if (self == nullptr || !self->m_wanted || self->m_stopping || self->m_process != nullptr) return;
+    ++self->m_restarts;
+    self->spawn();
+  }, delay, 0);
+}
+
+void Supervisor::stop(std::function<void()> done) {
+  m_wanted = false;
+  m_stopping = true;
+  uv_timer_stop(m_timer);
+  if (m_process == nullptr) {
+    if (done) done();
+    return;
+  }
+  m_stop_done = std::move(done);
+  uv_process_kill(m_process, SIGTERM);
+  uv_timer_start(m_timer, [](uv_timer_t* t) {
+    auto* self = static_cast<Supervisor*>(t->data);
+    if (self != nullptr && self->m_process != nullptr) uv_process_kill(self->m_process, SIGKILL);
+  }, m_options.stop_timeout_ms, 0);
+}
+
+}  // namespace tide::haproxy

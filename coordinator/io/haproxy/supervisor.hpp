@@ -1,0 +1,78 @@
+// Runs HAProxy as a child process (master-worker mode, `haproxy -W -db -f
+// <cfg>`): starts it, restarts it with exponential back-off when it dies,
+// reloads its configuration (SIGUSR2 to the master: a new worker takes over
+// the listening sockets), and stops it. After every start and reload the
+// runtime state is fresh (all slots in maint), so the owner reconciles
+// membership from on_started.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+namespace tide::haproxy {
+
+class Supervisor {
+ public:
+  struct Options {
+    std::string haproxy_binary = "haproxy";
+    std::string config_path;
+    std::vector<std::string> extra_args;
+    std::uint64_t restart_backoff_initial_ms = 100;
+    std::uint64_t restart_backoff_max_ms = 5000;
+    std::uint64_t stable_after_ms = 10000;  // a run this long resets the back-off
+    std::uint64_t stop_timeout_ms = 5000;   // SIGTERM, then SIGKILL after this
+    bool inherit_output = true;             // HAProxy's stdout/stderr go to ours
+  };
+  struct Events {
+    std::function<void(int pid)> on_started;      // spawned (the socket appears shortly after)
+    std::function<void(int pid)> on_reloaded;     // SIGUSR2 sent; a new worker owns the socket soon
+    std::function<void(std::int64_t exit_status, int term_signal)> on_exited;
+    std::function<void(const std::string& error)> on_spawn_error;
+  };
+
+  Supervisor(uv_loop_t* loop, Options options, Events events);
+  ~Supervisor();
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  // Checks the configuration (`haproxy -c`, blocking, short) and spawns HAProxy.
+  [[nodiscard]] tl::expected<void, std::string> start();
+  // Re-reads the configuration file. Fails if it does not pass `haproxy -c`.
+  [[nodiscard]] tl::expected<void, std::string> reload();
+  // Stops HAProxy (no restart); `done` runs once the process is gone.
+  void stop(std::function<void()> done);
+
+  [[nodiscard]] int pid() const { return m_pid; }
+  [[nodiscard]] bool running() const { return m_pid > 0; }
+  [[nodiscard]] std::uint64_t restarts() const { return m_restarts; }
+
+ private:
+  void spawn();
+  void on_exit(std::int64_t status, int signal);
+  void schedule_restart();
+
+  uv_loop_t* m_loop;
+  Options m_options;
+  Events m_events;
+  uv_process_t* m_process = nullptr;
+  uv_timer_t* m_timer = nullptr;  // restart back-off and stop deadline
+  int m_pid = 0;
+  bool m_stopping = false;
+  bool m_wanted = false;
+  std::uint64_t m_backoff_ms = 0;
+  std::uint64_t m_started_ms = 0;
+  std::uint64_t m_restarts = 0;
+  std::function<void()> m_stop_done;
+};
+
+// Runs `haproxy -c -f <config>` and returns its diagnostics on failure.
+[[nodiscard]] tl::expected<void, std::string> check_config(const std::string& haproxy_binary,
+                                                           const std::string& config_path);
+
+}  // namespace tide::haproxy
