@@ -32,7 +32,7 @@ struct ConfigSpec {
   std::string stats_tcp;          // optional "127.0.0.1:9999": also expose the API on TCP
   std::string pid_file;           // optional
   std::vector<BackendSpec> backends;
-  std::uint32_t maxconn = 20000;
+  std::uint32_t maxconn = 4096;  // HAProxy needs ~2 fds per connection; the hard fd limit here is 20,000
   std::uint32_t timeout_connect_ms = 1000;
   std::uint32_t timeout_client_ms = 30000;
   std::uint32_t timeout_server_ms = 30000;

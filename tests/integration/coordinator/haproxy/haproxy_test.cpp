@@ -1,0 +1,431 @@
+// Integration tests of the HAProxy driver against a real HAProxy (started by
+// the test from a generated config in a temp dir, on random free ports) and
+// real tide-sample-app processes. Only the waiting is bounded by deadlines.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "coordinator/io/haproxy/config.hpp"
+#include "coordinator/io/haproxy/driver.hpp"
+#include "coordinator/io/haproxy/runtime_client.hpp"
+#include "coordinator/io/haproxy/supervisor.hpp"
+
+using namespace tide::haproxy;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+struct HttpResult {
+  int status = 0;  // 0: no answer
+  std::string body;
+};
+
+// One blocking HTTP/1.1 request with "Connection: close" (test thread only).
+HttpResult http_get(std::uint16_t port, const std::string& path) {
+  HttpResult r;
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return r;
+  }
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) < 0) {
+    ::close(fd);
+    return r;
+  }
+  std::string in;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) in.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  if (in.rfind("HTTP/1.", 0) == 0 && in.size() > 12) r.status = std::atoi(in.c_str() + 9);
+  auto body = in.find("\r\n\r\n");
+  if (body != std::string::npos) r.body = in.substr(body + 4);
+  return r;
+}
+
+// A tide-sample-app child process on a free port, stopped with SIGTERM.
+struct SampleApp {
+  pid_t pid = -1;
+  std::uint16_t port = 0;
+  explicit SampleApp(const std::string& name, const std::vector<std::string>& extra = {}) {
+    port = free_port();
+    std::vector<std::string> args = {std::string(TIDE_BIN_DIR) + "/tide-sample-app", "--port", std::to_string(port),
+                                     "--name", name, "--no-notify"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    pid = ::fork();
+    if (pid == 0) {
+      std::vector<char*> argv;
+      for (auto& s : args) argv.push_back(s.data());
+      argv.push_back(nullptr);
+      ::freopen("/dev/null", "w", stdout);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    // Listening is the first thing the app does; wait for it, bounded.
+    for (int i = 0; i < 200; ++i) {
+      if (http_get(port, "/health").status == 200) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    FAIL("tide-sample-app did not start");
+  }
+  ~SampleApp() {
+    if (pid > 0) {
+      ::kill(pid, SIGTERM);
+      int st = 0;
+      ::waitpid(pid, &st, 0);
+    }
+  }
+  SampleApp(const SampleApp&) = delete;
+  SampleApp& operator=(const SampleApp&) = delete;
+};
+
+// HAProxy under a Supervisor, a RuntimeClient and a Driver on one loop.
+struct Rig {
+  fs::path dir;
+  std::uint16_t fe_port = 0;
+  uv_loop_t loop{};
+  std::unique_ptr<RuntimeClient> client;
+  std::unique_ptr<Supervisor> sup;
+  std::unique_ptr<Driver> driver;
+  int starts = 0;
+
+  explicit Rig(std::uint32_t slots = 8) {
+    char tmpl[] = "/tmp/tide-haproxy-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+    fe_port = free_port();
+    ConfigSpec spec;
+    spec.stats_socket = (dir / "admin.sock").string();
+    spec.timeout_connect_ms = 500;
+    spec.backends.push_back(BackendSpec{.name = "web", .bind_port = fe_port, .slot_count = slots});
+    auto text = render_config(spec);
+    REQUIRE(text);
+    std::ofstream(dir / "haproxy.cfg") << *text;
+    uv_loop_init(&loop);
+    client = std::make_unique<RuntimeClient>(&loop, RuntimeClient::Options{spec.stats_socket, 2000, 64});
+    Supervisor::Options so;
+    so.config_path = (dir / "haproxy.cfg").string();
+    so.restart_backoff_initial_ms = 50;
+    so.inherit_output = false;
+    sup = std::make_unique<Supervisor>(&loop, so, Supervisor::Events{[this](int) { ++starts; }, nullptr, nullptr, nullptr});
+    driver = std::make_unique<Driver>(&loop, *client, Driver::Options{{{"web", "s", slots}}, 10, 5000});
+    auto ok = sup->start();
+    REQUIRE(ok);
+    wait_api();
+  }
+
+  ~Rig() {
+    bool stopped = false;
+    sup->stop([&] { stopped = true; });
+    run_until([&] { return stopped; }, 6000);
+    driver.reset();
+    client->close();
+    client.reset();
+    sup.reset();
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_loop_close(&loop);
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+
+  // Runs the loop until pred() or the deadline; returns pred().
+  template <typename Pred>
+  bool run_until(Pred pred, std::uint64_t timeout_ms) {
+    uv_timer_t wake;
+    uv_timer_init(&loop, &wake);
+    uv_timer_start(&wake, [](uv_timer_t*) {}, 5, 5);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (!pred() && std::chrono::steady_clock::now() < deadline) uv_run(&loop, UV_RUN_ONCE);
+    uv_close(reinterpret_cast<uv_handle_t*>(&wake), nullptr);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    return pred();
+  }
+
+  RuntimeClient::Answer command(const std::string& c) {
+    std::optional<RuntimeClient::Answer> out;
+    client->send(c, [&](RuntimeClient::Answer a) { out = std::move(a); });
+    REQUIRE(run_until([&] { return out.has_value(); }, 5000));
+    return std::move(*out);
+  }
+
+  // Waits until HAProxy answers on its socket (it appears shortly after spawn).
+  void wait_api() {
+    for (int i = 0; i < 300; ++i) {
+      if (command("show servers state web")) return;
+      run_until([] { return false; }, 10);
+    }
+    FAIL("HAProxy's runtime API did not come up");
+  }
+
+  tl::expected<OpResult, DriverError> op(const std::function<void(Driver::OpCallback)>& start) {
+    std::optional<tl::expected<OpResult, DriverError>> out;
+    start([&](tl::expected<OpResult, DriverError> r) { out = std::move(r); });
+    REQUIRE(run_until([&] { return out.has_value(); }, 10000));
+    return std::move(*out);
+  }
+
+  tl::expected<ReconcileResult, DriverError> reconcile() {
+    std::optional<tl::expected<ReconcileResult, DriverError>> out;
+    driver->reconcile([&](tl::expected<ReconcileResult, DriverError> r) { out = std::move(r); });
+    REQUIRE(run_until([&] { return out.has_value(); }, 5000));
+    return std::move(*out);
+  }
+
+  ServerState slot_state(const std::string& server) {
+    auto a = command("show servers state web");
+    REQUIRE(a);
+    auto st = parse_servers_state(*a);
+    REQUIRE(st);
+    for (auto& s : *st) {
+      if (s.server == server) return s;
+    }
+    FAIL("no slot " << server);
+    return {};
+  }
+};
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+}  // namespace
+
+TEST_CASE("a registered sample app serves through the frontend", "[haproxy][integration]") {
+  Rig rig;
+  SampleApp app("app-1");
+  CHECK(http_get(rig.fe_port, "/").status == 503);  // no server in rotation yet
+
+  auto r = rig.op([&](auto cb) { rig.driver->register_instance("web", "i-1", "127.0.0.1", app.port, cb); });
+  REQUIRE(r);
+  CHECK(r->slot == 1);
+  CHECK(r->server == "s1");
+  auto st = rig.slot_state("s1");
+  CHECK(st.port == app.port);
+  CHECK(st.in_rotation());
+  auto got = http_get(rig.fe_port, "/");
+  CHECK(got.status == 200);
+  CHECK(got.body.find("app-1") != std::string::npos);
+
+  // Out of rotation and back, keeping the slot.
+  REQUIRE(rig.op([&](auto cb) { rig.driver->set_rotation("web", "i-1", false, cb); }));
+  CHECK(rig.slot_state("s1").in_maint());
+  CHECK(http_get(rig.fe_port, "/").status == 503);
+  REQUIRE(rig.op([&](auto cb) { rig.driver->set_rotation("web", "i-1", true, cb); }));
+  CHECK(http_get(rig.fe_port, "/").status == 200);
+}
+
+TEST_CASE("drain waits for requests in flight, then maint frees the slot", "[haproxy][integration]") {
+  Rig rig;
+  SampleApp app("app-d");
+  REQUIRE(rig.op([&](auto cb) { rig.driver->register_instance("web", "i-d", "127.0.0.1", app.port, cb); }));
+
+  HttpResult slow;
+  std::thread t([&] { slow = http_get(rig.fe_port, "/?delay_ms=400"); });
+  // Let the request reach the server before draining.
+  REQUIRE(rig.run_until([&] {
+    auto a = rig.command("show stat web 4 -1");
+    auto rows = a ? parse_show_stat(*a) : tl::make_unexpected(std::string("x"));
+    return rows && std::any_of(rows->begin(), rows->end(), [](auto& row) { return row.server == "s1" && row.scur > 0; });
+  }, 3000));
+  auto r = rig.op([&](auto cb) { rig.driver->drain_instance("web", "i-d", 5000, cb); });
+  t.join();
+  REQUIRE(r);
+  CHECK_FALSE(r->forced);
+  CHECK(r->elapsed_us >= 200'000);  // it waited for the slow request
+  CHECK(slow.status == 200);
+  CHECK(rig.slot_state("s1").in_maint());
+  CHECK(rig.driver->assignment("web").empty());
+  CHECK(http_get(rig.fe_port, "/").status == 503);
+}
+
+TEST_CASE("a drain past its deadline shuts the sessions down", "[haproxy][integration]") {
+  Rig rig;
+  SampleApp app("app-t");
+  REQUIRE(rig.op([&](auto cb) { rig.driver->register_instance("web", "i-t", "127.0.0.1", app.port, cb); }));
+  HttpResult slow;
+  std::thread t([&] { slow = http_get(rig.fe_port, "/?delay_ms=3000"); });
+  REQUIRE(rig.run_until([&] {
+    auto a = rig.command("show stat web 4 -1");
+    auto rows = a ? parse_show_stat(*a) : tl::make_unexpected(std::string("x"));
+    return rows && std::any_of(rows->begin(), rows->end(), [](auto& row) { return row.server == "s1" && row.scur > 0; });
+  }, 3000));
+  auto r = rig.op([&](auto cb) { rig.driver->drain_instance("web", "i-t", 200, cb); });
+  t.join();
+  REQUIRE(r);
+  CHECK(r->forced);
+  CHECK(r->elapsed_us < 2'000'000);
+  CHECK(slow.status != 200);  // its session was cut
+  CHECK(rig.slot_state("s1").in_maint());
+}
+
+TEST_CASE("after HAProxy is killed, the supervisor restarts it and reconcile restores membership",
+          "[haproxy][integration]") {
+  Rig rig;
+  SampleApp a("app-a"), b("app-b");
+  REQUIRE(rig.op([&](auto cb) { rig.driver->register_instance("web", "i-a", "127.0.0.1", a.port, cb); }));
+  REQUIRE(rig.op([&](auto cb) { rig.driver->register_instance("web", "i-b", "127.0.0.1", b.port, cb); }));
+  const int old_pid = rig.sup->pid();
+  REQUIRE(old_pid > 0);
+  ::kill(old_pid, SIGKILL);
+  REQUIRE(rig.run_until([&] { return rig.sup->pid() > 0 && rig.sup->pid() != old_pid; }, 5000));
+  CHECK(rig.sup->restarts() >= 1);
+  rig.wait_api();
+  // A fresh HAProxy: every slot in maint at the placeholder address.
+  CHECK(rig.slot_state("s1").in_maint());
+  auto rec = rig.reconcile();
+  REQUIRE(rec);
+  CHECK(rec->commands == 4);  // addr + ready for two slots
+  CHECK(rig.slot_state("s1").port == a.port);
+  CHECK(rig.slot_state("s2").port == b.port);
+  CHECK(rig.slot_state("s2").in_rotation());
+  // Both serve again; a second reconcile has nothing to do.
+  std::set<std::string> seen;
+  for (int i = 0; i < 6; ++i) seen.insert(http_get(rig.fe_port, "/").body.substr(0, 16));
+  CHECK(seen.size() == 2);
+  auto again = rig.reconcile();
+  REQUIRE(again);
+  CHECK(again->commands == 0);
+
+  // A manual change is repaired too.
+  REQUIRE(rig.command("set server web/s1 state maint"));
+  REQUIRE(rig.command("set server web/s3 addr 127.0.0.1 port 1"));
+  REQUIRE(rig.command("set server web/s3 state ready"));
+  auto fix = rig.reconcile();
+  REQUIRE(fix);
+  CHECK(fix->commands == 2);
+  CHECK(rig.slot_state("s1").in_rotation());
+  CHECK(rig.slot_state("s3").in_maint());
+}
+
+TEST_CASE("bad commands and a missing socket give errors, not crashes", "[haproxy][integration]") {
+  Rig rig;
+  auto r = rig.command("set server web/s99 state ready");
+  REQUIRE(r);  // the transport worked; the driver judges the text
+  CHECK(is_error_answer("set server web/s99 state ready", *r));
+  auto bad = rig.command("show stat; shutdown sessions server web/s1");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().kind == ApiError::Kind::BadCommand);
+  CHECK(rig.command("no such command at all"));  // HAProxy answers with help text; the connection survives
+  CHECK(rig.command("show servers state web"));
+
+  auto e1 = rig.op([&](auto cb) { rig.driver->register_instance("web", "i-x", "not-an-ip", 80, cb); });
+  REQUIRE_FALSE(e1);
+  CHECK(e1.error().kind == DriverError::Kind::BadArgument);
+  auto e2 = rig.op([&](auto cb) { rig.driver->register_instance("nope", "i-x", "127.0.0.1", 80, cb); });
+  REQUIRE_FALSE(e2);
+  CHECK(e2.error().kind == DriverError::Kind::UnknownBackend);
+  auto e3 = rig.op([&](auto cb) { rig.driver->drain_instance("web", "i-unknown", 100, cb); });
+  REQUIRE_FALSE(e3);
+  CHECK(e3.error().kind == DriverError::Kind::UnknownInstance);
+
+  // A socket that is gone.
+  RuntimeClient lost(&rig.loop, RuntimeClient::Options{(rig.dir / "nothing.sock").string(), 500, 8});
+  std::optional<RuntimeClient::Answer> out;
+  lost.send("show info", [&](RuntimeClient::Answer a) { out = std::move(a); });
+  REQUIRE(rig.run_until([&] { return out.has_value(); }, 3000));
+  REQUIRE_FALSE(*out);
+  CHECK(out->error().kind == ApiError::Kind::Connect);
+  lost.close();
+
+  // HAProxy stopped under a connected client: commands fail, then work again
+  // once it is back.
+  bool stopped = false;
+  rig.sup->stop([&] { stopped = true; });
+  REQUIRE(rig.run_until([&] { return stopped; }, 6000));
+  auto down = rig.op([&](auto cb) { rig.driver->register_instance("web", "i-y", "127.0.0.1", 80, cb); });
+  REQUIRE_FALSE(down);
+  CHECK(down.error().kind == DriverError::Kind::Api);
+  REQUIRE(rig.sup->start());
+  rig.wait_api();
+}
+
+TEST_CASE("many rapid register and drain operations under load fail no request", "[haproxy][integration]") {
+  Rig rig(4);
+  SampleApp a("app-a"), b("app-b");
+  REQUIRE(rig.op([&](auto cb) { rig.driver->register_instance("web", "i-a", "127.0.0.1", a.port, cb); }));
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::thread load([&] {
+    while (!stop) {
+      auto r = http_get(rig.fe_port, "/");
+      (r.status == 200 ? ok : failed)++;
+    }
+  });
+
+  std::vector<double> reg_ms, drain_ms;
+  const int old_pid = rig.sup->pid();
+  for (int i = 0; i < 100; ++i) {
+    auto r = rig.op([&](auto cb) { rig.driver->register_instance("web", "i-b", "127.0.0.1", b.port, cb); });
+    REQUIRE(r);
+    reg_ms.push_back(static_cast<double>(r->elapsed_us) / 1000.0);
+    auto d = rig.op([&](auto cb) { rig.driver->drain_instance("web", "i-b", 2000, cb); });
+    REQUIRE(d);
+    drain_ms.push_back(static_cast<double>(d->elapsed_us) / 1000.0);
+  }
+  stop = true;
+  load.join();
+  CHECK(rig.sup->pid() == old_pid);  // HAProxy never died
+  CHECK(rig.sup->restarts() == 0);
+  CHECK(failed == 0);
+  CHECK(ok > 0);
+  std::printf("haproxy driver latency (ms): register p50 %.3f p99 %.3f; drain (idle or short sessions) "
+              "p50 %.3f p99 %.3f; requests through LB during churn: %d ok, %d failed\n",
+              percentile(reg_ms, 0.5), percentile(reg_ms, 0.99), percentile(drain_ms, 0.5),
+              percentile(drain_ms, 0.99), ok.load(), failed.load());
+
+  // The same without the load: raw command latency of the two state changes.
+  std::vector<double> ready_ms, drain_cmd_ms;
+  for (int i = 0; i < 200; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    REQUIRE(rig.command("set server web/s2 state ready"));
+    auto t1 = std::chrono::steady_clock::now();
+    REQUIRE(rig.command("set server web/s2 state drain"));
+    auto t2 = std::chrono::steady_clock::now();
+    ready_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    drain_cmd_ms.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+  }
+  REQUIRE(rig.command("set server web/s2 state maint"));
+  std::printf("haproxy runtime command latency (ms): state ready p50 %.3f p99 %.3f; state drain p50 %.3f p99 %.3f\n",
+              percentile(ready_ms, 0.5), percentile(ready_ms, 0.99), percentile(drain_cmd_ms, 0.5),
+              percentile(drain_cmd_ms, 0.99));
+  CHECK(rig.slot_state("s1").in_rotation());
+}
