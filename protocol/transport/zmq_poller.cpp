@@ -39,22 +39,13 @@ tl::expected<ZmqPoller*, TransportError> ZmqPoller::start(uv_loop_t* loop, zmq::
   return self;
 }
 
-bool ZmqPoller::readable() noexcept {
-  int events = 0;
-  std::size_t size = sizeof(events);
-  // Reading ZMQ_EVENTS also processes the socket's pending commands, which is
-  // what re-arms the edge of ZMQ_FD.
-  if (zmq_getsockopt(m_socket.handle(), ZMQ_EVENTS, &events, &size) != 0) return false;
-  return (events & ZMQ_POLLIN) != 0;
-}
-
 void ZmqPoller::drain() noexcept {
+  // A zmq_recv(ZMQ_DONTWAIT) that fails with EAGAIN has just processed the
+  // socket's pending commands (emptying its mailbox, which re-arms ZMQ_FD)
+  // and found nothing: that is the authoritative "drained". Reading
+  // ZMQ_EVENTS before each receive would cost a poll() system call per
+  // message for no extra safety.
   for (std::size_t i = 0; i < kBatch; ++i) {
-    if (m_closed) return;
-    if (!readable()) {
-      set_idle(false);
-      return;
-    }
     bool received = false;
     try {
       received = m_on_readable();
@@ -64,16 +55,22 @@ void ZmqPoller::drain() noexcept {
       received = false;
     }
     if (m_closed) return;  // the callback closed us; memory lives until on_closed
-    if (!received) break;
+    if (!received) {
+      set_idle(false);
+      return;
+    }
   }
-  // Batch exhausted (or a spurious EAGAIN): come back on the next iteration
-  // without blocking if there is more, so one busy socket cannot starve the loop.
-  set_idle(readable());
+  // Batch exhausted: come back on the next iteration without blocking, so one
+  // busy socket cannot starve the rest of the loop.
+  set_idle(true);
 }
 
 void ZmqPoller::after_send() noexcept {
-  if (m_closed) return;
-  if (readable()) set_idle(true);
+  // zmq_send may have processed the mailbox and so eaten the edge of ZMQ_FD
+  // while a message is waiting. Draining on the next loop iteration costs one
+  // EAGAIN receive when nothing is there and catches that case (many sends in
+  // one tick share one drain).
+  set_idle(true);
 }
 
 void ZmqPoller::set_idle(bool on) noexcept {

@@ -4,11 +4,13 @@
 // ZMQ_FD is edge-triggered and only ever signals *readability* of the socket's
 // command mailbox, never "a message is waiting". So:
 //   - we watch UV_READABLE on it (even when we only want to write);
-//   - on every wake-up we re-read ZMQ_EVENTS and receive until ZMQ_POLLIN is
-//     clear, at most kBatch messages per callback; if messages remain we keep
-//     a uv_idle_t running so the loop comes back at once without blocking;
+//   - on every wake-up we receive with ZMQ_DONTWAIT until EAGAIN (a failed
+//     non-blocking receive processes the socket's commands, which is what
+//     ZMQ_EVENTS would do, and re-arms the edge), at most kBatch messages per
+//     callback; if the batch runs out we keep a uv_idle_t running so the loop
+//     comes back at once without blocking;
 //   - after every send the owner calls after_send(): zmq_send may have eaten
-//     the edge, so we re-read ZMQ_EVENTS and schedule a drain if needed.
+//     the edge, so a drain is scheduled for the next loop iteration.
 // Getting this wrong either deadlocks (a missed edge) or spins at 100 % CPU.
 //
 // Lifetime: create with ZmqPoller::start(); call close() BEFORE closing the
@@ -32,9 +34,9 @@ class ZmqPoller {
  public:
   static constexpr std::size_t kBatch = 256;  // messages per loop callback
 
-  // Called while ZMQ_POLLIN is set; it must receive (at most) one message with
-  // ZMQ_DONTWAIT and return false when the socket had nothing (EAGAIN) or it
-  // closed the poller. It must not throw.
+  // Must receive (at most) one message with ZMQ_DONTWAIT and return true if
+  // it got one, false on EAGAIN or error. It must not throw. It may close the
+  // poller.
   using ReadableFn = std::function<bool()>;
 
   // Starts watching `socket` (which must outlive close()). Returns a pointer
@@ -42,8 +44,8 @@ class ZmqPoller {
   [[nodiscard]] static tl::expected<ZmqPoller*, TransportError> start(
       uv_loop_t* loop, zmq::socket_t& socket, ReadableFn on_readable);
 
-  // Re-checks ZMQ_EVENTS after a send on the socket and schedules a drain if
-  // a message is waiting. Cheap; call it after every send.
+  // Schedules a drain after a send on the socket (the send may have eaten the
+  // edge). Cheap; call it after every send.
   void after_send() noexcept;
 
   // Stops watching. Idempotent. Safe to call from inside on_readable.
@@ -58,7 +60,6 @@ class ZmqPoller {
   ZmqPoller(zmq::socket_t& socket, ReadableFn on_readable);
   ~ZmqPoller() = default;
 
-  [[nodiscard]] bool readable() noexcept;  // ZMQ_EVENTS has ZMQ_POLLIN
   void drain() noexcept;
   void set_idle(bool on) noexcept;
   static void on_poll(uv_poll_t* handle, int status, int events);
