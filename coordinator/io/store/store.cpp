@@ -336,7 +336,33 @@ Result<Store> Store::open(const std::string& path, const OpenOptions& options) {
   if (!db) return tl::unexpected(db.error());
   auto version = migrate(*db);
   if (!version) return tl::unexpected(version.error());
-  return Store(std::move(*db), *version);
+  return Store(std::move(*db), *version, options);
+}
+
+Result<void> Store::checkpoint() {
+  return m_db.exec("checkpoint " + m_db.path(), "PRAGMA wal_checkpoint(PASSIVE)");
+}
+
+template <class F>
+Result<void> Store::durable_transaction(const std::string& operation, F&& body) {
+  // synchronous is switched outside the transaction (SQLite applies it per
+  // transaction); inside an enclosing transaction the outer commit decides.
+  const bool raise_sync = m_options.sync_before_provider_calls &&
+                          m_options.synchronous == Synchronous::Normal && !m_db.in_transaction();
+  if (raise_sync) {
+    if (auto r = m_db.exec(operation + ": synchronous=FULL", "PRAGMA synchronous=FULL"); !r) return r;
+  }
+  Result<void> result = [&]() -> Result<void> {
+    auto tx = Transaction::begin(m_db, operation);
+    if (!tx) return tl::unexpected(tx.error());
+    if (auto r = body(); !r) return r;
+    return tx->commit();
+  }();
+  if (raise_sync) {
+    auto restored = m_db.exec(operation + ": synchronous=NORMAL", "PRAGMA synchronous=NORMAL");
+    if (result && !restored) return restored;
+  }
+  return result;
 }
 
 Result<Transaction> Store::begin_transaction(std::string_view operation) {
@@ -741,11 +767,26 @@ Result<void> Store::begin_provider_call(const Instance& instance, const Idempote
   if (call.state != ProviderCallState::Requested || call.completed_ms) {
     return store_error(Kind::Invalid, operation + ": a new call must be in state requested");
   }
-  auto tx = Transaction::begin(m_db, operation);
-  if (!tx) return tl::unexpected(tx.error());
-  if (auto r = upsert_instance(instance); !r) return r;
-  if (auto r = insert_idempotency_key(call); !r) return r;
-  return tx->commit();
+  return durable_transaction(operation, [&]() -> Result<void> {
+    if (auto r = upsert_instance(instance); !r) return r;
+    return insert_idempotency_key(call);
+  });
+}
+
+Result<void> Store::begin_provider_calls(const std::vector<ProviderCall>& calls) {
+  const std::string operation = "begin " + std::to_string(calls.size()) + " provider calls";
+  for (const ProviderCall& c : calls) {
+    if (c.call.state != ProviderCallState::Requested || c.call.completed_ms) {
+      return store_error(Kind::Invalid, operation + ": key " + c.call.key + " must be in state requested");
+    }
+  }
+  return durable_transaction(operation, [&]() -> Result<void> {
+    for (const ProviderCall& c : calls) {
+      if (auto r = upsert_instance(c.instance); !r) return r;
+      if (auto r = insert_idempotency_key(c.call); !r) return r;
+    }
+    return {};
+  });
 }
 
 Result<void> Store::finish_provider_call(const Instance& instance, std::string_view key,

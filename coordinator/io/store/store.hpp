@@ -111,9 +111,16 @@ class Store {
   [[nodiscard]] Result<void> delete_instance(std::string_view id);  // NotFound if absent
 
   // ---- provider calls: write before acting ----
-  // Atomically upserts the instance row and inserts `call` (state Requested).
+  // Atomically upserts the instance row and inserts `call` (state Requested),
+  // durably (fsync) unless OpenOptions::sync_before_provider_calls is off.
   // Constraint if the key already exists: the call was already made once.
   [[nodiscard]] Result<void> begin_provider_call(const Instance& instance, const IdempotencyRecord& call);
+  struct ProviderCall {
+    Instance instance;
+    IdempotencyRecord call;
+  };
+  // The same for several calls (a scale-out by N): one transaction, one fsync.
+  [[nodiscard]] Result<void> begin_provider_calls(const std::vector<ProviderCall>& calls);
   // Atomically upserts the instance row (e.g. booting, provider id, address)
   // and marks the key Completed with `result`.
   [[nodiscard]] Result<void> finish_provider_call(const Instance& instance, std::string_view key,
@@ -143,11 +150,20 @@ class Store {
 
   // PRAGMA integrity_check: "ok" or SQLite's list of problems.
   [[nodiscard]] Result<std::string> integrity_check();
+  // Copies the WAL into the main file without waiting for readers (PASSIVE).
+  // SQLite also does this by itself every 1000 pages; the shell may call it
+  // from an idle timer to keep that cost off a busy tick.
+  [[nodiscard]] Result<void> checkpoint();
 
  private:
-  explicit Store(Database db, std::int64_t version) : m_db(std::move(db)), m_schema_version(version) {}
+  Store(Database db, std::int64_t version, OpenOptions options)
+      : m_db(std::move(db)), m_schema_version(version), m_options(options) {}
+  // Runs `body` in a transaction whose commit is fsynced when asked to.
+  template <class F>
+  Result<void> durable_transaction(const std::string& operation, F&& body);
   Database m_db;
   std::int64_t m_schema_version = 0;
+  OpenOptions m_options;
 };
 
 }  // namespace tide::coordinator::store
