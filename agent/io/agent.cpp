@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdlib>
@@ -560,7 +561,8 @@ void Agent::on_hook_run(const protocol::HookRun& run) {
     return;
   }
   spdlog::info("running hook {} ({}, command {})", run.hook_name, run.transition, run.command_id);
-  const std::uint32_t timeout = run.timeout_ms != 0 ? run.timeout_ms : hook->second.timeout_ms;
+  // The agent's config bounds how long the coordinator may hold a script.
+  const std::uint32_t timeout = std::min(run.timeout_ms, hook->second.timeout_ms);
   run_process(m_loop, hook->second.command, timeout, protocol::kMaxHookOutput,
               [finish, run](const ProcessResult& r) {
                 finish(protocol::HookResult{run.command_id, run.hook_name, r.exit_status, r.timed_out,

@@ -32,7 +32,7 @@ struct ProbeConfig {
 
 struct HookConfig {
   std::string command;  // /bin/sh -c
-  std::uint32_t timeout_ms = 60'000;  // used when HOOK_RUN carries none
+  std::uint32_t timeout_ms = 3'600'000;  // upper bound of HOOK_RUN's timeout_ms
 };
 
 enum class ShutdownAction : std::uint8_t { Exit, Poweroff, None };
