@@ -1,0 +1,649 @@
+// The local and exec providers against real processes, real files and real
+// sockets on loopback addresses. Every test bounds its waits and checks that
+// no process it started is left running.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <dirent.h>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <netinet/in.h>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <uv.h>
+
+#include "coordinator/io/provider/exec_provider.hpp"
+#include "coordinator/io/provider/local_provider.hpp"
+#include "coordinator/io/provider/process_table.hpp"
+
+namespace fs = std::filesystem;
+using namespace tide::provider;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const std::string kData = std::string(TIDE_TEST_DATA_DIR) + "/provider";
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Runs a loop until a result arrives, bounded in time.
+class TestLoop {
+ public:
+  TestLoop() {
+    REQUIRE(uv_loop_init(&m_loop) == 0);
+    uv_timer_init(&m_loop, &m_wake);
+  }
+  ~TestLoop() {
+    uv_close(reinterpret_cast<uv_handle_t*>(&m_wake), nullptr);
+    // Let the providers' self-owned timers and pool jobs finish.
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (uv_run(&m_loop, UV_RUN_NOWAIT) != 0 && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    CHECK(uv_loop_close(&m_loop) == 0);
+  }
+  TestLoop(const TestLoop&) = delete;
+  TestLoop& operator=(const TestLoop&) = delete;
+
+  uv_loop_t* get() { return &m_loop; }
+
+  // Starts an operation and waits for its callback.
+  template <typename T>
+  T await(const std::function<void(std::function<void(T)>)>& start, int timeout_ms = 20'000) {
+    std::optional<T> result;
+    start([&result](T value) { result.emplace(std::move(value)); });
+    spin([&] { return result.has_value(); }, timeout_ms);
+    REQUIRE(result.has_value());
+    return std::move(*result);
+  }
+
+  // Runs the loop until pred() holds or timeout_ms pass.
+  void spin(const std::function<bool()>& pred, int timeout_ms) {
+    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    uv_timer_start(&m_wake, [](uv_timer_t*) {}, 5, 5);  // so UV_RUN_ONCE wakes up
+    while (!pred() && Clock::now() < deadline) uv_run(&m_loop, UV_RUN_ONCE);
+    uv_timer_stop(&m_wake);
+  }
+
+ private:
+  uv_loop_t m_loop{};
+  uv_timer_t m_wake{};
+};
+
+using LaunchOutcome = tl::expected<LaunchResult, ProviderError>;
+using TerminateOutcome = tl::expected<void, ProviderError>;
+using ListOutcome = tl::expected<std::vector<ProviderInstance>, ProviderError>;
+using DescribeOutcome = tl::expected<ProviderInstance, ProviderError>;
+
+LaunchOutcome do_launch(TestLoop& loop, Provider& p, LaunchRequest r) {
+  return loop.await<LaunchOutcome>([&](auto cb) { p.launch(r, cb); });
+}
+TerminateOutcome do_terminate(TestLoop& loop, Provider& p, const std::string& id, std::uint32_t grace_ms) {
+  return loop.await<TerminateOutcome>([&](auto cb) { p.terminate(id, grace_ms, cb); });
+}
+ListOutcome do_list(TestLoop& loop, Provider& p) {
+  return loop.await<ListOutcome>([&](auto cb) { p.list(cb); });
+}
+DescribeOutcome do_describe(TestLoop& loop, Provider& p, const std::string& id) {
+  return loop.await<DescribeOutcome>([&](auto cb) { p.describe(id, cb); });
+}
+
+// Pids of live (non-zombie) processes whose environment holds
+// TIDE_INSTANCE_ID=<prefix>...: what this test started.
+std::vector<pid_t> processes_tagged(const std::string& prefix) {
+  std::vector<pid_t> out;
+  DIR* dir = opendir("/proc");
+  if (dir == nullptr) return out;
+  const std::string wanted = "TIDE_INSTANCE_ID=" + prefix;
+  while (const dirent* e = readdir(dir)) {
+    char* end = nullptr;
+    const long pid = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0') continue;
+    const auto st = read_proc_stat(static_cast<pid_t>(pid));
+    if (!st || st->state == 'Z' || st->state == 'X') continue;
+    std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+    std::string entry;
+    while (std::getline(in, entry, '\0')) {
+      if (entry.rfind(wanted, 0) == 0) {
+        out.push_back(static_cast<pid_t>(pid));
+        break;
+      }
+    }
+  }
+  closedir(dir);
+  return out;
+}
+
+bool can_connect(const std::string& address, std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  inet_pton(AF_INET, address.c_str(), &sa.sin_addr);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+  ::close(fd);
+  return ok;
+}
+
+bool eventually(const std::function<bool()>& pred, int timeout_ms) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (Clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
+// A scratch directory, a tag unique to this test process, and a safety net
+// that kills whatever the test left behind (after checking nothing was).
+struct Sandbox {
+  fs::path dir;
+  std::string tag;
+  std::string prefix;
+  std::uint16_t port;
+
+  Sandbox() {
+    std::string templ = (fs::temp_directory_path() / "tide-provider-XXXXXX").string();
+    REQUIRE(mkdtemp(templ.data()) != nullptr);
+    dir = templ;
+    const auto pid = static_cast<unsigned>(getpid());
+    tag = "t" + std::to_string(pid) + "-";
+    // Parallel test processes use different subnets and ports.
+    prefix = "127.0." + std::to_string(100 + pid % 150) + ".";
+    port = static_cast<std::uint16_t>(20000 + pid % 20000);
+  }
+  ~Sandbox() {
+    const auto left = processes_tagged(tag);
+    CHECK(left.empty());
+    for (const pid_t pid : left) ::kill(pid, SIGKILL);
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  Sandbox(const Sandbox&) = delete;
+  Sandbox& operator=(const Sandbox&) = delete;
+
+  LocalProviderOptions local_options() const {
+    LocalProviderOptions o;
+    o.state_dir = (dir / "state").string();
+    o.address_prefix = prefix;
+    return o;
+  }
+
+  LaunchRequest request(const std::string& name, const std::string& command) const {
+    LaunchRequest r;
+    r.instance_id = tag + name;
+    r.idempotency_key = r.instance_id;
+    r.group = "web";
+    r.launch.command = command;
+    r.launch.port = port;
+    return r;
+  }
+};
+
+nlohmann::json read_record(const Sandbox& sb, const std::string& id) {
+  return nlohmann::json::parse(read_file(sb.dir / "state" / "records" / (id + ".json")));
+}
+
+}  // namespace
+
+TEST_CASE("parse_proc_stat copes with parentheses and spaces in the command name") {
+  const auto st = parse_proc_stat(
+      "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10");
+  REQUIRE(st);
+  CHECK(st->pid == 4242);
+  CHECK(st->state == 'S');
+  CHECK(st->pgrp == 4242);
+  CHECK(st->session == 4242);
+  CHECK(st->start_time_ticks == 987654);
+  CHECK_FALSE(parse_proc_stat("garbage"));
+  CHECK_FALSE(parse_proc_stat("12 (x) S 1 2"));
+}
+
+TEST_CASE("local: launch starts a reachable application in its own process group with its environment") {
+  Sandbox sb;
+  TestLoop loop;
+  LocalProvider provider(loop.get(), sb.local_options());
+  auto req = sb.request("web1",
+                        "env > \"$MARK_DIR/app-env.txt\"; exec /usr/bin/python3 -m http.server "
+                        "--bind \"$HOST\" \"$PORT\"");
+  req.launch.env = {{"MARK_DIR", sb.dir.string()}, {"FOO", "bar baz"}};
+  req.agent.enrollment_token = "secret-token";  // no agent path: must not reach the app
+
+  const auto launched = do_launch(loop, provider, req);
+  REQUIRE(launched);
+  CHECK(launched->provider_id == req.idempotency_key);
+  CHECK(launched->address.rfind(sb.prefix, 0) == 0);
+  CHECK(launched->port == sb.port);
+  CHECK_FALSE(launched->existing);
+  REQUIRE(eventually([&] { return can_connect(launched->address, launched->port); }, 10'000));
+
+  const auto env = read_file(sb.dir / "app-env.txt");
+  CHECK(env.find("TIDE_INSTANCE_ID=" + req.instance_id + "\n") != std::string::npos);
+  CHECK(env.find("TIDE_INSTANCE_ADDRESS=" + launched->address + "\n") != std::string::npos);
+  CHECK(env.find("TIDE_INSTANCE_PORT=" + std::to_string(sb.port) + "\n") != std::string::npos);
+  CHECK(env.find("HOST=" + launched->address + "\n") != std::string::npos);
+  CHECK(env.find("PORT=" + std::to_string(sb.port) + "\n") != std::string::npos);
+  CHECK(env.find("FOO=bar baz\n") != std::string::npos);
+  CHECK(env.find("_TIDE_") == std::string::npos);
+  CHECK(env.find("secret-token") == std::string::npos);
+
+  // The record names a process group that is not ours, led by the launcher.
+  const auto record = read_record(sb, launched->provider_id);
+  CHECK(record.at("phase") == "running");
+  const auto pgid = record.at("pgid").get<pid_t>();
+  CHECK(pgid == record.at("leader").at("pid").get<pid_t>());
+  CHECK(pgid != getpgrp());
+  const auto app = read_proc_stat(record.at("app").at("pid").get<pid_t>());
+  REQUIRE(app);
+  CHECK(app->pgrp == pgid);
+  CHECK(app->session == pgid);
+  CHECK(app->start_time_ticks == record.at("app").at("start_time_ticks").get<std::uint64_t>());
+  CHECK(record.at("agent").at("pid").get<pid_t>() == 0);
+
+  const auto described = do_describe(loop, provider, launched->provider_id);
+  REQUIRE(described);
+  CHECK(described->state == InstanceState::Running);
+  CHECK(described->instance_id == req.instance_id);
+  CHECK(described->started_at_ms > 0);
+
+  const auto t0 = Clock::now();
+  REQUIRE(do_terminate(loop, provider, launched->provider_id, 5'000));
+  CHECK(Clock::now() - t0 < std::chrono::seconds(3));  // python exits on SIGTERM
+  CHECK_FALSE(can_connect(launched->address, launched->port));
+  CHECK_FALSE(fs::exists(sb.dir / "state" / "records" / (launched->provider_id + ".json")));
+  CHECK(processes_tagged(sb.tag).empty());
+  CHECK(provider.metrics().launch.calls == 1);
+  CHECK(provider.metrics().terminate.calls == 1);
+  CHECK(provider.metrics().launch.failures == 0);
+}
+
+TEST_CASE("local: the agent starts beside the application with its own environment only") {
+  Sandbox sb;
+  TestLoop loop;
+  LocalProvider provider(loop.get(), sb.local_options());
+  auto req = sb.request("agent1", "exec sleep 600");
+  req.launch.env = {{"FOO", "app-only"}};
+  req.agent.agent_path = kData + "/fake-agent";
+  req.agent.coordinator_endpoint = "tcp://127.0.0.1:7400";
+  req.agent.coordinator_public_key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+  req.agent.enrollment_token = "tok-123";
+  req.agent.readiness_path = "/ready";
+  req.agent.log_level = "debug";
+
+  const auto launched = do_launch(loop, provider, req);
+  REQUIRE(launched);
+  const fs::path env_file = fs::path(provider.instance_dir(launched->provider_id)) / "agent-state" / "env.txt";
+  REQUIRE(eventually([&] { return read_file(env_file).find("TIDE_LOG_LEVEL") != std::string::npos; }, 5'000));
+  const auto env = read_file(env_file);
+  const std::string addr = launched->address;
+  const std::string port = std::to_string(sb.port);
+  for (const std::string& line : std::vector<std::string>{
+           "TIDE_COORDINATOR_ENDPOINT=tcp://127.0.0.1:7400",
+        "TIDE_COORDINATOR_PUBLIC_KEY=rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7",
+        "TIDE_INSTANCE_ID=" + req.instance_id, "TIDE_ENROLLMENT_TOKEN=tok-123", "TIDE_GROUP=web",
+        "TIDE_SERVICE_ADDRESS=" + addr, "TIDE_SERVICE_PORT=" + port,
+        "TIDE_READINESS_HTTP=http://" + addr + ":" + port + "/ready",
+        "TIDE_STATE_DIR=" + provider.instance_dir(launched->provider_id) + "/agent-state",
+        "TIDE_LOG_LEVEL=debug"}) {
+    CHECK(env.find(line + "\n") != std::string::npos);
+  }
+  CHECK(env.find("FOO=") == std::string::npos);  // the application's settings stay with it
+  CHECK(env.find("_TIDE_") == std::string::npos);
+
+  const auto record = read_record(sb, launched->provider_id);
+  const auto agent = read_proc_stat(record.at("agent").at("pid").get<pid_t>());
+  REQUIRE(agent);
+  CHECK(agent->pgrp == record.at("pgid").get<pid_t>());
+  CHECK(processes_tagged(sb.tag).size() >= 3);  // launcher, app, agent
+
+  REQUIRE(do_terminate(loop, provider, launched->provider_id, 2'000));
+  CHECK(processes_tagged(sb.tag).empty());
+}
+
+TEST_CASE("local: concurrent launches get distinct addresses") {
+  Sandbox sb;
+  TestLoop loop;
+  LocalProvider provider(loop.get(), sb.local_options());
+  std::vector<LaunchOutcome> results;
+  for (int i = 0; i < 4; ++i) {
+    provider.launch(sb.request("c" + std::to_string(i), "exec sleep 600"),
+                    [&results](LaunchOutcome r) { results.push_back(std::move(r)); });
+  }
+  loop.spin([&] { return results.size() == 4; }, 20'000);
+  REQUIRE(results.size() == 4);
+  std::set<std::string> addresses;
+  for (const auto& r : results) {
+    REQUIRE(r);
+    addresses.insert(r->address);
+  }
+  CHECK(addresses.size() == 4);
+
+  const auto listed = do_list(loop, provider);
+  REQUIRE(listed);
+  CHECK(listed->size() == 4);
+  for (const auto& i : *listed) CHECK(i.state == InstanceState::Running);
+
+  for (const auto& r : results) REQUIRE(do_terminate(loop, provider, r->provider_id, 1'000));
+  const auto after = do_list(loop, provider);
+  REQUIRE(after);
+  CHECK(after->empty());
+}
+
+TEST_CASE("local: terminate lets a process that handles SIGTERM exit within the grace period") {
+  Sandbox sb;
+  TestLoop loop;
+  LocalProvider provider(loop.get(), sb.local_options());
+  const fs::path mark = sb.dir / "got-term";
+  auto req = sb.request("graceful",
+                        "trap 'echo bye > \"$MARK\"; exit 0' TERM; while :; do sleep 0.05; done");
+  req.launch.env = {{"MARK", mark.string()}};
+  const auto launched = do_launch(loop, provider, req);
+  REQUIRE(launched);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let the trap be installed
+
+  const auto t0 = Clock::now();
+  REQUIRE(do_terminate(loop, provider, launched->provider_id, 5'000));
+  CHECK(Clock::now() - t0 < std::chrono::seconds(2));
+  CHECK(read_file(mark) == "bye\n");
+  CHECK(processes_tagged(sb.tag).empty());
+
+  // Terminating again is not an error.
+  REQUIRE(do_terminate(loop, provider, launched->provider_id, 5'000));
+}
+
+TEST_CASE("local: terminate falls back to SIGKILL when SIGTERM is ignored") {
+  Sandbox sb;
+  TestLoop loop;
+  LocalProvider provider(loop.get(), sb.local_options());
+  const auto launched =
+      do_launch(loop, provider, sb.request("stubborn", "trap '' TERM; while :; do sleep 0.05; done"));
+  REQUIRE(launched);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+
+  const auto t0 = Clock::now();
+  REQUIRE(do_terminate(loop, provider, launched->provider_id, 300));
+  const auto elapsed = Clock::now() - t0;
+  CHECK(elapsed >= std::chrono::milliseconds(300));
+  CHECK(elapsed < std::chrono::seconds(3));
+  CHECK(processes_tagged(sb.tag).empty());
+}
+
+TEST_CASE("local: a restarted provider re-adopts running instances and does not launch duplicates") {
+  Sandbox sb;
+  TestLoop loop;
+  std::vector<LaunchResult> first;
+  {
+    LocalProvider before(loop.get(), sb.local_options());
+    for (const char* name : {"r1", "r2"}) {
+      auto r = do_launch(loop, before, sb.request(name, "exec sleep 600"));
+      REQUIRE(r);
+      first.push_back(*r);
+    }
+  }  // the "coordinator" goes away; its instances keep running
+  const auto running = processes_tagged(sb.tag).size();
+  CHECK(running >= 4);  // a launcher and an application each
+
+  LocalProvider after(loop.get(), sb.local_options());
+  const auto listed = do_list(loop, after);
+  REQUIRE(listed);
+  REQUIRE(listed->size() == 2);
+  for (const auto& i : *listed) {
+    CHECK(i.state == InstanceState::Running);
+    CHECK(i.group == "web");
+  }
+
+  const auto again = do_launch(loop, after, sb.request("r1", "exec sleep 600"));
+  REQUIRE(again);
+  CHECK(again->existing);
+  CHECK(again->provider_id == first[0].provider_id);
+  CHECK(again->address == first[0].address);
+  CHECK(processes_tagged(sb.tag).size() == running);  // nothing new started
+
+  for (const auto& r : first) REQUIRE(do_terminate(loop, after, r.provider_id, 1'000));
+  CHECK(processes_tagged(sb.tag).empty());
+}
+
+TEST_CASE("local: an instance whose processes died is reported gone, then forgotten") {
+  Sandbox sb;
+  TestLoop loop;
+  LocalProvider provider(loop.get(), sb.local_options());
+  const auto launched = do_launch(loop, provider, sb.request("doomed", "exec sleep 600"));
+  REQUIRE(launched);
+  const auto pgid = read_record(sb, launched->provider_id).at("pgid").get<pid_t>();
+  REQUIRE(::kill(-pgid, SIGKILL) == 0);
+  REQUIRE(eventually([&] { return processes_tagged(sb.tag).empty(); }, 5'000));
+
+  const auto listed = do_list(loop, provider);
+  REQUIRE(listed);
+  REQUIRE(listed->size() == 1);
+  CHECK(listed->front().state == InstanceState::Gone);
+  CHECK_FALSE(listed->front().message.empty());
+
+  const auto again = do_list(loop, provider);
+  REQUIRE(again);
+  CHECK(again->empty());
+  const auto described = do_describe(loop, provider, launched->provider_id);
+  REQUIRE(described);
+  CHECK(described->state == InstanceState::Gone);
+  REQUIRE(do_terminate(loop, provider, launched->provider_id, 100));
+
+  // The key is free again: a new launch starts a new instance.
+  const auto relaunched = do_launch(loop, provider, sb.request("doomed", "exec sleep 600"));
+  REQUIRE(relaunched);
+  CHECK_FALSE(relaunched->existing);
+  REQUIRE(do_terminate(loop, provider, relaunched->provider_id, 1'000));
+}
+
+TEST_CASE("local: bad launch requests get clear errors") {
+  Sandbox sb;
+  TestLoop loop;
+  LocalProvider provider(loop.get(), sb.local_options());
+
+  auto no_command = sb.request("bad1", "");
+  auto r1 = do_launch(loop, provider, no_command);
+  REQUIRE_FALSE(r1);
+  CHECK(r1.error().message.find("empty command") != std::string::npos);
+  CHECK_FALSE(r1.error().retryable);
+
+  auto bad_id = sb.request("bad2", "sleep 1");
+  bad_id.idempotency_key = "../escape";
+  auto r2 = do_launch(loop, provider, bad_id);
+  REQUIRE_FALSE(r2);
+  CHECK(r2.error().message.find("idempotency_key") != std::string::npos);
+
+  auto no_agent = sb.request("bad3", "sleep 1");
+  no_agent.agent.agent_path = (sb.dir / "no-such-agent").string();
+  auto r3 = do_launch(loop, provider, no_agent);
+  REQUIRE_FALSE(r3);
+  CHECK(r3.error().message.find("not executable") != std::string::npos);
+
+  auto no_port = sb.request("bad4", "sleep 1");
+  no_port.launch.port = 0;
+  CHECK_FALSE(do_launch(loop, provider, no_port));
+
+  CHECK(provider.metrics().launch.calls == 4);
+  CHECK(provider.metrics().launch.failures == 4);
+  CHECK(processes_tagged(sb.tag).empty());
+}
+
+// ---- exec provider ---------------------------------------------------------
+
+namespace {
+
+ExecProviderOptions fake_cloud(const Sandbox& sb, const std::string& fault = {}) {
+  ExecProviderOptions o;
+  o.launch_script = kData + "/fake-cloud/launch";
+  o.terminate_script = kData + "/fake-cloud/terminate";
+  o.list_script = kData + "/fake-cloud/list";
+  o.describe_script = kData + "/fake-cloud/describe";
+  o.env = {{"FAKE_CLOUD_DIR", (sb.dir / "cloud").string()}, {"FAKE_CLOUD_FAULT", fault}};
+  o.launch_timeout_ms = 10'000;
+  o.terminate_timeout_ms = 10'000;
+  o.list_timeout_ms = 10'000;
+  o.describe_timeout_ms = 10'000;
+  return o;
+}
+
+bool pid_alive(pid_t pid) {
+  const auto st = read_proc_stat(pid);
+  return st && st->state != 'Z' && st->state != 'X';
+}
+
+}  // namespace
+
+TEST_CASE("exec: launch, list, describe and terminate through the fake cloud scripts") {
+  Sandbox sb;
+  TestLoop loop;
+  ExecProvider provider(loop.get(), fake_cloud(sb));
+  const auto req = sb.request("e1", "unused");
+
+  const auto launched = do_launch(loop, provider, req);
+  REQUIRE(launched);
+  CHECK(launched->provider_id == "fake-" + req.idempotency_key);
+  CHECK(launched->address == "127.0.0.1");
+  CHECK(launched->port == sb.port);
+  CHECK_FALSE(launched->existing);
+  const auto pid = static_cast<pid_t>(
+      std::stol(read_file(sb.dir / "cloud" / "instances" / launched->provider_id / "pid")));
+  CHECK(pid_alive(pid));
+
+  const auto again = do_launch(loop, provider, req);
+  REQUIRE(again);
+  CHECK(again->existing);
+  CHECK(again->provider_id == launched->provider_id);
+
+  const auto listed = do_list(loop, provider);
+  REQUIRE(listed);
+  REQUIRE(listed->size() == 1);
+  CHECK(listed->front().instance_id == req.instance_id);
+  CHECK(listed->front().idempotency_key == req.idempotency_key);
+  CHECK(listed->front().group == "web");
+  CHECK(listed->front().state == InstanceState::Running);
+  CHECK(listed->front().started_at_ms > 0);
+
+  const auto described = do_describe(loop, provider, launched->provider_id);
+  REQUIRE(described);
+  CHECK(described->state == InstanceState::Running);
+
+  REQUIRE(do_terminate(loop, provider, launched->provider_id, 1'000));
+  CHECK_FALSE(pid_alive(pid));
+  const auto gone = do_describe(loop, provider, launched->provider_id);
+  REQUIRE(gone);
+  CHECK(gone->state == InstanceState::Gone);
+  REQUIRE(do_terminate(loop, provider, launched->provider_id, 1'000));  // idempotent
+  const auto empty = do_list(loop, provider);
+  REQUIRE(empty);
+  CHECK(empty->empty());
+
+  CHECK(provider.metrics().launch.calls == 2);
+  CHECK(provider.metrics().list.calls == 2);
+  CHECK(provider.metrics().describe.calls == 2);
+  CHECK(provider.metrics().terminate.calls == 2);
+  CHECK(provider.metrics().launch.failures == 0);
+}
+
+TEST_CASE("exec: describe without a describe script answers from list") {
+  Sandbox sb;
+  TestLoop loop;
+  auto options = fake_cloud(sb);
+  options.describe_script.clear();
+  ExecProvider provider(loop.get(), options);
+  const auto launched = do_launch(loop, provider, sb.request("e2", "unused"));
+  REQUIRE(launched);
+  const auto described = do_describe(loop, provider, launched->provider_id);
+  REQUIRE(described);
+  CHECK(described->state == InstanceState::Running);
+  const auto unknown = do_describe(loop, provider, "fake-nobody");
+  REQUIRE(unknown);
+  CHECK(unknown->state == InstanceState::Gone);
+  REQUIRE(do_terminate(loop, provider, launched->provider_id, 500));
+}
+
+TEST_CASE("exec: a script that overruns its timeout is killed with what it started") {
+  Sandbox sb;
+  TestLoop loop;
+  auto options = fake_cloud(sb, "launch:hang");
+  options.launch_timeout_ms = 300;
+  ExecProvider provider(loop.get(), options);
+  const auto t0 = Clock::now();
+  const auto r = do_launch(loop, provider, sb.request("slow", "unused"));
+  const auto elapsed = Clock::now() - t0;
+  REQUIRE_FALSE(r);
+  CHECK(r.error().retryable);
+  CHECK(r.error().message.find("timed out after 300 ms") != std::string::npos);
+  CHECK(elapsed >= std::chrono::milliseconds(300));
+  CHECK(elapsed < std::chrono::seconds(3));
+  const auto hang_pid = static_cast<pid_t>(std::stol(read_file(sb.dir / "cloud" / "hang.pid")));
+  CHECK(eventually([&] { return !pid_alive(hang_pid); }, 2'000));
+  CHECK(provider.metrics().launch.failures == 1);
+}
+
+TEST_CASE("exec: malformed script output is an error naming what was wrong") {
+  Sandbox sb;
+  TestLoop loop;
+  SECTION("not JSON") {
+    ExecProvider provider(loop.get(), fake_cloud(sb, "launch:badjson"));
+    const auto r = do_launch(loop, provider, sb.request("bj", "unused"));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message.find("invalid JSON") != std::string::npos);
+    CHECK_FALSE(r.error().retryable);
+  }
+  SECTION("wrong field type") {
+    ExecProvider provider(loop.get(), fake_cloud(sb, "launch:badfield"));
+    const auto r = do_launch(loop, provider, sb.request("bf", "unused"));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message.find("\"port\" is not an integer") != std::string::npos);
+  }
+  SECTION("list without an instances array") {
+    ExecProvider provider(loop.get(), fake_cloud(sb, "list:badfield"));
+    const auto r = do_list(loop, provider);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message.find("\"instances\" is not an array") != std::string::npos);
+    CHECK(provider.metrics().list.failures == 1);
+  }
+}
+
+TEST_CASE("exec: a non-zero exit is an error carrying the script's stderr") {
+  Sandbox sb;
+  TestLoop loop;
+  SECTION("permanent") {
+    ExecProvider provider(loop.get(), fake_cloud(sb, "launch:fail"));
+    const auto r = do_launch(loop, provider, sb.request("f", "unused"));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message.find("exited with status 3") != std::string::npos);
+    CHECK(r.error().message.find("quota exceeded") != std::string::npos);
+    CHECK_FALSE(r.error().retryable);
+  }
+  SECTION("retryable (75)") {
+    ExecProvider provider(loop.get(), fake_cloud(sb, "terminate:tempfail"));
+    const auto r = do_terminate(loop, provider, "fake-x", 100);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message.find("rate limited") != std::string::npos);
+    CHECK(r.error().retryable);
+  }
+  SECTION("missing script") {
+    auto options = fake_cloud(sb);
+    options.list_script = (sb.dir / "no-such-script").string();
+    ExecProvider provider(loop.get(), options);
+    const auto r = do_list(loop, provider);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message.find("cannot start") != std::string::npos);
+  }
+}
