@@ -792,6 +792,11 @@ void Fleet::on_report(const AgentReport& ev, TimeMs now, std::vector<Command>& o
   }
   update_deadline(*e);
   apply_rule(*e, now, out);
+  if (i.runtime.is_replacement && i.state == LifecycleState::InService) {
+    // A replacement is in service: the rate limit has room for the next one.
+    i.runtime.is_replacement = false;
+    reconcile(*e->group, now, out, "replacement " + i.id + " in service");
+  }
 }
 
 void Fleet::on_lost(const AgentLost& ev, TimeMs now, std::vector<Command>& out) {
