@@ -39,7 +39,7 @@ std::vector<std::uint8_t> sample_report(std::uint64_t seq) {
   report.ready = true;
   report.ready_reason = "ok";
   report.healthy = true;
-  report.probes.push_back(proto::ProbeResult{"http", proto::ProbeKind::Http, true, "200 OK", 3});
+  report.probes.push_back(proto::ProbeResult{"http", proto::ProbeKind::Http, true, "ok", 3});
   report.metrics.cpu_pct = 37.5;
   report.metrics.memory_pct = 61.25;
   report.metrics.load1 = 0.82;
