@@ -175,9 +175,12 @@ TEST_CASE("a damaged database gives a clear error, not a crash", "[store][migrat
   const std::string path = dir.file("tide.db");
   {
     Store store = seeded_store(path);
+    auto tx = store.begin_transaction("seed");
+    TIDE_REQUIRE_OK(tx);
     for (int i = 0; i < 200; ++i) {
       TIDE_REQUIRE_OK(store.upsert_instance(sample_instance("i-" + std::to_string(1000 + i))));
     }
+    TIDE_REQUIRE_OK(tx->commit());
     // Move everything into the main file so the damage below hits it.
     TIDE_REQUIRE_OK(store.database().exec("checkpoint", "PRAGMA wal_checkpoint(TRUNCATE)"));
   }
@@ -188,6 +191,7 @@ TEST_CASE("a damaged database gives a clear error, not a crash", "[store][migrat
     for (int i = 0; i < 4096 * 8; ++i) file.put(static_cast<char>(0xA5 ^ (i * 7)));
   }
   auto store = Store::open(path);
+  INFO((store ? std::string("opened") : store.error().message));
   if (store) {
     // Opening may succeed (the header is intact); reading must fail cleanly.
     auto instances = store->list_instances();
