@@ -151,9 +151,13 @@ constexpr std::array kMigrations{
 
 }  // namespace
 
-std::span<const Migration> migrations() { return kMigrations; }
+std::span<const Migration> migrations() {
+  return kMigrations;
+}
 
-std::int64_t latest_schema_version() { return kMigrations.back().version; }
+std::int64_t latest_schema_version() {
+  return kMigrations.back().version;
+}
 
 Result<std::int64_t> schema_version(Database& db) {
   return db.query_int("read schema version", "PRAGMA user_version");
@@ -174,8 +178,8 @@ Result<std::int64_t> migrate(Database& db, std::int64_t target_version) {
 
   for (const Migration& migration : kMigrations) {
     if (migration.version <= *current || migration.version > target_version) continue;
-    const std::string operation = "migrate " + db.path() + " to schema version " +
-                                  std::to_string(migration.version);
+    const std::string operation =
+        "migrate " + db.path() + " to schema version " + std::to_string(migration.version);
     auto tx = Transaction::begin(db, operation);
     if (!tx) return tl::unexpected(tx.error());
     // Another process may have migrated while we waited for the write lock.
@@ -187,7 +191,8 @@ Result<std::int64_t> migrate(Database& db, std::int64_t target_version) {
       continue;
     }
     if (auto r = db.exec(operation, migration.sql); !r) return tl::unexpected(r.error());
-    if (auto r = db.exec(operation, "PRAGMA user_version = " + std::to_string(migration.version)); !r) {
+    if (auto r = db.exec(operation, "PRAGMA user_version = " + std::to_string(migration.version));
+        !r) {
       return tl::unexpected(r.error());
     }
     if (auto r = tx->commit(); !r) return tl::unexpected(r.error());

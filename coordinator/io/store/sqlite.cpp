@@ -9,15 +9,24 @@ namespace tide::coordinator::store {
 
 std::string_view to_string(StoreError::Kind kind) {
   switch (kind) {
-    case StoreError::Kind::Io: return "io";
-    case StoreError::Kind::Corrupt: return "corrupt";
-    case StoreError::Kind::Busy: return "busy";
-    case StoreError::Kind::NewerSchema: return "newer_schema";
-    case StoreError::Kind::NotFound: return "not_found";
-    case StoreError::Kind::Constraint: return "constraint";
-    case StoreError::Kind::InUse: return "in_use";
-    case StoreError::Kind::Invalid: return "invalid";
-    case StoreError::Kind::Internal: return "internal";
+    case StoreError::Kind::Io:
+      return "io";
+    case StoreError::Kind::Corrupt:
+      return "corrupt";
+    case StoreError::Kind::Busy:
+      return "busy";
+    case StoreError::Kind::NewerSchema:
+      return "newer_schema";
+    case StoreError::Kind::NotFound:
+      return "not_found";
+    case StoreError::Kind::Constraint:
+      return "constraint";
+    case StoreError::Kind::InUse:
+      return "in_use";
+    case StoreError::Kind::Invalid:
+      return "invalid";
+    case StoreError::Kind::Internal:
+      return "internal";
   }
   return "unknown";
 }
@@ -62,7 +71,9 @@ StoreError make_error(std::string_view operation, int code, const char* detail) 
 
 // ---- Statement --------------------------------------------------------------
 
-Statement::~Statement() { sqlite3_finalize(m_stmt); }
+Statement::~Statement() {
+  sqlite3_finalize(m_stmt);
+}
 
 Statement& Statement::operator=(Statement&& other) noexcept {
   if (this != &other) {
@@ -74,13 +85,19 @@ Statement& Statement::operator=(Statement&& other) noexcept {
 
 // Bind errors can only be an out-of-range index or SQLITE_NOMEM: the first is
 // a bug in a literal SQL string, the second surfaces at step().
-void Statement::bind(int index, std::int64_t value) { sqlite3_bind_int64(m_stmt, index, value); }
-void Statement::bind(int index, double value) { sqlite3_bind_double(m_stmt, index, value); }
+void Statement::bind(int index, std::int64_t value) {
+  sqlite3_bind_int64(m_stmt, index, value);
+}
+void Statement::bind(int index, double value) {
+  sqlite3_bind_double(m_stmt, index, value);
+}
 void Statement::bind(int index, std::string_view value) {
   // SQLITE_TRANSIENT: SQLite copies, so temporaries are fine.
   sqlite3_bind_text64(m_stmt, index, value.data(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
 }
-void Statement::bind_null(int index) { sqlite3_bind_null(m_stmt, index); }
+void Statement::bind_null(int index) {
+  sqlite3_bind_null(m_stmt, index);
+}
 void Statement::bind_optional(int index, const std::optional<std::string_view>& value) {
   if (value) {
     bind(index, *value);
@@ -100,8 +117,12 @@ void Statement::reset() {
   if (m_stmt != nullptr) sqlite3_reset(m_stmt);
 }
 
-std::int64_t Statement::column_int(int index) const { return sqlite3_column_int64(m_stmt, index); }
-double Statement::column_double(int index) const { return sqlite3_column_double(m_stmt, index); }
+std::int64_t Statement::column_int(int index) const {
+  return sqlite3_column_int64(m_stmt, index);
+}
+double Statement::column_double(int index) const {
+  return sqlite3_column_double(m_stmt, index);
+}
 std::string Statement::column_text(int index) const {
   const auto* text = sqlite3_column_text(m_stmt, index);
   const int size = sqlite3_column_bytes(m_stmt, index);
@@ -122,8 +143,8 @@ Result<Database> Database::open(const std::string& path, const OpenOptions& opti
   const std::string operation = "open " + path;
   const int rc = sqlite3_open_v2(path.c_str(), &db.m_db, flags, nullptr);
   if (rc != SQLITE_OK) {
-    StoreError error = db.m_db != nullptr ? db.last_error(operation, rc)
-                                          : make_error(operation, rc, nullptr);
+    StoreError error =
+        db.m_db != nullptr ? db.last_error(operation, rc) : make_error(operation, rc, nullptr);
     return tl::unexpected(std::move(error));
   }
   sqlite3_extended_result_codes(db.m_db, 1);
@@ -153,7 +174,9 @@ Result<Database> Database::open(const std::string& path, const OpenOptions& opti
   return db;
 }
 
-Database::~Database() { close(); }
+Database::~Database() {
+  close();
+}
 
 Database::Database(Database&& other) noexcept
     : m_db(std::exchange(other.m_db, nullptr)),
@@ -184,7 +207,8 @@ StoreError Database::last_error(std::string_view operation, int code) const {
 }
 
 Result<void> Database::exec(std::string_view operation, const std::string& sql) {
-  if (m_db == nullptr) return store_error(StoreError::Kind::Internal, std::string(operation) + ": database is closed");
+  if (m_db == nullptr)
+    return store_error(StoreError::Kind::Internal, std::string(operation) + ": database is closed");
   char* message = nullptr;
   const int rc = sqlite3_exec(m_db, sql.c_str(), nullptr, nullptr, &message);
   if (rc != SQLITE_OK) {
@@ -197,7 +221,8 @@ Result<void> Database::exec(std::string_view operation, const std::string& sql) 
 }
 
 Result<Statement*> Database::prepare(std::string_view operation, const char* sql) {
-  if (m_db == nullptr) return store_error(StoreError::Kind::Internal, std::string(operation) + ": database is closed");
+  if (m_db == nullptr)
+    return store_error(StoreError::Kind::Internal, std::string(operation) + ": database is closed");
   auto found = m_statements.find(sql);
   if (found != m_statements.end()) {
     sqlite3_reset(found->second->get());
@@ -232,7 +257,8 @@ Result<void> Database::run(std::string_view operation, Statement& statement) {
 }
 
 Result<std::int64_t> Database::query_int(std::string_view operation, const std::string& sql) {
-  if (m_db == nullptr) return store_error(StoreError::Kind::Internal, std::string(operation) + ": database is closed");
+  if (m_db == nullptr)
+    return store_error(StoreError::Kind::Internal, std::string(operation) + ": database is closed");
   sqlite3_stmt* raw = nullptr;
   int rc = sqlite3_prepare_v2(m_db, sql.c_str(), -1, &raw, nullptr);
   Statement statement(raw);
@@ -244,7 +270,8 @@ Result<std::int64_t> Database::query_int(std::string_view operation, const std::
 }
 
 Result<std::string> Database::query_text(std::string_view operation, const std::string& sql) {
-  if (m_db == nullptr) return store_error(StoreError::Kind::Internal, std::string(operation) + ": database is closed");
+  if (m_db == nullptr)
+    return store_error(StoreError::Kind::Internal, std::string(operation) + ": database is closed");
   sqlite3_stmt* raw = nullptr;
   int rc = sqlite3_prepare_v2(m_db, sql.c_str(), -1, &raw, nullptr);
   Statement statement(raw);
@@ -255,9 +282,13 @@ Result<std::string> Database::query_text(std::string_view operation, const std::
   return statement.column_text(0);
 }
 
-std::int64_t Database::changes() const { return m_db != nullptr ? sqlite3_changes64(m_db) : 0; }
+std::int64_t Database::changes() const {
+  return m_db != nullptr ? sqlite3_changes64(m_db) : 0;
+}
 
-bool Database::in_transaction() const { return m_db != nullptr && sqlite3_get_autocommit(m_db) == 0; }
+bool Database::in_transaction() const {
+  return m_db != nullptr && sqlite3_get_autocommit(m_db) == 0;
+}
 
 // ---- Transaction ------------------------------------------------------------
 
@@ -281,7 +312,8 @@ Transaction::~Transaction() {
 
 Result<void> Transaction::commit() {
   if (m_done || m_db == nullptr) {
-    return store_error(StoreError::Kind::Internal, m_operation + ": commit of a finished transaction");
+    return store_error(StoreError::Kind::Internal,
+                       m_operation + ": commit of a finished transaction");
   }
   auto r = m_db->exec(m_operation + ": commit", m_nested ? "RELEASE tide_nested" : "COMMIT");
   if (!r) {

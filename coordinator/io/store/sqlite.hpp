@@ -24,15 +24,15 @@ namespace tide::coordinator::store {
 
 struct StoreError {
   enum class Kind : std::uint8_t {
-    Io,            // cannot open/read/write the file, disk full, ...
-    Corrupt,       // not a database, or a damaged one
-    Busy,          // another connection holds the lock longer than the busy timeout
-    NewerSchema,   // the file was written by a newer tide; refused, never downgraded
-    NotFound,      // the row asked for does not exist
-    Constraint,    // unique / foreign key / check constraint refused the change
-    InUse,         // delete or update refused: other rows still use this one
-    Invalid,       // the value handed in is invalid (model validation), or a row is unreadable
-    Internal,      // misuse of the SQLite API: a bug
+    Io,           // cannot open/read/write the file, disk full, ...
+    Corrupt,      // not a database, or a damaged one
+    Busy,         // another connection holds the lock longer than the busy timeout
+    NewerSchema,  // the file was written by a newer tide; refused, never downgraded
+    NotFound,     // the row asked for does not exist
+    Constraint,   // unique / foreign key / check constraint refused the change
+    InUse,        // delete or update refused: other rows still use this one
+    Invalid,      // the value handed in is invalid (model validation), or a row is unreadable
+    Internal,     // misuse of the SQLite API: a bug
   };
   Kind kind = Kind::Internal;
   std::string message;  // "<operation>: <detail>"
@@ -44,7 +44,8 @@ struct StoreError {
 template <class T>
 using Result = tl::expected<T, StoreError>;
 
-[[nodiscard]] inline tl::unexpected<StoreError> store_error(StoreError::Kind kind, std::string message,
+[[nodiscard]] inline tl::unexpected<StoreError> store_error(StoreError::Kind kind,
+                                                            std::string message,
                                                             int sqlite_code = 0) {
   return tl::unexpected<StoreError>(StoreError{kind, std::move(message), sqlite_code});
 }
@@ -110,7 +111,7 @@ struct OpenOptions {
   // power loss cannot forget a launch that may have happened. The sync also
   // makes every earlier commit durable (the WAL is written in order).
   bool sync_before_provider_calls = true;
-  bool create = true;                   // create the file when missing
+  bool create = true;  // create the file when missing
 };
 
 class Database {

@@ -11,8 +11,10 @@ namespace tide::coordinator::store {
 
 std::string_view to_string(ProviderCallState state) {
   switch (state) {
-    case ProviderCallState::Requested: return "requested";
-    case ProviderCallState::Completed: return "completed";
+    case ProviderCallState::Requested:
+      return "requested";
+    case ProviderCallState::Completed:
+      return "completed";
   }
   return "requested";
 }
@@ -32,9 +34,15 @@ std::string op(std::string_view action, std::string_view subject, std::uint32_t 
   return op(action, subject) + " v" + std::to_string(version);
 }
 
-std::int64_t i64(std::uint32_t value) { return static_cast<std::int64_t>(value); }
-std::int64_t i64(std::uint16_t value) { return static_cast<std::int64_t>(value); }
-std::int64_t i64(bool value) { return value ? 1 : 0; }
+std::int64_t i64(std::uint32_t value) {
+  return static_cast<std::int64_t>(value);
+}
+std::int64_t i64(std::uint16_t value) {
+  return static_cast<std::int64_t>(value);
+}
+std::int64_t i64(bool value) {
+  return value ? 1 : 0;
+}
 
 // Reads one row and remembers the first unreadable column: a corrupt or
 // hand-edited row becomes an Invalid error, never a crash or a silent 0.
@@ -76,7 +84,8 @@ class RowReader {
     return *value;
   }
   void fail(std::string detail) {
-    if (!m_error) m_error = StoreError{Kind::Invalid, m_operation + ": unreadable row: " + detail, 0};
+    if (!m_error)
+      m_error = StoreError{Kind::Invalid, m_operation + ": unreadable row: " + detail, 0};
   }
   [[nodiscard]] const std::optional<StoreError>& error() const { return m_error; }
 
@@ -107,7 +116,8 @@ void bind_launch_configuration(Statement& s, const LaunchConfiguration& c) {
   s.bind(9, c.created_ms);
 }
 
-Result<LaunchConfiguration> read_launch_configuration(const Statement& s, const std::string& operation) {
+Result<LaunchConfiguration> read_launch_configuration(const Statement& s,
+                                                      const std::string& operation) {
   RowReader row(s, operation);
   LaunchConfiguration c;
   c.id = row.text(0);
@@ -138,8 +148,10 @@ Result<LaunchConfiguration> read_launch_configuration(const Statement& s, const 
 // ---- scaling groups ---------------------------------------------------------------
 
 constexpr const char* kGroupColumns =
-    "name, min_size, max_size, desired, lc_name, lc_version, termination_policy, lb_backend, lb_port, "
-    "health_check_grace_period_ms, default_cooldown_ms, boot_timeout_ms, drain_timeout_ms, warmup_ms, "
+    "name, min_size, max_size, desired, lc_name, lc_version, termination_policy, lb_backend, "
+    "lb_port, "
+    "health_check_grace_period_ms, default_cooldown_ms, boot_timeout_ms, drain_timeout_ms, "
+    "warmup_ms, "
     "retry_immediate, retry_initial_backoff_ms, retry_multiplier, retry_max_backoff_ms, "
     "fail_static_share, replacement_rate, liveness_window_ms, enabled, created_ms, updated_ms";
 
@@ -179,8 +191,8 @@ Result<ScalingGroup> read_group(const Statement& s, const std::string& operation
   g.desired = row.u32(3, "desired");
   g.launch_configuration_id = row.text(4);
   g.launch_configuration_version = row.u32(5, "lc_version");
-  g.termination_policy =
-      row.enumeration<TerminationPolicy>(6, "termination_policy", TerminationPolicy::OldestInstance);
+  g.termination_policy = row.enumeration<TerminationPolicy>(6, "termination_policy",
+                                                            TerminationPolicy::OldestInstance);
   g.lb.backend = row.text(7);
   g.lb.port = row.u16(8, "lb_port");
   g.health_check_grace_period_ms = row.i64(9);
@@ -350,7 +362,8 @@ Result<void> Store::durable_transaction(const std::string& operation, F&& body) 
   const bool raise_sync = m_options.sync_before_provider_calls &&
                           m_options.synchronous == Synchronous::Normal && !m_db.in_transaction();
   if (raise_sync) {
-    if (auto r = m_db.exec(operation + ": synchronous=FULL", "PRAGMA synchronous=FULL"); !r) return r;
+    if (auto r = m_db.exec(operation + ": synchronous=FULL", "PRAGMA synchronous=FULL"); !r)
+      return r;
   }
   Result<void> result = [&]() -> Result<void> {
     auto tx = Transaction::begin(m_db, operation);
@@ -390,8 +403,8 @@ Result<LaunchConfiguration> Store::create_launch_configuration_version(LaunchCon
   const std::string operation = op("create launch configuration version of", config.id);
   auto tx = Transaction::begin(m_db, operation);
   if (!tx) return tl::unexpected(tx.error());
-  auto s = m_db.prepare(operation,
-                        "SELECT coalesce(max(version), 0) FROM launch_configurations WHERE name = ?1");
+  auto s = m_db.prepare(
+      operation, "SELECT coalesce(max(version), 0) FROM launch_configurations WHERE name = ?1");
   if (!s) return tl::unexpected(s.error());
   (*s)->bind(1, std::string_view(config.id));
   std::int64_t latest = 0;
@@ -412,9 +425,10 @@ Result<LaunchConfiguration> Store::create_launch_configuration_version(LaunchCon
 
 Result<bool> Store::launch_configuration_in_use(std::string_view id, std::uint32_t version) {
   const std::string operation = op("check use of launch configuration", id, version);
-  auto s = m_db.prepare(operation,
-                        "SELECT EXISTS (SELECT 1 FROM scaling_groups WHERE lc_name = ?1 AND lc_version = ?2)"
-                        " OR EXISTS (SELECT 1 FROM instances WHERE lc_name = ?1 AND lc_version = ?2)");
+  auto s = m_db.prepare(
+      operation,
+      "SELECT EXISTS (SELECT 1 FROM scaling_groups WHERE lc_name = ?1 AND lc_version = ?2)"
+      " OR EXISTS (SELECT 1 FROM instances WHERE lc_name = ?1 AND lc_version = ?2)");
   if (!s) return tl::unexpected(s.error());
   ResetOnExit reset(*s);
   (*s)->bind(1, id);
@@ -438,7 +452,8 @@ Result<void> Store::update_launch_configuration(const LaunchConfiguration& confi
   }
   static const std::string sql =
       "UPDATE launch_configurations SET command = ?3, port = ?4, env_json = ?5, "
-      "agent_readiness_path = ?6, agent_report_interval_ms = ?7, hourly_price = ?8, created_ms = ?9 "
+      "agent_readiness_path = ?6, agent_report_interval_ms = ?7, hourly_price = ?8, created_ms = "
+      "?9 "
       "WHERE name = ?1 AND version = ?2";
   auto s = m_db.prepare(operation, sql.c_str());
   if (!s) return tl::unexpected(s.error());
@@ -447,7 +462,8 @@ Result<void> Store::update_launch_configuration(const LaunchConfiguration& confi
   return tx->commit();
 }
 
-Result<LaunchConfiguration> Store::get_launch_configuration(std::string_view id, std::uint32_t version) {
+Result<LaunchConfiguration> Store::get_launch_configuration(std::string_view id,
+                                                            std::uint32_t version) {
   const std::string operation = op("get launch configuration", id, version);
   static const std::string sql = std::string("SELECT ") + kLcColumns +
                                  " FROM launch_configurations WHERE name = ?1 AND version = ?2";
@@ -464,8 +480,9 @@ Result<LaunchConfiguration> Store::get_launch_configuration(std::string_view id,
 
 Result<LaunchConfiguration> Store::get_latest_launch_configuration(std::string_view id) {
   const std::string operation = op("get latest launch configuration", id);
-  static const std::string sql = std::string("SELECT ") + kLcColumns +
-                                 " FROM launch_configurations WHERE name = ?1 ORDER BY version DESC LIMIT 1";
+  static const std::string sql =
+      std::string("SELECT ") + kLcColumns +
+      " FROM launch_configurations WHERE name = ?1 ORDER BY version DESC LIMIT 1";
   auto s = m_db.prepare(operation, sql.c_str());
   if (!s) return tl::unexpected(s.error());
   ResetOnExit reset(*s);
@@ -504,7 +521,8 @@ Result<void> Store::delete_launch_configuration(std::string_view id, std::uint32
   if (*used) {
     return store_error(Kind::InUse, operation + ": still used by a group or an instance");
   }
-  auto s = m_db.prepare(operation, "DELETE FROM launch_configurations WHERE name = ?1 AND version = ?2");
+  auto s =
+      m_db.prepare(operation, "DELETE FROM launch_configurations WHERE name = ?1 AND version = ?2");
   if (!s) return tl::unexpected(s.error());
   (*s)->bind(1, id);
   (*s)->bind(2, i64(version));
@@ -517,9 +535,10 @@ Result<void> Store::delete_launch_configuration(std::string_view id, std::uint32
 Result<void> Store::insert_group(const ScalingGroup& group) {
   const std::string operation = op("insert group", group.name);
   if (auto v = validate(group); !v) return invalid(operation, v.error());
-  static const std::string sql = std::string("INSERT INTO scaling_groups (") + kGroupColumns +
-                                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
-                                 "?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)";
+  static const std::string sql =
+      std::string("INSERT INTO scaling_groups (") + kGroupColumns +
+      ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+      "?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)";
   auto s = m_db.prepare(operation, sql.c_str());
   if (!s) return tl::unexpected(s.error());
   bind_group(**s, group);
@@ -534,7 +553,8 @@ Result<void> Store::update_group(const ScalingGroup& group) {
       "UPDATE scaling_groups SET min_size = ?2, max_size = ?3, desired = ?4, lc_name = ?5, "
       "lc_version = ?6, termination_policy = ?7, lb_backend = ?8, lb_port = ?9, "
       "health_check_grace_period_ms = ?10, default_cooldown_ms = ?11, boot_timeout_ms = ?12, "
-      "drain_timeout_ms = ?13, warmup_ms = ?14, retry_immediate = ?15, retry_initial_backoff_ms = ?16, "
+      "drain_timeout_ms = ?13, warmup_ms = ?14, retry_immediate = ?15, retry_initial_backoff_ms = "
+      "?16, "
       "retry_multiplier = ?17, retry_max_backoff_ms = ?18, fail_static_share = ?19, "
       "replacement_rate = ?20, liveness_window_ms = ?21, enabled = ?22, updated_ms = ?24 "
       "WHERE name = ?1";
@@ -546,7 +566,8 @@ Result<void> Store::update_group(const ScalingGroup& group) {
 
 Result<ScalingGroup> Store::get_group(std::string_view name) {
   const std::string operation = op("get group", name);
-  static const std::string sql = std::string("SELECT ") + kGroupColumns + " FROM scaling_groups WHERE name = ?1";
+  static const std::string sql =
+      std::string("SELECT ") + kGroupColumns + " FROM scaling_groups WHERE name = ?1";
   auto s = m_db.prepare(operation, sql.c_str());
   if (!s) return tl::unexpected(s.error());
   ResetOnExit reset(*s);
@@ -559,7 +580,8 @@ Result<ScalingGroup> Store::get_group(std::string_view name) {
 
 Result<std::vector<ScalingGroup>> Store::list_groups() {
   const std::string operation = "list groups";
-  static const std::string sql = std::string("SELECT ") + kGroupColumns + " FROM scaling_groups ORDER BY name";
+  static const std::string sql =
+      std::string("SELECT ") + kGroupColumns + " FROM scaling_groups ORDER BY name";
   auto s = m_db.prepare(operation, sql.c_str());
   if (!s) return tl::unexpected(s.error());
   ResetOnExit reset(*s);
@@ -595,8 +617,9 @@ Result<void> Store::delete_group(std::string_view name) {
     alive = (*live)->column_int(0);
   }
   if (alive > 0) {
-    return store_error(Kind::InUse, operation + ": " + std::to_string(alive) +
-                                        " instance(s) still belong to it; terminate or detach them first");
+    return store_error(Kind::InUse,
+                       operation + ": " + std::to_string(alive) +
+                           " instance(s) still belong to it; terminate or detach them first");
   }
   auto purge = m_db.prepare(operation, "DELETE FROM instances WHERE group_name = ?1");
   if (!purge) return tl::unexpected(purge.error());
@@ -615,7 +638,8 @@ Result<void> Store::upsert_instance(const Instance& instance) {
   const std::string operation = op("upsert instance", instance.id);
   static const std::string sql =
       std::string("INSERT INTO instances (") + kInstanceColumns +
-      ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
+      ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
+      "?19, "
       "?20, ?21) ON CONFLICT (id) DO UPDATE SET group_name = excluded.group_name, "
       "origin = excluded.origin, state = excluded.state, "
       "protected_from_scale_in = excluded.protected_from_scale_in, health = excluded.health, "
@@ -634,7 +658,8 @@ Result<void> Store::upsert_instance(const Instance& instance) {
 
 Result<Instance> Store::get_instance(std::string_view id) {
   const std::string operation = op("get instance", id);
-  static const std::string sql = std::string("SELECT ") + kInstanceColumns + " FROM instances WHERE id = ?1";
+  static const std::string sql =
+      std::string("SELECT ") + kInstanceColumns + " FROM instances WHERE id = ?1";
   auto s = m_db.prepare(operation, sql.c_str());
   if (!s) return tl::unexpected(s.error());
   ResetOnExit reset(*s);
@@ -646,7 +671,8 @@ Result<Instance> Store::get_instance(std::string_view id) {
 }
 
 namespace {
-Result<std::vector<Instance>> collect_instances(Database& db, Statement& s, const std::string& operation) {
+Result<std::vector<Instance>> collect_instances(Database& db, Statement& s,
+                                                const std::string& operation) {
   ResetOnExit reset(&s);
   std::vector<Instance> out;
   for (;;) {
@@ -663,7 +689,8 @@ Result<std::vector<Instance>> collect_instances(Database& db, Statement& s, cons
 
 Result<std::vector<Instance>> Store::list_instances() {
   const std::string operation = "list instances";
-  static const std::string sql = std::string("SELECT ") + kInstanceColumns + " FROM instances ORDER BY id";
+  static const std::string sql =
+      std::string("SELECT ") + kInstanceColumns + " FROM instances ORDER BY id";
   auto s = m_db.prepare(operation, sql.c_str());
   if (!s) return tl::unexpected(s.error());
   return collect_instances(m_db, **s, operation);
@@ -671,8 +698,8 @@ Result<std::vector<Instance>> Store::list_instances() {
 
 Result<std::vector<Instance>> Store::list_instances(std::string_view group) {
   const std::string operation = op("list instances of group", group);
-  static const std::string sql =
-      std::string("SELECT ") + kInstanceColumns + " FROM instances WHERE group_name = ?1 ORDER BY id";
+  static const std::string sql = std::string("SELECT ") + kInstanceColumns +
+                                 " FROM instances WHERE group_name = ?1 ORDER BY id";
   auto s = m_db.prepare(operation, sql.c_str());
   if (!s) return tl::unexpected(s.error());
   (*s)->bind(1, group);
@@ -691,8 +718,8 @@ Result<void> Store::delete_instance(std::string_view id) {
 
 Result<void> Store::insert_idempotency_key(const IdempotencyRecord& call) {
   const std::string operation = op("insert idempotency key", call.key);
-  static const std::string sql =
-      std::string("INSERT INTO idempotency_keys (") + kCallColumns + ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+  static const std::string sql = std::string("INSERT INTO idempotency_keys (") + kCallColumns +
+                                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
   auto s = m_db.prepare(operation, sql.c_str());
   if (!s) return tl::unexpected(s.error());
   (*s)->bind(1, std::string_view(call.key));
@@ -712,9 +739,10 @@ Result<void> Store::insert_idempotency_key(const IdempotencyRecord& call) {
 Result<void> Store::complete_idempotency_key(std::string_view key, std::string_view result,
                                              TimeMs completed_ms) {
   const std::string operation = op("complete idempotency key", key);
-  auto s = m_db.prepare(operation,
-                        "UPDATE idempotency_keys SET state = 'completed', result = ?2, completed_ms = ?3 "
-                        "WHERE key = ?1");
+  auto s = m_db.prepare(
+      operation,
+      "UPDATE idempotency_keys SET state = 'completed', result = ?2, completed_ms = ?3 "
+      "WHERE key = ?1");
   if (!s) return tl::unexpected(s.error());
   (*s)->bind(1, key);
   (*s)->bind(2, result);
@@ -724,7 +752,8 @@ Result<void> Store::complete_idempotency_key(std::string_view key, std::string_v
 
 Result<IdempotencyRecord> Store::get_idempotency_key(std::string_view key) {
   const std::string operation = op("get idempotency key", key);
-  static const std::string sql = std::string("SELECT ") + kCallColumns + " FROM idempotency_keys WHERE key = ?1";
+  static const std::string sql =
+      std::string("SELECT ") + kCallColumns + " FROM idempotency_keys WHERE key = ?1";
   auto s = m_db.prepare(operation, sql.c_str());
   if (!s) return tl::unexpected(s.error());
   ResetOnExit reset(*s);
@@ -737,8 +766,9 @@ Result<IdempotencyRecord> Store::get_idempotency_key(std::string_view key) {
 
 Result<std::vector<IdempotencyRecord>> Store::requested_provider_calls() {
   const std::string operation = "list requested provider calls";
-  static const std::string sql = std::string("SELECT ") + kCallColumns +
-                                 " FROM idempotency_keys WHERE state = 'requested' ORDER BY requested_ms, key";
+  static const std::string sql =
+      std::string("SELECT ") + kCallColumns +
+      " FROM idempotency_keys WHERE state = 'requested' ORDER BY requested_ms, key";
   auto s = m_db.prepare(operation, sql.c_str());
   if (!s) return tl::unexpected(s.error());
   ResetOnExit reset(*s);
@@ -777,7 +807,8 @@ Result<void> Store::begin_provider_calls(const std::vector<ProviderCall>& calls)
   const std::string operation = "begin " + std::to_string(calls.size()) + " provider calls";
   for (const ProviderCall& c : calls) {
     if (c.call.state != ProviderCallState::Requested || c.call.completed_ms) {
-      return store_error(Kind::Invalid, operation + ": key " + c.call.key + " must be in state requested");
+      return store_error(Kind::Invalid,
+                         operation + ": key " + c.call.key + " must be in state requested");
     }
   }
   return durable_transaction(operation, [&]() -> Result<void> {
@@ -801,9 +832,10 @@ Result<void> Store::finish_provider_call(const Instance& instance, std::string_v
 
 // ---- activities ----------------------------------------------------------------------------
 
-Result<void> Store::upsert_activity_instance(std::string_view activity_id, const ActivityInstance& entry) {
-  const std::string operation = op("record instance", entry.instance_id) + " in activity " +
-                                std::string(activity_id);
+Result<void> Store::upsert_activity_instance(std::string_view activity_id,
+                                             const ActivityInstance& entry) {
+  const std::string operation =
+      op("record instance", entry.instance_id) + " in activity " + std::string(activity_id);
   auto s = m_db.prepare(operation,
                         "INSERT INTO activity_instances (activity_id, instance_id, message, ok) "
                         "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (activity_id, instance_id) "
@@ -820,9 +852,10 @@ Result<void> Store::insert_activity(const Activity& activity) {
   const std::string operation = op("insert activity", activity.id);
   auto tx = Transaction::begin(m_db, operation);
   if (!tx) return tl::unexpected(tx.error());
-  auto s = m_db.prepare(operation,
-                        "INSERT INTO activities (id, group_name, type, cause, status, start_ms, end_ms) "
-                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  auto s =
+      m_db.prepare(operation,
+                   "INSERT INTO activities (id, group_name, type, cause, status, start_ms, end_ms) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
   if (!s) return tl::unexpected(s.error());
   (*s)->bind(1, std::string_view(activity.id));
   (*s)->bind(2, std::string_view(activity.group));
@@ -850,10 +883,12 @@ Result<void> Store::update_activity_status(std::string_view id, ActivityStatus s
 }
 
 namespace {
-Result<void> load_activity_instances(Database& db, Activity& activity, const std::string& operation) {
-  auto s = db.prepare(operation,
-                      "SELECT instance_id, message, ok FROM activity_instances WHERE activity_id = ?1 "
-                      "ORDER BY rowid");
+Result<void> load_activity_instances(Database& db, Activity& activity,
+                                     const std::string& operation) {
+  auto s =
+      db.prepare(operation,
+                 "SELECT instance_id, message, ok FROM activity_instances WHERE activity_id = ?1 "
+                 "ORDER BY rowid");
   if (!s) return tl::unexpected(s.error());
   ResetOnExit reset(*s);
   (*s)->bind(1, std::string_view(activity.id));
@@ -872,9 +907,10 @@ Result<Activity> Store::get_activity(std::string_view id) {
   const std::string operation = op("get activity", id);
   Activity activity;
   {
-    auto s = m_db.prepare(operation,
-                          "SELECT id, group_name, type, cause, status, start_ms, end_ms FROM activities "
-                          "WHERE id = ?1");
+    auto s =
+        m_db.prepare(operation,
+                     "SELECT id, group_name, type, cause, status, start_ms, end_ms FROM activities "
+                     "WHERE id = ?1");
     if (!s) return tl::unexpected(s.error());
     ResetOnExit reset(*s);
     (*s)->bind(1, id);
@@ -885,31 +921,35 @@ Result<Activity> Store::get_activity(std::string_view id) {
     if (!read) return tl::unexpected(read.error());
     activity = std::move(*read);
   }
-  if (auto r = load_activity_instances(m_db, activity, operation); !r) return tl::unexpected(r.error());
+  if (auto r = load_activity_instances(m_db, activity, operation); !r)
+    return tl::unexpected(r.error());
   return activity;
 }
 
-Result<std::vector<Activity>> Store::list_activities(std::string_view group, const ActivityFilter& filter) {
+Result<std::vector<Activity>> Store::list_activities(std::string_view group,
+                                                     const ActivityFilter& filter) {
   const std::string operation = op("list activities of group", group);
   if (filter.limit < 1 || filter.limit > 1000) {
     return store_error(Kind::Invalid, operation + ": limit must be 1..1000");
   }
   // One statement for every filter combination: a NULL parameter disables
   // its condition, and the (group_name, start_ms DESC) index serves the order.
-  auto s = m_db.prepare(operation,
-                        "SELECT id, group_name, type, cause, status, start_ms, end_ms FROM activities "
-                        "WHERE group_name = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR type = ?3) "
-                        "AND (?4 IS NULL OR start_ms >= ?4) AND (?5 IS NULL OR start_ms < ?5) "
-                        "ORDER BY start_ms DESC, id DESC LIMIT ?6");
+  auto s = m_db.prepare(
+      operation,
+      "SELECT id, group_name, type, cause, status, start_ms, end_ms FROM activities "
+      "WHERE group_name = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR type = ?3) "
+      "AND (?4 IS NULL OR start_ms >= ?4) AND (?5 IS NULL OR start_ms < ?5) "
+      "ORDER BY start_ms DESC, id DESC LIMIT ?6");
   if (!s) return tl::unexpected(s.error());
   std::vector<Activity> out;
   {
     ResetOnExit reset(*s);
     (*s)->bind(1, group);
-    (*s)->bind_optional(2, filter.status ? std::optional<std::string_view>(to_string(*filter.status))
-                                         : std::nullopt);
-    (*s)->bind_optional(3, filter.type ? std::optional<std::string_view>(to_string(*filter.type))
-                                       : std::nullopt);
+    (*s)->bind_optional(2, filter.status
+                               ? std::optional<std::string_view>(to_string(*filter.status))
+                               : std::nullopt);
+    (*s)->bind_optional(
+        3, filter.type ? std::optional<std::string_view>(to_string(*filter.type)) : std::nullopt);
     (*s)->bind_optional(4, filter.since_ms);
     (*s)->bind_optional(5, filter.until_ms);
     (*s)->bind(6, i64(filter.limit));
@@ -923,7 +963,8 @@ Result<std::vector<Activity>> Store::list_activities(std::string_view group, con
     }
   }
   for (Activity& activity : out) {
-    if (auto r = load_activity_instances(m_db, activity, operation); !r) return tl::unexpected(r.error());
+    if (auto r = load_activity_instances(m_db, activity, operation); !r)
+      return tl::unexpected(r.error());
   }
   return out;
 }

@@ -46,7 +46,7 @@ struct IdempotencyRecord {
   std::string operation;    // "launch", "terminate", ...
   std::string instance_id;  // the instance it acts on; empty for none
   ProviderCallState state = ProviderCallState::Requested;
-  std::string result;       // provider's answer (e.g. JSON), empty while requested
+  std::string result;  // provider's answer (e.g. JSON), empty while requested
   TimeMs requested_ms = 0;
   std::optional<TimeMs> completed_ms;  // set exactly when state is Completed
   friend bool operator==(const IdempotencyRecord&, const IdempotencyRecord&) = default;
@@ -79,19 +79,23 @@ class Store {
   // ---- launch configurations ----
   // Stores `config` as the next version of config.id (1 for a new id) and
   // returns it with that version set.
-  [[nodiscard]] Result<LaunchConfiguration> create_launch_configuration_version(LaunchConfiguration config);
+  [[nodiscard]] Result<LaunchConfiguration> create_launch_configuration_version(
+      LaunchConfiguration config);
   // Inserts exactly (config.id, config.version); Constraint if it exists.
   [[nodiscard]] Result<void> insert_launch_configuration(const LaunchConfiguration& config);
   // Rewrites (config.id, config.version) in place: InUse once a group or an
   // instance uses it (then create a new version), NotFound if absent.
   [[nodiscard]] Result<void> update_launch_configuration(const LaunchConfiguration& config);
-  [[nodiscard]] Result<LaunchConfiguration> get_launch_configuration(std::string_view id, std::uint32_t version);
+  [[nodiscard]] Result<LaunchConfiguration> get_launch_configuration(std::string_view id,
+                                                                     std::uint32_t version);
   [[nodiscard]] Result<LaunchConfiguration> get_latest_launch_configuration(std::string_view id);
   // Ordered by id, then version.
   [[nodiscard]] Result<std::vector<LaunchConfiguration>> list_launch_configurations();
-  [[nodiscard]] Result<bool> launch_configuration_in_use(std::string_view id, std::uint32_t version);
+  [[nodiscard]] Result<bool> launch_configuration_in_use(std::string_view id,
+                                                         std::uint32_t version);
   // InUse while used, NotFound if absent.
-  [[nodiscard]] Result<void> delete_launch_configuration(std::string_view id, std::uint32_t version);
+  [[nodiscard]] Result<void> delete_launch_configuration(std::string_view id,
+                                                         std::uint32_t version);
 
   // ---- scaling groups ----
   [[nodiscard]] Result<void> insert_group(const ScalingGroup& group);
@@ -113,8 +117,11 @@ class Store {
   // ---- provider calls: write before acting ----
   // Atomically upserts the instance row and inserts `call` (state Requested),
   // durably (fsync) unless OpenOptions::sync_before_provider_calls is off.
+  // Inside an enclosing begin_transaction() the outer commit decides: call
+  // it outside one when the provider call follows right away.
   // Constraint if the key already exists: the call was already made once.
-  [[nodiscard]] Result<void> begin_provider_call(const Instance& instance, const IdempotencyRecord& call);
+  [[nodiscard]] Result<void> begin_provider_call(const Instance& instance,
+                                                 const IdempotencyRecord& call);
   struct ProviderCall {
     Instance instance;
     IdempotencyRecord call;

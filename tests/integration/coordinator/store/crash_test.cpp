@@ -25,7 +25,9 @@ namespace {
 constexpr int kCommitted = 50;
 constexpr int kUncommitted = 20'000;
 
-std::string instance_id(int n) { return "i-" + std::to_string(1'000'000 + n); }
+std::string instance_id(int n) {
+  return "i-" + std::to_string(1'000'000 + n);
+}
 
 // The child's whole life. Returns its exit status; never returns to Catch.
 int child_main(const std::string& path, int to_parent, int from_parent) {
@@ -44,8 +46,14 @@ int child_main(const std::string& path, int to_parent, int from_parent) {
   for (int n = kCommitted; n < kCommitted + kUncommitted; ++n) {
     if (!store->upsert_instance(sample_instance(instance_id(n)))) return 17;
   }
-  if (!store->insert_activity(Activity{"a-doomed", "web-group", ActivityType::ScaleOut, "never committed",
-                                       ActivityStatus::Running, 1, std::nullopt, {}})) {
+  if (!store->insert_activity(Activity{"a-doomed",
+                                       "web-group",
+                                       ActivityType::ScaleOut,
+                                       "never committed",
+                                       ActivityStatus::Running,
+                                       1,
+                                       std::nullopt,
+                                       {}})) {
     return 18;
   }
   if (::write(to_parent, "U", 1) != 1) return 19;
@@ -110,7 +118,8 @@ TEST_CASE("a writer killed mid-transaction loses nothing committed", "[store][cr
   CHECK(WTERMSIG(status) == SIGKILL);
   // The uncommitted transaction really wrote pages to the WAL file, so the
   // recovery below has something to discard.
-  INFO("WAL bytes after commit " << wal_after_commit << ", mid transaction " << wal_mid_transaction);
+  INFO("WAL bytes after commit " << wal_after_commit << ", mid transaction "
+                                 << wal_mid_transaction);
   CHECK(wal_mid_transaction > wal_after_commit);
 
   auto store = Store::open(path);
@@ -129,7 +138,8 @@ TEST_CASE("a writer killed mid-transaction loses nothing committed", "[store][cr
   }
   CHECK(store->get_instance(instance_id(kCommitted)).error().kind == StoreError::Kind::NotFound);
   CHECK(store->get_activity("a-doomed").error().kind == StoreError::Kind::NotFound);
-  auto fk = store->database().query_int("fk check", "SELECT count(*) FROM pragma_foreign_key_check");
+  auto fk =
+      store->database().query_int("fk check", "SELECT count(*) FROM pragma_foreign_key_check");
   TIDE_REQUIRE_OK(fk);
   CHECK(*fk == 0);
   // And it is writable again.

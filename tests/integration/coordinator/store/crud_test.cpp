@@ -16,7 +16,8 @@ std::int64_t count(Store& store, const std::string& sql) {
   return *n;
 }
 
-Activity sample_activity(const std::string& id, TimeMs start_ms, ActivityType type = ActivityType::ScaleOut,
+Activity sample_activity(const std::string& id, TimeMs start_ms,
+                         ActivityType type = ActivityType::ScaleOut,
                          ActivityStatus status = ActivityStatus::Successful) {
   Activity a;
   a.id = id;
@@ -117,8 +118,8 @@ TEST_CASE("a launch configuration is immutable once used and deleted only when u
   CHECK(store->get_launch_configuration("web", 1)->command == "edited");
 
   // Even a raw UPDATE is stopped by the trigger.
-  auto raw = store->database().exec("raw update",
-                                    "UPDATE launch_configurations SET command = 'x' WHERE name = 'web'");
+  auto raw = store->database().exec(
+      "raw update", "UPDATE launch_configurations SET command = 'x' WHERE name = 'web'");
   REQUIRE_FALSE(raw);
   CHECK(raw.error().kind == StoreError::Kind::Constraint);
   CHECK_THAT(raw.error().message, Catch::Contains("immutable"));
@@ -169,7 +170,8 @@ TEST_CASE("scaling groups round-trip", "[store][crud]") {
   auto refused = store.update_group(invalid);
   REQUIRE_FALSE(refused);
   CHECK(refused.error().kind == StoreError::Kind::Invalid);
-  CHECK_THAT(refused.error().message, Catch::Contains("update group web-group") && Catch::Contains("max"));
+  CHECK_THAT(refused.error().message,
+             Catch::Contains("update group web-group") && Catch::Contains("max"));
 
   // The CHECK holds for raw SQL too.
   auto raw = store.database().exec("raw", "UPDATE scaling_groups SET desired = 99");
@@ -248,8 +250,8 @@ TEST_CASE("a corrupt row is an error naming the field, not a crash", "[store][cr
 
   // An unused configuration (a used one is frozen by a trigger).
   TIDE_REQUIRE_OK(store.insert_launch_configuration(sample_config("spare")));
-  TIDE_REQUIRE_OK(store.database().exec("corrupt",
-                                        "UPDATE launch_configurations SET env_json = '[1]' WHERE name = 'spare'"));
+  TIDE_REQUIRE_OK(store.database().exec(
+      "corrupt", "UPDATE launch_configurations SET env_json = '[1]' WHERE name = 'spare'"));
   auto config = store.get_launch_configuration("spare", 1);
   REQUIRE_FALSE(config);
   CHECK_THAT(config.error().message, Catch::Contains("env_json"));
@@ -273,7 +275,8 @@ TEST_CASE("foreign keys are enforced", "[store][crud][fk]") {
   orphan.group = "no-such-group";
   check_fk(store.insert_activity(orphan));
   check_fk(store.upsert_activity_instance("a-none", {"i-1", "m", true}));
-  check_fk(store.insert_idempotency_key({"k", "launch", "i-none", ProviderCallState::Requested, "", 1, {}}));
+  check_fk(store.insert_idempotency_key(
+      {"k", "launch", "i-none", ProviderCallState::Requested, "", 1, {}}));
   CHECK(count(store, "SELECT count(*) FROM instances") == 0);
   CHECK(count(store, "SELECT count(*) FROM activities") == 0);
   // A failed multi-row insert leaves nothing behind.
@@ -290,7 +293,8 @@ TEST_CASE("a group is deleted only when none of its instances is alive", "[store
   gone.state = LifecycleState::Terminated;
   TIDE_REQUIRE_OK(store.upsert_instance(alive));
   TIDE_REQUIRE_OK(store.upsert_instance(gone));
-  TIDE_REQUIRE_OK(store.insert_idempotency_key({"k-2", "launch", "i-2", ProviderCallState::Completed, "ok", 1, 2}));
+  TIDE_REQUIRE_OK(store.insert_idempotency_key(
+      {"k-2", "launch", "i-2", ProviderCallState::Completed, "ok", 1, 2}));
   TIDE_REQUIRE_OK(store.insert_activity(sample_activity("a-1", 100)));
 
   auto refused = store.delete_group("web-group");
@@ -321,7 +325,8 @@ TEST_CASE("a provider call is written before it is made, atomically with its ins
   pending.provider_id.clear();
   pending.launched_ms = 0;
   pending.idempotency_key = "launch-i-1";
-  IdempotencyRecord call{"launch-i-1", "launch", "i-1", ProviderCallState::Requested, "", 1000, std::nullopt};
+  IdempotencyRecord call{"launch-i-1", "launch", "i-1",       ProviderCallState::Requested,
+                         "",           1000,     std::nullopt};
   TIDE_REQUIRE_OK(store.begin_provider_call(pending, call));
   CHECK(*store.get_instance("i-1") == pending);
   // The call's commit was forced to disk; the connection is back to NORMAL.
@@ -362,7 +367,8 @@ TEST_CASE("a provider call is written before it is made, atomically with its ins
   CHECK(store.get_instance("i-1")->state == LifecycleState::Booting);
 
   // A key without an instance, and deletion.
-  IdempotencyRecord loose{"sweep-1", "terminate", "", ProviderCallState::Requested, "", 5, std::nullopt};
+  IdempotencyRecord loose{"sweep-1", "terminate", "",          ProviderCallState::Requested,
+                          "",        5,           std::nullopt};
   TIDE_REQUIRE_OK(store.insert_idempotency_key(loose));
   CHECK(*store.get_idempotency_key("sweep-1") == loose);
   TIDE_REQUIRE_OK(store.complete_idempotency_key("sweep-1", "gone", 6));
@@ -386,7 +392,8 @@ TEST_CASE("activities are appended, updated and listed newest first", "[store][c
   TIDE_REQUIRE_OK(store.insert_activity(elsewhere));
 
   CHECK(*store.get_activity("a-1") == sample_activity("a-1", 1000));
-  CHECK(store.insert_activity(sample_activity("a-1", 1000)).error().kind == StoreError::Kind::Constraint);
+  CHECK(store.insert_activity(sample_activity("a-1", 1000)).error().kind ==
+        StoreError::Kind::Constraint);
 
   // Progress of the running one: per-instance messages, then the end.
   TIDE_REQUIRE_OK(store.upsert_activity_instance("a-3", {"i-5", "draining", true}));
@@ -418,8 +425,10 @@ TEST_CASE("activities are appended, updated and listed newest first", "[store][c
   using V = std::vector<std::string>;
   CHECK(ids({}) == V{"a-3", "a-2", "a-1"});
   CHECK(ids(filter([](ActivityFilter& f) { f.limit = 2; })) == V{"a-3", "a-2"});
-  CHECK(ids(filter([](ActivityFilter& f) { f.status = ActivityStatus::Successful; })) == V{"a-3", "a-1"});
-  CHECK(ids(filter([](ActivityFilter& f) { f.type = ActivityType::ReplaceUnhealthy; })) == V{"a-2"});
+  CHECK(ids(filter([](ActivityFilter& f) { f.status = ActivityStatus::Successful; })) ==
+        V{"a-3", "a-1"});
+  CHECK(ids(filter([](ActivityFilter& f) { f.type = ActivityType::ReplaceUnhealthy; })) ==
+        V{"a-2"});
   CHECK(ids(filter([](ActivityFilter& f) { f.since_ms = 2000; })) == V{"a-3", "a-2"});
   CHECK(ids(filter([](ActivityFilter& f) { f.until_ms = 2000; })) == V{"a-1"});
   CHECK(ids(filter([](ActivityFilter& f) {
@@ -431,7 +440,9 @@ TEST_CASE("activities are appended, updated and listed newest first", "[store][c
   auto full = store.list_activities("web-group");
   TIDE_REQUIRE_OK(full);
   CHECK((*full)[2] == sample_activity("a-1", 1000));
-  CHECK(store.list_activities("web-group", filter([](ActivityFilter& f) { f.limit = 0; })).error().kind == StoreError::Kind::Invalid);
+  CHECK(store.list_activities("web-group", filter([](ActivityFilter& f) { f.limit = 0; }))
+            .error()
+            .kind == StoreError::Kind::Invalid);
   CHECK(store.list_activities("api-group")->size() == 1);
 }
 
@@ -442,8 +453,8 @@ TEST_CASE("a transaction groups calls and rolls back unless committed", "[store]
     auto tx = store.begin_transaction("two instances");
     TIDE_REQUIRE_OK(tx);
     TIDE_REQUIRE_OK(store.upsert_instance(sample_instance("i-1")));
-    TIDE_REQUIRE_OK(store.begin_provider_call(sample_instance("i-2"),
-                                              {"k", "launch", "i-2", ProviderCallState::Requested, "", 1, {}}));
+    TIDE_REQUIRE_OK(store.begin_provider_call(
+        sample_instance("i-2"), {"k", "launch", "i-2", ProviderCallState::Requested, "", 1, {}}));
     // Dropped without commit.
   }
   CHECK(store.list_instances()->empty());
@@ -458,24 +469,28 @@ TEST_CASE("a transaction groups calls and rolls back unless committed", "[store]
   CHECK(store.list_instances()->size() == 2);
 }
 
-TEST_CASE("several provider calls are written together or not at all", "[store][crud][idempotency]") {
+TEST_CASE("several provider calls are written together or not at all",
+          "[store][crud][idempotency]") {
   TempDir dir;
   Store store = seeded_store(dir.file("tide.db"));
   auto call = [](const std::string& id, const std::string& key) {
     Instance instance = sample_instance(id);
     instance.state = LifecycleState::Pending;
     instance.idempotency_key = key;
-    return Store::ProviderCall{instance, {key, "launch", id, ProviderCallState::Requested, "", 7, std::nullopt}};
+    return Store::ProviderCall{
+        instance, {key, "launch", id, ProviderCallState::Requested, "", 7, std::nullopt}};
   };
   // The third reuses the first one's key: the whole batch is refused.
-  auto refused = store.begin_provider_calls({call("i-1", "k-1"), call("i-2", "k-2"), call("i-3", "k-1")});
+  auto refused =
+      store.begin_provider_calls({call("i-1", "k-1"), call("i-2", "k-2"), call("i-3", "k-1")});
   REQUIRE_FALSE(refused);
   CHECK(refused.error().kind == StoreError::Kind::Constraint);
   CHECK(store.list_instances()->empty());
   CHECK(store.requested_provider_calls()->empty());
   CHECK(count(store, "PRAGMA synchronous") == 1);
 
-  TIDE_REQUIRE_OK(store.begin_provider_calls({call("i-1", "k-1"), call("i-2", "k-2"), call("i-3", "k-3")}));
+  TIDE_REQUIRE_OK(
+      store.begin_provider_calls({call("i-1", "k-1"), call("i-2", "k-2"), call("i-3", "k-3")}));
   CHECK(store.list_instances()->size() == 3);
   CHECK(store.requested_provider_calls()->size() == 3);
   Store::ProviderCall completed = call("i-4", "k-4");

@@ -1,11 +1,12 @@
 // Schema migrations: fresh file, re-open, upgrade from version 1, refusal of
 // a newer file, and clear errors for files that are not usable databases.
+#include "coordinator/io/store/migrations.hpp"
+
 #include <fstream>
 #include <string>
 
 #include <sqlite3.h>
 
-#include "coordinator/io/store/migrations.hpp"
 #include "tests/integration/coordinator/store/store_test_support.hpp"
 
 using namespace tide::coordinator;
@@ -15,9 +16,10 @@ using namespace tide::coordinator::store::testing;
 namespace {
 
 std::string schema_text(Database& db) {
-  auto text = db.query_text("read schema",
-                            "SELECT group_concat(type || ':' || name || ':' || coalesce(sql, ''), '\n') "
-                            "FROM (SELECT * FROM sqlite_master ORDER BY type, name)");
+  auto text =
+      db.query_text("read schema",
+                    "SELECT group_concat(type || ':' || name || ':' || coalesce(sql, ''), '\n') "
+                    "FROM (SELECT * FROM sqlite_master ORDER BY type, name)");
   REQUIRE(text);
   return *text;
 }
@@ -55,7 +57,8 @@ TEST_CASE("a fresh file is created at the latest version with WAL and foreign ke
   for (const char* table : {"launch_configurations", "scaling_groups", "instances", "activities",
                             "activity_instances", "idempotency_keys"}) {
     INFO(table);
-    CHECK(count(db, std::string("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '") +
+    CHECK(count(db, std::string(
+                        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '") +
                         table + "'") == 1);
   }
   CHECK(*store->integrity_check() == "ok");
@@ -102,16 +105,17 @@ TEST_CASE("a version 1 file is upgraded and keeps its rows", "[store][migrations
     CHECK(count(*db, "SELECT count(*) FROM sqlite_master WHERE name = 'idempotency_keys'") == 0);
     // Rows as a version-1 tide wrote them (plain SQL: the current Store API
     // may not match an old schema).
-    TIDE_REQUIRE_OK(db->exec("seed v1",
-                             "INSERT INTO launch_configurations VALUES ('web', 1, 'run', 8080, '{\"A\":\"1\"}', "
-                             "'/ready', 1000, 0.5, 10);"
-                             "INSERT INTO scaling_groups VALUES ('g', 0, 4, 2, 'web', 1, 'newest_instance', "
-                             "'be', 0, 1000, 2000, 3000, 4000, 0, 2, 1000, 2.0, 60000, 0.3, 0.1, 10000, 1, 20, 21);"
-                             "INSERT INTO instances VALUES ('i-1', 'g', 'launched', 'in_service', 0, 'healthy', "
-                             "'', 'pid:1', '127.0.1.1', 8080, 'web', 1, 'hash', 'key', 'idem-1', 'none', '', "
-                             "30, 31, 32, 0);"
-                             "INSERT INTO activities VALUES ('a-1', 'g', 'scale_out', 'user', 'successful', 40, 41);"
-                             "INSERT INTO activity_instances VALUES ('a-1', 'i-1', 'launched', 1);"));
+    TIDE_REQUIRE_OK(db->exec(
+        "seed v1",
+        "INSERT INTO launch_configurations VALUES ('web', 1, 'run', 8080, '{\"A\":\"1\"}', "
+        "'/ready', 1000, 0.5, 10);"
+        "INSERT INTO scaling_groups VALUES ('g', 0, 4, 2, 'web', 1, 'newest_instance', "
+        "'be', 0, 1000, 2000, 3000, 4000, 0, 2, 1000, 2.0, 60000, 0.3, 0.1, 10000, 1, 20, 21);"
+        "INSERT INTO instances VALUES ('i-1', 'g', 'launched', 'in_service', 0, 'healthy', "
+        "'', 'pid:1', '127.0.1.1', 8080, 'web', 1, 'hash', 'key', 'idem-1', 'none', '', "
+        "30, 31, 32, 0);"
+        "INSERT INTO activities VALUES ('a-1', 'g', 'scale_out', 'user', 'successful', 40, 41);"
+        "INSERT INTO activity_instances VALUES ('a-1', 'i-1', 'launched', 1);"));
   }
   auto store = Store::open(path);
   TIDE_REQUIRE_OK(store);
@@ -132,7 +136,8 @@ TEST_CASE("a version 1 file is upgraded and keeps its rows", "[store][migrations
   REQUIRE(activity->instances.size() == 1);
   CHECK(activity->instances[0].message == "launched");
   // What version 2 added works on the upgraded file.
-  IdempotencyRecord call{"idem-2", "terminate", "i-1", ProviderCallState::Requested, "", 50, std::nullopt};
+  IdempotencyRecord call{"idem-2", "terminate", "i-1",       ProviderCallState::Requested,
+                         "",       50,          std::nullopt};
   TIDE_REQUIRE_OK(store->insert_idempotency_key(call));
   CHECK(*store->get_idempotency_key("idem-2") == call);
   CHECK(*store->integrity_check() == "ok");
@@ -145,7 +150,8 @@ TEST_CASE("a file from a newer tide is refused and left untouched", "[store][mig
   {
     auto store = Store::open(path);
     TIDE_REQUIRE_OK(store);
-    TIDE_REQUIRE_OK(store->database().exec("pretend newer", "PRAGMA user_version = " + std::to_string(newer)));
+    TIDE_REQUIRE_OK(
+        store->database().exec("pretend newer", "PRAGMA user_version = " + std::to_string(newer)));
   }
   auto store = Store::open(path);
   REQUIRE_FALSE(store);

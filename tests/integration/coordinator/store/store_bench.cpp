@@ -1,13 +1,13 @@
 // store_bench: microseconds per typical write on a real file in WAL mode, for
 // both synchronous settings. Not a test; prints one line per measurement.
 //   store_bench [directory] [iterations]
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
-#include <algorithm>
 
 #include <unistd.h>
 
@@ -53,8 +53,8 @@ Stats measure(int iterations, F&& body) {
 }
 
 void report(const char* sync, const char* what, const Stats& s) {
-  std::printf("synchronous=%-6s %-34s mean %8.1f us  p50 %8.1f us  p99 %8.1f us\n", sync, what, s.mean_us,
-              s.p50_us, s.p99_us);
+  std::printf("synchronous=%-6s %-34s mean %8.1f us  p50 %8.1f us  p99 %8.1f us\n", sync, what,
+              s.mean_us, s.p50_us, s.p99_us);
 }
 
 int run(const std::filesystem::path& dir, Synchronous sync, const char* sync_name, int iterations) {
@@ -101,20 +101,28 @@ int run(const std::filesystem::path& dir, Synchronous sync, const char* sync_nam
          }));
   report(sync_name, "begin_provider_call (row + key)", measure(iterations, [&](int i) {
            instance.id = "j-" + std::to_string(i);
-           IdempotencyRecord call{"k-" + std::to_string(i), "launch", instance.id, ProviderCallState::Requested,
-                                  "", i, std::nullopt};
+           IdempotencyRecord call{"k-" + std::to_string(i),
+                                  "launch",
+                                  instance.id,
+                                  ProviderCallState::Requested,
+                                  "",
+                                  i,
+                                  std::nullopt};
            return store->begin_provider_call(instance, call).has_value();
          }));
-  report(sync_name, "begin_provider_calls (batch of 10)", measure(std::max(1, iterations / 10), [&](int i) {
+  report(sync_name, "begin_provider_calls (batch of 10)",
+         measure(std::max(1, iterations / 10), [&](int i) {
            std::vector<Store::ProviderCall> batch;
            for (int n = 0; n < 10; ++n) {
              instance.id = "b-" + std::to_string(i * 10 + n);
-             batch.push_back({instance, {"kb-" + std::to_string(i * 10 + n), "launch", instance.id,
-                                         ProviderCallState::Requested, "", i, std::nullopt}});
+             batch.push_back({instance,
+                              {"kb-" + std::to_string(i * 10 + n), "launch", instance.id,
+                               ProviderCallState::Requested, "", i, std::nullopt}});
            }
            return store->begin_provider_calls(batch).has_value();
          }));
-  report(sync_name, "checkpoint (PASSIVE)", measure(10, [&](int) { return store->checkpoint().has_value(); }));
+  report(sync_name, "checkpoint (PASSIVE)",
+         measure(10, [&](int) { return store->checkpoint().has_value(); }));
   Activity activity;
   activity.group = "g";
   activity.cause = "alarm cpu_high: avg cpu_pct 91.5 > 80";
@@ -125,7 +133,8 @@ int run(const std::filesystem::path& dir, Synchronous sync, const char* sync_nam
            return store->insert_activity(activity).has_value();
          }));
   report(sync_name, "activity status update", measure(iterations, [&](int i) {
-           return store->update_activity_status("a-" + std::to_string(i), ActivityStatus::Successful, i + 5)
+           return store
+               ->update_activity_status("a-" + std::to_string(i), ActivityStatus::Successful, i + 5)
                .has_value();
          }));
   return 0;

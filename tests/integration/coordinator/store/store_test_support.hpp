@@ -13,11 +13,11 @@
 #include "coordinator/io/store/store.hpp"
 
 // REQUIRE that a Result holds a value, showing the StoreError otherwise.
-#define TIDE_REQUIRE_OK(expr)                                          \
-  do {                                                                 \
-    const auto& tide_result_ = (expr);                                 \
+#define TIDE_REQUIRE_OK(expr)                                            \
+  do {                                                                   \
+    const auto& tide_result_ = (expr);                                   \
     INFO((tide_result_ ? std::string() : tide_result_.error().message)); \
-    REQUIRE(tide_result_.has_value());                                 \
+    REQUIRE(tide_result_.has_value());                                   \
   } while (false)
 
 namespace tide::coordinator::store::testing {
@@ -57,8 +57,8 @@ inline LaunchConfiguration sample_config(const std::string& id = "web") {
   return c;
 }
 
-inline ScalingGroup sample_group(const std::string& name = "web-group", const std::string& lc = "web",
-                                 std::uint32_t lc_version = 1) {
+inline ScalingGroup sample_group(const std::string& name = "web-group",
+                                 const std::string& lc = "web", std::uint32_t lc_version = 1) {
   ScalingGroup g;
   g.name = name;
   g.min = 1;
