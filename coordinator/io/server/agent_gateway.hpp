@@ -1,0 +1,160 @@
+// AgentGateway: the coordinator's end of the agent protocol (protocol/SPEC.md).
+//
+// It owns the ROUTER socket and the ZAP handler, turns frames into protocol
+// messages, keeps one session per connected agent (HELLO → WELCOME, REPORT
+// sequence numbers, liveness, HEARTBEAT), and delivers commands (DRAIN,
+// UNDRAIN, HOOK_RUN, SHUTDOWN) with resends until the agent ACKs them.
+// Decisions about instances are not made here: they go to the Handler (the
+// control loop), which owns the fleet.
+//
+// Everything runs on one libuv loop thread.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include <tl/expected.hpp>
+#include <uv.h>
+#include <zmq.hpp>
+
+#include "protocol/messages.hpp"
+#include "protocol/transport/router.hpp"
+#include "protocol/transport/zap_handler.hpp"
+
+namespace tide::coordinator {
+
+struct GatewayConfig {
+  transport::RouterOptions router;       // endpoint; curve_server_secret_z85 set = CURVE on
+  std::uint32_t report_interval_ms = 1000;
+  std::uint32_t heartbeat_interval_ms = 1000;
+  std::uint32_t liveness = 3;            // silent intervals before a session is lost
+  std::uint32_t command_resend_ms = 1000;
+  std::uint32_t command_attempts = 5;
+};
+
+// What the control loop decides about a HELLO.
+struct HelloVerdict {
+  bool accepted = false;
+  protocol::ErrorCode code = protocol::ErrorCode::Unauthorized;  // when refused
+  std::string message;                                            // when refused
+};
+
+class AgentGatewayHandler {
+ public:
+  virtual ~AgentGatewayHandler() = default;
+  // ZAP: may this CURVE client key complete the handshake at all?
+  virtual bool allow_agent_key(std::string_view agent_key) = 0;
+  // A HELLO from `agent_key` (empty without CURVE). Accepting starts a session.
+  virtual HelloVerdict on_hello(const protocol::Hello& hello, std::string_view agent_key) = 0;
+  virtual void on_report(const std::string& instance_id, const protocol::Report& report) = 0;
+  // The session ended: liveness expired, GOODBYE, or a newer session replaced it.
+  virtual void on_lost(const std::string& instance_id, std::string_view reason) = 0;
+  virtual void on_ack(const std::string& instance_id, std::uint64_t command_id) = 0;
+  virtual void on_hook_result(const std::string& instance_id, const protocol::HookResult& result) = 0;
+};
+
+// Report-processing latency (decode + handler), as a fixed-bucket histogram
+// so that 10,000 reports/s cost no allocation.
+class LatencyHistogram {
+ public:
+  void record_us(std::uint64_t us);
+  // The smallest bucket bound below which `quantile` (0..1) of samples fall.
+  [[nodiscard]] std::uint64_t quantile_us(double quantile) const;
+  [[nodiscard]] std::uint64_t count() const { return m_count; }
+  void reset();
+
+ private:
+  static constexpr std::array<std::uint64_t, 20> kBoundsUs{
+      5, 10, 20, 50, 100, 200, 300, 500, 750, 1'000, 2'000, 3'000, 5'000, 7'500, 10'000, 20'000,
+      50'000, 100'000, 1'000'000, UINT64_MAX};
+  std::array<std::uint64_t, kBoundsUs.size()> m_buckets{};
+  std::uint64_t m_count = 0;
+};
+
+struct GatewayStats {
+  std::uint64_t sessions = 0;
+  std::uint64_t hellos = 0;
+  std::uint64_t hellos_refused = 0;
+  std::uint64_t reports = 0;
+  std::uint64_t reports_stale = 0;     // seq not increasing
+  std::uint64_t bad_frames = 0;        // undecodable, unexpected or from the wrong key
+  std::uint64_t unknown_session = 0;   // REPORT without a session (answered 410)
+  std::uint64_t sessions_lost = 0;
+  std::uint64_t commands_sent = 0;
+  std::uint64_t commands_resent = 0;
+  std::uint64_t commands_expired = 0;  // never ACKed
+};
+
+class AgentGateway {
+ public:
+  AgentGateway(uv_loop_t* loop, GatewayConfig config, AgentGatewayHandler& handler);
+  ~AgentGateway();
+  AgentGateway(const AgentGateway&) = delete;
+  AgentGateway& operator=(const AgentGateway&) = delete;
+
+  // Binds the ZAP handler (with CURVE) and the ROUTER; returns the endpoint.
+  [[nodiscard]] tl::expected<std::string, transport::TransportError> start();
+  // Says GOODBYE to every session and closes the sockets. Idempotent.
+  void stop(std::string_view reason);
+
+  // Sends a command (Drain, Undrain, HookRun, Shutdown) to the instance's
+  // agent, assigning its command_id; resent until ACKed. Returns the id, or
+  // nullopt when the instance has no session (the caller retries later).
+  std::optional<std::uint64_t> send_command(const std::string& instance_id, protocol::Message command);
+  [[nodiscard]] bool connected(const std::string& instance_id) const;
+
+  [[nodiscard]] const GatewayStats& stats() const { return m_stats; }
+  [[nodiscard]] LatencyHistogram& report_latency() { return m_latency; }
+  [[nodiscard]] const transport::TransportCounters& transport_counters() const;
+
+ private:
+  struct Session {
+    std::string instance_id;
+    std::string agent_key;
+    std::string session_id;
+    std::uint64_t last_seq = 0;
+    std::uint64_t last_rx_ms = 0;  // uv_now
+    std::uint64_t last_tx_ms = 0;
+  };
+  struct PendingCommand {
+    std::string instance_id;
+    std::vector<std::uint8_t> frame;
+    std::uint64_t next_send_ms = 0;
+    std::uint32_t attempts = 0;
+  };
+
+  void on_frame(const transport::PeerId& peer, std::string_view user_id,
+                std::span<const std::uint8_t> frame);
+  void on_hello(const transport::PeerId& peer, std::string_view user_id, const protocol::Hello& hello);
+  void on_tick();
+  void end_session(const transport::PeerId& peer, std::string_view reason, bool notify);
+  bool send(const transport::PeerId& peer, const protocol::Message& message);
+  void send_error(const transport::PeerId& peer, protocol::ErrorCode code, std::string message,
+                  std::uint64_t command_id = 0);
+  std::string new_session_id();
+
+  uv_loop_t* m_loop;
+  GatewayConfig m_config;
+  AgentGatewayHandler& m_handler;
+  zmq::context_t m_context;
+  std::unique_ptr<transport::ZapHandler> m_zap;
+  std::unique_ptr<transport::Router> m_router;
+  uv_timer_t* m_timer = nullptr;
+  std::unordered_map<transport::PeerId, Session> m_sessions;
+  std::unordered_map<std::string, transport::PeerId> m_peer_by_instance;
+  std::unordered_map<std::uint64_t, PendingCommand> m_pending;
+  std::unordered_map<transport::PeerId, std::uint64_t> m_last_error_ms;  // ERROR rate limit
+  std::uint64_t m_next_command_id = 1;
+  std::uint64_t m_session_counter = 0;
+  std::uint64_t m_session_salt = 0;
+  GatewayStats m_stats;
+  LatencyHistogram m_latency;
+  bool m_stopped = false;
+};
+
+}  // namespace tide::coordinator

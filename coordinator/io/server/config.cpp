@@ -1,0 +1,212 @@
+#include "coordinator/io/server/config.hpp"
+
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+namespace tide::coordinator {
+namespace {
+
+// Reads one YAML mapping, remembering which keys were used so that unknown
+// (misspelt) keys can be reported.
+class Section {
+ public:
+  Section(const YAML::Node& node, std::string path, const std::string& source)
+      : m_node(node), m_path(std::move(path)), m_source(source) {}
+
+  [[nodiscard]] std::string key_path(const std::string& key) const {
+    return m_path.empty() ? key : m_path + "." + key;
+  }
+
+  [[nodiscard]] ConfigError error(const std::string& key, const std::string& what) const {
+    return ConfigError{m_source + ": " + key_path(key) + ": " + what};
+  }
+
+  [[nodiscard]] YAML::Node child(const std::string& key) {
+    m_used.insert(key);
+    return m_node[key];
+  }
+
+  // Assigns `out` when the key is present; the error names the key.
+  template <class T>
+  [[nodiscard]] tl::expected<void, ConfigError> get(const std::string& key, T& out) {
+    const YAML::Node value = child(key);
+    if (!value) return {};
+    try {
+      if constexpr (std::is_same_v<T, std::filesystem::path>) {
+        out = value.as<std::string>();
+      } else if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+        const auto wide = value.as<long long>();
+        if (wide < 0 || static_cast<unsigned long long>(wide) > std::numeric_limits<T>::max()) {
+          return tl::make_unexpected(error(key, "out of range: " + value.as<std::string>()));
+        }
+        out = static_cast<T>(wide);
+      } else {
+        out = value.as<T>();
+      }
+    } catch (const YAML::Exception&) {
+      return tl::make_unexpected(error(key, "wrong type: '" + YAML::Dump(value) + "'"));
+    }
+    return {};
+  }
+
+  [[nodiscard]] tl::expected<void, ConfigError> check_unknown() const {
+    if (!m_node) return {};
+    if (!m_node.IsMap()) return tl::make_unexpected(ConfigError{m_source + ": " + m_path + ": expected a mapping"});
+    for (const auto& item : m_node) {
+      const auto key = item.first.as<std::string>();
+      if (m_used.count(key) == 0) return tl::make_unexpected(error(key, "unknown key"));
+    }
+    return {};
+  }
+
+ private:
+  YAML::Node m_node;
+  std::string m_path;
+  const std::string& m_source;
+  std::set<std::string> m_used;
+};
+
+#define TIDE_TRY(expr)                                         \
+  do {                                                         \
+    if (auto tide_result_ = (expr); !tide_result_) {           \
+      return tl::make_unexpected(std::move(tide_result_.error())); \
+    }                                                          \
+  } while (false)
+
+tl::expected<CoordinatorConfig, ConfigError> parse_root(const YAML::Node& root, const std::string& source) {
+  CoordinatorConfig config;
+  config.source = source;
+  if (!root || root.IsNull()) return config;  // an empty file means all defaults
+  Section top(root, "", source);
+  TIDE_TRY(top.get("state_dir", config.state_dir));
+  TIDE_TRY(top.get("log_level", config.log_level));
+  TIDE_TRY(top.get("tick_interval_ms", config.tick_interval_ms));
+
+  Section agents(top.child("agents"), "agents", source);
+  TIDE_TRY(agents.get("listen", config.agents.listen));
+  TIDE_TRY(agents.get("advertise", config.agents.advertise));
+  TIDE_TRY(agents.get("curve", config.agents.curve));
+  TIDE_TRY(agents.get("report_interval_ms", config.agents.report_interval_ms));
+  TIDE_TRY(agents.get("heartbeat_interval_ms", config.agents.heartbeat_interval_ms));
+  TIDE_TRY(agents.get("liveness", config.agents.liveness));
+  TIDE_TRY(agents.check_unknown());
+
+  Section api(top.child("api"), "api", source);
+  TIDE_TRY(api.get("listen_address", config.api.listen_address));
+  TIDE_TRY(api.get("listen_port", config.api.listen_port));
+  TIDE_TRY(api.get("token", config.api.token));
+  std::filesystem::path token_file;
+  TIDE_TRY(api.get("token_file", token_file));
+  TIDE_TRY(api.check_unknown());
+  if (!token_file.empty()) {
+    std::ifstream in(token_file);
+    if (!in) return tl::make_unexpected(api.error("token_file", "cannot read " + token_file.string()));
+    std::getline(in, config.api.token);
+  }
+
+  Section provider(top.child("provider"), "provider", source);
+  TIDE_TRY(provider.get("type", config.provider.type));
+  Section local(provider.child("local"), "provider.local", source);
+  TIDE_TRY(local.get("agent_path", config.provider.local.agent_path));
+  TIDE_TRY(local.get("agent_log_level", config.provider.local.agent_log_level));
+  TIDE_TRY(local.check_unknown());
+  Section exec(provider.child("exec"), "provider.exec", source);
+  TIDE_TRY(exec.get("launch", config.provider.exec.launch));
+  TIDE_TRY(exec.get("terminate", config.provider.exec.terminate));
+  TIDE_TRY(exec.get("list", config.provider.exec.list));
+  TIDE_TRY(exec.get("describe", config.provider.exec.describe));
+  TIDE_TRY(exec.get("timeout_ms", config.provider.exec.timeout_ms));
+  TIDE_TRY(exec.check_unknown());
+  TIDE_TRY(provider.check_unknown());
+
+  Section lb(top.child("load_balancer"), "load_balancer", source);
+  TIDE_TRY(lb.get("type", config.load_balancer.type));
+  TIDE_TRY(lb.get("embedded", config.load_balancer.embedded));
+  TIDE_TRY(lb.get("haproxy_path", config.load_balancer.haproxy_path));
+  TIDE_TRY(lb.get("socket", config.load_balancer.socket));
+  TIDE_TRY(lb.get("reconcile_interval_ms", config.load_balancer.reconcile_interval_ms));
+  const YAML::Node backends = lb.child("backends");
+  if (backends) {
+    if (!backends.IsSequence()) return tl::make_unexpected(lb.error("backends", "expected a list"));
+    for (std::size_t i = 0; i < backends.size(); ++i) {
+      Section item(backends[i], "load_balancer.backends[" + std::to_string(i) + "]", source);
+      LbBackendConfig backend;
+      TIDE_TRY(item.get("name", backend.name));
+      TIDE_TRY(item.get("bind_address", backend.bind_address));
+      TIDE_TRY(item.get("bind_port", backend.bind_port));
+      TIDE_TRY(item.get("slots", backend.slots));
+      TIDE_TRY(item.check_unknown());
+      config.load_balancer.backends.push_back(std::move(backend));
+    }
+  }
+  TIDE_TRY(lb.check_unknown());
+  TIDE_TRY(top.check_unknown());
+  TIDE_TRY(validate(config));
+  return config;
+}
+
+}  // namespace
+
+tl::expected<void, ConfigError> validate(const CoordinatorConfig& config) {
+  const auto fail = [&](const std::string& key, const std::string& what) {
+    return tl::make_unexpected(ConfigError{config.source + ": " + key + ": " + what});
+  };
+  static const std::set<std::string> kLevels{"trace", "debug", "info", "warn", "error", "critical", "off"};
+  if (kLevels.count(config.log_level) == 0) return fail("log_level", "must be one of trace, debug, info, warn, error, critical, off");
+  if (config.state_dir.empty()) return fail("state_dir", "must not be empty");
+  if (config.tick_interval_ms < 10 || config.tick_interval_ms > 10'000) return fail("tick_interval_ms", "must be 10..10000");
+  if (config.agents.listen.rfind("tcp://", 0) != 0 && config.agents.listen.rfind("ipc://", 0) != 0) {
+    return fail("agents.listen", "must be a tcp:// or ipc:// endpoint");
+  }
+  if (config.agents.report_interval_ms < 100 || config.agents.report_interval_ms > 60'000) return fail("agents.report_interval_ms", "must be 100..60000");
+  if (config.agents.heartbeat_interval_ms < 100 || config.agents.heartbeat_interval_ms > 60'000) return fail("agents.heartbeat_interval_ms", "must be 100..60000");
+  if (config.agents.liveness < 2 || config.agents.liveness > 20) return fail("agents.liveness", "must be 2..20");
+  if (config.api.listen_port == 0) return fail("api.listen_port", "must be 1..65535");
+  const bool loopback = config.api.listen_address.rfind("127.", 0) == 0 || config.api.listen_address == "::1" ||
+                        config.api.listen_address == "localhost";
+  if (!loopback && config.api.token.empty()) {
+    return fail("api.token", "required when api.listen_address is not loopback");
+  }
+  if (config.provider.type != "local" && config.provider.type != "exec") return fail("provider.type", "must be local or exec");
+  if (config.provider.type == "exec" &&
+      (config.provider.exec.launch.empty() || config.provider.exec.terminate.empty() || config.provider.exec.list.empty())) {
+    return fail("provider.exec", "launch, terminate and list scripts are required");
+  }
+  if (config.load_balancer.type != "haproxy" && config.load_balancer.type != "none") return fail("load_balancer.type", "must be haproxy or none");
+  std::set<std::string> names;
+  std::set<std::uint16_t> ports;
+  for (std::size_t i = 0; i < config.load_balancer.backends.size(); ++i) {
+    const auto& backend = config.load_balancer.backends[i];
+    const std::string key = "load_balancer.backends[" + std::to_string(i) + "]";
+    if (backend.name.empty()) return fail(key + ".name", "required");
+    if (!names.insert(backend.name).second) return fail(key + ".name", "duplicate backend '" + backend.name + "'");
+    if (backend.bind_port == 0) return fail(key + ".bind_port", "required (1..65535)");
+    if (!ports.insert(backend.bind_port).second) return fail(key + ".bind_port", "port used twice");
+    if (backend.slots < 1 || backend.slots > 4096) return fail(key + ".slots", "must be 1..4096");
+  }
+  return {};
+}
+
+tl::expected<CoordinatorConfig, ConfigError> parse_config(const std::string& yaml, const std::string& source) {
+  try {
+    return parse_root(YAML::Load(yaml), source);
+  } catch (const YAML::ParserException& e) {
+    return tl::make_unexpected(ConfigError{source + ": line " + std::to_string(e.mark.line + 1) + ": " + e.msg});
+  } catch (const YAML::Exception& e) {
+    return tl::make_unexpected(ConfigError{source + ": " + e.what()});
+  }
+}
+
+tl::expected<CoordinatorConfig, ConfigError> load_config(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) return tl::make_unexpected(ConfigError{file.string() + ": cannot read the file"});
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), file.string());
+}
+
+}  // namespace tide::coordinator

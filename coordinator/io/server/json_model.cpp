@@ -1,0 +1,266 @@
+#include "coordinator/io/server/json_model.hpp"
+
+#include <limits>
+#include <set>
+
+namespace tide::coordinator {
+
+using nlohmann::json;
+
+json to_json(const LaunchConfiguration& config) {
+  return json{{"id", config.id},
+              {"version", config.version},
+              {"command", config.command},
+              {"port", config.port},
+              {"env", config.env},
+              {"agent", {{"readiness_path", config.agent.readiness_path},
+                         {"report_interval_ms", config.agent.report_interval_ms}}},
+              {"hourly_price", config.hourly_price},
+              {"created_ms", config.created_ms}};
+}
+
+json to_json(const ScalingGroup& group) {
+  return json{{"name", group.name},
+              {"min", group.min},
+              {"max", group.max},
+              {"desired", group.desired},
+              {"launch_configuration", group.launch_configuration_id},
+              {"launch_configuration_version", group.launch_configuration_version},
+              {"termination_policy", to_string(group.termination_policy)},
+              {"load_balancer", {{"backend", group.lb.backend}, {"port", group.lb.port}}},
+              {"health_check_grace_period_ms", group.health_check_grace_period_ms},
+              {"default_cooldown_ms", group.default_cooldown_ms},
+              {"boot_timeout_ms", group.boot_timeout_ms},
+              {"drain_timeout_ms", group.drain_timeout_ms},
+              {"warmup_ms", group.warmup_ms},
+              {"retry", {{"immediate_retries", group.retry.immediate_retries},
+                         {"initial_backoff_ms", group.retry.initial_backoff_ms},
+                         {"multiplier", group.retry.multiplier},
+                         {"max_backoff_ms", group.retry.max_backoff_ms}}},
+              {"fail_static_share", group.fail_static_share},
+              {"replacement_rate", group.replacement_rate},
+              {"liveness_window_ms", group.liveness_window_ms},
+              {"enabled", group.enabled},
+              {"created_ms", group.created_ms},
+              {"updated_ms", group.updated_ms}};
+}
+
+json to_json(const Instance& instance) {
+  json ready = nullptr;
+  if (instance.runtime.ready) ready = *instance.runtime.ready;
+  return json{{"id", instance.id},
+              {"group", instance.group},
+              {"origin", to_string(instance.origin)},
+              {"state", to_string(instance.state)},
+              {"protected_from_scale_in", instance.protected_from_scale_in},
+              {"health", to_string(instance.health)},
+              {"health_reason", instance.health_reason},
+              {"ready", ready},
+              {"in_lb", instance.runtime.in_lb},
+              {"agent_connected", instance.runtime.agent_connected},
+              {"provider_id", instance.provider_id},
+              {"address", instance.address},
+              {"port", instance.port},
+              {"launch_configuration", instance.launch_configuration_id},
+              {"launch_configuration_version", instance.launch_configuration_version},
+              {"exit_reason", to_string(instance.exit_reason)},
+              {"created_ms", instance.created_ms},
+              {"launched_ms", instance.launched_ms},
+              {"state_since_ms", instance.state_since_ms}};
+}
+
+json to_json(const Activity& activity) {
+  json instances = json::array();
+  for (const auto& item : activity.instances) {
+    instances.push_back({{"instance_id", item.instance_id}, {"ok", item.ok}, {"message", item.message}});
+  }
+  json end = nullptr;
+  if (activity.end_ms) end = *activity.end_ms;
+  return json{{"id", activity.id},       {"group", activity.group},
+              {"type", to_string(activity.type)}, {"cause", activity.cause},
+              {"status", to_string(activity.status)}, {"start_ms", activity.start_ms},
+              {"end_ms", end},           {"instances", instances}};
+}
+
+namespace {
+
+// Reads typed fields of one JSON object and refuses unknown keys.
+class Fields {
+ public:
+  explicit Fields(const json& body, std::string prefix = "") : m_body(body), m_prefix(std::move(prefix)) {}
+
+  [[nodiscard]] tl::unexpected<JsonError> fail(const std::string& key, std::string message) const {
+    return tl::unexpected<JsonError>(JsonError{m_prefix + key, std::move(message)});
+  }
+
+  [[nodiscard]] bool has(const std::string& key) {
+    m_known.insert(key);
+    return m_body.contains(key) && !m_body[key].is_null();
+  }
+
+  tl::expected<void, JsonError> text(const std::string& key, std::string& out, std::size_t max_length = 4096) {
+    if (!has(key)) return {};
+    if (!m_body[key].is_string()) return fail(key, "must be a string");
+    out = m_body[key].get<std::string>();
+    if (out.size() > max_length) return fail(key, "longer than " + std::to_string(max_length) + " bytes");
+    return {};
+  }
+
+  template <class T>
+  tl::expected<void, JsonError> integer(const std::string& key, T& out, T low, T high) {
+    if (!has(key)) return {};
+    const json& value = m_body[key];
+    if (!value.is_number_integer()) return fail(key, "must be an integer");
+    if (value.is_number_unsigned() ? value.get<std::uint64_t>() > static_cast<std::uint64_t>(high)
+                                   : (value.get<std::int64_t>() < static_cast<std::int64_t>(low) ||
+                                      value.get<std::int64_t>() > static_cast<std::int64_t>(high))) {
+      return fail(key, "must be " + std::to_string(low) + ".." + std::to_string(high));
+    }
+    out = static_cast<T>(value.get<std::int64_t>());
+    return {};
+  }
+
+  tl::expected<void, JsonError> number(const std::string& key, double& out, double low, double high) {
+    if (!has(key)) return {};
+    if (!m_body[key].is_number()) return fail(key, "must be a number");
+    const double value = m_body[key].get<double>();
+    if (!(value >= low && value <= high)) return fail(key, "must be between " + std::to_string(low) + " and " + std::to_string(high));
+    out = value;
+    return {};
+  }
+
+  tl::expected<void, JsonError> boolean(const std::string& key, bool& out) {
+    if (!has(key)) return {};
+    if (!m_body[key].is_boolean()) return fail(key, "must be true or false");
+    out = m_body[key].get<bool>();
+    return {};
+  }
+
+  [[nodiscard]] tl::expected<void, JsonError> no_unknown_keys() const {
+    for (const auto& [key, value] : m_body.items()) {
+      if (m_known.count(key) == 0) return fail(key, "unknown field");
+    }
+    return {};
+  }
+
+  [[nodiscard]] const json& at(const std::string& key) const { return m_body[key]; }
+
+ private:
+  const json& m_body;
+  std::string m_prefix;
+  std::set<std::string> m_known;
+};
+
+#define TIDE_JSON_TRY(expr)                                        \
+  do {                                                             \
+    if (auto tide_ok_ = (expr); !tide_ok_) {                       \
+      return tl::make_unexpected(std::move(tide_ok_.error()));     \
+    }                                                              \
+  } while (false)
+
+constexpr std::int64_t kDayMs = 86'400'000;
+
+tl::expected<void, JsonError> read_group_fields(Fields& f, ScalingGroup& g) {
+  TIDE_JSON_TRY(f.integer<std::uint32_t>("min", g.min, 0, 10'000));
+  TIDE_JSON_TRY(f.integer<std::uint32_t>("max", g.max, 0, 10'000));
+  TIDE_JSON_TRY(f.integer<std::uint32_t>("desired", g.desired, 0, 10'000));
+  TIDE_JSON_TRY(f.text("launch_configuration", g.launch_configuration_id, 128));
+  if (f.has("termination_policy")) {
+    std::string policy;
+    TIDE_JSON_TRY(f.text("termination_policy", policy));
+    const auto parsed = from_string<TerminationPolicy>(policy);
+    if (!parsed) return f.fail("termination_policy", "must be oldest_instance, newest_instance or oldest_launch_configuration");
+    g.termination_policy = *parsed;
+  }
+  if (f.has("load_balancer")) {
+    const json& lb = f.at("load_balancer");
+    if (!lb.is_object()) return f.fail("load_balancer", "must be an object {backend, port}");
+    Fields lbf(lb, "load_balancer.");
+    TIDE_JSON_TRY(lbf.text("backend", g.lb.backend, 128));
+    TIDE_JSON_TRY(lbf.integer<std::uint16_t>("port", g.lb.port, 0, 65535));
+    TIDE_JSON_TRY(lbf.no_unknown_keys());
+  }
+  TIDE_JSON_TRY(f.integer<std::int64_t>("health_check_grace_period_ms", g.health_check_grace_period_ms, 0, kDayMs));
+  TIDE_JSON_TRY(f.integer<std::int64_t>("default_cooldown_ms", g.default_cooldown_ms, 0, kDayMs));
+  TIDE_JSON_TRY(f.integer<std::int64_t>("boot_timeout_ms", g.boot_timeout_ms, 1000, kDayMs));
+  TIDE_JSON_TRY(f.integer<std::int64_t>("drain_timeout_ms", g.drain_timeout_ms, 0, kDayMs));
+  TIDE_JSON_TRY(f.integer<std::int64_t>("warmup_ms", g.warmup_ms, 0, kDayMs));
+  TIDE_JSON_TRY(f.integer<std::int64_t>("liveness_window_ms", g.liveness_window_ms, 1000, kDayMs));
+  TIDE_JSON_TRY(f.number("fail_static_share", g.fail_static_share, 0.0, 1.0));
+  TIDE_JSON_TRY(f.number("replacement_rate", g.replacement_rate, 0.0, 1.0));
+  TIDE_JSON_TRY(f.boolean("enabled", g.enabled));
+  if (f.has("retry")) {
+    const json& retry = f.at("retry");
+    if (!retry.is_object()) return f.fail("retry", "must be an object");
+    Fields rf(retry, "retry.");
+    TIDE_JSON_TRY(rf.integer<std::uint32_t>("immediate_retries", g.retry.immediate_retries, 0, 100));
+    TIDE_JSON_TRY(rf.integer<std::int64_t>("initial_backoff_ms", g.retry.initial_backoff_ms, 0, kDayMs));
+    TIDE_JSON_TRY(rf.number("multiplier", g.retry.multiplier, 1.0, 100.0));
+    TIDE_JSON_TRY(rf.integer<std::int64_t>("max_backoff_ms", g.retry.max_backoff_ms, 0, kDayMs));
+    TIDE_JSON_TRY(rf.no_unknown_keys());
+  }
+  return {};
+}
+
+}  // namespace
+
+tl::expected<LaunchConfiguration, JsonError> launch_configuration_from_json(const json& body) {
+  if (!body.is_object()) return tl::make_unexpected(JsonError{"", "the body must be a JSON object"});
+  Fields f(body);
+  LaunchConfiguration config;
+  TIDE_JSON_TRY(f.text("id", config.id, 128));
+  if (config.id.empty()) return f.fail("id", "required");
+  TIDE_JSON_TRY(f.text("command", config.command, 4096));
+  if (config.command.empty()) return f.fail("command", "required");
+  TIDE_JSON_TRY(f.integer<std::uint16_t>("port", config.port, 1, 65535));
+  if (!f.has("port")) return f.fail("port", "required");
+  if (f.has("env")) {
+    const json& env = f.at("env");
+    if (!env.is_object()) return f.fail("env", "must be an object of strings");
+    for (const auto& [key, value] : env.items()) {
+      if (!value.is_string()) return f.fail("env." + key, "must be a string");
+      config.env[key] = value.get<std::string>();
+    }
+  }
+  if (f.has("agent")) {
+    const json& agent = f.at("agent");
+    if (!agent.is_object()) return f.fail("agent", "must be an object");
+    Fields af(agent, "agent.");
+    TIDE_JSON_TRY(af.text("readiness_path", config.agent.readiness_path, 1024));
+    TIDE_JSON_TRY(af.integer<std::uint32_t>("report_interval_ms", config.agent.report_interval_ms, 100, 60'000));
+    TIDE_JSON_TRY(af.no_unknown_keys());
+    if (config.agent.readiness_path.empty() || config.agent.readiness_path[0] != '/') {
+      return af.fail("readiness_path", "must start with '/'");
+    }
+  }
+  TIDE_JSON_TRY(f.number("hourly_price", config.hourly_price, 0.0, 1e9));
+  TIDE_JSON_TRY(f.no_unknown_keys());
+  return config;
+}
+
+tl::expected<ScalingGroup, JsonError> group_from_json(const json& body) {
+  if (!body.is_object()) return tl::make_unexpected(JsonError{"", "the body must be a JSON object"});
+  Fields f(body);
+  ScalingGroup group;
+  TIDE_JSON_TRY(f.text("name", group.name, 128));
+  if (group.name.empty()) return f.fail("name", "required");
+  if (!f.has("launch_configuration")) return f.fail("launch_configuration", "required");
+  if (!f.has("min")) return f.fail("min", "required");
+  if (!f.has("max")) return f.fail("max", "required");
+  const bool has_desired = f.has("desired");
+  TIDE_JSON_TRY(read_group_fields(f, group));
+  if (!has_desired) group.desired = group.min;
+  TIDE_JSON_TRY(f.no_unknown_keys());
+  return group;
+}
+
+tl::expected<ScalingGroup, JsonError> patch_group(ScalingGroup group, const json& body) {
+  if (!body.is_object()) return tl::make_unexpected(JsonError{"", "the body must be a JSON object"});
+  Fields f(body);
+  if (f.has("name")) return f.fail("name", "cannot be changed");
+  TIDE_JSON_TRY(read_group_fields(f, group));
+  TIDE_JSON_TRY(f.no_unknown_keys());
+  return group;
+}
+
+}  // namespace tide::coordinator

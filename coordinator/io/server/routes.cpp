@@ -1,0 +1,396 @@
+// The admin API's routes (docs/api.md). Handlers run on the loop thread; a
+// request is validated whole before anything changes, so a refused request
+// leaves no trace.
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "coordinator/io/server/json_model.hpp"
+#include "coordinator/io/server/server.hpp"
+#include "coordinator/io/store/store.hpp"
+#include "coordinator/io/provider/provider.hpp"
+
+namespace tide::coordinator {
+
+using nlohmann::json;
+
+namespace {
+
+ApiResponse created(json body) {
+  ApiResponse response;
+  response.status = 201;
+  response.body = std::move(body);
+  return response;
+}
+
+ApiResponse ok(json body) {
+  ApiResponse response;
+  response.body = std::move(body);
+  return response;
+}
+
+ApiResponse from_json_error(const JsonError& error) { return api_error(400, error.field.empty() ? error.message : error.field + ": " + error.message, error.field); }
+
+ApiResponse from_store_error(const store::StoreError& error) {
+  switch (error.kind) {
+    case store::StoreError::Kind::NotFound: return api_error(404, error.message);
+    case store::StoreError::Kind::InUse: return api_error(409, error.message);
+    case store::StoreError::Kind::Constraint: return api_error(409, error.message);
+    case store::StoreError::Kind::Invalid: return api_error(400, error.message);
+    case store::StoreError::Kind::Io:
+    case store::StoreError::Kind::Corrupt:
+    case store::StoreError::Kind::Busy:
+    case store::StoreError::Kind::NewerSchema:
+    case store::StoreError::Kind::Internal:
+      break;
+  }
+  return api_error(500, error.message);
+}
+
+const json& body_or_empty(const ApiRequest& request) {
+  static const json kEmpty = json::object();
+  return request.body ? *request.body : kEmpty;
+}
+
+bool is_live(const Instance& instance) {
+  return instance.state != LifecycleState::Terminated && instance.state != LifecycleState::LaunchFailed &&
+         instance.state != LifecycleState::Detached;
+}
+
+}  // namespace
+
+void Server::register_routes() {
+  HttpApi& api = *m_api;
+
+  api.public_route("GET", "/healthz", [this](const ApiRequest&) {
+    return ok(json{{"status", "ok"},
+                   {"instances", m_fleet->instance_count()},
+                   {"agent_sessions", m_gateway->stats().sessions},
+                   {"agent_endpoint", m_agent_endpoint}});
+  });
+  api.public_route("GET", "/metrics", [this](const ApiRequest&) {
+    ApiResponse response;
+    response.text = metrics_text();
+    response.content_type = "text/plain; version=0.0.4";
+    return response;
+  });
+
+  // ---- launch configurations ----
+  api.route("POST", "/v1/launch-configurations", [this](const ApiRequest& request) {
+    auto config = launch_configuration_from_json(body_or_empty(request));
+    if (!config) return from_json_error(config.error());
+    config->created_ms = now_ms();
+    if (auto valid = validate(*config); !valid) return api_error(400, valid.error().message);
+    auto stored = m_store->create_launch_configuration_version(*config);
+    if (!stored) return from_store_error(stored.error());
+    if (auto put = m_fleet->put_launch_configuration(*stored); !put) return api_error(400, put.error().message);
+    return created(to_json(*stored));
+  });
+  api.route("GET", "/v1/launch-configurations", [this](const ApiRequest&) {
+    auto configs = m_store->list_launch_configurations();
+    if (!configs) return from_store_error(configs.error());
+    json list = json::array();
+    for (const auto& config : *configs) list.push_back(to_json(config));
+    return ok(json{{"launch_configurations", list}});
+  });
+  api.route("GET", R"(/v1/launch-configurations/([^/]+))", [this](const ApiRequest& request) {
+    const std::string& id = request.path_params.at(0);
+    auto config = request.params.count("version") != 0
+                      ? m_store->get_launch_configuration(id, static_cast<std::uint32_t>(
+                                                                  std::strtoul(request.params.at("version").c_str(), nullptr, 10)))
+                      : m_store->get_latest_launch_configuration(id);
+    if (!config) return from_store_error(config.error());
+    return ok(to_json(*config));
+  });
+  api.route("DELETE", R"(/v1/launch-configurations/([^/]+))", [this](const ApiRequest& request) {
+    const std::string& id = request.path_params.at(0);
+    auto configs = m_store->list_launch_configurations();
+    if (!configs) return from_store_error(configs.error());
+    std::vector<std::uint32_t> versions;
+    for (const auto& config : *configs) {
+      if (config.id != id) continue;
+      auto used = m_store->launch_configuration_in_use(id, config.version);
+      if (!used) return from_store_error(used.error());
+      if (*used) return api_error(409, "launch configuration " + id + " v" + std::to_string(config.version) + " is in use");
+      versions.push_back(config.version);
+    }
+    if (versions.empty()) return api_error(404, "no launch configuration '" + id + "'");
+    for (const auto version : versions) {
+      if (auto deleted = m_store->delete_launch_configuration(id, version); !deleted) return from_store_error(deleted.error());
+    }
+    return ok(json{{"message", "deleted launch configuration " + id}});
+  });
+
+  // ---- groups ----
+  const auto group_json = [this](const ScalingGroup& group) {
+    json body = to_json(group);
+    std::size_t actual = 0, in_service = 0;
+    json states = json::object();
+    for (const Instance* instance : m_fleet->instances_of(group.name)) {
+      if (!is_live(*instance)) continue;
+      ++actual;
+      if (instance->state == LifecycleState::InService) ++in_service;
+      const std::string state(to_string(instance->state));
+      states[state] = states.value(state, 0) + 1;
+    }
+    body["actual"] = actual;
+    body["in_service"] = in_service;
+    body["instances_by_state"] = states;
+    body["fail_static"] = m_fleet->in_fail_static(group.name);
+    return body;
+  };
+  api.route("POST", "/v1/groups", [this, group_json](const ApiRequest& request) {
+    auto group = group_from_json(body_or_empty(request));
+    if (!group) return from_json_error(group.error());
+    if (m_fleet->group(group->name) != nullptr) return api_error(409, "group '" + group->name + "' exists", "name");
+    auto config = m_store->get_latest_launch_configuration(group->launch_configuration_id);
+    if (!config) return api_error(400, "launch_configuration: no launch configuration '" + group->launch_configuration_id + "'", "launch_configuration");
+    group->launch_configuration_version = config->version;
+    group->created_ms = group->updated_ms = now_ms();
+    if (auto valid = validate(*group); !valid) return api_error(400, valid.error().message);
+    if (!group->lb.backend.empty() && m_lb) {
+      bool known = false;
+      for (const auto& backend : m_config.load_balancer.backends) known = known || backend.name == group->lb.backend;
+      if (!known) return api_error(400, "load_balancer.backend: no backend '" + group->lb.backend + "' in the coordinator's configuration", "load_balancer.backend");
+    }
+    if (auto inserted = m_store->insert_group(*group); !inserted) return from_store_error(inserted.error());
+    std::vector<Command> out;
+    if (auto put = m_fleet->put_group(*group, now_ms(), out); !put) return api_error(400, put.error().message);
+    execute(std::move(out));
+    return created(group_json(*group));
+  });
+  api.route("GET", "/v1/groups", [this, group_json](const ApiRequest&) {
+    auto groups = m_store->list_groups();
+    if (!groups) return from_store_error(groups.error());
+    json list = json::array();
+    for (const auto& stored : *groups) {
+      const ScalingGroup* group = m_fleet->group(stored.name);
+      list.push_back(group_json(group != nullptr ? *group : stored));
+    }
+    return ok(json{{"groups", list}});
+  });
+  api.route("GET", R"(/v1/groups/([^/]+))", [this, group_json](const ApiRequest& request) {
+    const ScalingGroup* group = m_fleet->group(request.path_params.at(0));
+    if (group == nullptr) return api_error(404, "no group '" + request.path_params.at(0) + "'");
+    return ok(group_json(*group));
+  });
+  api.route("PATCH", R"(/v1/groups/([^/]+))", [this, group_json](const ApiRequest& request) {
+    const ScalingGroup* current = m_fleet->group(request.path_params.at(0));
+    if (current == nullptr) return api_error(404, "no group '" + request.path_params.at(0) + "'");
+    auto group = patch_group(*current, body_or_empty(request));
+    if (!group) return from_json_error(group.error());
+    if (group->launch_configuration_id != current->launch_configuration_id) {
+      auto config = m_store->get_latest_launch_configuration(group->launch_configuration_id);
+      if (!config) return api_error(400, "launch_configuration: no launch configuration '" + group->launch_configuration_id + "'", "launch_configuration");
+      group->launch_configuration_version = config->version;
+    }
+    if (auto valid = validate(*group); !valid) return api_error(400, valid.error().message);
+    group->updated_ms = now_ms();
+    std::vector<Command> out;
+    ScalingGroup only_desired = *current;
+    only_desired.desired = group->desired;
+    only_desired.updated_ms = group->updated_ms;
+    if (only_desired == *group && group->desired != current->desired) {
+      const std::string cause = "user request: desired capacity " + std::to_string(current->desired) + " → " +
+                                std::to_string(group->desired);
+      if (auto set = m_fleet->set_desired(group->name, group->desired, cause, now_ms(), out); !set) {
+        return api_error(400, set.error().message);
+      }
+    } else if (auto put = m_fleet->put_group(*group, now_ms(), out); !put) {
+      return api_error(400, put.error().message);
+    }
+    execute(std::move(out));
+    return ok(group_json(*m_fleet->group(group->name)));
+  });
+  for (const bool enable : {true, false}) {
+    api.route("POST", std::string(R"(/v1/groups/([^/]+)/)") + (enable ? "enable" : "disable"),
+              [this, group_json, enable](const ApiRequest& request) {
+                const ScalingGroup* current = m_fleet->group(request.path_params.at(0));
+                if (current == nullptr) return api_error(404, "no group '" + request.path_params.at(0) + "'");
+                ScalingGroup group = *current;
+                group.enabled = enable;
+                group.updated_ms = now_ms();
+                std::vector<Command> out;
+                if (auto put = m_fleet->put_group(group, now_ms(), out); !put) return api_error(400, put.error().message);
+                execute(std::move(out));
+                return ok(group_json(*m_fleet->group(group.name)));
+              });
+  }
+
+  // ---- instances ----
+  api.route("GET", "/v1/instances", [this](const ApiRequest& request) {
+    json list = json::array();
+    const bool all = request.params.count("all") != 0;
+    const auto add = [&](const std::string& group) {
+      for (const Instance* instance : m_fleet->instances_of(group)) {
+        if (all || is_live(*instance)) list.push_back(to_json(*instance));
+      }
+    };
+    if (request.params.count("group") != 0) {
+      if (m_fleet->group(request.params.at("group")) == nullptr) return api_error(404, "no group '" + request.params.at("group") + "'");
+      add(request.params.at("group"));
+    } else {
+      auto groups = m_store->list_groups();
+      if (!groups) return from_store_error(groups.error());
+      for (const auto& group : *groups) add(group.name);
+    }
+    return ok(json{{"instances", list}});
+  });
+  api.route("GET", R"(/v1/instances/([^/]+))", [this](const ApiRequest& request) {
+    const Instance* instance = m_fleet->instance(request.path_params.at(0));
+    if (instance == nullptr) {
+      auto stored = m_store->get_instance(request.path_params.at(0));
+      if (!stored) return from_store_error(stored.error());
+      return ok(to_json(*stored));
+    }
+    return ok(to_json(*instance));
+  });
+  api.route("POST", R"(/v1/groups/([^/]+)/attach)", [this](const ApiRequest& request) {
+    const json& body = body_or_empty(request);
+    if (!body.contains("address") || !body["address"].is_string() || body["address"].get<std::string>().empty()) {
+      return api_error(400, "address: required string", "address");
+    }
+    if (!body.contains("port") || !body["port"].is_number_integer() || body["port"].get<std::int64_t>() < 1 ||
+        body["port"].get<std::int64_t>() > 65535) {
+      return api_error(400, "port: required, 1..65535", "port");
+    }
+    const bool protect = body.value("protected", false);
+    const bool increment = body.value("increment_desired", true);
+    std::vector<Command> out;
+    auto id = m_fleet->attach(request.path_params.at(0), body["address"].get<std::string>(),
+                              static_cast<std::uint16_t>(body["port"].get<std::int64_t>()), protect, increment,
+                              now_ms(), out);
+    if (!id) return api_error(m_fleet->group(request.path_params.at(0)) == nullptr ? 404 : 400, id.error().message);
+    execute(std::move(out));
+    const Instance* instance = m_fleet->instance(*id);
+    json response = to_json(*instance);
+    // The attached server's agent needs these to say HELLO.
+    response["agent_endpoint"] = m_agent_endpoint;
+    response["coordinator_public_key"] = m_server_public_key;
+    if (!m_last_issued_token.empty() && sha256_hex(m_last_issued_token) == instance->enrollment_token_hash) {
+      response["enrollment_token"] = m_last_issued_token;
+    }
+    return created(response);
+  });
+  api.route("POST", R"(/v1/instances/([^/]+)/detach)", [this](const ApiRequest& request) {
+    const bool decrement = body_or_empty(request).value("decrement_desired", false);
+    std::vector<Command> out;
+    if (auto done = m_fleet->detach(request.path_params.at(0), decrement, now_ms(), out); !done) {
+      return api_error(m_fleet->instance(request.path_params.at(0)) == nullptr ? 404 : 400, done.error().message);
+    }
+    execute(std::move(out));
+    return ok(to_json(*m_fleet->instance(request.path_params.at(0))));
+  });
+  api.route("POST", R"(/v1/instances/([^/]+)/protection)", [this](const ApiRequest& request) {
+    const json& body = body_or_empty(request);
+    if (!body.contains("protected") || !body["protected"].is_boolean()) return api_error(400, "protected: required boolean", "protected");
+    std::vector<Command> out;
+    if (auto done = m_fleet->set_protected(request.path_params.at(0), body["protected"].get<bool>(), now_ms(), out); !done) {
+      return api_error(m_fleet->instance(request.path_params.at(0)) == nullptr ? 404 : 400, done.error().message);
+    }
+    execute(std::move(out));
+    return ok(to_json(*m_fleet->instance(request.path_params.at(0))));
+  });
+
+  // ---- activities ----
+  api.route("GET", R"(/v1/groups/([^/]+)/activities)", [this](const ApiRequest& request) {
+    store::ActivityFilter filter;
+    const auto& p = request.params;
+    if (p.count("status") != 0) {
+      filter.status = from_string<ActivityStatus>(p.at("status"));
+      if (!filter.status) return api_error(400, "status: unknown activity status '" + p.at("status") + "'", "status");
+    }
+    if (p.count("type") != 0) {
+      filter.type = from_string<ActivityType>(p.at("type"));
+      if (!filter.type) return api_error(400, "type: unknown activity type '" + p.at("type") + "'", "type");
+    }
+    const auto number = [&](const char* key, auto& out, long long low, long long high) -> bool {
+      if (p.count(key) == 0) return true;
+      char* end = nullptr;
+      const long long value = std::strtoll(p.at(key).c_str(), &end, 10);
+      if (end == p.at(key).c_str() || *end != '\0' || value < low || value > high) return false;
+      out = static_cast<std::remove_reference_t<decltype(out)>>(value);
+      return true;
+    };
+    TimeMs since = 0, until = 0;
+    if (!number("limit", filter.limit, 1, 1000)) return api_error(400, "limit: must be 1..1000", "limit");
+    if (!number("since", since, 0, INT64_MAX)) return api_error(400, "since: epoch milliseconds", "since");
+    if (!number("until", until, 0, INT64_MAX)) return api_error(400, "until: epoch milliseconds", "until");
+    if (p.count("since") != 0) filter.since_ms = since;
+    if (p.count("until") != 0) filter.until_ms = until;
+    if (m_fleet->group(request.path_params.at(0)) == nullptr) return api_error(404, "no group '" + request.path_params.at(0) + "'");
+    auto activities = m_store->list_activities(request.path_params.at(0), filter);
+    if (!activities) return from_store_error(activities.error());
+    json list = json::array();
+    for (const auto& activity : *activities) list.push_back(to_json(activity));
+    return ok(json{{"activities", list}});
+  });
+  api.route("GET", R"(/v1/activities/([^/]+))", [this](const ApiRequest& request) {
+    auto activity = m_store->get_activity(request.path_params.at(0));
+    if (!activity) return from_store_error(activity.error());
+    return ok(to_json(*activity));
+  });
+}
+
+std::string Server::metrics_text() const {
+  std::ostringstream out;
+  const auto metric = [&](const char* name, const char* type, const char* help) {
+    out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+  };
+  metric("tide_group_desired", "gauge", "Desired capacity per group.");
+  std::vector<const ScalingGroup*> groups;
+  if (auto stored = m_store->list_groups()) {
+    for (const auto& g : *stored) {
+      if (const ScalingGroup* group = m_fleet->group(g.name)) groups.push_back(group);
+    }
+  }
+  for (const auto* g : groups) out << "tide_group_desired{group=\"" << g->name << "\"} " << g->desired << '\n';
+  metric("tide_group_instances", "gauge", "Instances per group and lifecycle state.");
+  for (const auto* g : groups) {
+    std::map<std::string, int> by_state;
+    for (const Instance* instance : m_fleet->instances_of(g->name)) ++by_state[std::string(to_string(instance->state))];
+    for (const auto& [state, count] : by_state) {
+      out << "tide_group_instances{group=\"" << g->name << "\",state=\"" << state << "\"} " << count << '\n';
+    }
+  }
+  const auto& gw = m_gateway->stats();
+  metric("tide_agent_sessions", "gauge", "Connected agents.");
+  out << "tide_agent_sessions " << gw.sessions << '\n';
+  metric("tide_reports_received_total", "counter", "REPORT messages accepted.");
+  out << "tide_reports_received_total " << gw.reports << '\n';
+  metric("tide_bad_frames_total", "counter", "Frames dropped as malformed, unexpected or from the wrong key.");
+  out << "tide_bad_frames_total " << gw.bad_frames << '\n';
+  metric("tide_hellos_refused_total", "counter", "HELLOs refused.");
+  out << "tide_hellos_refused_total " << gw.hellos_refused << '\n';
+  metric("tide_lb_operations_total", "counter", "Load-balancer operations.");
+  out << "tide_lb_operations_total " << m_counters.lb_operations << '\n';
+  metric("tide_lb_failures_total", "counter", "Load-balancer operations that failed.");
+  out << "tide_lb_failures_total " << m_counters.lb_failures << '\n';
+  metric("tide_lb_latency_us", "summary", "HAProxy round trip of register operations.");
+  for (const double q : {0.5, 0.99}) {
+    out << "tide_lb_latency_us{quantile=\"" << q << "\"} " << m_counters.lb_latency.quantile_us(q) << '\n';
+  }
+  out << "tide_lb_latency_us_count " << m_counters.lb_latency.count() << '\n';
+  metric("tide_report_to_lb_latency_us", "summary", "From the REPORT that changed readiness to HAProxy's acknowledgement.");
+  for (const double q : {0.5, 0.99}) {
+    out << "tide_report_to_lb_latency_us{quantile=\"" << q << "\"} " << m_counters.report_to_lb_latency.quantile_us(q) << '\n';
+  }
+  out << "tide_report_to_lb_latency_us_count " << m_counters.report_to_lb_latency.count() << '\n';
+  metric("tide_report_processing_us", "summary", "Decode and handling of one REPORT.");
+  auto& latency = const_cast<AgentGateway&>(*m_gateway).report_latency();
+  for (const double q : {0.5, 0.99}) out << "tide_report_processing_us{quantile=\"" << q << "\"} " << latency.quantile_us(q) << '\n';
+  out << "tide_report_processing_us_count " << latency.count() << '\n';
+  const auto& pm = m_provider->metrics();
+  metric("tide_provider_calls_total", "counter", "Provider calls by operation.");
+  metric("tide_provider_failures_total", "counter", "Failed provider calls by operation.");
+  for (const auto& [name, c] : std::map<std::string, provider::OperationCounters>{
+           {"launch", pm.launch}, {"terminate", pm.terminate}, {"list", pm.list}, {"describe", pm.describe}}) {
+    out << "tide_provider_calls_total{operation=\"" << name << "\"} " << c.calls << '\n';
+    out << "tide_provider_failures_total{operation=\"" << name << "\"} " << c.failures << '\n';
+  }
+  metric("tide_store_failures_total", "counter", "SQLite writes that failed.");
+  out << "tide_store_failures_total " << m_counters.store_failures << '\n';
+  return out.str();
+}
+
+}  // namespace tide::coordinator

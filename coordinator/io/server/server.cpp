@@ -1,0 +1,586 @@
+#include "coordinator/io/server/server.hpp"
+
+#include <signal.h>
+#include <sodium.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "coordinator/io/haproxy/config.hpp"
+#include "coordinator/io/haproxy/driver.hpp"
+#include "coordinator/io/haproxy/runtime_client.hpp"
+#include "coordinator/io/haproxy/supervisor.hpp"
+#include "coordinator/io/provider/exec_provider.hpp"
+#include "coordinator/io/provider/local_provider.hpp"
+#include "coordinator/io/server/json_model.hpp"
+#include "coordinator/io/store/store.hpp"
+#include "protocol/transport/curve.hpp"
+
+namespace tide::coordinator {
+
+namespace {
+
+std::uint64_t monotonic_us() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+
+std::string random_hex(std::size_t bytes) {
+  std::vector<unsigned char> buffer(bytes);
+  randombytes_buf(buffer.data(), buffer.size());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (const unsigned char b : buffer) {
+    out += kHex[b >> 4U];
+    out += kHex[b & 0x0FU];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string sha256_hex(std::string_view text) {
+  unsigned char digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(text.data()), text.size());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (const unsigned char b : digest) {
+    out += kHex[b >> 4U];
+    out += kHex[b & 0x0FU];
+  }
+  return out;
+}
+
+namespace {
+
+// Production dependencies of the core: random ids and CSPRNG tokens.
+FleetDeps production_deps() {
+  FleetDeps deps;
+  deps.new_instance_id = [] { return "i-" + random_hex(8); };
+  deps.new_activity_id = [] { return "a-" + random_hex(8); };
+  deps.new_idempotency_key = [] { return "k-" + random_hex(12); };
+  deps.new_enrollment_token = [] {
+    EnrollmentToken token;
+    token.token = random_hex(24);
+    token.hash = sha256_hex(token.token);
+    return token;
+  };
+  randombytes_buf(&deps.seed, sizeof deps.seed);
+  return deps;
+}
+
+// Stops an HAProxy that a crashed coordinator left behind (its pid file),
+// so the new one can bind the same ports.
+void stop_stale_haproxy(const std::filesystem::path& pid_file) {
+  std::ifstream in(pid_file);
+  int pid = 0;
+  if (!(in >> pid) || pid <= 1) return;
+  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  if (!(comm >> name) || name != "haproxy") return;
+  spdlog::warn("stopping HAProxy pid {} left behind by an earlier coordinator", pid);
+  ::kill(pid, SIGTERM);
+  for (int i = 0; i < 100 && ::kill(pid, 0) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (::kill(pid, 0) == 0) ::kill(pid, SIGKILL);
+}
+
+}  // namespace
+
+Server::Server(uv_loop_t* loop, CoordinatorConfig config, std::filesystem::path binary_dir)
+    : m_loop(loop), m_config(std::move(config)), m_binary_dir(std::move(binary_dir)) {}
+
+Server::~Server() = default;
+
+TimeMs Server::now_ms() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// ---- start-up ---------------------------------------------------------------
+
+void Server::start(std::function<void(tl::expected<void, std::string>)> ready) {
+  if (sodium_init() < 0) {
+    ready(tl::make_unexpected(std::string("libsodium failed to initialise")));
+    return;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(m_config.state_dir, ec);
+  if (ec) {
+    ready(tl::make_unexpected("cannot create state_dir " + m_config.state_dir.string() + ": " + ec.message()));
+    return;
+  }
+  FleetDeps deps = production_deps();
+  deps.new_enrollment_token = [this] {
+    EnrollmentToken token;
+    token.token = random_hex(24);
+    token.hash = sha256_hex(token.token);
+    m_last_issued_token = token.token;
+    return token;
+  };
+  m_fleet = std::make_unique<Fleet>(std::move(deps));
+  for (auto step : {&Server::open_store, &Server::start_load_balancer, &Server::start_provider}) {
+    if (auto ok = (this->*step)(); !ok) {
+      ready(tl::make_unexpected(ok.error()));
+      return;
+    }
+  }
+  restore([this, ready = std::move(ready)](tl::expected<void, std::string> restored) {
+    if (!restored) {
+      ready(restored);
+      return;
+    }
+    ready(start_links());
+  });
+}
+
+tl::expected<void, std::string> Server::open_store() {
+  auto opened = store::Store::open(m_config.database_path().string());
+  if (!opened) return tl::make_unexpected("store: " + opened.error().message);
+  m_store = std::make_unique<store::Store>(std::move(*opened));
+  return {};
+}
+
+tl::expected<void, std::string> Server::start_load_balancer() {
+  if (m_config.load_balancer.type == "none") return {};
+  const std::string socket = m_config.haproxy_socket();
+  if (m_config.load_balancer.embedded) {
+    haproxy::ConfigSpec spec;
+    spec.stats_socket = socket;
+    spec.pid_file = (m_config.state_dir / "haproxy.pid").string();
+    for (const auto& backend : m_config.load_balancer.backends) {
+      haproxy::BackendSpec b;
+      b.name = backend.name;
+      b.bind_address = backend.bind_address;
+      b.bind_port = backend.bind_port;
+      b.slot_count = backend.slots;
+      spec.backends.push_back(b);
+    }
+    auto text = haproxy::render_config(spec);
+    if (!text) return tl::make_unexpected("load_balancer: " + text.error());
+    const auto path = m_config.state_dir / "haproxy.cfg";
+    std::ofstream(path) << *text;
+    stop_stale_haproxy(spec.pid_file);
+    haproxy::Supervisor::Options options;
+    options.haproxy_binary = m_config.load_balancer.haproxy_path;
+    options.config_path = path.string();
+    haproxy::Supervisor::Events events;
+    events.on_started = [](int pid) { spdlog::info("HAProxy started (pid {})", pid); };
+    events.on_exited = [](std::int64_t status, int signal) {
+      spdlog::warn("HAProxy exited (status {}, signal {}); restarting", status, signal);
+    };
+    events.on_spawn_error = [](const std::string& error) { spdlog::error("HAProxy: {}", error); };
+    m_haproxy = std::make_unique<haproxy::Supervisor>(m_loop, options, events);
+    if (auto started = m_haproxy->start(); !started) return tl::make_unexpected("HAProxy: " + started.error());
+  }
+  haproxy::RuntimeClient::Options client;
+  client.endpoint = socket;
+  m_lb_client = std::make_unique<haproxy::RuntimeClient>(m_loop, client);
+  haproxy::Driver::Options driver;
+  for (const auto& backend : m_config.load_balancer.backends) {
+    driver.backends.push_back({backend.name, "s", backend.slots});
+  }
+  m_lb = std::make_unique<haproxy::Driver>(m_loop, *m_lb_client, driver);
+  // After an HAProxy restart every slot is back in maintenance; the periodic
+  // reconcile puts wanted members back.
+  m_lb->reconcile_every(m_config.load_balancer.reconcile_interval_ms,
+                        [](const tl::expected<haproxy::ReconcileResult, haproxy::DriverError>& result) {
+                          if (!result) {
+                            spdlog::debug("LB reconcile failed: {}", result.error().detail);
+                            return;
+                          }
+                          for (const auto& note : result->notes) spdlog::info("LB reconcile: {}", note);
+                        });
+  return {};
+}
+
+tl::expected<void, std::string> Server::start_provider() {
+  if (m_config.provider.type == "exec") {
+    provider::ExecProviderOptions options;
+    options.launch_script = m_config.provider.exec.launch;
+    options.terminate_script = m_config.provider.exec.terminate;
+    options.list_script = m_config.provider.exec.list;
+    options.describe_script = m_config.provider.exec.describe;
+    options.launch_timeout_ms = m_config.provider.exec.timeout_ms;
+    m_provider = std::make_unique<provider::ExecProvider>(m_loop, options);
+    return {};
+  }
+  provider::LocalProviderOptions options;
+  options.state_dir = (m_config.state_dir / "instances").string();
+  m_provider = std::make_unique<provider::LocalProvider>(m_loop, options);
+  return {};
+}
+
+void Server::restore(std::function<void(tl::expected<void, std::string>)> ready) {
+  RestoreInput input;
+  auto configs = m_store->list_launch_configurations();
+  auto groups = m_store->list_groups();
+  auto instances = m_store->list_instances();
+  if (!configs || !groups || !instances) {
+    ready(tl::make_unexpected(std::string("store: cannot load the fleet")));
+    return;
+  }
+  input.launch_configurations = std::move(*configs);
+  input.groups = std::move(*groups);
+  for (auto& instance : *instances) {
+    if (instance.state != LifecycleState::Terminated && instance.state != LifecycleState::LaunchFailed &&
+        instance.state != LifecycleState::Detached) {
+      input.instances.push_back(std::move(instance));
+    }
+  }
+  for (const auto& group : input.groups) {
+    store::ActivityFilter filter;
+    filter.status = ActivityStatus::Running;
+    filter.limit = 1000;
+    if (auto running = m_store->list_activities(group.name, filter)) {
+      for (auto& activity : *running) input.running_activities.push_back(std::move(activity));
+    }
+  }
+  m_provider->list([this, input = std::move(input), ready = std::move(ready)](
+                       tl::expected<std::vector<provider::ProviderInstance>, provider::ProviderError> listed) mutable {
+    if (!listed) {
+      ready(tl::make_unexpected("provider list failed: " + listed.error().message));
+      return;
+    }
+    for (const auto& p : *listed) {
+      if (p.state == provider::InstanceState::Gone) continue;
+      ProviderInstance seen;
+      seen.provider_id = p.provider_id;
+      seen.idempotency_key = p.idempotency_key;
+      seen.instance_id = p.instance_id;
+      seen.tagged_by_tide = !p.instance_id.empty();
+      seen.address = p.address;
+      seen.port = p.port;
+      input.provider.push_back(std::move(seen));
+    }
+    spdlog::info("restoring {} groups, {} instances; the provider runs {}", input.groups.size(),
+                 input.instances.size(), input.provider.size());
+    std::vector<Command> out;
+    m_fleet->restore(std::move(input), now_ms(), out);
+    execute(std::move(out));
+    ready({});
+  });
+}
+
+tl::expected<void, std::string> Server::start_links() {
+  GatewayConfig gateway;
+  gateway.router.endpoint = m_config.agents.listen;
+  gateway.report_interval_ms = m_config.agents.report_interval_ms;
+  gateway.heartbeat_interval_ms = m_config.agents.heartbeat_interval_ms;
+  gateway.liveness = m_config.agents.liveness;
+  if (m_config.agents.curve) {
+    auto keys = transport::load_or_create_keypair_file(m_config.server_key_path().string());
+    if (!keys) return tl::make_unexpected("coordinator key: " + keys.error().detail);
+    gateway.router.curve_server_secret_z85 = keys->secret_z85;
+    m_server_public_key = keys->public_z85;
+  }
+  m_gateway = std::make_unique<AgentGateway>(m_loop, gateway, *this);
+  auto endpoint = m_gateway->start();
+  if (!endpoint) return tl::make_unexpected("agent link: " + endpoint.error().detail);
+  // Agents are told the advertised endpoint; with a wildcard bind, the real port.
+  m_agent_endpoint = m_config.agents.advertise.empty() ? *endpoint : m_config.agents.advertise;
+  if (m_agent_endpoint.find("0.0.0.0") != std::string::npos) {
+    m_agent_endpoint.replace(m_agent_endpoint.find("0.0.0.0"), 7, "127.0.0.1");
+  }
+  spdlog::info("agent link on {} (CURVE {})", *endpoint, m_config.agents.curve ? "on" : "off");
+
+  HttpApiConfig api;
+  api.address = m_config.api.listen_address;
+  api.port = m_config.api.listen_port;
+  api.token = m_config.api.token;
+  m_api = std::make_unique<HttpApi>(m_loop, api);
+  register_routes();
+  auto port = m_api->start();
+  if (!port) return tl::make_unexpected("api: " + port.error());
+  m_api_port = *port;
+  spdlog::info("admin API on http://{}:{}", m_config.api.listen_address, m_api_port);
+
+  m_tick = new uv_timer_t;
+  uv_timer_init(m_loop, m_tick);
+  m_tick->data = this;
+  uv_timer_start(
+      m_tick, [](uv_timer_t* timer) { static_cast<Server*>(timer->data)->handle(Tick{}); },
+      m_config.tick_interval_ms, m_config.tick_interval_ms);
+  return {};
+}
+
+void Server::stop(std::function<void()> done) {
+  if (m_stopping) return;
+  m_stopping = true;
+  if (m_api) m_api->stop();
+  if (m_gateway) m_gateway->stop("coordinator stopping");
+  if (m_tick != nullptr) {
+    uv_timer_stop(m_tick);
+    uv_close(reinterpret_cast<uv_handle_t*>(m_tick), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    m_tick = nullptr;
+  }
+  if (m_lb) m_lb->reconcile_every(0);
+  if (m_haproxy) {
+    m_haproxy->stop(std::move(done));
+  } else {
+    done();
+  }
+}
+
+// ---- the agent link -------------------------------------------------------------
+
+bool Server::allow_agent_key(std::string_view agent_key) {
+  // A key bound to an instance, or any key while some instance waits for its
+  // first HELLO (its enrollment token then decides).
+  if (m_bound_keys.count(std::string(agent_key)) != 0) return true;
+  return !m_open_enrollments.empty();
+}
+
+HelloVerdict Server::on_hello(const protocol::Hello& hello, std::string_view agent_key) {
+  const Instance* instance = m_fleet->instance(hello.instance_id);
+  if (instance == nullptr) {
+    return {false, protocol::ErrorCode::UnknownInstance, "unknown instance '" + hello.instance_id + "'"};
+  }
+  if (!instance->agent_key.empty()) {
+    if (instance->agent_key != agent_key) {
+      return {false, protocol::ErrorCode::Unauthorized, "this instance is bound to another agent key"};
+    }
+  } else if (instance->enrollment_token_hash.empty() ||
+             sha256_hex(hello.enrollment_token) != instance->enrollment_token_hash) {
+    return {false, protocol::ErrorCode::Unauthorized, "wrong or used enrollment token"};
+  }
+  AgentHello event;
+  event.instance_id = hello.instance_id;
+  event.agent_key = std::string(agent_key);
+  event.address = hello.service_address;
+  event.port = hello.service_port;
+  handle(event);
+  return {true, {}, {}};
+}
+
+void Server::on_report(const std::string& instance_id, const protocol::Report& report) {
+  const Instance* before = m_fleet->instance(instance_id);
+  const bool was_in_lb = before != nullptr && before->runtime.in_lb;
+  AgentReport event;
+  event.instance_id = instance_id;
+  event.ready = report.ready && !report.draining;
+  event.healthy = report.healthy;
+  event.health_reason = report.health_reason;
+  event.draining = report.draining;
+  handle(event);
+  const Instance* after = m_fleet->instance(instance_id);
+  if (after != nullptr && after->runtime.in_lb != was_in_lb) {
+    m_rotation_started_us[instance_id] = monotonic_us();
+  }
+}
+
+void Server::on_lost(const std::string& instance_id, std::string_view reason) {
+  handle(AgentLost{instance_id, std::string(reason)});
+}
+
+void Server::on_ack(const std::string& instance_id, std::uint64_t command_id) {
+  spdlog::debug("agent {} acknowledged command {}", instance_id, command_id);
+}
+
+void Server::on_hook_result(const std::string& instance_id, const protocol::HookResult& result) {
+  spdlog::info("agent {}: hook {} exited {}", instance_id, result.hook_name, result.exit_status);
+}
+
+// ---- running the core's commands ----------------------------------------------
+
+void Server::handle(const Event& event) {
+  if (m_stopping) return;
+  std::vector<Command> out;
+  m_fleet->handle(event, now_ms(), out);
+  execute(std::move(out));
+}
+
+void Server::execute(std::vector<Command> commands) {
+  for (const auto& command : commands) {
+    if (!execute_one(command)) {
+      // Persist before act: an action whose record could not be written is
+      // not taken. The next tick or restart reconciles.
+      spdlog::error("stopping this batch: a state change could not be written");
+      return;
+    }
+  }
+}
+
+void Server::track_keys(const Instance& instance) {
+  const bool terminal = instance.state == LifecycleState::Terminated ||
+                        instance.state == LifecycleState::LaunchFailed ||
+                        instance.state == LifecycleState::Detached;
+  if (!instance.agent_key.empty() && !terminal) {
+    m_bound_keys.insert(instance.agent_key);
+  }
+  if (!terminal && instance.agent_key.empty() && !instance.enrollment_token_hash.empty()) {
+    m_open_enrollments.insert(instance.id);
+  } else {
+    m_open_enrollments.erase(instance.id);
+  }
+}
+
+bool Server::execute_one(const Command& command) {
+  return std::visit(
+      [this](const auto& c) -> bool {
+        using T = std::decay_t<decltype(c)>;
+        if constexpr (std::is_same_v<T, PersistInstance>) {
+          track_keys(c.instance);
+          if (auto ok = m_store->upsert_instance(c.instance); !ok) {
+            ++m_counters.store_failures;
+            spdlog::error("store: {}", ok.error().message);
+            return false;
+          }
+        } else if constexpr (std::is_same_v<T, PersistGroup>) {
+          auto ok = m_store->update_group(c.group);
+          if (!ok && ok.error().kind == store::StoreError::Kind::NotFound) ok = m_store->insert_group(c.group);
+          if (!ok) {
+            ++m_counters.store_failures;
+            spdlog::error("store: {}", ok.error().message);
+            return false;
+          }
+        } else if constexpr (std::is_same_v<T, RecordActivity>) {
+          spdlog::info("activity {} {} [{}]: {}", c.activity.group, to_string(c.activity.type),
+                       to_string(c.activity.status), c.activity.cause);
+          if (auto ok = m_store->insert_activity(c.activity); !ok) {
+            ++m_counters.store_failures;
+            spdlog::error("store: {}", ok.error().message);
+          }
+        } else if constexpr (std::is_same_v<T, UpdateActivity>) {
+          auto ok = m_store->update_activity_status(c.activity.id, c.activity.status, c.activity.end_ms);
+          for (const auto& entry : c.activity.instances) {
+            if (ok) ok = m_store->upsert_activity_instance(c.activity.id, entry);
+          }
+          if (!ok) {
+            ++m_counters.store_failures;
+            spdlog::error("store: {}", ok.error().message);
+          }
+        } else if constexpr (std::is_same_v<T, Launch>) {
+          launch(c);
+        } else if constexpr (std::is_same_v<T, Terminate>) {
+          terminate(c);
+        } else if constexpr (std::is_same_v<T, LbRegister>) {
+          lb_register(c);
+        } else if constexpr (std::is_same_v<T, LbDrain>) {
+          lb_drain(c);
+        } else if constexpr (std::is_same_v<T, LbRemove>) {
+          lb_remove(c);
+        } else if constexpr (std::is_same_v<T, SendDrain>) {
+          (void)m_gateway->send_command(c.instance_id, protocol::Drain{0, c.timeout_ms});
+        } else {
+          static_assert(std::is_same_v<T, SendUndrain>);
+          (void)m_gateway->send_command(c.instance_id, protocol::Undrain{0});
+        }
+        return true;
+      },
+      command);
+}
+
+void Server::launch(const Launch& command) {
+  auto config = m_store->get_launch_configuration(command.launch_configuration_id,
+                                                  command.launch_configuration_version);
+  if (!config) {
+    handle(LaunchFailed{command.instance_id, "launch configuration " + command.launch_configuration_id +
+                                                 " v" + std::to_string(command.launch_configuration_version) +
+                                                 ": " + config.error().message});
+    return;
+  }
+  provider::LaunchRequest request;
+  request.instance_id = command.instance_id;
+  request.group = command.group;
+  request.idempotency_key = command.idempotency_key;
+  request.launch.command = config->command;
+  request.launch.port = config->port;
+  request.launch.env = config->env;
+  std::filesystem::path agent = m_config.provider.local.agent_path;
+  if (agent.empty()) agent = m_binary_dir / "tide-agent";
+  request.agent.agent_path = agent.string();
+  request.agent.coordinator_endpoint = m_agent_endpoint;
+  request.agent.coordinator_public_key = m_server_public_key;
+  request.agent.enrollment_token = command.enrollment_token;
+  request.agent.readiness_path = config->agent.readiness_path;
+  request.agent.log_level = m_config.provider.local.agent_log_level;
+  const std::string id = command.instance_id;
+  m_provider->launch(std::move(request),
+                     [this, id](tl::expected<provider::LaunchResult, provider::ProviderError> result) {
+                       if (!result) {
+                         handle(LaunchFailed{id, result.error().message});
+                         return;
+                       }
+                       handle(LaunchSucceeded{id, result->provider_id, result->address, result->port});
+                     });
+}
+
+void Server::terminate(const Terminate& command) {
+  const std::string id = command.instance_id;
+  if (command.origin == InstanceOrigin::Attached || command.provider_id.empty()) {
+    // Not tide's to stop (attached), or never launched: nothing to call.
+    handle(TerminateCompleted{id});
+    return;
+  }
+  const Instance* instance = m_fleet->instance(id);
+  const ScalingGroup* group = instance != nullptr ? m_fleet->group(instance->group) : nullptr;
+  const auto grace = static_cast<std::uint32_t>(group != nullptr ? std::min<std::int64_t>(group->drain_timeout_ms, 30'000) : 10'000);
+  m_provider->terminate(command.provider_id, grace, [this, id](tl::expected<void, provider::ProviderError> result) {
+    if (!result) {
+      spdlog::error("terminate {}: {}", id, result.error().message);
+      // Left in terminating; the next restart's reconciliation finds it.
+      return;
+    }
+    handle(TerminateCompleted{id});
+  });
+}
+
+void Server::lb_register(const LbRegister& command) {
+  if (!m_lb) return;
+  ++m_counters.lb_operations;
+  const std::string id = command.instance_id;
+  m_lb->register_instance(command.backend, id, command.address, command.port,
+                          [this, id](tl::expected<haproxy::OpResult, haproxy::DriverError> result) {
+                            if (!result) {
+                              ++m_counters.lb_failures;
+                              spdlog::error("LB register {}: {}", id, result.error().detail);
+                              return;
+                            }
+                            m_counters.lb_latency.record_us(result->elapsed_us);
+                            if (auto it = m_rotation_started_us.find(id); it != m_rotation_started_us.end()) {
+                              m_counters.report_to_lb_latency.record_us(monotonic_us() - it->second);
+                              m_rotation_started_us.erase(it);
+                            }
+                            spdlog::info("LB: {} in rotation ({}/{}, {} us)", id, result->backend, result->server,
+                                         result->elapsed_us);
+                          });
+}
+
+void Server::lb_drain(const LbDrain& command) {
+  const std::string id = command.instance_id;
+  if (!m_lb) {
+    handle(LbDrained{id});
+    return;
+  }
+  ++m_counters.lb_operations;
+  const Instance* instance = m_fleet->instance(id);
+  const ScalingGroup* group = instance != nullptr ? m_fleet->group(instance->group) : nullptr;
+  const auto timeout = static_cast<std::uint64_t>(group != nullptr ? group->drain_timeout_ms : 30'000);
+  m_lb->drain_instance(command.backend, id, timeout,
+                       [this, id](tl::expected<haproxy::OpResult, haproxy::DriverError> result) {
+                         if (!result) {
+                           ++m_counters.lb_failures;
+                           spdlog::error("LB drain {}: {}", id, result.error().detail);
+                         } else {
+                           spdlog::info("LB: {} drained{} ({} us)", id, result->forced ? " (forced)" : "",
+                                        result->elapsed_us);
+                         }
+                         // Drained or not, the slot is out of rotation: let the lifecycle go on.
+                         handle(LbDrained{id});
+                       });
+}
+
+void Server::lb_remove(const LbRemove& command) {
+  // drain_instance() already put the slot in maintenance and freed it.
+  spdlog::debug("LB: {} removed from {}", command.instance_id, command.backend);
+}
+
+}  // namespace tide::coordinator

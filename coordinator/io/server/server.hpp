@@ -1,0 +1,129 @@
+// Server: tide-coordinator's imperative shell around the decision core.
+//
+// One libuv loop owns everything. Events come in from the agents (gateway),
+// the provider, the load balancer, the admin API and a tick timer; each is
+// handed to the Fleet (coordinator/core), and the commands the Fleet returns
+// are executed here in order: persist first, then act (provider calls, LB
+// changes, agent commands), and feed results back in as new events.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <tl/expected.hpp>
+#include <uv.h>
+
+#include "coordinator/core/fleet.hpp"
+#include "coordinator/io/server/agent_gateway.hpp"
+#include "coordinator/io/server/config.hpp"
+#include "coordinator/io/server/http_api.hpp"
+
+namespace tide::coordinator::store {
+class Store;
+}
+namespace tide::provider {
+class Provider;
+}
+namespace tide::haproxy {
+class Driver;
+class RuntimeClient;
+class Supervisor;
+}  // namespace tide::haproxy
+
+namespace tide::coordinator {
+
+// Hex SHA-256: how enrollment tokens are stored and compared.
+[[nodiscard]] std::string sha256_hex(std::string_view text);
+
+struct ServerCounters {
+  std::uint64_t lb_operations = 0;
+  std::uint64_t lb_failures = 0;
+  std::uint64_t store_failures = 0;
+  LatencyHistogram lb_latency;           // register / rotation changes, HAProxy round trip
+  LatencyHistogram report_to_lb_latency; // REPORT received → HAProxy acknowledged the change
+};
+
+class Server final : public AgentGatewayHandler {
+ public:
+  // `binary_dir` is where tide-coordinator lives (tide-agent is expected beside it).
+  Server(uv_loop_t* loop, CoordinatorConfig config, std::filesystem::path binary_dir);
+  ~Server() override;
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Opens the store, starts the load balancer and the provider, restores the
+  // fleet against what actually runs, then opens the agent link and the API.
+  // `ready` runs once all of that is done (or failed).
+  void start(std::function<void(tl::expected<void, std::string>)> ready);
+  // Stops taking requests, says GOODBYE to agents, stops the embedded HAProxy
+  // and closes everything; instances keep running. `done` runs at the end.
+  void stop(std::function<void()> done);
+
+  [[nodiscard]] std::uint16_t api_port() const { return m_api_port; }
+  [[nodiscard]] const std::string& agent_endpoint() const { return m_agent_endpoint; }
+
+  // AgentGatewayHandler
+  bool allow_agent_key(std::string_view agent_key) override;
+  HelloVerdict on_hello(const protocol::Hello& hello, std::string_view agent_key) override;
+  void on_report(const std::string& instance_id, const protocol::Report& report) override;
+  void on_lost(const std::string& instance_id, std::string_view reason) override;
+  void on_ack(const std::string& instance_id, std::uint64_t command_id) override;
+  void on_hook_result(const std::string& instance_id, const protocol::HookResult& result) override;
+
+ private:
+  [[nodiscard]] TimeMs now_ms() const;
+  [[nodiscard]] tl::expected<void, std::string> open_store();
+  [[nodiscard]] tl::expected<void, std::string> start_load_balancer();
+  [[nodiscard]] tl::expected<void, std::string> start_provider();
+  void restore(std::function<void(tl::expected<void, std::string>)> ready);
+  [[nodiscard]] tl::expected<void, std::string> start_links();
+  void register_routes();
+
+  void handle(const Event& event);
+  void execute(std::vector<Command> commands);
+  bool execute_one(const Command& command);  // false: stop the batch (a persist failed)
+  void track_keys(const Instance& instance);
+  void launch(const Launch& command);
+  void terminate(const Terminate& command);
+  void lb_register(const LbRegister& command);
+  void lb_drain(const LbDrain& command);
+  void lb_remove(const LbRemove& command);
+
+  [[nodiscard]] std::string metrics_text() const;
+
+  uv_loop_t* m_loop;
+  CoordinatorConfig m_config;
+  std::filesystem::path m_binary_dir;
+  std::string m_server_public_key;
+  std::string m_agent_endpoint;
+  std::uint16_t m_api_port = 0;
+
+  std::unique_ptr<store::Store> m_store;
+  std::unique_ptr<provider::Provider> m_provider;
+  std::unique_ptr<haproxy::Supervisor> m_haproxy;
+  std::unique_ptr<haproxy::RuntimeClient> m_lb_client;
+  std::unique_ptr<haproxy::Driver> m_lb;
+  std::unique_ptr<Fleet> m_fleet;
+  std::unique_ptr<AgentGateway> m_gateway;
+  std::unique_ptr<HttpApi> m_api;
+  uv_timer_t* m_tick = nullptr;
+
+  // Report receipt times of instances whose rotation is changing, for the
+  // report → LB latency figure.
+  std::unordered_map<std::string, std::uint64_t> m_rotation_started_us;
+  ServerCounters m_counters;
+  std::unordered_set<std::string> m_bound_keys;        // agent keys bound to live instances
+  std::unordered_set<std::string> m_open_enrollments;  // instances waiting for their first HELLO
+  std::string m_last_issued_token;  // the newest enrollment token, for attach's answer
+  bool m_stopping = false;
+};
+
+}  // namespace tide::coordinator
