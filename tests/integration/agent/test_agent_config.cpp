@@ -35,7 +35,7 @@ Run check(const std::string& yaml, const std::string& env = "") {
 
 }  // namespace
 
-TEST_CASE("--check-config accepts the example configuration", "[agent][config]") {
+TEST_CASE("check-config accepts the example configuration", "[agent][config]") {
   const auto example = std::string(TIDE_TEST_DATA_DIR) + "/../../packaging/agent.yaml.example";
   std::ifstream in(example);
   REQUIRE(in.good());
@@ -48,7 +48,7 @@ TEST_CASE("--check-config accepts the example configuration", "[agent][config]")
   CHECK(r.output.find("configuration OK") != std::string::npos);
 }
 
-TEST_CASE("--check-config names the file, line and key of an error", "[agent][config]") {
+TEST_CASE("check-config names the file and line and key of an error", "[agent][config]") {
   auto r = check("readiness:\n  probes:\n    - type: http\n      url: http://127.0.0.1:1/\n      timeout_ms: -5\n",
                  "TIDE_INSTANCE_ID=i-1");
   CHECK(r.status == 2);
@@ -70,7 +70,7 @@ TEST_CASE("--check-config names the file, line and key of an error", "[agent][co
   CHECK(r.output.find("instance.id (TIDE_INSTANCE_ID): must be") != std::string::npos);
 }
 
-TEST_CASE("environment overrides the file; *_FILE variants and TIDE_READINESS_HTTP", "[agent][config]") {
+TEST_CASE("environment overrides the file with _FILE variants and TIDE_READINESS_HTTP", "[agent][config]") {
   const auto dir = std::filesystem::temp_directory_path() / ("tide-agent-env-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "token") << "secret-token\n";

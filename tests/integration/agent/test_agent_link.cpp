@@ -93,7 +93,7 @@ void send_notify(const std::filesystem::path& path, const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("HELLO over CURVE, then reports at the interval; readiness follows the application", "[agent][link]") {
+TEST_CASE("HELLO over CURVE then reports at the interval and readiness follows the application", "[agent][link]") {
   Fixture f;
   const int port = start_sample_app(&f.loop, f.app, 400);
   REQUIRE(port > 0);
@@ -143,7 +143,7 @@ TEST_CASE("HELLO over CURVE, then reports at the interval; readiness follows the
   CHECK(f.coord->count<protocol::Goodbye>() == 1);
 }
 
-TEST_CASE("notify socket: READY=1 reaches the coordinator within 50 ms; garbage is ignored", "[agent][notify]") {
+TEST_CASE("notify socket READY=1 reaches the coordinator within 50 ms and garbage is ignored", "[agent][notify]") {
   Fixture f;
   const auto sock = f.dir / "notify.sock";
   f.start_agent("readiness:\n  notify: true\nnotify:\n  socket: " + sock.string() + "\n");
@@ -213,7 +213,7 @@ TEST_CASE("the agent survives a coordinator restart and says HELLO again with th
         std::filesystem::perms::none);
 }
 
-TEST_CASE("DRAIN and UNDRAIN are honoured, acknowledged and idempotent", "[agent][commands]") {
+TEST_CASE("DRAIN and UNDRAIN are honoured and acknowledged and idempotent", "[agent][commands]") {
   Fixture f;
   const int port = start_sample_app(&f.loop, f.app, 0);
   f.start_agent(probe_yaml(port) + "commands:\n  drain: \"echo x >> " + (f.dir / "drained").string() +
@@ -285,7 +285,7 @@ TEST_CASE("a hanging probe target does not stall reports", "[agent][probes]") {
   ::close(lfd);
 }
 
-TEST_CASE("HOOK_RUN: ACK at start, HOOK_RESULT with the exit status and output", "[agent][commands]") {
+TEST_CASE("HOOK_RUN gets ACK at start and HOOK_RESULT with the exit status and output", "[agent][commands]") {
   Fixture f;
   f.start_agent("hooks:\n  greet:\n    command: \"echo hello from hook; exit 3\"\n  slow:\n"
                 "    command: \"sleep 30\"\n    timeout_ms: 200\n");
@@ -313,7 +313,7 @@ TEST_CASE("HOOK_RUN: ACK at start, HOOK_RESULT with the exit status and output",
   CHECK(f.coord->all<protocol::HookResult>().back().first.command_id == 9);
 }
 
-TEST_CASE("bad input from the coordinator is counted and dropped; another major version is retried", "[agent][link]") {
+TEST_CASE("bad input from the coordinator is dropped and another major version is retried", "[agent][link]") {
   Fixture f;
   f.start_agent("");
   REQUIRE(f.wait_count<Report>(1, 5000));
@@ -332,7 +332,7 @@ TEST_CASE("bad input from the coordinator is counted and dropped; another major 
   CHECK_FALSE(f.agent->exited());
 }
 
-TEST_CASE("SHUTDOWN runs the pre-stop command, says GOODBYE and exits", "[agent][commands]") {
+TEST_CASE("SHUTDOWN runs the pre-stop command then says GOODBYE and exits", "[agent][commands]") {
   Fixture f;
   f.start_agent("commands:\n  pre_stop: \"touch " + (f.dir / "prestop").string() + "\"\n  shutdown_action: exit\n");
   REQUIRE(f.wait_count<Report>(1, 5000));

@@ -24,7 +24,7 @@ TEST_CASE("report interval jitter is +-10 %", "[link]") {
   CHECK(jittered_interval_ms(1000, 1.0) == 1100);
 }
 
-TEST_CASE("session: hello, welcome, reports, liveness, reconnect", "[link]") {
+TEST_CASE("session goes through hello welcome reports liveness and reconnect", "[link]") {
   LinkSession s(LinkTiming{100, 5000, 3000});
   std::uint64_t now = 1000;
   CHECK(s.poll(now, 0.5) == LinkAction::OpenSocket);
@@ -87,7 +87,7 @@ TEST_CASE("session: no welcome in time means a fresh socket", "[link]") {
   CHECK(s.poll(3000, 0.0) == LinkAction::OpenSocket);  // zero jitter
 }
 
-TEST_CASE("session: ERROR 410 says HELLO again, refusal backs off", "[link]") {
+TEST_CASE("session says HELLO again on ERROR 410 and backs off on refusal", "[link]") {
   LinkSession s(LinkTiming{100, 5000, 3000});
   (void)s.poll(0, 0.0);
   s.socket_opened(0);

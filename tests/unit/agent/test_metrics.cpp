@@ -30,7 +30,7 @@ TEST_CASE("/proc/stat", "[metrics]") {
   CHECK_FALSE(parse_proc_stat("cpu 1 2"));
 }
 
-TEST_CASE("/proc/meminfo, loadavg, net/dev, net/snmp", "[metrics]") {
+TEST_CASE("/proc/meminfo and loadavg and net/dev and net/snmp", "[metrics]") {
   auto mem = parse_meminfo(data("meminfo.txt"));
   REQUIRE(mem);
   CHECK(mem->total_kb == 24683620);
