@@ -242,22 +242,23 @@ void Fleet::activity_instance_done(const std::string& activity_id, const std::st
   auto it = m_activities.find(activity_id);
   if (it == m_activities.end()) return;
   RunningActivity& ra = it->second;
-  bool found = false;
-  for (ActivityInstance& ai : ra.activity.instances) {
-    if (ai.instance_id == instance_id) {
-      ai.ok = ok;
-      ai.message = message;
-      found = true;
+  // Scale-outs carry thousands of instances: index them once instead of
+  // scanning per outcome, and write the row only when the activity ends.
+  if (ra.index.size() != ra.activity.instances.size()) {
+    ra.index.clear();
+    for (std::size_t k = 0; k < ra.activity.instances.size(); ++k) {
+      ra.index.emplace(ra.activity.instances[k].instance_id, k);
     }
   }
-  if (!found) return;
+  auto pos = ra.index.find(instance_id);
+  if (pos == ra.index.end()) return;
+  ActivityInstance& ai = ra.activity.instances[pos->second];
+  ai.ok = ok;
+  ai.message = message;
   if (ra.open > 0) --ra.open;
-  if (ra.open > 0) {
-    out.emplace_back(UpdateActivity{ra.activity});
-    return;
-  }
+  if (ra.open > 0) return;
   std::size_t good = 0;
-  for (const ActivityInstance& ai : ra.activity.instances) good += ai.ok ? 1 : 0;
+  for (const ActivityInstance& each : ra.activity.instances) good += each.ok ? 1 : 0;
   const std::size_t total = ra.activity.instances.size();
   ra.activity.status = good == total ? ActivityStatus::Successful
                        : good == 0   ? ActivityStatus::Failed

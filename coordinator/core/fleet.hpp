@@ -157,6 +157,7 @@ class Fleet {
   struct RunningActivity {
     Activity activity;
     std::uint32_t open = 0;  // instances whose outcome is not known yet
+    std::unordered_map<std::string, std::size_t> index;  // instance id -> position in instances
   };
 
   Entry* find(std::string_view id);
