@@ -380,7 +380,7 @@ TEST_CASE("fail-static: more than 30 % unhealthy within one window replaces none
   CHECK(ended.back().status == ActivityStatus::Successful);
 }
 
-TEST_CASE("exactly 30 % unhealthy is not fail-static; replacement is rate limited", "[health][rate]") {
+TEST_CASE("exactly 30 % unhealthy is not fail-static, and replacement is rate limited", "[health][rate]") {
   Harness h(web_group(10));
   h.bring_up();
   auto all = h.in_service();
