@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# System test of the Debian packages: cpack -> dpkg -i -> checks -> dpkg -r ->
+# dpkg -P, with the real dpkg on this machine. Exit 77 = skipped (CTest
+# SKIP_RETURN_CODE). Every step has its own timeout, below CTest's, so the
+# EXIT trap always runs and the machine is left as it was.
+# Usage: deb_lifecycle.sh <build-dir> <version> [cpack]
+set -euo pipefail
+
+build=${1:?usage: deb_lifecycle.sh <build-dir> <version> [cpack]}
+version=${2:?version}
+cpack=${3:-cpack}
+export DEBIAN_FRONTEND=noninteractive
+
+step() { echo "--- $*"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "SKIP: $*"; exit 77; }
+expect_file() { [ -e "$1" ] || fail "$1 is missing"; }
+expect_gone() { [ ! -e "$1" ] && [ ! -L "$1" ] || fail "$1 is still there"; }
+
+[ "$(id -u)" -eq 0 ] || skip "needs root to dpkg -i (run the system tests as root)"
+for tool in dpkg dpkg-deb dpkg-shlibdeps fakeroot "$cpack"; do
+  command -v "$tool" >/dev/null || skip "$tool is not installed"
+done
+for b in tide-agent tide-coordinator tidectl; do
+  [ -x "$build/bin/$b" ] || fail "$build/bin/$b is not built (cmake --build $build --target $b)"
+done
+# Never touch a real installation of tide on this machine.
+for p in tide-agent tide-coordinator; do
+  if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q ' installed$\|half\|unpacked\|config-files'; then
+    skip "package $p is present on this machine; not replacing it"
+  fi
+done
+for f in /usr/bin/tide-agent /usr/bin/tide-coordinator /usr/bin/tidectl; do
+  if [ -e "$f" ]; then skip "$f exists outside dpkg's knowledge; not overwriting it"; fi
+done
+
+user_existed=0; getent passwd tide >/dev/null && user_existed=1
+group_existed=0; getent group tide >/dev/null && group_existed=1
+work=$(mktemp -d /tmp/tide-deb-test.XXXXXX)
+cleanup() {
+  local rc=$?
+  timeout 60 dpkg --purge tide-agent tide-coordinator >/dev/null 2>&1 || true
+  # The package keeps the tide user on purge (Debian practice); the test
+  # created it, so the test removes it.
+  if [ $user_existed -eq 0 ] && getent passwd tide >/dev/null; then userdel tide || true; fi
+  if [ $group_existed -eq 0 ] && getent group tide >/dev/null; then groupdel tide || true; fi
+  rm -rf "$work"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step "cpack -G DEB"
+timeout 240 "$cpack" --config "$build/CPackConfig.cmake" -G DEB -B "$work" >"$work/cpack.log" 2>&1 ||
+  { cat "$work/cpack.log"; fail "cpack failed"; }
+arch=$(dpkg --print-architecture)
+agent_deb=$work/tide-agent_${version}-1_${arch}.deb
+coord_deb=$work/tide-coordinator_${version}-1_${arch}.deb
+expect_file "$agent_deb"
+expect_file "$coord_deb"
+ls -l "$work"/*.deb
+
+step "package metadata"
+field() { dpkg-deb -f "$1" "$2"; }
+[ "$(field "$agent_deb" Package)" = tide-agent ] || fail "agent package name"
+[ "$(field "$coord_deb" Package)" = tide-coordinator ] || fail "coordinator package name"
+[ "$(field "$agent_deb" Version)" = "${version}-1" ] || fail "agent version is $(field "$agent_deb" Version)"
+agent_deps=$(field "$agent_deb" Depends)
+coord_deps=$(field "$coord_deb" Depends)
+echo "tide-agent Depends: $agent_deps"
+echo "tide-coordinator Depends: $coord_deps"
+# Filled by dpkg-shlibdeps from the binaries' NEEDED entries.
+for d in libc6 libzmq5 libuv1 libyaml-cpp; do
+  grep -q "$d" <<<"$agent_deps" || fail "tide-agent does not depend on $d"
+done
+for d in libc6 libzmq5 libsqlite3-0 haproxy adduser; do
+  grep -q "$d" <<<"$coord_deps" || fail "tide-coordinator does not depend on $d"
+done
+dpkg-deb -c "$agent_deb" >"$work/agent.list"
+dpkg-deb -c "$coord_deb" >"$work/coord.list"
+for f in ./usr/bin/tide-agent ./lib/systemd/system/tide-agent.service ./etc/tide/agent.yaml \
+         ./usr/share/doc/tide-agent/copyright ./usr/share/doc/tide-agent/examples/cloud-init.yaml; do
+  grep -q " $f\$" "$work/agent.list" || fail "tide-agent lacks $f"
+done
+for f in ./usr/bin/tide-coordinator ./usr/bin/tidectl ./lib/systemd/system/tide-coordinator.service \
+         ./etc/tide/coordinator.yaml ./usr/share/doc/tide-coordinator/copyright; do
+  grep -q " $f\$" "$work/coord.list" || fail "tide-coordinator lacks $f"
+done
+if grep -v '/doc/' "$work/coord.list" | grep -q 'bin/tide-agent\|agent\.yaml\|tide-agent\.service'; then
+  fail "tide-coordinator ships agent files"
+fi
+if grep -v '/doc/' "$work/agent.list" | grep -q 'tidectl\|tide-coordinator'; then
+  fail "tide-agent ships coordinator files"
+fi
+for pair in "$agent_deb:/etc/tide/agent.yaml" "$coord_deb:/etc/tide/coordinator.yaml"; do
+  deb=${pair%%:*}; conf=${pair#*:}
+  dpkg-deb -I "$deb" conffiles | grep -qx "$conf" || fail "$conf is not a conffile of $(basename "$deb")"
+  for s in postinst prerm postrm; do
+    dpkg-deb -I "$deb" "$s" >"$work/$s" || fail "$(basename "$deb") has no $s"
+    sh -n "$work/$s" || fail "$(basename "$deb") $s is not valid sh"
+  done
+done
+
+step "dpkg -i (systemd running: $([ -d /run/systemd/system ] && echo yes || echo no))"
+timeout 120 dpkg --force-confold -i "$agent_deb" "$coord_deb" </dev/null || fail "dpkg -i failed"
+
+step "installed files"
+for f in /lib/systemd/system/tide-agent.service /lib/systemd/system/tide-coordinator.service \
+         /etc/tide/agent.yaml /etc/tide/coordinator.yaml; do
+  expect_file "$f"
+done
+grep -q '^EnvironmentFile=-/etc/tide/agent.env$' /lib/systemd/system/tide-agent.service ||
+  fail "tide-agent.service does not read /etc/tide/agent.env"
+grep -q '^User=tide$' /lib/systemd/system/tide-coordinator.service || fail "tide-coordinator.service does not run as tide"
+# Enabled offline by deb-systemd-helper, so an image baked in a chroot starts them on boot.
+expect_file /etc/systemd/system/multi-user.target.wants/tide-agent.service
+expect_file /etc/systemd/system/multi-user.target.wants/tide-coordinator.service
+if command -v systemd-analyze >/dev/null; then
+  for u in tide-agent tide-coordinator; do
+    out=$(timeout 30 systemd-analyze verify "/lib/systemd/system/$u.service" 2>&1) || true
+    # Only complaints about our own unit count (the sandbox has no running systemd).
+    if grep -i "$u.service" <<<"$out" | grep -qiv 'not booted\|no such file\|Failed to'; then
+      echo "$out"; fail "systemd-analyze verify $u.service"
+    fi
+  done
+fi
+
+step "tide user and state directories"
+getent passwd tide >/dev/null || fail "no tide user"
+getent group tide >/dev/null || fail "no tide group"
+[ "$(stat -c '%U:%G %a' /var/lib/tide)" = "tide:tide 750" ] || fail "/var/lib/tide is $(stat -c '%U:%G %a' /var/lib/tide)"
+[ "$(stat -c '%U %a' /var/lib/tide-agent)" = "root 700" ] || fail "/var/lib/tide-agent is $(stat -c '%U %a' /var/lib/tide-agent)"
+
+step "binaries run"
+out=$(timeout 10 /usr/bin/tide-agent --version) || fail "tide-agent --version"
+echo "$out"; grep -q "$version" <<<"$out" || fail "tide-agent --version does not print $version"
+out=$(timeout 10 /usr/bin/tide-coordinator --version) || fail "tide-coordinator --version"
+echo "$out"; grep -q "$version" <<<"$out" || fail "tide-coordinator --version does not print $version"
+out=$(timeout 10 /usr/bin/tidectl --version) || fail "tidectl --version"
+echo "$out"; grep -q "$version" <<<"$out" || fail "tidectl --version does not print $version"
+# The shipped configs are valid as shipped.
+timeout 10 /usr/bin/tide-agent --check-config --config /etc/tide/agent.yaml || fail "shipped agent.yaml is invalid"
+timeout 10 /usr/bin/tide-coordinator --check-config --config /etc/tide/coordinator.yaml ||
+  fail "shipped coordinator.yaml is invalid"
+
+step "reinstall keeps an edited conffile"
+echo "# edited by the packaging test" >>/etc/tide/agent.yaml
+timeout 120 dpkg --force-confold -i "$agent_deb" </dev/null || fail "dpkg -i (reinstall) failed"
+grep -q 'edited by the packaging test' /etc/tide/agent.yaml || fail "reinstall overwrote the edited /etc/tide/agent.yaml"
+
+step "dpkg -r keeps config and state"
+touch /var/lib/tide/tide.db /var/lib/tide-agent/agent.key
+timeout 120 dpkg -r tide-coordinator tide-agent </dev/null || fail "dpkg -r failed"
+for f in /usr/bin/tide-agent /usr/bin/tide-coordinator /usr/bin/tidectl \
+         /lib/systemd/system/tide-agent.service /lib/systemd/system/tide-coordinator.service; do
+  expect_gone "$f"
+done
+expect_file /etc/tide/agent.yaml
+expect_file /etc/tide/coordinator.yaml
+expect_file /var/lib/tide/tide.db
+expect_file /var/lib/tide-agent/agent.key
+
+step "dpkg -P removes config, state and the enable links"
+timeout 120 dpkg -P tide-coordinator tide-agent </dev/null || fail "dpkg -P failed"
+for f in /etc/tide/agent.yaml /etc/tide/coordinator.yaml /etc/tide /var/lib/tide /var/lib/tide-agent \
+         /etc/systemd/system/multi-user.target.wants/tide-agent.service \
+         /etc/systemd/system/multi-user.target.wants/tide-coordinator.service; do
+  expect_gone "$f"
+done
+for p in tide-agent tide-coordinator; do
+  if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'installed\|config-files'; then
+    fail "$p is still known to dpkg: $(dpkg-query -W -f='${Status}' "$p")"
+  fi
+done
+
+echo "PASS: packages build, install, run, upgrade in place, remove and purge cleanly"
