@@ -111,9 +111,10 @@ class Fields {
     if (!has(key)) return {};
     const json& value = m_body[key];
     if (!value.is_number_integer()) return fail(key, "must be an integer");
-    if (value.is_number_unsigned() ? value.get<std::uint64_t>() > static_cast<std::uint64_t>(high)
-                                   : (value.get<std::int64_t>() < static_cast<std::int64_t>(low) ||
-                                      value.get<std::int64_t>() > static_cast<std::int64_t>(high))) {
+    const bool too_big = value.is_number_unsigned() &&
+                         value.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX);
+    if (too_big || value.get<std::int64_t>() < static_cast<std::int64_t>(low) ||
+        value.get<std::int64_t>() > static_cast<std::int64_t>(high)) {
       return fail(key, "must be " + std::to_string(low) + ".." + std::to_string(high));
     }
     out = static_cast<T>(value.get<std::int64_t>());

@@ -191,8 +191,7 @@ void Server::register_routes() {
     only_desired.desired = group->desired;
     only_desired.updated_ms = group->updated_ms;
     if (only_desired == *group && group->desired != current->desired) {
-      const std::string cause = "user request: desired capacity " + std::to_string(current->desired) + " → " +
-                                std::to_string(group->desired);
+      const std::string cause = "user request (API)";
       if (auto set = m_fleet->set_desired(group->name, group->desired, cause, now_ms(), out); !set) {
         return api_error(400, set.error().message);
       }

@@ -106,6 +106,26 @@ TimeMs Server::now_ms() const {
 
 // ---- start-up ---------------------------------------------------------------
 
+void Server::schedule_lb_reconcile(std::uint64_t delay_ms) {
+  auto* timer = new uv_timer_t;
+  uv_timer_init(m_loop, timer);
+  timer->data = this;
+  uv_timer_start(
+      timer,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Server*>(t->data);
+        if (self->m_lb && !self->m_stopping) {
+          self->m_lb->reconcile([](const tl::expected<haproxy::ReconcileResult, haproxy::DriverError>& result) {
+            if (result) {
+              for (const auto& note : result->notes) spdlog::info("LB reconcile: {}", note);
+            }
+          });
+        }
+        uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      },
+      delay_ms, 0);
+}
+
 void Server::start(std::function<void(tl::expected<void, std::string>)> ready) {
   if (sodium_init() < 0) {
     ready(tl::make_unexpected(std::string("libsodium failed to initialise")));
@@ -172,7 +192,12 @@ tl::expected<void, std::string> Server::start_load_balancer() {
     options.haproxy_binary = m_config.load_balancer.haproxy_path;
     options.config_path = path.string();
     haproxy::Supervisor::Events events;
-    events.on_started = [](int pid) { spdlog::info("HAProxy started (pid {})", pid); };
+    events.on_started = [this](int pid) {
+      spdlog::info("HAProxy started (pid {})", pid);
+      // A fresh HAProxy has every slot in maintenance: restore membership as
+      // soon as its socket is up instead of waiting for the periodic reconcile.
+      schedule_lb_reconcile(200);
+    };
     events.on_exited = [](std::int64_t status, int signal) {
       spdlog::warn("HAProxy exited (status {}, signal {}); restarting", status, signal);
     };

@@ -83,6 +83,7 @@ class Server final : public AgentGatewayHandler {
   [[nodiscard]] tl::expected<void, std::string> open_store();
   [[nodiscard]] tl::expected<void, std::string> start_load_balancer();
   [[nodiscard]] tl::expected<void, std::string> start_provider();
+  void schedule_lb_reconcile(std::uint64_t delay_ms);
   void restore(std::function<void(tl::expected<void, std::string>)> ready);
   [[nodiscard]] tl::expected<void, std::string> start_links();
   void register_routes();

@@ -1,0 +1,214 @@
+// System tests of the whole fleet control loop with the real binaries:
+// tide-coordinator (with its embedded HAProxy and the local provider),
+// tide-agent beside each instance, tide-sample-app as the application, and
+// wrk as the load. Everything runs on 127.0.0.0/8 and stops by itself.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "system_harness.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+namespace st = tide::system_test;
+
+// One coordinator with its own state dir, ports and process tag.
+class Fleet {
+ public:
+  Fleet() : m_dir(st::make_temp_dir("tide-system")) {
+    m_api_port = st::free_port();
+    m_agent_port = st::free_port();
+    m_frontend_port = st::free_port();
+    m_tag = "tide-system-" + std::to_string(::getpid()) + "-" + std::to_string(m_api_port);
+    std::ofstream(m_dir / "coordinator.yaml")
+        << "state_dir: " << (m_dir / "state").string() << "\n"
+        << "log_level: info\n"
+        << "tick_interval_ms: 100\n"
+        << "agents:\n  listen: tcp://127.0.0.1:" << m_agent_port << "\n"
+        << "  report_interval_ms: 500\n  heartbeat_interval_ms: 500\n"
+        << "api:\n  listen_port: " << m_api_port << "\n"
+        << "load_balancer:\n  reconcile_interval_ms: 1000\n  backends:\n"
+        << "    - name: web\n      bind_port: " << m_frontend_port << "\n      slots: 16\n";
+  }
+
+  ~Fleet() {
+    // Leave nothing behind, whatever the test did.
+    if (m_coordinator) {
+      (void)set_desired(0);
+      st::eventually(20s, [&] { return live_instances() == 0; });
+      m_coordinator->signal(SIGTERM);
+      m_coordinator->wait(10s);
+      m_coordinator.reset();
+    }
+    for (const pid_t pid : st::processes_matching(m_tag)) ::kill(pid, SIGKILL);
+    for (const pid_t pid : st::processes_matching((m_dir / "state").string())) ::kill(pid, SIGKILL);
+    std::error_code ec;
+    std::filesystem::remove_all(m_dir, ec);
+  }
+
+  void start_coordinator() {
+    m_coordinator = std::make_unique<st::Child>(
+        std::vector<std::string>{std::string(TIDE_BIN_DIR) + "/tide-coordinator", "--config",
+                                 (m_dir / "coordinator.yaml").string()},
+        m_dir / "coordinator.log");
+    REQUIRE(st::eventually(15s, [&] { return api("GET", "/healthz").status == 200; }));
+  }
+
+  void kill_coordinator() {
+    m_coordinator->signal(SIGKILL);
+    m_coordinator->wait(5s);
+    m_coordinator.reset();
+  }
+
+  st::HttpResult api(const std::string& method, const std::string& path,
+                     const std::optional<json>& body = std::nullopt) const {
+    return st::http(method, "http://127.0.0.1:" + std::to_string(m_api_port), path, body);
+  }
+
+  void create_group(int desired, int ready_after_ms) {
+    const std::string command = std::string(TIDE_BIN_DIR) + "/tide-sample-app --ready-after-ms " +
+                                std::to_string(ready_after_ms) + " --name " + m_tag;
+    REQUIRE(api("POST", "/v1/launch-configurations", json{{"id", "app"}, {"command", command}, {"port", 8080}}).status == 201);
+    const auto created = api("POST", "/v1/groups",
+                             json{{"name", "web"}, {"launch_configuration", "app"}, {"min", 0}, {"max", 6},
+                                  {"desired", desired}, {"load_balancer", {{"backend", "web"}}},
+                                  {"drain_timeout_ms", 10000}});
+    INFO(created.text);
+    REQUIRE(created.status == 201);
+  }
+
+  int set_desired(int desired) const { return api("PATCH", "/v1/groups/web", json{{"desired", desired}}).status; }
+
+  [[nodiscard]] json group() const { return api("GET", "/v1/groups/web").body; }
+  [[nodiscard]] int in_service() const { return group().value("in_service", -1); }
+  [[nodiscard]] int live_instances() const { return group().value("actual", -1); }
+  [[nodiscard]] std::size_t app_processes() const {
+    std::size_t apps = 0;
+    for (const pid_t pid : st::processes_matching(m_tag)) {
+      const std::string cmdline = st::read_file("/proc/" + std::to_string(pid) + "/cmdline");
+      if (cmdline.rfind(std::string(TIDE_BIN_DIR) + "/tide-sample-app", 0) == 0) ++apps;
+    }
+    return apps;
+  }
+  [[nodiscard]] std::string frontend() const { return "http://127.0.0.1:" + std::to_string(m_frontend_port); }
+  [[nodiscard]] std::string log() const { return st::read_file(m_dir / "coordinator.log"); }
+  [[nodiscard]] const std::filesystem::path& dir() const { return m_dir; }
+
+ private:
+  std::filesystem::path m_dir;
+  std::uint16_t m_api_port = 0, m_agent_port = 0, m_frontend_port = 0;
+  std::string m_tag;
+  std::unique_ptr<st::Child> m_coordinator;
+};
+
+}  // namespace
+
+TEST_CASE("scale out 1 -> 4 and back to 1 under load fails no request", "[system]") {
+  Fleet fleet;
+  fleet.start_coordinator();
+  fleet.create_group(1, 1500);
+  REQUIRE(st::eventually(30s, [&] { return fleet.in_service() == 1; }));
+
+  // Load through HAProxy for the whole scale-out and scale-in.
+  st::Child wrk({"wrk", "-t2", "-c16", "-d30s", fleet.frontend() + "/"}, fleet.dir() / "wrk.log");
+  std::this_thread::sleep_for(2s);
+  REQUIRE(fleet.set_desired(4) == 200);
+  REQUIRE(st::eventually(30s, [&] { return fleet.in_service() == 4; }));
+  std::this_thread::sleep_for(2s);
+  REQUIRE(fleet.set_desired(1) == 200);
+  REQUIRE(st::eventually(30s, [&] { return fleet.live_instances() == 1; }));
+  REQUIRE(wrk.wait(40s).has_value());
+
+  const auto result = st::parse_wrk(st::read_file(fleet.dir() / "wrk.log"));
+  INFO(result.output);
+  CHECK(result.requests > 1000);
+  // The sample application answers 503 to any request that reaches it before
+  // it is ready, so 0 non-2xx also means no request reached an unready instance.
+  CHECK(result.non_2xx == 0);
+  CHECK(result.socket_errors == 0);
+
+  // The activities record every step.
+  const auto activities = fleet.api("GET", "/v1/groups/web/activities").body["activities"];
+  int scale_out = 0, scale_in = 0;
+  for (const auto& activity : activities) {
+    INFO(activity.dump());
+    CHECK(activity["status"] == "successful");
+    scale_out += activity["type"] == "scale_out" ? 1 : 0;
+    scale_in += activity["type"] == "scale_in" ? 1 : 0;
+  }
+  CHECK(scale_out == 2);
+  CHECK(scale_in == 1);
+  CHECK(fleet.app_processes() == 1);
+}
+
+TEST_CASE("kill -9 of the coordinator mid scale-out converges without orphans or duplicates", "[system]") {
+  Fleet fleet;
+  fleet.start_coordinator();
+  fleet.create_group(1, 500);
+  REQUIRE(st::eventually(30s, [&] { return fleet.in_service() == 1; }));
+
+  REQUIRE(fleet.set_desired(4) == 200);
+  std::this_thread::sleep_for(150ms);  // launches are in flight
+  fleet.kill_coordinator();
+  fleet.start_coordinator();
+
+  REQUIRE(st::eventually(45s, [&] { return fleet.in_service() == 4; }));
+  std::this_thread::sleep_for(2s);  // would-be duplicates have time to show up
+  CHECK(fleet.live_instances() == 4);
+  CHECK(fleet.app_processes() == 4);
+  // Every instance serves through the load balancer.
+  CHECK(st::http("GET", fleet.frontend(), "/").status == 200);
+
+  REQUIRE(fleet.set_desired(0) == 200);
+  REQUIRE(st::eventually(30s, [&] { return fleet.live_instances() == 0; }));
+  CHECK(st::eventually(10s, [&] { return fleet.app_processes() == 0; }));
+}
+
+TEST_CASE("an HAProxy restart gets its membership back", "[system]") {
+  Fleet fleet;
+  fleet.start_coordinator();
+  fleet.create_group(2, 200);
+  REQUIRE(st::eventually(30s, [&] { return fleet.in_service() == 2; }));
+  REQUIRE(st::http("GET", fleet.frontend(), "/").status == 200);
+
+  // Kill HAProxy's master and worker: the coordinator restarts it, and every
+  // slot of a fresh HAProxy starts in maintenance.
+  const auto haproxy = st::processes_matching((fleet.dir() / "state" / "haproxy.cfg").string());
+  REQUIRE(!haproxy.empty());
+  for (const pid_t pid : haproxy) ::kill(pid, SIGKILL);
+  REQUIRE(st::eventually(15s, [&] {
+    auto restarted = st::processes_matching((fleet.dir() / "state" / "haproxy.cfg").string());
+    return !restarted.empty() && restarted != haproxy;
+  }));
+  CHECK(st::eventually(15s, [&] { return st::http("GET", fleet.frontend(), "/").status == 200; }));
+}
+
+TEST_CASE("invalid API requests are refused whole, naming the field", "[system]") {
+  Fleet fleet;
+  fleet.start_coordinator();
+  fleet.create_group(0, 0);
+  const auto before = fleet.group();
+
+  auto answer = fleet.api("PATCH", "/v1/groups/web", json{{"desired", 9}});
+  CHECK(answer.status == 400);
+  CHECK(answer.text.find("desired") != std::string::npos);
+  answer = fleet.api("PATCH", "/v1/groups/web", json{{"min", 1}, {"max", "many"}});
+  CHECK(answer.status == 400);
+  CHECK(answer.body.value("field", "") == "max");
+  answer = fleet.api("POST", "/v1/groups", json{{"name", "x"}, {"launch_configuration", "nope"}, {"min", 0}, {"max", 1}});
+  CHECK(answer.status == 400);
+  CHECK(answer.body.value("field", "") == "launch_configuration");
+  answer = fleet.api("POST", "/v1/launch-configurations", json{{"id", "y"}, {"command", "true"}, {"port", 0}});
+  CHECK(answer.status == 400);
+  CHECK(answer.body.value("field", "") == "port");
+  CHECK(fleet.api("GET", "/v1/groups/nope").status == 404);
+  CHECK(fleet.api("POST", "/v1/groups", std::nullopt).status == 400);
+  // Nothing was half-applied.
+  CHECK(fleet.group() == before);
+}

@@ -1,0 +1,64 @@
+// A harness for system tests: real processes on loopback, bounded waits.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace tide::system_test {
+
+// A child process (its own process group); killed on destruction.
+class Child {
+ public:
+  Child(std::vector<std::string> argv, const std::filesystem::path& log_file,
+        const std::map<std::string, std::string>& env = {});
+  ~Child();
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  void signal(int signo) const;
+  // Waits up to `timeout` for the exit; returns the wait status or nullopt.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+  [[nodiscard]] pid_t pid() const { return m_pid; }
+
+ private:
+  pid_t m_pid = -1;
+  bool m_reaped = false;
+};
+
+// A free TCP port on 127.0.0.1 (bound then released).
+[[nodiscard]] std::uint16_t free_port();
+
+// Polls `condition` every 100 ms until it holds or `timeout` passes.
+bool eventually(std::chrono::milliseconds timeout, const std::function<bool()>& condition);
+
+struct HttpResult {
+  int status = 0;  // 0 = no answer
+  nlohmann::json body;
+  std::string text;
+};
+HttpResult http(const std::string& method, const std::string& base, const std::string& path,
+                const std::optional<nlohmann::json>& body = std::nullopt);
+
+// Processes whose command line contains `needle`.
+[[nodiscard]] std::vector<pid_t> processes_matching(const std::string& needle);
+
+struct WrkResult {
+  std::uint64_t requests = 0;
+  std::uint64_t non_2xx = 0;
+  std::uint64_t socket_errors = 0;
+  std::string output;
+};
+[[nodiscard]] WrkResult parse_wrk(const std::string& output);
+
+[[nodiscard]] std::string read_file(const std::filesystem::path& path);
+[[nodiscard]] std::filesystem::path make_temp_dir(const std::string& prefix);
+
+}  // namespace tide::system_test
