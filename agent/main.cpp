@@ -1,5 +1,6 @@
 // tide-agent: reports readiness, health and load of this server to the tide
 // coordinator (DESIGN.md, "Agent"). Everything happens on one libuv loop.
+#include <malloc.h>
 #include <uv.h>
 
 #include <cstdio>
@@ -15,6 +16,9 @@
 #include "agent/io/config.hpp"
 
 int main(int argc, char** argv) {
+  // One malloc arena: libzmq's I/O and reaper threads would otherwise each
+  // get their own, and the agent's footprint target is tight (RSS <= 8 MB).
+  mallopt(M_ARENA_MAX, 1);
   CLI::App app{"tide-agent: reports readiness, health and load to the tide coordinator"};
   std::string config_path;
   std::string log_level;
