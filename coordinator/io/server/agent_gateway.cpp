@@ -178,8 +178,12 @@ void AgentGateway::on_frame(const transport::PeerId& peer, std::string_view user
 
   const auto it = m_sessions.find(peer);
   if (it == m_sessions.end()) {
+    // SPEC 7.1.5: REPORT, ACK and HOOK_RESULT need a session; the agent says
+    // HELLO again on 410 (a HEARTBEAT is answered the same way).
     if (std::holds_alternative<protocol::Report>(message) ||
-        std::holds_alternative<protocol::Heartbeat>(message)) {
+        std::holds_alternative<protocol::Heartbeat>(message) ||
+        std::holds_alternative<protocol::Ack>(message) ||
+        std::holds_alternative<protocol::HookResult>(message)) {
       ++m_stats.unknown_session;
       send_error(peer, protocol::ErrorCode::UnknownSession, "no session: say HELLO");
     } else {
@@ -238,7 +242,14 @@ void AgentGateway::on_hello(const transport::PeerId& peer, std::string_view user
     send_error(peer, verdict.code, verdict.message);
     return;
   }
-  // One session per instance: a new HELLO (reconnect) replaces the old one.
+  // A connection that spoke for another instance no longer does: that
+  // instance has lost its agent (otherwise its commands would go here).
+  if (auto current = m_sessions.find(peer);
+      current != m_sessions.end() && current->second.instance_id != hello.instance_id) {
+    end_session(peer, "the connection now speaks for instance " + hello.instance_id, true);
+  }
+  // One session per instance: a new HELLO (reconnect) replaces the old one
+  // without on_lost, so a reconnect does not make a healthy instance lost.
   if (auto old = m_peer_by_instance.find(hello.instance_id); old != m_peer_by_instance.end()) {
     if (old->second != peer) m_sessions.erase(old->second);
   }

@@ -52,7 +52,9 @@ class AgentGatewayHandler {
   // A HELLO from `agent_key` (empty without CURVE). Accepting starts a session.
   virtual HelloVerdict on_hello(const protocol::Hello& hello, std::string_view agent_key) = 0;
   virtual void on_report(const std::string& instance_id, const protocol::Report& report) = 0;
-  // The session ended: liveness expired, GOODBYE, or a newer session replaced it.
+  // The session ended: liveness expired, GOODBYE, or its connection said
+  // HELLO for another instance. A reconnect of the same instance (a new
+  // HELLO) replaces its session without on_lost.
   virtual void on_lost(const std::string& instance_id, std::string_view reason) = 0;
   virtual void on_ack(const std::string& instance_id, std::uint64_t command_id) = 0;
   virtual void on_hook_result(const std::string& instance_id, const protocol::HookResult& result) = 0;
@@ -103,8 +105,10 @@ class AgentGateway {
   void stop(std::string_view reason);
 
   // Sends a command (Drain, Undrain, HookRun, Shutdown) to the instance's
-  // agent, assigning its command_id; resent until ACKed. Returns the id, or
-  // nullopt when the instance has no session (the caller retries later).
+  // agent, assigning its command_id; resent until ACKed or until
+  // command_attempts resend periods have passed. Returns the id, or nullopt
+  // when the instance has no session now: the command is still queued and
+  // goes out if the agent says HELLO before its attempts run out.
   std::optional<std::uint64_t> send_command(const std::string& instance_id, protocol::Message command);
   [[nodiscard]] bool connected(const std::string& instance_id) const;
 
