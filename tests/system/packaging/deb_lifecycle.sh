@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # System test of the Debian packages: cpack -> dpkg -i -> checks -> dpkg -r ->
 # dpkg -P, with the real dpkg on this machine. Exit 77 = skipped (CTest
-# SKIP_RETURN_CODE). Every step has its own timeout, below CTest's, so the
-# EXIT trap always runs and the machine is left as it was.
+# SKIP_RETURN_CODE). Steps share a time budget below CTest's timeout, so the
+# EXIT trap always runs and the machine is left as it was, even on failure.
 # Usage: deb_lifecycle.sh <build-dir> <version> [cpack]
 set -euo pipefail
 
@@ -11,7 +11,11 @@ version=${2:?version}
 cpack=${3:-cpack}
 export DEBIAN_FRONTEND=noninteractive
 
-step() { echo "--- $*"; }
+# One budget for all steps (CTest's TIMEOUT is 420 s): the EXIT trap gets
+# the remaining 45 s even if a step hangs until the budget runs out.
+deadline=$((SECONDS + 360))
+left() { local n=$((deadline - SECONDS)); [ $n -gt 1 ] && echo $n || echo 1; }
+step() { echo "--- $* ($(left) s left)"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 skip() { echo "SKIP: $*"; exit 77; }
 expect_file() { [ -e "$1" ] || fail "$1 is missing"; }
@@ -39,7 +43,7 @@ group_existed=0; getent group tide >/dev/null && group_existed=1
 work=$(mktemp -d /tmp/tide-deb-test.XXXXXX)
 cleanup() {
   local rc=$?
-  timeout 60 dpkg --purge tide-agent tide-coordinator >/dev/null 2>&1 || true
+  timeout 45 dpkg --purge tide-agent tide-coordinator >/dev/null 2>&1 || true
   # The package keeps the tide user on purge (Debian practice); the test
   # created it, so the test removes it.
   if [ $user_existed -eq 0 ] && getent passwd tide >/dev/null; then userdel tide || true; fi
@@ -51,7 +55,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 step "cpack -G DEB"
-timeout 240 "$cpack" --config "$build/CPackConfig.cmake" -G DEB -B "$work" >"$work/cpack.log" 2>&1 ||
+timeout "$(left)" "$cpack" --config "$build/CPackConfig.cmake" -G DEB -B "$work" >"$work/cpack.log" 2>&1 ||
   { cat "$work/cpack.log"; fail "cpack failed"; }
 arch=$(dpkg --print-architecture)
 agent_deb=$work/tide-agent_${version}-1_${arch}.deb
@@ -102,7 +106,7 @@ for pair in "$agent_deb:/etc/tide/agent.yaml" "$coord_deb:/etc/tide/coordinator.
 done
 
 step "dpkg -i (systemd running: $([ -d /run/systemd/system ] && echo yes || echo no))"
-timeout 120 dpkg --force-confold -i "$agent_deb" "$coord_deb" </dev/null || fail "dpkg -i failed"
+timeout "$(left)" dpkg --force-confold -i "$agent_deb" "$coord_deb" </dev/null || fail "dpkg -i failed"
 
 step "installed files"
 for f in /lib/systemd/system/tide-agent.service /lib/systemd/system/tide-coordinator.service \
@@ -144,12 +148,12 @@ timeout 10 /usr/bin/tide-coordinator --check-config --config /etc/tide/coordinat
 
 step "reinstall keeps an edited conffile"
 echo "# edited by the packaging test" >>/etc/tide/agent.yaml
-timeout 120 dpkg --force-confold -i "$agent_deb" </dev/null || fail "dpkg -i (reinstall) failed"
+timeout "$(left)" dpkg --force-confold -i "$agent_deb" </dev/null || fail "dpkg -i (reinstall) failed"
 grep -q 'edited by the packaging test' /etc/tide/agent.yaml || fail "reinstall overwrote the edited /etc/tide/agent.yaml"
 
 step "dpkg -r keeps config and state"
 touch /var/lib/tide/tide.db /var/lib/tide-agent/agent.key
-timeout 120 dpkg -r tide-coordinator tide-agent </dev/null || fail "dpkg -r failed"
+timeout "$(left)" dpkg -r tide-coordinator tide-agent </dev/null || fail "dpkg -r failed"
 for f in /usr/bin/tide-agent /usr/bin/tide-coordinator /usr/bin/tidectl \
          /lib/systemd/system/tide-agent.service /lib/systemd/system/tide-coordinator.service; do
   expect_gone "$f"
@@ -160,7 +164,7 @@ expect_file /var/lib/tide/tide.db
 expect_file /var/lib/tide-agent/agent.key
 
 step "dpkg -P removes config, state and the enable links"
-timeout 120 dpkg -P tide-coordinator tide-agent </dev/null || fail "dpkg -P failed"
+timeout "$(left)" dpkg -P tide-coordinator tide-agent </dev/null || fail "dpkg -P failed"
 for f in /etc/tide/agent.yaml /etc/tide/coordinator.yaml /etc/tide /var/lib/tide /var/lib/tide-agent \
          /etc/systemd/system/multi-user.target.wants/tide-agent.service \
          /etc/systemd/system/multi-user.target.wants/tide-coordinator.service; do
