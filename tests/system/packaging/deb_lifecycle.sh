@@ -19,7 +19,7 @@ step() { echo "--- $* ($(left) s left)"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 skip() { echo "SKIP: $*"; exit 77; }
 expect_file() { [ -e "$1" ] || fail "$1 is missing"; }
-expect_gone() { [ ! -e "$1" ] && [ ! -L "$1" ] || fail "$1 is still there"; }
+expect_gone() { if [ -e "$1" ] || [ -L "$1" ]; then fail "$1 is still there"; fi; }
 
 [ "$(id -u)" -eq 0 ] || skip "needs root to dpkg -i (run the system tests as root)"
 for tool in dpkg dpkg-deb dpkg-shlibdeps fakeroot "$cpack"; do
@@ -145,6 +145,34 @@ echo "$out"; grep -q "$version" <<<"$out" || fail "tidectl --version does not pr
 timeout 10 /usr/bin/tide-agent --check-config --config /etc/tide/agent.yaml || fail "shipped agent.yaml is invalid"
 timeout 10 /usr/bin/tide-coordinator --check-config --config /etc/tide/coordinator.yaml ||
   fail "shipped coordinator.yaml is invalid"
+
+step "cloud-init template renders to an agent.env the agent accepts"
+template=/usr/share/doc/tide-agent/examples/cloud-init.yaml
+[ "$(head -n1 "$template")" = "#cloud-config" ] || fail "$template does not start with #cloud-config"
+if command -v envsubst >/dev/null; then
+  # What an exec provider's launch script would substitute (packaging/image/README.md).
+  export TIDE_INSTANCE_ID=web-7f3a TIDE_GROUP=web TIDE_COORDINATOR_ENDPOINT=tcp://10.0.0.2:7400 \
+    TIDE_COORDINATOR_PUBLIC_KEY='rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7' TIDE_ENROLLMENT_TOKEN=0123456789abcdef \
+    TIDE_SERVICE_PORT=8080 TIDE_READINESS_HTTP=http://127.0.0.1:8080/ready
+  # The write_files content block: the lines indented under "content: |".
+  # shellcheck disable=SC2016 # the $NAMES are for envsubst, not the shell
+  envsubst '$TIDE_INSTANCE_ID $TIDE_GROUP $TIDE_COORDINATOR_ENDPOINT $TIDE_COORDINATOR_PUBLIC_KEY
+            $TIDE_ENROLLMENT_TOKEN $TIDE_SERVICE_PORT $TIDE_READINESS_HTTP' <"$template" |
+    awk '/content: \|/ {on=1; next} on && /^      [A-Z]/ {sub(/^ +/, ""); print; next} {on=0}' >"$work/agent.env"
+  unset TIDE_INSTANCE_ID TIDE_GROUP TIDE_COORDINATOR_ENDPOINT TIDE_COORDINATOR_PUBLIC_KEY TIDE_ENROLLMENT_TOKEN \
+    TIDE_SERVICE_PORT TIDE_READINESS_HTTP
+  grep -q '^TIDE_ENROLLMENT_TOKEN=0123456789abcdef$' "$work/agent.env" || { cat "$work/agent.env"; fail "rendered agent.env"; }
+  grep -q '\$' "$work/agent.env" && { cat "$work/agent.env"; fail "rendered agent.env has unsubstituted placeholders"; }
+  echo 192.0.2.10 >"$work/service-address"
+  # systemd's EnvironmentFile= reads KEY=value lines; so does env(1) here.
+  mapfile -t env_lines < <(sed "s#/run/tide-service-address#$work/service-address#; s#^TIDE_STATE_DIR=.*#TIDE_STATE_DIR=$work/state#" "$work/agent.env")
+  out=$(env "${env_lines[@]}" timeout 10 /usr/bin/tide-agent --check-config --config /etc/tide/agent.yaml) ||
+    { cat "$work/agent.env"; fail "tide-agent rejects the rendered agent.env: $out"; }
+  echo "$out"
+  grep -q 'instance web-7f3a, coordinator tcp://10.0.0.2:7400, 1 probes' <<<"$out" || fail "rendered agent.env not applied: $out"
+else
+  echo "envsubst (gettext-base) not installed: template rendering not checked"
+fi
 
 step "reinstall keeps an edited conffile"
 echo "# edited by the packaging test" >>/etc/tide/agent.yaml
