@@ -61,7 +61,6 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
 set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
-set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://localhost/tide")
 # Library dependencies come from dpkg-shlibdeps; these are what the
 # maintainer scripts and the daemons call at run time.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
@@ -71,11 +70,11 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_DEBIAN_AGENT_PACKAGE_DEPENDS "init-system-helpers (>= 1.54)")
 set(CPACK_DEBIAN_AGENT_PACKAGE_SUGGESTS "cloud-init")
 set(CPACK_DEBIAN_AGENT_DESCRIPTION "tide autoscaler agent
- tide-agent runs on every server of a tide scaling group. It reports the
- application's readiness (HTTP/TCP/exec probes or sd_notify READY=1), health
- and load to the tide coordinator over ZeroMQ (CURVE-encrypted), and runs the
- coordinator's drain, hook and shutdown commands. Bake it into a server
- image; cloud-init writes /etc/tide/agent.env with the per-instance values.")
+tide-agent runs on every server of a tide scaling group. It reports the
+application's readiness (HTTP/TCP/exec probes or sd_notify READY=1), health
+and load to the tide coordinator over ZeroMQ (CURVE-encrypted), and runs the
+coordinator's drain, hook and shutdown commands. Bake it into a server
+image; cloud-init writes /etc/tide/agent.env with the per-instance values.")
 
 # haproxy: the embedded load-balancer driver starts it. adduser: postinst
 # creates the tide user. tide-agent: the local provider starts one beside each
@@ -83,10 +82,10 @@ set(CPACK_DEBIAN_AGENT_DESCRIPTION "tide autoscaler agent
 set(CPACK_DEBIAN_COORDINATOR_PACKAGE_DEPENDS "haproxy (>= 2.6), adduser, init-system-helpers (>= 1.54)")
 set(CPACK_DEBIAN_COORDINATOR_PACKAGE_RECOMMENDS "tide-agent (= ${PROJECT_VERSION}-1)")
 set(CPACK_DEBIAN_COORDINATOR_DESCRIPTION "tide autoscaler coordinator and tidectl
- tide-coordinator runs scaling policies (scheduled, alarm, target tracking)
- for groups of servers, launches and terminates instances through a provider
- (local processes or exec scripts for any cloud CLI) and puts an instance into
- HAProxy only while its agent reports the application ready. tidectl is the
- command-line client of its HTTP/JSON admin API.")
+tide-coordinator runs scaling policies (scheduled, alarm, target tracking)
+for groups of servers, launches and terminates instances through a provider
+(local processes or exec scripts for any cloud CLI) and puts an instance into
+HAProxy only while its agent reports the application ready. tidectl is the
+command-line client of its HTTP/JSON admin API.")
 
 include(CPack)

@@ -22,7 +22,7 @@ expect_file() { [ -e "$1" ] || fail "$1 is missing"; }
 expect_gone() { if [ -e "$1" ] || [ -L "$1" ]; then fail "$1 is still there"; fi; }
 
 [ "$(id -u)" -eq 0 ] || skip "needs root to dpkg -i (run the system tests as root)"
-for tool in dpkg dpkg-deb dpkg-shlibdeps fakeroot "$cpack"; do
+for tool in dpkg dpkg-deb dpkg-shlibdeps "$cpack"; do
   command -v "$tool" >/dev/null || skip "$tool is not installed"
 done
 for b in tide-agent tide-coordinator tidectl; do
