@@ -41,8 +41,10 @@ done
 user_existed=0; getent passwd tide >/dev/null && user_existed=1
 group_existed=0; getent group tide >/dev/null && group_existed=1
 work=$(mktemp -d /tmp/tide-deb-test.XXXXXX)
+coord_pid=
 cleanup() {
   local rc=$?
+  if [ -n "$coord_pid" ]; then kill -INT "$coord_pid" 2>/dev/null || true; wait "$coord_pid" 2>/dev/null || true; fi
   timeout 45 dpkg --purge tide-agent tide-coordinator >/dev/null 2>&1 || true
   # The package keeps the tide user on purge (Debian practice); the test
   # created it, so the test removes it.
@@ -145,6 +147,47 @@ echo "$out"; grep -q "$version" <<<"$out" || fail "tidectl --version does not pr
 timeout 10 /usr/bin/tide-agent --check-config --config /etc/tide/agent.yaml || fail "shipped agent.yaml is invalid"
 timeout 10 /usr/bin/tide-coordinator --check-config --config /etc/tide/coordinator.yaml ||
   fail "shipped coordinator.yaml is invalid"
+
+step "installed coordinator runs as tide with the packaged layout"
+# Free loopback ports (the shipped 7400/7401 may be taken on a shared host).
+if ports=$(python3 -c 'import socket
+ss=[socket.socket() for _ in range(3)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' 2>/dev/null); then
+  read -r agent_port api_port lb_port <<<"$ports"
+  cat >"$work/coordinator.yaml" <<EOT
+agents:
+  listen: tcp://127.0.0.1:$agent_port
+api:
+  listen_port: $api_port
+load_balancer:
+  backends:
+    - name: web
+      bind_address: 127.0.0.1
+      bind_port: $lb_port
+EOT
+  chmod 0755 "$work"; chmod 0644 "$work/coordinator.yaml"
+  # As the unit runs it: user tide, working directory /var/lib/tide.
+  (cd /var/lib/tide && exec timeout -k 5 60 setpriv --reuid=tide --regid=tide --init-groups \
+     /usr/bin/tide-coordinator --config "$work/coordinator.yaml") >"$work/coordinator.log" 2>&1 &
+  coord_pid=$!
+  up=0
+  for _ in $(seq 1 150); do
+    if timeout 5 /usr/bin/tidectl --endpoint "http://127.0.0.1:$api_port" status >"$work/status.out" 2>&1; then up=1; break; fi
+    kill -0 "$coord_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ $up -eq 1 ] || { cat "$work/coordinator.log" "$work/status.out"; fail "the installed coordinator did not come up"; }
+  cat "$work/status.out"
+  for f in tide.db coordinator.key haproxy.cfg; do
+    [ "$(stat -c %U "/var/lib/tide/$f")" = tide ] || fail "/var/lib/tide/$f is not owned by tide"
+  done
+  kill -INT "$coord_pid"
+  wait "$coord_pid" || { cat "$work/coordinator.log"; fail "the coordinator did not stop cleanly on SIGINT"; }
+  coord_pid=
+else
+  echo "python3 not available to pick free ports: coordinator start not checked"
+fi
 
 step "cloud-init template renders to an agent.env the agent accepts"
 template=/usr/share/doc/tide-agent/examples/cloud-init.yaml
