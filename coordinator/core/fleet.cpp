@@ -392,6 +392,31 @@ tl::expected<void, ModelError> Fleet::detach(std::string_view instance_id, bool 
   return {};
 }
 
+tl::expected<void, ModelError> Fleet::terminate(std::string_view instance_id, bool decrement_desired,
+                                                TimeMs now_ms, std::vector<Command>& out) {
+  Entry* e = find(instance_id);
+  if (e == nullptr) return fail("unknown instance " + std::string(instance_id));
+  if (!counts(e->inst)) {
+    return fail("instance " + e->inst.id + " is " + std::string(to_string(e->inst.state)) +
+                (e->inst.exit_reason != ExitReason::None ? " and already leaving" : ""));
+  }
+  if (e->inst.state == LifecycleState::Pending) return fail("instance " + e->inst.id + " is still launching");
+  GroupState& g = *e->group;
+  if (decrement_desired) {
+    if (g.cfg.desired <= g.cfg.min) return fail("terminate: desired would go below min " + std::to_string(g.cfg.min));
+    --g.cfg.desired;
+    g.cfg.updated_ms = now_ms;
+    out.emplace_back(PersistGroup{g.cfg});
+  }
+  const std::string activity =
+      start_activity(g, ActivityType::TerminateInstance,
+                     "user terminated " + e->inst.id + (decrement_desired ? ", desired capacity lowered" : ""),
+                     now_ms, {e->inst.id}, out);
+  begin_drain(*e, ExitReason::User, activity, now_ms, out);
+  reconcile(g, now_ms, out, "instance " + std::string(instance_id) + " terminated by the user");
+  return {};
+}
+
 tl::expected<void, ModelError> Fleet::set_protected(std::string_view instance_id, bool value, TimeMs now_ms,
                                                     std::vector<Command>& out) {
   Entry* e = find(instance_id);

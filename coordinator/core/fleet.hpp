@@ -126,6 +126,11 @@ class Fleet {
   // Drains the instance and lets it leave the group alive.
   [[nodiscard]] tl::expected<void, ModelError> detach(std::string_view instance_id, bool decrement_desired,
                                                       TimeMs now_ms, std::vector<Command>& out);
+  // Drains and terminates one instance (also a protected one: the user asked
+  // for it by name). Without `decrement_desired` the group launches a
+  // replacement; with it, desired goes down by one (refused below min).
+  [[nodiscard]] tl::expected<void, ModelError> terminate(std::string_view instance_id, bool decrement_desired,
+                                                         TimeMs now_ms, std::vector<Command>& out);
   [[nodiscard]] tl::expected<void, ModelError> set_protected(std::string_view instance_id, bool value,
                                                              TimeMs now_ms, std::vector<Command>& out);
 

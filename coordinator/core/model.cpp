@@ -46,7 +46,7 @@ constexpr Names<ExitReason, 5> kExitReasonNames{{
     {ExitReason::Detach, "detach"},
     {ExitReason::User, "user"},
 }};
-constexpr Names<ActivityType, 10> kActivityTypeNames{{
+constexpr Names<ActivityType, 11> kActivityTypeNames{{
     {ActivityType::ScaleOut, "scale_out"},
     {ActivityType::ScaleIn, "scale_in"},
     {ActivityType::Attach, "attach"},
@@ -57,6 +57,7 @@ constexpr Names<ActivityType, 10> kActivityTypeNames{{
     {ActivityType::FailStatic, "fail_static"},
     {ActivityType::TerminateStray, "terminate_stray"},
     {ActivityType::AdoptInstance, "adopt_instance"},
+    {ActivityType::TerminateInstance, "terminate_instance"},
 }};
 constexpr Names<ActivityStatus, 5> kActivityStatusNames{{
     {ActivityStatus::Running, "running"},

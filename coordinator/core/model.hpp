@@ -79,6 +79,7 @@ enum class ActivityType : std::uint8_t {
   FailStatic,              // "fail_static": too many unhealthy at once, nothing replaced
   TerminateStray,          // "terminate_stray": provider runs a tide instance the store does not know
   AdoptInstance,           // "adopt_instance": restart found a pending launch actually running
+  TerminateInstance,       // "terminate_instance": a user terminated one instance
 };
 
 enum class ActivityStatus : std::uint8_t {

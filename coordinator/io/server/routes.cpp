@@ -148,7 +148,7 @@ void Server::register_routes() {
     group->launch_configuration_version = config->version;
     group->created_ms = group->updated_ms = now_ms();
     if (auto valid = validate(*group); !valid) return api_error(400, valid.error().message);
-    if (!group->lb.backend.empty() && m_lb) {
+    if (!group->lb.backend.empty()) {
       bool known = false;
       for (const auto& backend : m_config.load_balancer.backends) known = known || backend.name == group->lb.backend;
       if (!known) return api_error(400, "load_balancer.backend: no backend '" + group->lb.backend + "' in the coordinator's configuration", "load_balancer.backend");
@@ -276,6 +276,15 @@ void Server::register_routes() {
     std::vector<Command> out;
     if (auto done = m_fleet->detach(request.path_params.at(0), decrement, now_ms(), out); !done) {
       return api_error(m_fleet->instance(request.path_params.at(0)) == nullptr ? 404 : 400, done.error().message);
+    }
+    execute(std::move(out));
+    return ok(to_json(*m_fleet->instance(request.path_params.at(0))));
+  });
+  api.route("POST", R"(/v1/instances/([^/]+)/terminate)", [this](const ApiRequest& request) {
+    const bool decrement = body_or_empty(request).value("decrement_desired", false);
+    std::vector<Command> out;
+    if (auto done = m_fleet->terminate(request.path_params.at(0), decrement, now_ms(), out); !done) {
+      return api_error(m_fleet->instance(request.path_params.at(0)) == nullptr ? 404 : 409, done.error().message);
     }
     execute(std::move(out));
     return ok(to_json(*m_fleet->instance(request.path_params.at(0))));

@@ -170,6 +170,11 @@ tl::expected<void, std::string> Server::open_store() {
 
 tl::expected<void, std::string> Server::start_load_balancer() {
   if (m_config.load_balancer.type == "none") return {};
+  if (m_config.load_balancer.backends.empty()) {
+    // Nothing to balance: groups can run, but none can name a backend.
+    spdlog::warn("load_balancer: no backends configured; HAProxy is not started");
+    return {};
+  }
   const std::string socket = m_config.haproxy_socket();
   if (m_config.load_balancer.embedded) {
     haproxy::ConfigSpec spec;

@@ -256,6 +256,41 @@ TEST_CASE("detach drains and leaves the instance alive", "[reconciler][drain]") 
   CHECK(h.fleet.group("web")->desired == 1);
 }
 
+TEST_CASE("a user terminate drains, terminates and replaces unless desired goes down", "[reconciler][drain]") {
+  Harness h(web_group(2));
+  h.bring_up();
+  const std::string id = h.in_service().at(0);
+  REQUIRE(h.fleet.set_protected(id, true, h.now, h.out));
+  h.take();
+  // Protection guards against scale-in, not against a terminate by name.
+  REQUIRE(h.fleet.terminate(id, false, h.now, h.out));
+  auto c = h.take();
+  CHECK(only<LbDrain>(c).size() == 1);
+  CHECK(only<Launch>(c).size() == 1);  // desired stays 2: a replacement
+  CHECK_FALSE(activities(c, ActivityType::TerminateInstance).empty());
+  c = h.on(LbDrained{id});
+  REQUIRE(only<Terminate>(c).size() == 1);
+  CHECK(only<Terminate>(c)[0].instance_id == id);
+  // Leaving instances cannot be terminated twice; unknown ones are refused.
+  CHECK_FALSE(h.fleet.terminate(id, false, h.now, h.out));
+  CHECK_FALSE(h.fleet.terminate("i-nope", false, h.now, h.out));
+
+  const std::string other = h.in_service().at(0);
+  REQUIRE(h.fleet.terminate(other, true, h.now, h.out));
+  c = h.take();
+  CHECK(only<Launch>(c).empty());
+  CHECK(h.fleet.group("web")->desired == 1);
+  // min 0 here; a group at min refuses the decrement.
+  ScalingGroup g = *h.fleet.group("web");
+  g.min = 1;
+  REQUIRE(h.fleet.put_group(g, h.now, h.out));
+  h.take();
+  h.bring_up();  // the replacement launched by the first terminate
+  const auto remaining = h.in_service();
+  REQUIRE_FALSE(remaining.empty());
+  CHECK_FALSE(h.fleet.terminate(remaining.at(0), true, h.now, h.out));
+}
+
 // ---- health and replacement -------------------------------------------------
 
 TEST_CASE("an agent that misses the liveness window is replaced: launch first, then remove", "[health]") {
