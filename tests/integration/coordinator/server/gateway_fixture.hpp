@@ -146,9 +146,11 @@ class RecordingHandler : public AgentGatewayHandler {
 class TestAgent {
  public:
   TestAgent(uv_loop_t* loop, zmq::context_t& context, const std::string& endpoint,
-            const std::string& routing_id, std::optional<transport::DealerCurve> curve)
+            const std::string& routing_id, std::optional<transport::DealerCurve> curve,
+            bool immediate = true)
       : m_loop(loop) {
     transport::DealerOptions options;
+    options.immediate = immediate;
     options.endpoint = endpoint;
     options.routing_id = routing_id;
     options.curve = std::move(curve);
@@ -290,13 +292,15 @@ class GatewayFixture : public LoopBase {
   // An agent for `instance_id` (routing id "a:" + id); with CURVE when the
   // gateway has it, using `keys` or a fresh allowed pair.
   std::unique_ptr<TestAgent> make_agent(const std::string& instance_id,
-                                        std::optional<transport::CurveKeyPair> keys = std::nullopt) {
+                                        std::optional<transport::CurveKeyPair> keys = std::nullopt,
+                                        bool immediate = true) {
     std::optional<transport::DealerCurve> curve;
     if (server_keys) {
       curve = transport::DealerCurve{server_keys->public_z85, keys ? *keys : agent_keys(true)};
     }
     return std::make_unique<TestAgent>(loop(), agents_context, endpoint,
-                                       transport::agent_routing_id(instance_id), std::move(curve));
+                                       transport::agent_routing_id(instance_id), std::move(curve),
+                                       immediate);
   }
 
   // Sends `message` as soon as the agent is connected; false on timeout.
