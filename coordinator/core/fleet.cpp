@@ -392,6 +392,18 @@ tl::expected<void, ModelError> Fleet::detach(std::string_view instance_id, bool 
   return {};
 }
 
+tl::expected<void, ModelError> Fleet::remove_group(std::string_view name) {
+  GroupState* g = find_group(name);
+  if (g == nullptr) return fail("unknown group " + std::string(name));
+  if (!g->members.empty()) {
+    return fail("group " + std::string(name) + " still has " + std::to_string(g->members.size()) +
+                " instance(s); set desired to 0 and detach attached ones first");
+  }
+  std::erase_if(m_activities, [&](const auto& item) { return item.second.activity.group == name; });
+  m_groups.erase(m_groups.find(name));
+  return {};
+}
+
 tl::expected<void, ModelError> Fleet::terminate(std::string_view instance_id, bool decrement_desired,
                                                 TimeMs now_ms, std::vector<Command>& out) {
   Entry* e = find(instance_id);

@@ -126,6 +126,9 @@ class Fleet {
   // Drains the instance and lets it leave the group alive.
   [[nodiscard]] tl::expected<void, ModelError> detach(std::string_view instance_id, bool decrement_desired,
                                                       TimeMs now_ms, std::vector<Command>& out);
+  // Forgets a group that has no instance left (terminal instances are gone
+  // from memory already). Refused while any instance is alive.
+  [[nodiscard]] tl::expected<void, ModelError> remove_group(std::string_view name);
   // Drains and terminates one instance (also a protected one: the user asked
   // for it by name). Without `decrement_desired` the group launches a
   // replacement; with it, desired goes down by one (refused below min).

@@ -216,6 +216,19 @@ void Server::register_routes() {
               });
   }
 
+  api.route("DELETE", R"(/v1/groups/([^/]+))", [this](const ApiRequest& request) {
+    const std::string& name = request.path_params.at(0);
+    if (m_fleet->group(name) == nullptr) return api_error(404, "no group '" + name + "'");
+    // The store refuses too while an instance is alive; the fleet is asked
+    // first so that memory and disk agree.
+    std::size_t live = 0;
+    for (const Instance* instance : m_fleet->instances_of(name)) live += is_live(*instance) ? 1U : 0U;
+    if (live != 0) return api_error(409, "group '" + name + "' still has " + std::to_string(live) + " instance(s): set desired to 0 first");
+    if (auto deleted = m_store->delete_group(name); !deleted) return from_store_error(deleted.error());
+    if (auto removed = m_fleet->remove_group(name); !removed) return api_error(409, removed.error().message);
+    return ok(json{{"message", "deleted group " + name}});
+  });
+
   // ---- instances ----
   api.route("GET", "/v1/instances", [this](const ApiRequest& request) {
     json list = json::array();

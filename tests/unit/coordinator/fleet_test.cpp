@@ -291,6 +291,19 @@ TEST_CASE("a user terminate drains, terminates and replaces unless desired goes 
   CHECK_FALSE(h.fleet.terminate(remaining.at(0), true, h.now, h.out));
 }
 
+TEST_CASE("a group is removed only once it has no instance", "[reconciler]") {
+  Harness h(web_group(1));
+  h.bring_up();
+  CHECK_FALSE(h.fleet.remove_group("web"));
+  CHECK_FALSE(h.fleet.remove_group("nope"));
+  REQUIRE(h.fleet.set_desired("web", 0, "test", h.now, h.out));
+  const std::string id = only<LbDrain>(h.take()).at(0).instance_id;
+  h.on(LbDrained{id});
+  h.on(TerminateCompleted{id});
+  REQUIRE(h.fleet.remove_group("web"));
+  CHECK(h.fleet.group("web") == nullptr);
+}
+
 // ---- health and replacement -------------------------------------------------
 
 TEST_CASE("an agent that misses the liveness window is replaced: launch first, then remove", "[health]") {
