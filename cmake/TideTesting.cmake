@@ -14,7 +14,13 @@ function(tide_add_test)
   target_compile_definitions(${T_NAME} PRIVATE
     TIDE_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/tests/data"
     TIDE_BIN_DIR="${CMAKE_RUNTIME_OUTPUT_DIRECTORY}")
+  # System tests start fleets of real processes and load generators: they
+  # run one at a time so their timing is not at the mercy of each other.
+  set(_serial FALSE)
+  if(T_LABEL STREQUAL "system")
+    set(_serial TRUE)
+  endif()
   catch_discover_tests(${T_NAME}
     TEST_PREFIX "${T_LABEL}.${T_NAME}."
-    PROPERTIES LABELS ${T_LABEL} TIMEOUT ${T_TIMEOUT})
+    PROPERTIES LABELS ${T_LABEL} TIMEOUT ${T_TIMEOUT} RUN_SERIAL ${_serial})
 endfunction()

@@ -860,12 +860,19 @@ void Fleet::on_launch_succeeded(const LaunchSucceeded& ev, TimeMs now, std::vect
   i.port = ev.port;
   i.launched_ms = now;
   set_state(*e, *transition(i.state, LifecycleEvent::LaunchSucceeded), now);
+  if (i.runtime.agent_connected) {
+    // The agent's HELLO can beat the provider's answer; it will not say it
+    // again, so take it now.
+    set_state(*e, *transition(i.state, LifecycleEvent::AgentHello), now);
+    set_state(*e, *transition(i.state, LifecycleEvent::LaunchHookDone), now);
+  }
   update_deadline(*e);
   persist(*e, out);
   const std::string activity = i.activity_id;
   const std::string id = i.id;
   if (i.exit_reason == ExitReason::None) {
     activity_instance_done(activity, id, true, "launched as " + ev.provider_id, now, out);
+    apply_rule(*e, now, out);
     return;
   }
   // Chosen for removal while launching: the activity that chose it tracks it

@@ -1,5 +1,6 @@
 #include "coordinator/io/server/config.hpp"
 
+#include <cstdio>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -113,6 +114,7 @@ tl::expected<CoordinatorConfig, ConfigError> parse_root(const YAML::Node& root, 
   Section local(provider.child("local"), "provider.local", source);
   TIDE_TRY(local.get("agent_path", config.provider.local.agent_path));
   TIDE_TRY(local.get("agent_log_level", config.provider.local.agent_log_level));
+  TIDE_TRY(local.get("address_prefix", config.provider.local.address_prefix));
   TIDE_TRY(local.check_unknown());
   Section exec(provider.child("exec"), "provider.exec", source);
   TIDE_TRY(exec.get("launch", config.provider.exec.launch));
@@ -175,6 +177,15 @@ tl::expected<void, ConfigError> validate(const CoordinatorConfig& config) {
   if (config.provider.type == "exec" &&
       (config.provider.exec.launch.empty() || config.provider.exec.terminate.empty() || config.provider.exec.list.empty())) {
     return fail("provider.exec", "launch, terminate and list scripts are required");
+  }
+  {
+    const std::string& prefix = config.provider.local.address_prefix;
+    int a = -1, b = -1, c = -1;
+    char dot = 0;
+    if (std::sscanf(prefix.c_str(), "%d.%d.%d%c", &a, &b, &c, &dot) != 4 || dot != '.' || a != 127 || b < 0 ||
+        b > 255 || c < 0 || c > 255 || prefix.back() != '.') {
+      return fail("provider.local.address_prefix", "must look like 127.X.Y. (a loopback /24)");
+    }
   }
   if (config.load_balancer.type != "haproxy" && config.load_balancer.type != "none") return fail("load_balancer.type", "must be haproxy or none");
   std::set<std::string> names;

@@ -30,6 +30,7 @@ struct ApiConfig {
 struct LocalProviderConfig {
   std::filesystem::path agent_path;  // default: tide-agent beside tide-coordinator
   std::string agent_log_level = "info";
+  std::string address_prefix = "127.0.1.";  // instances get prefix + N, N = 1..254
 };
 
 struct ExecProviderConfig {

@@ -244,6 +244,7 @@ tl::expected<void, std::string> Server::start_provider() {
   }
   provider::LocalProviderOptions options;
   options.state_dir = (m_config.state_dir / "instances").string();
+  options.address_prefix = m_config.provider.local.address_prefix;
   m_provider = std::make_unique<provider::LocalProvider>(m_loop, options);
   return {};
 }
@@ -258,6 +259,9 @@ void Server::restore(std::function<void(tl::expected<void, std::string>)> ready)
     return;
   }
   input.launch_configurations = std::move(*configs);
+  // The ZAP handler must know the stored agent keys and open enrollments
+  // before the agents of adopted instances reconnect.
+  for (const auto& instance : *instances) track_keys(instance);
   input.groups = std::move(*groups);
   for (auto& instance : *instances) {
     if (instance.state != LifecycleState::Terminated && instance.state != LifecycleState::LaunchFailed &&
@@ -537,6 +541,20 @@ void Server::launch(const Launch& command) {
                      [this, id](tl::expected<provider::LaunchResult, provider::ProviderError> result) {
                        if (!result) {
                          handle(LaunchFailed{id, result.error().message});
+                         return;
+                       }
+                       if (result->existing) {
+                         // A launch re-issued after a restart found the
+                         // instance already running: its agent holds the
+                         // enrollment token of the first attempt, which only
+                         // the lost coordinator knew. It can never enroll, so
+                         // replace it rather than wait for the boot timeout.
+                         m_provider->terminate(result->provider_id, 0,
+                                               [this, id](tl::expected<void, provider::ProviderError>) {
+                                                 handle(LaunchFailed{id, "the launch had already happened before a "
+                                                                         "coordinator restart and its agent cannot "
+                                                                         "enroll; replaced"});
+                                               });
                          return;
                        }
                        handle(LaunchSucceeded{id, result->provider_id, result->address, result->port});

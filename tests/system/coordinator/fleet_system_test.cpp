@@ -33,6 +33,10 @@ class Fleet {
         << "agents:\n  listen: tcp://127.0.0.1:" << m_agent_port << "\n"
         << "  report_interval_ms: 500\n  heartbeat_interval_ms: 500\n"
         << "api:\n  listen_port: " << m_api_port << "\n"
+        // Its own loopback /24, so system tests running side by side never
+        // hand out the same instance address.
+        << "provider:\n  local:\n    address_prefix: \"127." << 10 + (m_api_port / 256) % 200 << '.'
+        << m_api_port % 256 << ".\"\n"
         << "load_balancer:\n  reconcile_interval_ms: 1000\n  backends:\n"
         << "    - name: web\n      bind_port: " << m_frontend_port << "\n      slots: 16\n";
   }
@@ -49,7 +53,7 @@ class Fleet {
     for (const pid_t pid : st::processes_matching(m_tag)) ::kill(pid, SIGKILL);
     for (const pid_t pid : st::processes_matching((m_dir / "state").string())) ::kill(pid, SIGKILL);
     std::error_code ec;
-    std::filesystem::remove_all(m_dir, ec);
+    if (std::getenv("TIDE_KEEP_SYSTEM_DIRS") == nullptr) std::filesystem::remove_all(m_dir, ec);
   }
 
   void start_coordinator() {
@@ -158,7 +162,13 @@ TEST_CASE("kill -9 of the coordinator mid scale-out converges without orphans or
   fleet.kill_coordinator();
   fleet.start_coordinator();
 
-  REQUIRE(st::eventually(45s, [&] { return fleet.in_service() == 4; }));
+  const bool converged = st::eventually(45s, [&] { return fleet.in_service() == 4; });
+  if (!converged) {
+    const std::string log = fleet.log();
+    WARN(fleet.group().dump() << "\n" << fleet.api("GET", "/v1/instances").text << "\n"
+                              << log.substr(log.size() > 6000 ? log.size() - 6000 : 0));
+  }
+  REQUIRE(converged);
   std::this_thread::sleep_for(2s);  // would-be duplicates have time to show up
   CHECK(fleet.live_instances() == 4);
   CHECK(fleet.app_processes() == 4);

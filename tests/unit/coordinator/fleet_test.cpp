@@ -41,6 +41,16 @@ TEST_CASE("readiness drives LB registration in both directions, at once", "[rule
   CHECK(h.fleet.instance(id)->state == LifecycleState::InService);
 }
 
+TEST_CASE("a HELLO and a ready report that beat the provider's answer are not lost", "[rule]") {
+  Harness h(web_group(1));
+  const std::string id = h.pending().at(0);
+  CHECK(only<LbRegister>(h.on(AgentHello{id, "key", "127.0.1.1", 8080})).empty());
+  CHECK(only<LbRegister>(h.on(AgentReport{id, true, true, {}, false})).empty());  // not launched yet
+  const auto c = h.on(LaunchSucceeded{id, "pid-1", "127.0.1.1", 8080});
+  CHECK(only<LbRegister>(c).size() == 1);
+  CHECK(h.fleet.instance(id)->state == LifecycleState::InService);
+}
+
 TEST_CASE("an agent that drains on its own leaves rotation and is asked to undrain", "[rule]") {
   Harness h(web_group(1));
   h.bring_up();
