@@ -392,7 +392,7 @@ std::string Server::metrics_text() const {
     out << "tide_lb_latency_us{quantile=\"" << q << "\"} " << m_counters.lb_latency.quantile_us(q) << '\n';
   }
   out << "tide_lb_latency_us_count " << m_counters.lb_latency.count() << '\n';
-  metric("tide_report_to_lb_latency_us", "summary", "From the REPORT that changed readiness to HAProxy's acknowledgement.");
+  metric("tide_report_to_lb_latency_us", "summary", "From the REPORT that made an instance ready to HAProxy acknowledging it in rotation.");
   for (const double q : {0.5, 0.99}) {
     out << "tide_report_to_lb_latency_us{quantile=\"" << q << "\"} " << m_counters.report_to_lb_latency.quantile_us(q) << '\n';
   }

@@ -397,6 +397,7 @@ HelloVerdict Server::on_hello(const protocol::Hello& hello, std::string_view age
 void Server::on_report(const std::string& instance_id, const protocol::Report& report) {
   const Instance* before = m_fleet->instance(instance_id);
   const bool was_in_lb = before != nullptr && before->runtime.in_lb;
+  const std::uint64_t received_us = monotonic_us();  // before the LB command goes out
   AgentReport event;
   event.instance_id = instance_id;
   event.ready = report.ready && !report.draining;
@@ -405,8 +406,8 @@ void Server::on_report(const std::string& instance_id, const protocol::Report& r
   event.draining = report.draining;
   handle(event);
   const Instance* after = m_fleet->instance(instance_id);
-  if (after != nullptr && after->runtime.in_lb != was_in_lb) {
-    m_rotation_started_us[instance_id] = monotonic_us();
+  if (after != nullptr && after->runtime.in_lb && !was_in_lb) {
+    m_rotation_started_us[instance_id] = received_us;
   }
 }
 
