@@ -369,8 +369,11 @@ tl::expected<std::string, ModelError> Fleet::attach(std::string_view group, std:
   return id;
 }
 
-tl::expected<void, ModelError> Fleet::detach(std::string_view instance_id, bool decrement_desired, TimeMs now_ms,
-                                             std::vector<Command>& out) {
+// A user takes an instance out of its group (detach, terminate): checks it
+// may leave and lowers desired when asked to.
+tl::expected<Fleet::Entry*, ModelError> Fleet::leave_on_request(std::string_view instance_id, bool decrement_desired,
+                                                                std::string_view verb, TimeMs now_ms,
+                                                                std::vector<Command>& out) {
   Entry* e = find(instance_id);
   if (e == nullptr) return fail("unknown instance " + std::string(instance_id));
   if (!counts(e->inst)) {
@@ -380,14 +383,24 @@ tl::expected<void, ModelError> Fleet::detach(std::string_view instance_id, bool 
   if (e->inst.state == LifecycleState::Pending) return fail("instance " + e->inst.id + " is still launching");
   GroupState& g = *e->group;
   if (decrement_desired) {
-    if (g.cfg.desired <= g.cfg.min) return fail("detach: desired would go below min " + std::to_string(g.cfg.min));
+    if (g.cfg.desired <= g.cfg.min) {
+      return fail(std::string(verb) + ": desired would go below min " + std::to_string(g.cfg.min));
+    }
     --g.cfg.desired;
     g.cfg.updated_ms = now_ms;
     out.emplace_back(PersistGroup{g.cfg});
   }
-  const std::string activity = start_activity(g, ActivityType::Detach, "user detached " + e->inst.id, now_ms,
-                                              {e->inst.id}, out);
-  begin_drain(*e, ExitReason::Detach, activity, now_ms, out);
+  return e;
+}
+
+tl::expected<void, ModelError> Fleet::detach(std::string_view instance_id, bool decrement_desired, TimeMs now_ms,
+                                             std::vector<Command>& out) {
+  auto e = leave_on_request(instance_id, decrement_desired, "detach", now_ms, out);
+  if (!e) return tl::make_unexpected(e.error());
+  GroupState& g = *(*e)->group;
+  const std::string activity = start_activity(g, ActivityType::Detach, "user detached " + (*e)->inst.id, now_ms,
+                                              {(*e)->inst.id}, out);
+  begin_drain(**e, ExitReason::Detach, activity, now_ms, out);
   reconcile(g, now_ms, out, "instance " + std::string(instance_id) + " detached");
   return {};
 }
@@ -406,25 +419,14 @@ tl::expected<void, ModelError> Fleet::remove_group(std::string_view name) {
 
 tl::expected<void, ModelError> Fleet::terminate(std::string_view instance_id, bool decrement_desired,
                                                 TimeMs now_ms, std::vector<Command>& out) {
-  Entry* e = find(instance_id);
-  if (e == nullptr) return fail("unknown instance " + std::string(instance_id));
-  if (!counts(e->inst)) {
-    return fail("instance " + e->inst.id + " is " + std::string(to_string(e->inst.state)) +
-                (e->inst.exit_reason != ExitReason::None ? " and already leaving" : ""));
-  }
-  if (e->inst.state == LifecycleState::Pending) return fail("instance " + e->inst.id + " is still launching");
-  GroupState& g = *e->group;
-  if (decrement_desired) {
-    if (g.cfg.desired <= g.cfg.min) return fail("terminate: desired would go below min " + std::to_string(g.cfg.min));
-    --g.cfg.desired;
-    g.cfg.updated_ms = now_ms;
-    out.emplace_back(PersistGroup{g.cfg});
-  }
+  auto e = leave_on_request(instance_id, decrement_desired, "terminate", now_ms, out);
+  if (!e) return tl::make_unexpected(e.error());
+  GroupState& g = *(*e)->group;
   const std::string activity =
       start_activity(g, ActivityType::TerminateInstance,
-                     "user terminated " + e->inst.id + (decrement_desired ? ", desired capacity lowered" : ""),
-                     now_ms, {e->inst.id}, out);
-  begin_drain(*e, ExitReason::User, activity, now_ms, out);
+                     "user terminated " + (*e)->inst.id + (decrement_desired ? ", desired capacity lowered" : ""),
+                     now_ms, {(*e)->inst.id}, out);
+  begin_drain(**e, ExitReason::User, activity, now_ms, out);
   reconcile(g, now_ms, out, "instance " + std::string(instance_id) + " terminated by the user");
   return {};
 }

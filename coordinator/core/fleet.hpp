@@ -169,6 +169,8 @@ class Fleet {
   };
 
   Entry* find(std::string_view id);
+  tl::expected<Entry*, ModelError> leave_on_request(std::string_view instance_id, bool decrement_desired,
+                                                    std::string_view verb, TimeMs now_ms, std::vector<Command>& out);
   GroupState* find_group(std::string_view name);
 
   void on_hello(const AgentHello& e, TimeMs now, std::vector<Command>& out);
