@@ -172,28 +172,15 @@ bool Dealer::receive_monitor_event() noexcept {
 }
 
 tl::expected<void, TransportError> Dealer::send(std::span<const std::uint8_t> frame) {
-  if (!m_socket) {
-    auto err = TransportError{Kind::Closed, "dealer is not connected", 0};
-    detail::count_send_error(m_counters, err);
-    return tl::unexpected(std::move(err));
-  }
-  if (static_cast<std::int64_t>(frame.size()) > m_options.max_frame_bytes) {
-    auto err = TransportError{Kind::TooLarge,
-                              "frame of " + std::to_string(frame.size()) + " bytes is too large", 0};
-    detail::count_send_error(m_counters, err);
-    return tl::unexpected(std::move(err));
+  if (auto ok = detail::check_send(m_counters, m_socket.has_value(), "dealer is not connected", frame.size(),
+                                   m_options.max_frame_bytes);
+      !ok) {
+    return ok;
   }
   const int rc = zmq_send(m_socket->handle(), frame.data(), frame.size(), ZMQ_DONTWAIT);
   const int err_no = rc < 0 ? zmq_errno() : 0;
   if (m_poller) m_poller->after_send();
-  if (rc < 0) {
-    auto err = detail::send_error(err_no);
-    detail::count_send_error(m_counters, err);
-    return tl::unexpected(std::move(err));
-  }
-  ++m_counters.frames_out;
-  m_counters.bytes_out += frame.size();
-  return {};
+  return detail::finish_send(m_counters, rc, err_no, frame.size());
 }
 
 void Dealer::close() noexcept {

@@ -8,6 +8,8 @@
 #include <uv.h>
 #include <zmq.h>
 
+#include <tl/expected.hpp>
+
 #include "protocol/transport/common.hpp"
 
 namespace tide::transport::detail {
@@ -53,5 +55,15 @@ namespace tide::transport::detail {
 }
 
 void count_send_error(TransportCounters& counters, const TransportError& error) noexcept;
+
+// What every send checks first: an open socket (`closed_text` says why not)
+// and a frame within `max_frame_bytes`. Failures are counted.
+[[nodiscard]] tl::expected<void, TransportError> check_send(TransportCounters& counters, bool open,
+                                                            const char* closed_text, std::size_t frame_bytes,
+                                                            std::int64_t max_frame_bytes);
+
+// Counts the outcome of a zmq_send (rc < 0: failed with err_no).
+[[nodiscard]] tl::expected<void, TransportError> finish_send(TransportCounters& counters, int rc, int err_no,
+                                                             std::size_t frame_bytes);
 
 }  // namespace tide::transport::detail

@@ -106,16 +106,10 @@ bool Router::receive_one() noexcept {
 
 tl::expected<void, TransportError> Router::send(const PeerId& routing_id,
                                                 std::span<const std::uint8_t> frame) {
-  if (!m_socket) {
-    auto err = TransportError{Kind::Closed, "router is not bound", 0};
-    detail::count_send_error(m_counters, err);
-    return tl::unexpected(std::move(err));
-  }
-  if (static_cast<std::int64_t>(frame.size()) > m_options.max_frame_bytes) {
-    auto err = TransportError{Kind::TooLarge,
-                              "frame of " + std::to_string(frame.size()) + " bytes is too large", 0};
-    detail::count_send_error(m_counters, err);
-    return tl::unexpected(std::move(err));
+  if (auto ok = detail::check_send(m_counters, m_socket.has_value(), "router is not bound", frame.size(),
+                                   m_options.max_frame_bytes);
+      !ok) {
+    return ok;
   }
   void* handle = m_socket->handle();
   // With ROUTER_MANDATORY an unknown or full peer fails on the first frame,
@@ -124,14 +118,7 @@ tl::expected<void, TransportError> Router::send(const PeerId& routing_id,
   if (rc >= 0) rc = zmq_send(handle, frame.data(), frame.size(), ZMQ_DONTWAIT);
   const int err_no = rc < 0 ? zmq_errno() : 0;
   if (m_poller) m_poller->after_send();
-  if (rc < 0) {
-    auto err = detail::send_error(err_no);
-    detail::count_send_error(m_counters, err);
-    return tl::unexpected(std::move(err));
-  }
-  ++m_counters.frames_out;
-  m_counters.bytes_out += frame.size();
-  return {};
+  return detail::finish_send(m_counters, rc, err_no, frame.size());
 }
 
 void Router::close() noexcept {
