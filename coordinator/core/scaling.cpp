@@ -1,0 +1,434 @@
+#include "coordinator/core/scaling.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+
+namespace tide::coordinator {
+
+namespace {
+
+tl::unexpected<ModelError> fail(std::string message) {
+  return tl::unexpected<ModelError>(ModelError{std::move(message)});
+}
+
+std::uint32_t clamp_to(const ScalingGroup& group, std::uint32_t value) {
+  return std::clamp(value, group.min, std::max(group.min, group.max));
+}
+
+std::string seconds_text(std::int64_t ms) {
+  return ms % 1'000 == 0 ? std::to_string(ms / 1'000) + " s" : format_value(static_cast<double>(ms) / 1'000.0) + " s";
+}
+
+std::string adjustment_text(const AlarmPolicy& policy) {
+  const std::string sign = policy.adjustment > 0 ? "+" : "";
+  switch (policy.adjustment_type) {
+    case AdjustmentType::ChangeInCapacity: return "change " + sign + std::to_string(policy.adjustment);
+    case AdjustmentType::ExactCapacity: return "exact " + std::to_string(policy.adjustment);
+    case AdjustmentType::PercentChangeInCapacity: {
+      std::string text = "change " + sign + std::to_string(policy.adjustment) + " %";
+      if (policy.min_adjustment_magnitude > 0) {
+        text += " (at least " + std::to_string(policy.min_adjustment_magnitude) + ")";
+      }
+      return text;
+    }
+  }
+  return "";
+}
+
+// The alarm's condition over its last `evaluation_periods` periods ending at
+// now, newest first; stops at the first period that fails (missing data
+// fails). On success `values` holds every period's value, oldest first.
+bool alarm_condition(const AlarmPolicy& policy, std::string_view group, const MetricWindows& windows,
+                     TimeMs now_ms, std::vector<double>& values) {
+  values.clear();
+  for (std::uint32_t k = 0; k < policy.evaluation_periods; ++k) {
+    const TimeMs to = now_ms - static_cast<TimeMs>(k) * policy.period_ms;
+    const auto stats = windows.stats(group, policy.metric, to - policy.period_ms, to);
+    if (!stats) return false;
+    const double value = stats->value(policy.statistic);
+    if (!compare(value, policy.comparison, policy.threshold)) return false;
+    values.push_back(value);
+  }
+  std::reverse(values.begin(), values.end());
+  return true;
+}
+
+std::string alarm_cause(const AlarmPolicy& policy, const std::vector<double>& values) {
+  std::string text = "alarm " + policy.name + ": " + policy.metric + " " + std::string(to_string(policy.statistic)) +
+                     " " + format_value(values.back()) + " " + std::string(to_string(policy.comparison)) + " " +
+                     format_value(policy.threshold) + " for " + std::to_string(policy.evaluation_periods) + " x " +
+                     seconds_text(policy.period_ms) + " (";
+  constexpr std::size_t kShown = 6;  // a long series is cut to its newest values
+  std::size_t first = 0;
+  if (values.size() > kShown) {
+    first = values.size() - kShown;
+    text += "..., ";
+  }
+  for (std::size_t k = first; k < values.size(); ++k) {
+    if (k > first) text += ", ";
+    text += format_value(values[k]);
+  }
+  text += "), " + adjustment_text(policy);
+  return text;
+}
+
+}  // namespace
+
+// ---- helpers --------------------------------------------------------------
+
+std::string format_value(double value) {
+  char buffer[32];
+  const int n = std::snprintf(buffer, sizeof buffer, "%.6g", value);
+  return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : std::string("?");
+}
+
+GroupStatus group_status(const ScalingGroup& group, std::span<const Instance* const> instances, TimeMs now_ms) {
+  GroupStatus status{&group, 0, 0};
+  for (const Instance* instance : instances) {
+    if (instance == nullptr) continue;
+    if (instance->state == LifecycleState::InService) ++status.in_service;
+    if (metrics_eligible(*instance, group, now_ms)) ++status.eligible;
+  }
+  return status;
+}
+
+std::uint32_t apply_adjustment(const AlarmPolicy& policy, std::uint32_t desired) {
+  const auto current = static_cast<std::int64_t>(desired);
+  std::int64_t result = current;
+  switch (policy.adjustment_type) {
+    case AdjustmentType::ChangeInCapacity: result = current + policy.adjustment; break;
+    case AdjustmentType::ExactCapacity: result = policy.adjustment; break;
+    case AdjustmentType::PercentChangeInCapacity: {
+      // Truncate towards zero (12.7 -> 12, -6.7 -> -6) but move at least one
+      // instance, as AWS does; then the policy's minimum step.
+      std::int64_t step = current * policy.adjustment / 100;
+      const std::int64_t sign = policy.adjustment > 0 ? 1 : -1;
+      step = sign * std::max<std::int64_t>({std::llabs(step), 1, policy.min_adjustment_magnitude});
+      result = current + step;
+      break;
+    }
+  }
+  return static_cast<std::uint32_t>(std::clamp<std::int64_t>(result, 0, UINT32_MAX));
+}
+
+std::optional<std::uint32_t> target_tracking_recommendation(const TargetTrackingPolicy& policy,
+                                                            std::uint32_t in_service, double value) {
+  if (in_service == 0 || !(policy.target > 0.0) || !std::isfinite(value)) return std::nullopt;
+  const double ratio = value / policy.target;
+  // The epsilon keeps 55 / 50 inside a 10 % tolerance despite rounding.
+  if (std::fabs(ratio - 1.0) <= policy.tolerance + 1e-9) return std::nullopt;
+  // The epsilon keeps 3 * (0.7 / 0.7) from becoming 4 through rounding.
+  const double wanted = std::ceil(static_cast<double>(in_service) * ratio - 1e-9);
+  return static_cast<std::uint32_t>(std::clamp(wanted, 0.0, 4'294'967'295.0));
+}
+
+// ---- Autoscaler -----------------------------------------------------------
+
+std::uint32_t Autoscaler::RateWindow::remaining(const ScalingRateLimit& limit, TimeMs now_ms) {
+  while (!moves.empty() && moves.front().first <= now_ms - limit.period_ms) moves.pop_front();
+  if (limit.max_instances == 0) return UINT32_MAX;
+  std::uint64_t used = 0;
+  for (const auto& move : moves) used += move.second;
+  return used >= limit.max_instances ? 0 : limit.max_instances - static_cast<std::uint32_t>(used);
+}
+
+Autoscaler::Autoscaler(std::int64_t max_window_ms) : m_max_window_ms(max_window_ms) {}
+
+tl::expected<void, ModelError> Autoscaler::put_alarm(AlarmPolicy policy) {
+  if (auto ok = validate(policy); !ok) return ok;
+  const std::int64_t span_ms = policy.period_ms * static_cast<std::int64_t>(policy.evaluation_periods);
+  if (span_ms > m_max_window_ms) {
+    return fail("period x evaluation_periods = " + seconds_text(span_ms) + " exceeds the metric retention of " +
+                seconds_text(m_max_window_ms));
+  }
+  Policies& p = m_groups[policy.group];
+  for (const TrackingState& t : p.tracking) {
+    if (t.policy.name == policy.name) {
+      return fail("group " + policy.group + " already has a target-tracking policy named " + policy.name);
+    }
+  }
+  for (AlarmState& a : p.alarms) {
+    if (a.policy.name == policy.name) {
+      a.policy = std::move(policy);
+      return {};
+    }
+  }
+  p.alarms.push_back(AlarmState{std::move(policy), std::nullopt});
+  return {};
+}
+
+tl::expected<void, ModelError> Autoscaler::put_target_tracking(TargetTrackingPolicy policy) {
+  if (auto ok = validate(policy); !ok) return ok;
+  if (policy.window_ms > m_max_window_ms) {
+    return fail("window " + seconds_text(policy.window_ms) + " exceeds the metric retention of " +
+                seconds_text(m_max_window_ms));
+  }
+  Policies& p = m_groups[policy.group];
+  for (const AlarmState& a : p.alarms) {
+    if (a.policy.name == policy.name) {
+      return fail("group " + policy.group + " already has an alarm policy named " + policy.name);
+    }
+  }
+  for (TrackingState& t : p.tracking) {
+    if (t.policy.name == policy.name) {
+      t.policy = std::move(policy);
+      return {};
+    }
+  }
+  p.tracking.push_back(TrackingState{std::move(policy), {}, {}, {}});
+  return {};
+}
+
+bool Autoscaler::remove_policy(std::string_view group, std::string_view name) {
+  const auto it = m_groups.find(group);
+  if (it == m_groups.end()) return false;
+  auto& alarms = it->second.alarms;
+  auto& tracking = it->second.tracking;
+  const auto a = std::find_if(alarms.begin(), alarms.end(), [&](const AlarmState& s) { return s.policy.name == name; });
+  if (a != alarms.end()) {
+    alarms.erase(a);
+    return true;
+  }
+  const auto t =
+      std::find_if(tracking.begin(), tracking.end(), [&](const TrackingState& s) { return s.policy.name == name; });
+  if (t != tracking.end()) {
+    tracking.erase(t);
+    return true;
+  }
+  return false;
+}
+
+void Autoscaler::remove_group(std::string_view group) {
+  if (const auto it = m_groups.find(group); it != m_groups.end()) m_groups.erase(it);
+}
+
+const AlarmPolicy* Autoscaler::alarm(std::string_view group, std::string_view name) const {
+  const auto it = m_groups.find(group);
+  if (it == m_groups.end()) return nullptr;
+  for (const AlarmState& a : it->second.alarms) {
+    if (a.policy.name == name) return &a.policy;
+  }
+  return nullptr;
+}
+
+const TargetTrackingPolicy* Autoscaler::target_tracking(std::string_view group, std::string_view name) const {
+  const auto it = m_groups.find(group);
+  if (it == m_groups.end()) return nullptr;
+  for (const TrackingState& t : it->second.tracking) {
+    if (t.policy.name == name) return &t.policy;
+  }
+  return nullptr;
+}
+
+std::vector<const AlarmPolicy*> Autoscaler::alarms_of(std::string_view group) const {
+  std::vector<const AlarmPolicy*> result;
+  if (const auto it = m_groups.find(group); it != m_groups.end()) {
+    for (const AlarmState& a : it->second.alarms) result.push_back(&a.policy);
+  }
+  return result;
+}
+
+std::vector<const TargetTrackingPolicy*> Autoscaler::target_tracking_of(std::string_view group) const {
+  std::vector<const TargetTrackingPolicy*> result;
+  if (const auto it = m_groups.find(group); it != m_groups.end()) {
+    for (const TrackingState& t : it->second.tracking) result.push_back(&t.policy);
+  }
+  return result;
+}
+
+std::optional<TimeMs> Autoscaler::last_fired_ms(std::string_view group, std::string_view name) const {
+  const auto it = m_groups.find(group);
+  if (it == m_groups.end()) return std::nullopt;
+  for (const AlarmState& a : it->second.alarms) {
+    if (a.policy.name == name) return a.last_fired_ms;
+  }
+  return std::nullopt;
+}
+
+std::int64_t Autoscaler::cooldown_ms(const AlarmPolicy& policy, const ScalingGroup& group) const {
+  return policy.cooldown_ms.value_or(group.default_cooldown_ms);
+}
+
+std::vector<ScalingDecision> Autoscaler::evaluate(TimeMs now_ms, const MetricWindows& windows,
+                                                  std::span<const GroupStatus> groups) {
+  std::vector<ScalingDecision> out;
+  for (const GroupStatus& status : groups) {
+    if (status.group == nullptr || !status.group->enabled) continue;
+    const auto it = m_groups.find(status.group->name);
+    if (it == m_groups.end()) continue;
+    evaluate_group(status, it->second, now_ms, windows, m_scratch, out);
+  }
+  return out;
+}
+
+void Autoscaler::evaluate_group(const GroupStatus& status, Policies& policies, TimeMs now_ms,
+                                const MetricWindows& windows, std::vector<Opinion>& opinions,
+                                std::vector<ScalingDecision>& out) {
+  const ScalingGroup& group = *status.group;
+  const std::uint32_t desired = group.desired;
+  opinions.clear();
+
+  // ---- alarms ----
+  std::vector<double> values;
+  for (std::size_t k = 0; k < policies.alarms.size(); ++k) {
+    const AlarmState& state = policies.alarms[k];
+    const AlarmPolicy& policy = state.policy;
+    if (!policy.enabled || !alarm_condition(policy, group.name, windows, now_ms, values)) continue;
+    const std::uint32_t target = clamp_to(group, apply_adjustment(policy, desired));
+    const bool cooling = state.last_fired_ms && now_ms - *state.last_fired_ms < cooldown_ms(policy, group);
+    Opinion opinion{Direction::Hold, desired, true, k, {}};
+    if (target > desired) {
+      // In its cooldown a scale-out alarm whose condition still holds keeps
+      // the capacity it asked for: nobody may scale in under it.
+      if (!cooling) opinion = Opinion{Direction::Out, target, true, k, {}};
+    } else if (target < desired) {
+      if (cooling) continue;
+      // Scale-in needs every eligible instance to have reported within the
+      // latest period: a silent instance may be the busy one.
+      const std::uint32_t reporters = windows.reporters_since(group.name, policy.metric, now_ms - policy.period_ms);
+      if (status.eligible == 0 || reporters < status.eligible) continue;
+      opinion = Opinion{Direction::In, target, true, k, {}};
+    }
+    opinion.cause = alarm_cause(policy, values);
+    opinions.push_back(std::move(opinion));
+  }
+
+  // ---- target tracking ----
+  for (std::size_t k = 0; k < policies.tracking.size(); ++k) {
+    TrackingState& state = policies.tracking[k];
+    const TargetTrackingPolicy& policy = state.policy;
+    if (!policy.enabled) continue;
+    const std::string head = "target tracking " + policy.name + ": " + policy.metric + " average ";
+    const auto stats = windows.stats(group.name, policy.metric, now_ms - policy.window_ms, now_ms);
+    if (!stats || status.in_service == 0) {
+      // Missing data (or nobody in service to scale from): keep the
+      // current capacity, which blocks scale-in by other policies too.
+      opinions.push_back(Opinion{Direction::Hold, desired, false, k,
+                                 head + (stats ? "no instance in service" : "no data") + " over " +
+                                     seconds_text(policy.window_ms)});
+      continue;
+    }
+    const double value = stats->average;
+    const auto raw = target_tracking_recommendation(policy, status.in_service, value);
+    const std::uint32_t recommendation = raw.value_or(desired);  // inside the tolerance: hold
+
+    // Stabilisation window: a monotone queue of (time, recommendation).
+    auto& history = state.recommendations;
+    while (!history.empty() && history.front().first <= now_ms - policy.scale_in_stabilization_ms) {
+      history.pop_front();
+    }
+    while (!history.empty() && history.back().second <= recommendation) history.pop_back();
+    history.emplace_back(now_ms, recommendation);
+    const std::uint32_t highest = history.front().second;
+
+    std::string cause = head + format_value(value) + " over " + seconds_text(policy.window_ms) + ", target " +
+                        format_value(policy.target) + ", " + std::to_string(status.in_service) + " in service";
+    if (!raw) {
+      opinions.push_back(Opinion{Direction::Hold, desired, false, k, cause + ": within tolerance"});
+    } else if (recommendation > desired) {
+      const std::uint32_t allowed = state.out.remaining(policy.scale_out_limit, now_ms);
+      const std::uint32_t capacity =
+          clamp_to(group, static_cast<std::uint32_t>(std::min<std::uint64_t>(
+                              recommendation, static_cast<std::uint64_t>(desired) + allowed)));
+      cause += ": " + std::to_string(recommendation);
+      if (capacity < clamp_to(group, recommendation)) cause += " (rate limit: " + std::to_string(capacity) + ")";
+      opinions.push_back(Opinion{capacity > desired ? Direction::Out : Direction::Hold, std::max(capacity, desired),
+                                 false, k, cause});
+    } else if (recommendation == desired) {
+      opinions.push_back(Opinion{Direction::Hold, desired, false, k, cause + ": " + std::to_string(recommendation)});
+    } else if (!policy.disable_scale_in) {
+      cause += ": " + std::to_string(recommendation);
+      const std::uint32_t reporters = windows.reporters_since(group.name, policy.metric, now_ms - policy.window_ms);
+      if (status.eligible == 0 || reporters < status.eligible) {
+        opinions.push_back(Opinion{Direction::Hold, desired, false, k,
+                                   cause + ", scale-in held: " + std::to_string(reporters) + " of " +
+                                       std::to_string(status.eligible) + " instances reported"});
+        continue;
+      }
+      if (highest >= desired) {
+        opinions.push_back(Opinion{Direction::Hold, desired, false, k,
+                                   cause + ", held by the highest recommendation of the last " +
+                                       seconds_text(policy.scale_in_stabilization_ms) + " (" +
+                                       std::to_string(highest) + ")"});
+        continue;
+      }
+      const std::uint32_t allowed = state.in.remaining(policy.scale_in_limit, now_ms);
+      const std::uint32_t floor = desired > allowed ? desired - allowed : 0;
+      const std::uint32_t capacity = clamp_to(group, std::max(highest, floor));
+      if (highest != recommendation) {
+        cause += ", highest of the last " + seconds_text(policy.scale_in_stabilization_ms) + " " +
+                 std::to_string(highest);
+      }
+      if (capacity > clamp_to(group, highest)) cause += " (rate limit: " + std::to_string(capacity) + ")";
+      opinions.push_back(
+          Opinion{capacity < desired ? Direction::In : Direction::Hold, std::min(capacity, desired), false, k, cause});
+    }
+    // disable_scale_in and a lower recommendation: no opinion, so other
+    // policies may still scale in.
+  }
+
+  if (opinions.empty()) return;
+  std::uint32_t to = 0;
+  for (const Opinion& o : opinions) to = std::max(to, o.capacity);
+  to = clamp_to(group, to);
+  if (to == desired) return;
+
+  ScalingDecision decision{group.name, desired, to, {}, {}};
+  const Direction direction = to > desired ? Direction::Out : Direction::In;
+  const std::uint32_t moved = to > desired ? to - desired : desired - to;
+  for (const Opinion& o : opinions) {
+    // Scale-out: every policy that asked for more acted (the largest won).
+    // Scale-in: only the policies whose capacity was chosen acted; a policy
+    // that asked for less was held back by the others and may try again.
+    if (o.direction != direction) continue;
+    if (direction == Direction::In && o.capacity != to) continue;
+    if (o.is_alarm) {
+      policies.alarms[o.index].last_fired_ms = now_ms;
+      decision.policies.push_back(policies.alarms[o.index].policy.name);
+    } else {
+      TrackingState& t = policies.tracking[o.index];
+      (direction == Direction::Out ? t.out : t.in).moves.emplace_back(now_ms, moved);
+      decision.policies.push_back(t.policy.name);
+    }
+    if (!decision.cause.empty()) decision.cause += "; ";
+    decision.cause += o.cause;
+  }
+  if (decision.policies.empty()) {
+    // Only reachable when clamping moved a hold into the range: the group's
+    // bounds changed under its desired capacity. Fleet enforces them anyway.
+    decision.cause = "desired " + std::to_string(desired) + " outside [" + std::to_string(group.min) + ", " +
+                     std::to_string(group.max) + "]";
+  }
+  out.push_back(std::move(decision));
+}
+
+tl::expected<ScalingDecision, ModelError> Autoscaler::execute_policy(const ScalingGroup& group, std::string_view name,
+                                                                     bool honour_cooldown, TimeMs now_ms) {
+  const auto it = m_groups.find(group.name);
+  if (it != m_groups.end()) {
+    for (AlarmState& state : it->second.alarms) {
+      if (state.policy.name != name) continue;
+      if (!state.policy.enabled) return fail("policy " + std::string(name) + " is disabled");
+      const std::int64_t cooldown = cooldown_ms(state.policy, group);
+      if (honour_cooldown && state.last_fired_ms && now_ms - *state.last_fired_ms < cooldown) {
+        return fail("policy " + std::string(name) + " is in its cooldown for another " +
+                    seconds_text(cooldown - (now_ms - *state.last_fired_ms)));
+      }
+      state.last_fired_ms = now_ms;
+      return ScalingDecision{group.name, group.desired, clamp_to(group, apply_adjustment(state.policy, group.desired)),
+                             "policy " + state.policy.name + " executed by request: " + adjustment_text(state.policy),
+                             {state.policy.name}};
+    }
+    for (const TrackingState& state : it->second.tracking) {
+      if (state.policy.name == name) {
+        return fail("policy " + std::string(name) + " is a target-tracking policy; only alarm policies can be executed");
+      }
+    }
+  }
+  return fail("group " + group.name + " has no policy named " + std::string(name));
+}
+
+}  // namespace tide::coordinator
