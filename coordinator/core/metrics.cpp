@@ -51,6 +51,7 @@ struct Series {
   std::string name;
   std::vector<Bucket> ring;  // retention seconds, indexed by second mod size
   std::int64_t newest = kNever;
+  std::int64_t first = kNever;  // first second ever recorded
 
   Bucket& at(std::int64_t second) {
     const auto size = static_cast<std::int64_t>(ring.size());
@@ -111,12 +112,13 @@ void MetricWindows::record(std::string_view group, std::string_view instance_id,
     while (index < g.series.size() && g.series[index].name != sample.name) ++index;
     if (index == g.series.size()) {
       if (g.series.size() >= kMaxSeriesPerGroup) continue;
-      g.series.push_back(Series{std::string(sample.name), {}, kNever});
+      g.series.push_back(Series{std::string(sample.name), {}, kNever, kNever});
     }
     Series& s = g.series[index];
     if (s.ring.empty()) s.ring.resize(static_cast<std::size_t>(m_retention_s));
     if (s.newest != kNever && second < s.oldest()) continue;  // older than the retention
     s.newest = std::max(s.newest, second);
+    s.first = s.first == kNever ? second : std::min(s.first, second);
 
     Bucket& b = s.at(second);
     if (b.second != second) b = Bucket{second, 0.0, sample.value, sample.value, 0, 0};
@@ -177,6 +179,13 @@ std::uint32_t MetricWindows::reporters_since(std::string_view group, std::string
     if (b.second == second) total += b.last_reporters;
   }
   return total;
+}
+
+std::optional<TimeMs> MetricWindows::first_sample_ms(std::string_view group, std::string_view metric) const {
+  const GroupWindows* g = find_group(group);
+  const Series* s = g == nullptr ? nullptr : g->find(metric);
+  if (s == nullptr) return std::nullopt;
+  return s->first * 1'000;
 }
 
 std::optional<Aggregate> MetricWindows::aggregate(std::string_view group, std::string_view metric, TimeMs from_ms,

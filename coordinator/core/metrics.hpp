@@ -98,6 +98,11 @@ class MetricWindows {
   [[nodiscard]] std::uint32_t reporters_since(std::string_view group, std::string_view metric,
                                               TimeMs from_ms) const;
 
+  // Start of the first second in which `metric` was ever recorded for
+  // `group` (nullopt: never). An alarm needs data back to the start of its
+  // evaluation span, so a fresh series cannot fire on a partial history.
+  [[nodiscard]] std::optional<TimeMs> first_sample_ms(std::string_view group, std::string_view metric) const;
+
   // stats() and reporters_since(from_ms) together.
   [[nodiscard]] std::optional<Aggregate> aggregate(std::string_view group, std::string_view metric, TimeMs from_ms,
                                                    TimeMs to_ms) const;

@@ -40,10 +40,13 @@ std::string adjustment_text(const AlarmPolicy& policy) {
 
 // The alarm's condition over its last `evaluation_periods` periods ending at
 // now, newest first; stops at the first period that fails (missing data
-// fails). On success `values` holds every period's value, oldest first.
+// fails; so does a series younger than the whole span). On success `values` holds every period's value, oldest first.
 bool alarm_condition(const AlarmPolicy& policy, std::string_view group, const MetricWindows& windows,
                      TimeMs now_ms, std::vector<double>& values) {
   values.clear();
+  const TimeMs span_start = now_ms - static_cast<TimeMs>(policy.evaluation_periods) * policy.period_ms;
+  const auto first = windows.first_sample_ms(group, policy.metric);
+  if (!first || *first > span_start) return false;  // no history as long as the span yet
   for (std::uint32_t k = 0; k < policy.evaluation_periods; ++k) {
     const TimeMs to = now_ms - static_cast<TimeMs>(k) * policy.period_ms;
     const auto stats = windows.stats(group, policy.metric, to - policy.period_ms, to);

@@ -117,6 +117,17 @@ TEST_CASE("missing data: unknown group, unknown metric, nothing in the window") 
   CHECK_FALSE(w.stats("web", kMetricCpu, kT0 + 1'000, kT0 + 10'000));
 }
 
+TEST_CASE("first_sample_ms: the first second a metric was recorded") {
+  MetricWindows w;
+  CHECK_FALSE(w.first_sample_ms("web", kMetricCpu));
+  cpu(w, "a", kT0 + 2'500, 1.0);
+  CHECK(w.first_sample_ms("web", kMetricCpu) == kT0 + 2'000);
+  cpu(w, "a", kT0 + 9'000, 1.0);
+  cpu(w, "b", kT0 + 1'200, 1.0);  // a late report moves it back
+  CHECK(w.first_sample_ms("web", kMetricCpu) == kT0 + 1'000);
+  CHECK_FALSE(w.first_sample_ms("web", kMetricMemory));
+}
+
 TEST_CASE("bad samples are ignored") {
   MetricWindows w;
   const std::array<MetricSample, 4> samples{{{kMetricCpu, std::numeric_limits<double>::quiet_NaN()},
