@@ -344,8 +344,11 @@ void Autoscaler::evaluate_group(const GroupStatus& status, Policies& policies, T
       opinions.push_back(Opinion{Direction::Hold, desired, false, k, cause + ": " + std::to_string(recommendation)});
     } else if (!policy.disable_scale_in) {
       cause += ": " + std::to_string(recommendation);
+      // Incomplete: an eligible instance did not report within the window,
+      // or the window reaches back before the first sample (a restart).
       const std::uint32_t reporters = windows.reporters_since(group.name, policy.metric, now_ms - policy.window_ms);
-      if (status.eligible == 0 || reporters < status.eligible) {
+      const auto first = windows.first_sample_ms(group.name, policy.metric);
+      if (status.eligible == 0 || reporters < status.eligible || !first || *first > now_ms - policy.window_ms) {
         opinions.push_back(Opinion{Direction::Hold, desired, false, k,
                                    cause + ", scale-in held: " + std::to_string(reporters) + " of " +
                                        std::to_string(status.eligible) + " instances reported"});

@@ -375,6 +375,13 @@ TEST_CASE("target tracking holds on missing or incomplete data") {
   CHECK(d->to_desired == 18);
   sim.in_service = 0;
   CHECK_FALSE(sim.step(90.0));  // nobody in service: no recommendation
+
+  // A history shorter than the window (after a restart) is incomplete too.
+  Sim fresh(10);
+  p.window_ms = 10'000;
+  REQUIRE(fresh.scaler.put_target_tracking(p));
+  CHECK(fresh.steps_until_decision(10.0, 30) == 10);
+  CHECK(fresh.group.desired == 2);
 }
 
 // ---- interplay --------------------------------------------------------------
