@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "coordinator/tidectl/client.hpp"
+#include "coordinator/tidectl/schedule_preview.hpp"
 #include "coordinator/tidectl/table.hpp"
 
 namespace {
@@ -309,6 +310,8 @@ int main(int argc, char** argv) {
     show->add_option("id", id)->required();
     show->callback([&] { request = {"GET", "/v1/activities/" + enc(id), std::nullopt, render_object}; });
   }
+
+  tide::tidectl::add_schedule_preview(*app.add_subcommand("schedule", "scheduled actions")->require_subcommand(1));
 
   app.add_subcommand("status", "the coordinator's health")->callback([&] {
     request = {"GET", "/healthz", std::nullopt, render_object};

@@ -3,12 +3,15 @@
 // ordering, and how an action changes a group's (min, max, desired).
 #include <chrono>
 #include <cstdio>
+#include <sstream>
+#include <utility>
 #include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
 #include "coordinator/core/schedule.hpp"
+#include "coordinator/tidectl/schedule_preview.hpp"
 
 using namespace tide::coordinator;
 
@@ -276,4 +279,55 @@ TEST_CASE("format_local_minute shows the zone's abbreviation", "[schedule]") {
   CHECK(format_local_minute(utc("2026-07-01 12:00"), &zone("Europe/Berlin")) == "2026-07-01 14:00 CEST");
   CHECK(format_local_minute(utc("2026-01-01 12:00"), &zone("America/New_York")) == "2026-01-01 07:00 EST");
   CHECK(format_local_minute(utc("2026-01-01 12:00"), nullptr) == "2026-01-01 12:00 UTC");
+}
+
+TEST_CASE("tidectl schedule preview prints fires in the zone and in UTC", "[schedule][tidectl]") {
+  using tide::tidectl::PreviewOptions;
+  std::ostringstream out;
+  std::ostringstream err;
+  PreviewOptions options{"30 2 * * *", "America/New_York", "2026-03-07", 3};
+  REQUIRE(tide::tidectl::run_schedule_preview(options, out, err, 0) == tide::tidectl::kPreviewOk);
+  CHECK(err.str().empty());
+  const std::string text = out.str();
+  CHECK(text.find("next 3 fire times of '30 2 * * *' in America/New_York after 2026-03-07 00:00:00 EST -05:00 "
+                  "(2026-03-07 05:00:00 UTC):") == 0);
+  CHECK(text.find("   1  Sat 2026-03-07 02:30 EST -05:00   2026-03-07 07:30 UTC\n") != std::string::npos);
+  CHECK(text.find("   2  Sun 2026-03-08 03:00 EDT -04:00   2026-03-08 07:00 UTC  <- shifted") != std::string::npos);
+  CHECK(text.find("   3  Mon 2026-03-09 02:30 EDT -04:00   2026-03-09 06:30 UTC\n") != std::string::npos);
+
+  // Without --from: the `now` passed in. Zones without letters show the offset once.
+  out.str("");
+  options = {"0 0 29 2 *", "Australia/Lord_Howe", "", 1};
+  REQUIRE(tide::tidectl::run_schedule_preview(options, out, err, utc("2027-03-01 00:00")) == 0);
+  CHECK(out.str().find("   1  Tue 2028-02-29 00:00 +11:00       2028-02-28 13:00 UTC\n") != std::string::npos);
+
+  // Bad input: exit code 2 and the reason.
+  const std::vector<std::pair<PreviewOptions, std::string>> bad{
+      {{"0 24 * * *", "UTC", "", 1}, "tidectl: hour field: 24 is out of range 0-23 in '24'\n"},
+      {{"0 1 * * *", "Mars/Base", "", 1}, "tidectl: unknown time zone 'Mars/Base'"},
+      {{"0 1 * * *", "UTC", "2026-02-30", 1}, "tidectl: --from: no such date or time: '2026-02-30'\n"},
+      {{"0 1 * * *", "UTC", "yesterday", 1}, "tidectl: --from: expected epoch seconds or an ISO 8601 time"},
+  };
+  for (const auto& [opts, message] : bad) {
+    err.str("");
+    CHECK(tide::tidectl::run_schedule_preview(opts, out, err, 0) == tide::tidectl::kPreviewUsage);
+    CHECK(err.str().find(message) == 0);
+  }
+}
+
+TEST_CASE("preview --from accepts epoch seconds and ISO 8601 with or without offset", "[schedule][tidectl]") {
+  const date::time_zone& shanghai = zone("Asia/Shanghai");
+  const date::time_zone& ny = zone("America/New_York");
+  CHECK(tide::tidectl::parse_preview_time("1767225600", shanghai) == utc("2026-01-01 00:00"));
+  CHECK(tide::tidectl::parse_preview_time("2026-01-01", shanghai) == utc("2025-12-31 16:00"));
+  CHECK(tide::tidectl::parse_preview_time("2026-01-01T08:30", shanghai) == utc("2026-01-01 00:30"));
+  CHECK(tide::tidectl::parse_preview_time("2026-01-01 08:30:00Z", shanghai) == utc("2026-01-01 08:30"));
+  CHECK(tide::tidectl::parse_preview_time("2026-01-01T08:30-05:00", shanghai) == utc("2026-01-01 13:30"));
+  CHECK(tide::tidectl::parse_preview_time("2026-01-01T08:30+0530", shanghai) == utc("2026-01-01 03:00"));
+  // In a DST gap: the end of the gap; in a repeated hour: the first one.
+  CHECK(tide::tidectl::parse_preview_time("2026-03-08T02:30", ny) == utc("2026-03-08 07:00"));
+  CHECK(tide::tidectl::parse_preview_time("2026-11-01T01:30", ny) == utc("2026-11-01 05:30"));
+  CHECK_FALSE(tide::tidectl::parse_preview_time("2026-01-01T25:00", ny));
+  CHECK_FALSE(tide::tidectl::parse_preview_time("", ny));
+  CHECK_FALSE(tide::tidectl::parse_preview_time("2026-1-1", ny));
 }
