@@ -63,13 +63,20 @@ std::string clipped(std::string_view text, std::size_t max_bytes) {
 
 std::string event_title(NotificationEvent event) {
   switch (event) {
-    case NotificationEvent::ScaleOutSuccessful: return "scale-out successful";
-    case NotificationEvent::ScaleOutFailed: return "scale-out failed";
-    case NotificationEvent::ScaleInSuccessful: return "scale-in successful";
-    case NotificationEvent::ScaleInFailed: return "scale-in failed";
-    case NotificationEvent::ReplaceSuccessful: return "unhealthy instance replaced";
-    case NotificationEvent::ReplaceFailed: return "unhealthy instance replacement failed";
-    case NotificationEvent::HookTimeout: return "lifecycle hook timed out";
+    case NotificationEvent::ScaleOutSuccessful:
+      return "scale-out successful";
+    case NotificationEvent::ScaleOutFailed:
+      return "scale-out failed";
+    case NotificationEvent::ScaleInSuccessful:
+      return "scale-in successful";
+    case NotificationEvent::ScaleInFailed:
+      return "scale-in failed";
+    case NotificationEvent::ReplaceSuccessful:
+      return "unhealthy instance replaced";
+    case NotificationEvent::ReplaceFailed:
+      return "unhealthy instance replacement failed";
+    case NotificationEvent::HookTimeout:
+      return "lifecycle hook timed out";
   }
   return "event";
 }
@@ -86,7 +93,8 @@ void append_instances(std::string& content, const std::vector<ActivityInstance>&
   std::size_t shown = 0;
   for (const auto& instance : instances) {
     std::string line = "\n- `" + clipped(instance.instance_id, 128) + "` ";
-    line += instance.ok ? "<font color=\"info\">ok</font>" : "<font color=\"warning\">failed</font>";
+    line +=
+        instance.ok ? "<font color=\"info\">ok</font>" : "<font color=\"warning\">failed</font>";
     if (!instance.message.empty()) line += ": " + clipped(instance.message, kWeComMessageMaxBytes);
     const bool last = shown + 1 == instances.size();
     const std::size_t reserve = last ? 0 : kWeComMoreLineBytes;
@@ -167,9 +175,10 @@ std::vector<OutgoingNotification> notifications_for(const Activity& activity,
   const auto event = notification_event_for(activity);
   if (!event) return {};
   // Each body is built once, and only when some target wants that format.
-  const std::string generic = any_format(targets, activity.group, *event, NotificationFormat::Generic)
-                                  ? generic_body(activity, *event, options)
-                                  : std::string();
+  const std::string generic =
+      any_format(targets, activity.group, *event, NotificationFormat::Generic)
+          ? generic_body(activity, *event, options)
+          : std::string();
   const std::string wecom = any_format(targets, activity.group, *event, NotificationFormat::WeCom)
                                 ? wecom_body(activity, *event, options)
                                 : std::string();
@@ -228,17 +237,20 @@ std::string generic_body(const HookTimeout& timeout, const NotificationOptions& 
   return dump(body);
 }
 
-std::string wecom_markdown(const Activity& activity, NotificationEvent event, std::size_t max_bytes) {
+std::string wecom_markdown(const Activity& activity, NotificationEvent event,
+                           std::size_t max_bytes) {
   const bool failed = is_failure(activity.status) || event == NotificationEvent::ScaleOutFailed ||
                       event == NotificationEvent::ScaleInFailed ||
                       event == NotificationEvent::ReplaceFailed;
-  std::string content = "### tide: " + event_title(event) + " in group `" + clipped(activity.group, 128) + "`";
+  std::string content =
+      "### tide: " + event_title(event) + " in group `" + clipped(activity.group, 128) + "`";
   content += "\n> status: <font color=\"";
   content += failed ? "warning" : "info";
   content += "\">" + std::string(to_string(activity.status)) + "</font>";
   content += "\n> activity: `" + clipped(activity.id, 128) + "` (" +
              std::string(to_string(activity.type)) + ")";
-  if (!activity.cause.empty()) content += "\n> cause: " + clipped(activity.cause, kWeComCauseMaxBytes);
+  if (!activity.cause.empty())
+    content += "\n> cause: " + clipped(activity.cause, kWeComCauseMaxBytes);
   content += "\n> started: " + format_rfc3339_utc(activity.start_ms);
   if (activity.end_ms) content += "\n> ended: " + format_rfc3339_utc(*activity.end_ms);
   append_instances(content, activity.instances, max_bytes);
@@ -280,12 +292,12 @@ std::string format_rfc3339_utc(TimeMs time_ms) {
   const year_month_day date{day};
   const hh_mm_ss<milliseconds> clock{time - day};
   std::array<char, 40> text{};
-  const int n = std::snprintf(text.data(), text.size(), "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ",
-                              static_cast<int>(date.year()), static_cast<unsigned>(date.month()),
-                              static_cast<unsigned>(date.day()), static_cast<int>(clock.hours().count()),
-                              static_cast<int>(clock.minutes().count()),
-                              static_cast<int>(clock.seconds().count()),
-                              static_cast<int>(clock.subseconds().count()));
+  const int n = std::snprintf(
+      text.data(), text.size(), "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ",
+      static_cast<int>(date.year()), static_cast<unsigned>(date.month()),
+      static_cast<unsigned>(date.day()), static_cast<int>(clock.hours().count()),
+      static_cast<int>(clock.minutes().count()), static_cast<int>(clock.seconds().count()),
+      static_cast<int>(clock.subseconds().count()));
   if (n <= 0) return {};
   return std::string(text.data(), std::min(static_cast<std::size_t>(n), text.size() - 1));
 }

@@ -20,7 +20,9 @@ void init_curl_once() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-CURLM* multi_of(void* multi) { return static_cast<CURLM*>(multi); }
+CURLM* multi_of(void* multi) {
+  return static_cast<CURLM*>(multi);
+}
 
 // WeCom robot URLs carry their secret in the query (?key=...): logs show the
 // URL without it.
@@ -35,7 +37,9 @@ bool permanent(CURLcode code) {
          code == CURLE_NOT_BUILT_IN || code == CURLE_BAD_FUNCTION_ARGUMENT;
 }
 
-std::size_t discard_body(char*, std::size_t size, std::size_t count, void*) { return size * count; }
+std::size_t discard_body(char*, std::size_t size, std::size_t count, void*) {
+  return size * count;
+}
 
 template <class Box>
 void close_box(Box* box) {
@@ -99,7 +103,9 @@ Notifier::Notifier(uv_loop_t* loop, NotifierConfig config, std::uint64_t seed)
   curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this);
 }
 
-Notifier::~Notifier() { close(); }
+Notifier::~Notifier() {
+  close();
+}
 
 void Notifier::on_result(std::function<void(const DeliveryResult&)> callback) {
   m_on_result = std::move(callback);
@@ -133,9 +139,10 @@ void Notifier::send(OutgoingNotification message) {
 void Notifier::enqueue(std::unique_ptr<Job> job) {
   // Oldest first, so a retry goes back to its place among newer messages
   // and the overflow rule (drop the oldest) means the oldest event.
-  const auto at = std::upper_bound(
-      m_pending.begin(), m_pending.end(), job->sequence,
-      [](std::uint64_t sequence, const std::unique_ptr<Job>& other) { return sequence < other->sequence; });
+  const auto at = std::upper_bound(m_pending.begin(), m_pending.end(), job->sequence,
+                                   [](std::uint64_t sequence, const std::unique_ptr<Job>& other) {
+                                     return sequence < other->sequence;
+                                   });
   m_pending.insert(at, std::move(job));
   while (m_pending.size() > m_config.max_pending) {
     ++m_stats.dropped;
@@ -195,7 +202,8 @@ void Notifier::start(std::unique_ptr<Job> job) {
   ok = ok && curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
                               static_cast<curl_off_t>(message.body.size())) == CURLE_OK;
   ok = ok && curl_easy_setopt(easy, CURLOPT_HTTPHEADER, job->headers) == CURLE_OK;
-  ok = ok && curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(m_config.request_timeout_ms)) == CURLE_OK;
+  ok = ok && curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
+                              static_cast<long>(m_config.request_timeout_ms)) == CURLE_OK;
   ok = ok && curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
                               static_cast<long>(m_config.connect_timeout_ms)) == CURLE_OK;
   // No SIGALRM-based time-outs in a daemon: signals would hit the loop.
@@ -232,8 +240,8 @@ void Notifier::release(Job& job) {
 void Notifier::give_up(Job& job, std::string error) {
   ++m_stats.failed;
   job.last_error = std::move(error);
-  spdlog::warn("notify: gave up on notification to {} ({}) after {} attempt(s): {}", job.message.target,
-               loggable(job.message.url), job.attempts, job.last_error);
+  spdlog::warn("notify: gave up on notification to {} ({}) after {} attempt(s): {}",
+               job.message.target, loggable(job.message.url), job.attempts, job.last_error);
   report(job, false, job.last_error);
 }
 
@@ -257,7 +265,8 @@ void Notifier::report(const Job& job, bool delivered, const std::string& error) 
 
 std::uint64_t Notifier::backoff_ms(std::uint32_t attempts_made) {
   const std::uint32_t doublings = std::min<std::uint32_t>(attempts_made - 1, 32);
-  const double base = std::min(static_cast<double>(m_config.initial_backoff_ms) * std::ldexp(1.0, static_cast<int>(doublings)),
+  const double base = std::min(static_cast<double>(m_config.initial_backoff_ms) *
+                                   std::ldexp(1.0, static_cast<int>(doublings)),
                                static_cast<double>(m_config.max_backoff_ms));
   std::uniform_real_distribution<double> factor(1.0 - m_config.jitter, 1.0 + m_config.jitter);
   return static_cast<std::uint64_t>(std::llround(std::max(0.0, base * factor(m_random))));
@@ -279,7 +288,8 @@ bool Notifier::finish(Job& job, int curl_code) {
     error = "HTTP " + std::to_string(status);
     retryable = status == 429 || (status >= 500 && status < 600);
   } else {
-    error = job.error_buffer[0] != '\0' ? std::string(job.error_buffer.data()) : curl_easy_strerror(code);
+    error = job.error_buffer[0] != '\0' ? std::string(job.error_buffer.data())
+                                        : curl_easy_strerror(code);
     if (code == CURLE_OPERATION_TIMEDOUT) ++m_stats.timeouts;
     retryable = !permanent(code);
   }
@@ -290,8 +300,8 @@ bool Notifier::finish(Job& job, int curl_code) {
   job.last_error = error;
   ++m_stats.retried;
   const std::uint64_t delay = backoff_ms(job.attempts);
-  spdlog::info("notify: attempt {} of notification to {} ({}) failed: {}; retrying in {} ms", job.attempts,
-               job.message.target, loggable(job.message.url), error, delay);
+  spdlog::info("notify: attempt {} of notification to {} ({}) failed: {}; retrying in {} ms",
+               job.attempts, job.message.target, loggable(job.message.url), error, delay);
   job.due_ms = uv_now(m_loop) + delay;
   return true;
 }
@@ -338,7 +348,8 @@ int Notifier::on_curl_socket(void*, int socket, int what, void* user, void* sock
         self->m_watches.erase(socket);
         uv_poll_stop(&watch->handle);
         close_box(watch);
-        if (!self->m_closed && self->m_multi != nullptr) curl_multi_assign(multi_of(self->m_multi), socket, nullptr);
+        if (!self->m_closed && self->m_multi != nullptr)
+          curl_multi_assign(multi_of(self->m_multi), socket, nullptr);
       }
       return 0;
     }

@@ -36,14 +36,14 @@ namespace tide::notify {
 using coordinator::OutgoingNotification;
 
 struct NotifierConfig {
-  std::uint32_t request_timeout_ms = 5'000;   // one attempt, connect included
+  std::uint32_t request_timeout_ms = 5'000;  // one attempt, connect included
   std::uint32_t connect_timeout_ms = 2'000;
-  std::uint32_t max_attempts = 5;             // the first attempt included; >= 1
-  std::uint32_t initial_backoff_ms = 1'000;   // before the 2nd attempt; doubles each time
-  std::uint32_t max_backoff_ms = 60'000;      // cap of one back-off (before jitter)
-  double jitter = 0.2;                        // each back-off is scaled by U[1 - jitter, 1 + jitter]
-  std::size_t max_pending = 1'000;            // waiting for a first attempt or a retry
-  std::size_t max_in_flight = 16;             // concurrent requests; >= 1
+  std::uint32_t max_attempts = 5;            // the first attempt included; >= 1
+  std::uint32_t initial_backoff_ms = 1'000;  // before the 2nd attempt; doubles each time
+  std::uint32_t max_backoff_ms = 60'000;     // cap of one back-off (before jitter)
+  double jitter = 0.2;                       // each back-off is scaled by U[1 - jitter, 1 + jitter]
+  std::size_t max_pending = 1'000;           // waiting for a first attempt or a retry
+  std::size_t max_in_flight = 16;            // concurrent requests; >= 1
   std::string user_agent = "tide-coordinator";
 };
 

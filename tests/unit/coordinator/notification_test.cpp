@@ -1,10 +1,9 @@
 // coordinator/core/notification: event mapping, message selection, both body
 // formats parsed back field by field, and WeCom's byte limit.
-#include <catch2/catch.hpp>
-
-#include <nlohmann/json.hpp>
-
 #include "coordinator/core/notification.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 using namespace tide::coordinator;
 using nlohmann::json;
@@ -109,9 +108,10 @@ TEST_CASE("notifications_for picks the group's subscribed targets in order", "[n
   const std::vector<NotificationTarget> targets = {
       make_target("ops-wecom", NotificationFormat::WeCom,
                   {NotificationEvent::ScaleOutFailed, NotificationEvent::ScaleOutSuccessful}),
-      make_target("only-failures", NotificationFormat::Generic, {NotificationEvent::ScaleOutFailed}),
-      make_target("other-group", NotificationFormat::Generic, {NotificationEvent::ScaleOutSuccessful},
-                  "api"),
+      make_target("only-failures", NotificationFormat::Generic,
+                  {NotificationEvent::ScaleOutFailed}),
+      make_target("other-group", NotificationFormat::Generic,
+                  {NotificationEvent::ScaleOutSuccessful}, "api"),
       make_target("audit", NotificationFormat::Generic,
                   {NotificationEvent::ScaleOutSuccessful, NotificationEvent::HookTimeout}),
   };
@@ -133,13 +133,16 @@ TEST_CASE("notifications_for picks the group's subscribed targets in order", "[n
     CHECK(failed[1].target == "only-failures");
   }
   SECTION("activities that raise nothing produce no message") {
-    CHECK(notifications_for(make_activity(ActivityType::Attach, ActivityStatus::Successful), targets, {})
+    CHECK(notifications_for(make_activity(ActivityType::Attach, ActivityStatus::Successful),
+                            targets, {})
               .empty());
-    CHECK(notifications_for(make_activity(ActivityType::ScaleOut, ActivityStatus::Running), targets, {})
+    CHECK(notifications_for(make_activity(ActivityType::ScaleOut, ActivityStatus::Running), targets,
+                            {})
               .empty());
   }
   SECTION("hook time-outs go to hook_timeout subscribers only") {
-    HookTimeout timeout{"web", "i-7", "warmup", HookTransition::Launching, HookResult::Abandon, "", kStart};
+    HookTimeout timeout{"web", "i-7", "warmup", HookTransition::Launching, HookResult::Abandon,
+                        "",    kStart};
     const auto hook = notifications_for(timeout, targets, {});
     REQUIRE(hook.size() == 1);
     CHECK(hook[0].target == "audit");
@@ -150,8 +153,10 @@ TEST_CASE("notifications_for picks the group's subscribed targets in order", "[n
 }
 
 TEST_CASE("generic body carries every activity field", "[notification]") {
-  const Activity activity = make_activity(ActivityType::ScaleOut, ActivityStatus::PartiallySuccessful);
-  const json body = json::parse(generic_body(activity, NotificationEvent::ScaleOutFailed, {"0.1.0"}));
+  const Activity activity =
+      make_activity(ActivityType::ScaleOut, ActivityStatus::PartiallySuccessful);
+  const json body =
+      json::parse(generic_body(activity, NotificationEvent::ScaleOutFailed, {"0.1.0"}));
   CHECK(body.at("event") == "scale_out_failed");
   CHECK(body.at("group") == "web");
   CHECK(body.at("activity_id") == "a-0123456789abcdef");
@@ -186,8 +191,13 @@ TEST_CASE("generic body carries every activity field", "[notification]") {
 }
 
 TEST_CASE("generic body for a hook time-out", "[notification]") {
-  const HookTimeout timeout{"web", "i-7", "drain-check", HookTransition::Terminating,
-                            HookResult::Abandon, R"({"ticket":"OPS-1"})", kStart};
+  const HookTimeout timeout{"web",
+                            "i-7",
+                            "drain-check",
+                            HookTransition::Terminating,
+                            HookResult::Abandon,
+                            R"({"ticket":"OPS-1"})",
+                            kStart};
   const json body = json::parse(generic_body(timeout, {}));
   CHECK(body.at("event") == "hook_timeout");
   CHECK(body.at("group") == "web");
@@ -232,14 +242,16 @@ TEST_CASE("WeCom body is a markdown robot message", "[notification]") {
 }
 
 TEST_CASE("WeCom body for a hook time-out", "[notification]") {
-  const HookTimeout timeout{"web", "i-7", "warmup", HookTransition::Launching,
-                            HookResult::Continue, "ticket OPS-1", kStart};
+  const HookTimeout timeout{
+      "web",          "i-7", "warmup", HookTransition::Launching, HookResult::Continue,
+      "ticket OPS-1", kStart};
   const std::string content =
       json::parse(wecom_body(timeout, {})).at("markdown").at("content").get<std::string>();
   CHECK(content.rfind("### tide: lifecycle hook timed out in group `web`", 0) == 0);
   CHECK(content.find("hook: `warmup` (launching)") != std::string::npos);
   CHECK(content.find("instance: `i-7`") != std::string::npos);
-  CHECK(content.find("default result applied: <font color=\"info\">continue</font>") != std::string::npos);
+  CHECK(content.find("default result applied: <font color=\"info\">continue</font>") !=
+        std::string::npos);
   CHECK(content.find("metadata: ticket OPS-1") != std::string::npos);
   CHECK(content.find("time: 2024-05-01T03:00:00.250Z") != std::string::npos);
 }
@@ -263,7 +275,8 @@ TEST_CASE("WeCom content stays under 4,096 bytes and never cuts a character", "[
   REQUIRE(more != std::string::npos);
   // The count of left-out lines matches the lines present.
   std::size_t shown = 0;
-  for (std::size_t at = content.find("\n- `"); at != std::string::npos; at = content.find("\n- `", at + 1)) {
+  for (std::size_t at = content.find("\n- `"); at != std::string::npos;
+       at = content.find("\n- `", at + 1)) {
     ++shown;
   }
   CHECK(content.substr(more) == "\xE2\x80\xA6 and " + std::to_string(500 - shown) + " more");

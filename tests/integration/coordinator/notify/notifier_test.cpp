@@ -2,12 +2,7 @@
 // thread receives the webhooks (port read back), a listening socket that
 // never accepts plays a webhook that never answers, and a closed port one
 // that refuses. Only the loop is the test's; nothing is faked.
-#include <catch2/catch.hpp>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include "coordinator/io/notify/notifier.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -19,11 +14,15 @@
 #include <thread>
 #include <vector>
 
+#include <arpa/inet.h>
+#include <catch2/catch.hpp>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <nlohmann/json.hpp>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "coordinator/core/notification.hpp"
-#include "coordinator/io/notify/notifier.hpp"
 
 using namespace std::chrono_literals;
 using tide::coordinator::OutgoingNotification;
@@ -52,10 +51,12 @@ class Receiver {
       std::size_t index = 0;
       {
         std::lock_guard lock(m_mutex);
-        index = static_cast<std::size_t>(std::count_if(
-            m_received.begin(), m_received.end(), [&](const Received& r) { return r.path == request.path; }));
-        m_received.push_back({request.method, request.path, request.get_header_value("Content-Type"),
-                              request.body, Clock::now()});
+        index = static_cast<std::size_t>(
+            std::count_if(m_received.begin(), m_received.end(),
+                          [&](const Received& r) { return r.path == request.path; }));
+        m_received.push_back({request.method, request.path,
+                              request.get_header_value("Content-Type"), request.body,
+                              Clock::now()});
       }
       response.status = m_answer(request.path, index);
       response.set_content("{}", "application/json");
@@ -108,7 +109,9 @@ class SilentListener {
   ~SilentListener() { ::close(m_fd); }
   SilentListener(const SilentListener&) = delete;
   SilentListener& operator=(const SilentListener&) = delete;
-  [[nodiscard]] std::string url() const { return "http://127.0.0.1:" + std::to_string(m_port) + "/hook"; }
+  [[nodiscard]] std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(m_port) + "/hook";
+  }
 
  private:
   int m_fd = -1;
@@ -135,7 +138,8 @@ OutgoingNotification message(std::string url, std::string body = R"({"n":0})") {
 
 int count_handles(uv_loop_t* loop) {
   int count = 0;
-  uv_walk(loop, [](uv_handle_t*, void* arg) { ++*static_cast<int*>(arg); }, &count);
+  uv_walk(
+      loop, [](uv_handle_t*, void* arg) { ++*static_cast<int*>(arg); }, &count);
   return count;
 }
 
@@ -145,7 +149,8 @@ struct Loop {
   Loop() { REQUIRE(uv_loop_init(&loop) == 0); }
   ~Loop() {
     // Let close callbacks run, then the loop must be empty.
-    for (int i = 0; i < 100 && uv_run(&loop, UV_RUN_NOWAIT) != 0; ++i) std::this_thread::sleep_for(1ms);
+    for (int i = 0; i < 100 && uv_run(&loop, UV_RUN_NOWAIT) != 0; ++i)
+      std::this_thread::sleep_for(1ms);
     CHECK(count_handles(&loop) == 0);
     CHECK(uv_loop_close(&loop) == 0);
   }
@@ -217,9 +222,15 @@ TEST_CASE("delivers generic and WeCom bodies with their content type", "[notify]
   activity.end_ms = 1'714'532'460'000;
   activity.instances = {{"i-1", "", true}, {"i-2", "", true}};
   std::vector<NotificationTarget> targets(2);
-  targets[0] = {"web", "audit", receiver.url("/generic"), NotificationFormat::Generic,
+  targets[0] = {"web",
+                "audit",
+                receiver.url("/generic"),
+                NotificationFormat::Generic,
                 {NotificationEvent::ScaleOutSuccessful}};
-  targets[1] = {"web", "ops", receiver.url("/cgi-bin/webhook/send?key=abc"), NotificationFormat::WeCom,
+  targets[1] = {"web",
+                "ops",
+                receiver.url("/cgi-bin/webhook/send?key=abc"),
+                NotificationFormat::WeCom,
                 {NotificationEvent::ScaleOutSuccessful}};
   const auto messages = notifications_for(activity, targets);
   REQUIRE(messages.size() == 2);
@@ -403,8 +414,8 @@ TEST_CASE("a silent webhook times out, a refused one fails, and the loop's timer
   uv_close(reinterpret_cast<uv_handle_t*>(&ticker), nullptr);
 
   const auto stats = notifier.stats();
-  INFO("worst tick lateness " << tick.worst_late_ms << " ms over " << tick.fired << " ticks; send() took "
-                              << send_ms << " ms");
+  INFO("worst tick lateness " << tick.worst_late_ms << " ms over " << tick.fired
+                              << " ticks; send() took " << send_ms << " ms");
   CHECK(stats.timeouts == 10);  // 5 silent messages x 2 attempts
   CHECK(stats.failed == 10);
   CHECK(stats.retried == 10);
@@ -430,7 +441,8 @@ TEST_CASE("a full queue drops the oldest waiting message", "[notify]") {
   // m0 occupies the only request slot (no answer), m1..m5 wait: m1 and m2
   // are the oldest when the queue overflows.
   notifier.send(message(silent.url(), R"({"n":0})"));
-  for (int i = 1; i <= 5; ++i) notifier.send(message(receiver.url("/q"), "{\"n\":" + std::to_string(i) + "}"));
+  for (int i = 1; i <= 5; ++i)
+    notifier.send(message(receiver.url("/q"), "{\"n\":" + std::to_string(i) + "}"));
   CHECK(notifier.stats().dropped == 2);
   CHECK(notifier.stats().pending == 3);
   CHECK(notifier.stats().in_flight == 1);
@@ -448,7 +460,8 @@ TEST_CASE("a full queue drops the oldest waiting message", "[notify]") {
   notifier.close();
 }
 
-TEST_CASE("close() with requests in flight and retries waiting leaves nothing on the loop", "[notify]") {
+TEST_CASE("close() with requests in flight and retries waiting leaves nothing on the loop",
+          "[notify]") {
   SilentListener silent;
   Receiver receiver([](const std::string&, std::size_t) { return 500; });
   Loop loop;
