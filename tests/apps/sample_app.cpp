@@ -13,7 +13,8 @@
 //   GET  /ready                 200 when ready, 503 otherwise
 //   GET  /health                200
 //   GET|POST /admin/ready?state=0|1   flips readiness at run time
-//   GET  /stats                 {"requests","served_before_ready","ready","uptime_ms",...}
+//   GET  /stats                 {"requests","served_before_ready","ready","uptime_ms",
+//                               "ready_unix_ms","first_served_unix_ms",...}
 // Any other path is treated as the application path "/".
 //
 // SIGTERM / SIGINT: stop accepting, close idle connections, finish requests in
@@ -93,6 +94,11 @@ struct Server {
   std::uint64_t total_requests = 0;       // every parsed request, any path
   bool ready = false;
   bool stopping = false;
+  // Wall-clock times (Unix epoch ms, 0 = not yet) of the latest flip to ready
+  // and of the first application request answered 200 after it: benchmarks
+  // compare them across processes ("ready to first request served").
+  std::uint64_t ready_unix_ms = 0;
+  std::uint64_t first_served_unix_ms = 0;
   std::string bound_address;
   int bound_port = 0;
 };
@@ -213,12 +219,24 @@ void sd_notify(const Server& s, const char* text) {
   ::close(fd);
 }
 
+std::uint64_t unix_ms() {
+  uv_timeval64_t tv{};
+  if (uv_gettimeofday(&tv) != 0) return 0;
+  return static_cast<std::uint64_t>(tv.tv_sec) * 1000U + static_cast<std::uint64_t>(tv.tv_usec) / 1000U;
+}
+
 void set_ready(Server& s, bool ready) {
   if (s.ready == ready) return;
   s.ready = ready;
+  if (ready) {
+    s.ready_unix_ms = unix_ms();
+    s.first_served_unix_ms = 0;
+  }
   std::printf("tide-sample-app %s: %s\n", s.opt.name.c_str(), ready ? "ready" : "not ready");
   std::fflush(stdout);
-  sd_notify(s, ready ? "READY=1" : "STATUS=not ready");
+  // READY=0 is tide's extension (agent/core/notify.hpp): without it an agent
+  // that reads readiness from the notify socket would never see the flip back.
+  sd_notify(s, ready ? "READY=1" : "READY=0\nSTATUS=not ready");
 }
 
 // ---- connections ------------------------------------------------------------
@@ -323,6 +341,8 @@ void handle_request(Conn* c, const Request& rq) {
                        ",\"total_requests\":" + std::to_string(s.total_requests) +
                        ",\"ready\":" + (s.ready ? "true" : "false") +
                        ",\"uptime_ms\":" + std::to_string(uv_now(s.loop) - s.start_ms) +
+                       ",\"ready_unix_ms\":" + std::to_string(s.ready_unix_ms) +
+                       ",\"first_served_unix_ms\":" + std::to_string(s.first_served_unix_ms) +
                        ",\"name\":\"" + json_escape(s.opt.name) + "\"" +
                        ",\"address\":\"" + json_escape(s.bound_address) + "\"" +
                        ",\"port\":" + std::to_string(s.bound_port) + "}\n";
@@ -357,6 +377,7 @@ void handle_request(Conn* c, const Request& rq) {
     }
     burn_cpu(cpu_ms);
     s.requests++;
+    if (s.first_served_unix_ms == 0) s.first_served_unix_ms = unix_ms();
     std::string body = "hello from " + s.opt.name + " (" + s.bound_address + ":" +
                        std::to_string(s.bound_port) + ")\n";
     if (delay_ms == 0) {
