@@ -141,6 +141,7 @@ struct Fleet::GroupState {
   bool launch_waiting = false;             // a Tick must reconcile once next_launch_ms passes
   bool fail_static = false;
   std::string fail_static_activity;
+  std::vector<LifecycleHook> hooks;        // lifecycle hooks of this group (both transitions)
 };
 
 struct Fleet::Entry {
@@ -323,6 +324,26 @@ tl::expected<void, ModelError> Fleet::set_desired(std::string_view group, std::u
   out.emplace_back(PersistGroup{g->cfg});
   reconcile(*g, now_ms, out,
             cause + ": desired " + std::to_string(before) + " -> " + std::to_string(desired));
+  return {};
+}
+
+tl::expected<void, ModelError> Fleet::set_capacity(std::string_view group, std::uint32_t min, std::uint32_t max,
+                                                   std::uint32_t desired, std::string cause, TimeMs now_ms,
+                                                   std::vector<Command>& out) {
+  GroupState* g = find_group(group);
+  if (g == nullptr) return fail("unknown group " + std::string(group));
+  ScalingGroup next = g->cfg;
+  next.min = min;
+  next.max = max;
+  next.desired = desired;
+  if (auto ok = validate(next); !ok) return tl::unexpected(ok.error());
+  const std::string change = "min " + std::to_string(g->cfg.min) + " -> " + std::to_string(min) + ", max " +
+                             std::to_string(g->cfg.max) + " -> " + std::to_string(max) + ", desired " +
+                             std::to_string(g->cfg.desired) + " -> " + std::to_string(desired);
+  next.updated_ms = now_ms;
+  g->cfg = std::move(next);
+  out.emplace_back(PersistGroup{g->cfg});
+  reconcile(*g, now_ms, out, cause + ": " + change);
   return {};
 }
 
@@ -640,7 +661,6 @@ void Fleet::finish_terminal(Entry& e, bool ok, const std::string& message, TimeM
 // ---- the reconciler ---------------------------------------------------------
 
 void Fleet::reconcile(GroupState& g, TimeMs now, std::vector<Command>& out, std::string_view why) {
-  if (!g.cfg.enabled) return;
   std::size_t counting = 0;
   std::uint32_t replacing = 0;
   std::vector<Entry*> unhealthy;
@@ -658,8 +678,10 @@ void Fleet::reconcile(GroupState& g, TimeMs now, std::vector<Command>& out, std:
   const bool may_launch = now >= g.next_launch_ms;
   g.launch_waiting = false;
 
-  // Replace unhealthy instances: launch first, then remove; rate limited.
-  if (!g.fail_static && !unhealthy.empty()) {
+  // Replace unhealthy instances: launch first, then remove; rate limited. A
+  // disabled group replaces nothing (and runs no policies or schedules,
+  // which live in the shell), but still follows desired changes a user makes.
+  if (g.cfg.enabled && !g.fail_static && !unhealthy.empty()) {
     if (!may_launch) {
       g.launch_waiting = true;
     } else {
@@ -1163,6 +1185,24 @@ void Fleet::restore(RestoreInput input, TimeMs now, std::vector<Command>& out) {
 const Instance* Fleet::instance(std::string_view id) const {
   auto it = m_instances.find(id);
   return it == m_instances.end() ? nullptr : &it->second->inst;
+}
+
+tl::expected<void, ModelError> Fleet::set_hooks(std::string_view group, std::vector<LifecycleHook> hooks) {
+  GroupState* g = find_group(group);
+  if (g == nullptr) return fail("unknown group " + std::string(group));
+  for (const LifecycleHook& hook : hooks) {
+    if (auto ok = validate(hook); !ok) return tl::unexpected(ok.error());
+    if (hook.group != g->cfg.name) return fail("hook " + hook.name + " belongs to group " + hook.group);
+  }
+  g->hooks = std::move(hooks);
+  return {};
+}
+
+std::vector<const ScalingGroup*> Fleet::groups() const {
+  std::vector<const ScalingGroup*> out;
+  out.reserve(m_groups.size());
+  for (const auto& [name, state] : m_groups) out.push_back(&state->cfg);
+  return out;
 }
 
 const ScalingGroup* Fleet::group(std::string_view name) const {

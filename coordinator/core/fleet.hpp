@@ -27,6 +27,7 @@
 #include "coordinator/core/commands.hpp"
 #include "coordinator/core/events.hpp"
 #include "coordinator/core/model.hpp"
+#include "coordinator/core/policy_model.hpp"
 
 namespace tide::coordinator {
 
@@ -117,6 +118,15 @@ class Fleet {
   [[nodiscard]] tl::expected<void, ModelError> set_desired(std::string_view group, std::uint32_t desired,
                                                            std::string cause, TimeMs now_ms,
                                                            std::vector<Command>& out);
+  // Sets min, max and desired at once (a scheduled action); the reconcile's
+  // activity carries `cause` and the numbers.
+  [[nodiscard]] tl::expected<void, ModelError> set_capacity(std::string_view group, std::uint32_t min,
+                                                            std::uint32_t max, std::uint32_t desired,
+                                                            std::string cause, TimeMs now_ms,
+                                                            std::vector<Command>& out);
+  // Replaces the group's lifecycle hooks (docs/lifecycle.md, "Lifecycle
+  // hooks"); they apply to transitions that start after the call.
+  [[nodiscard]] tl::expected<void, ModelError> set_hooks(std::string_view group, std::vector<LifecycleHook> hooks);
   // Adds an existing server; it waits for its agent's HELLO (boot timeout).
   // Raises desired by one when `increment_desired` (refused above max).
   [[nodiscard]] tl::expected<std::string, ModelError> attach(std::string_view group, std::string address,
@@ -151,6 +161,7 @@ class Fleet {
   // ---- queries ----
   [[nodiscard]] const Instance* instance(std::string_view id) const;
   [[nodiscard]] const ScalingGroup* group(std::string_view name) const;
+  [[nodiscard]] std::vector<const ScalingGroup*> groups() const;  // by name
   [[nodiscard]] std::vector<const Instance*> instances_of(std::string_view group) const;
   [[nodiscard]] bool in_fail_static(std::string_view group) const;
   [[nodiscard]] std::size_t instance_count() const;

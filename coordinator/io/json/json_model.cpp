@@ -1,7 +1,8 @@
-#include "coordinator/io/server/json_model.hpp"
+#include "coordinator/io/json/json_model.hpp"
 
 #include <limits>
-#include <set>
+
+#include "coordinator/io/json/fields.hpp"
 
 namespace tide::coordinator {
 
@@ -83,81 +84,6 @@ json to_json(const Activity& activity) {
 }
 
 namespace {
-
-// Reads typed fields of one JSON object and refuses unknown keys.
-class Fields {
- public:
-  explicit Fields(const json& body, std::string prefix = "") : m_body(body), m_prefix(std::move(prefix)) {}
-
-  [[nodiscard]] tl::unexpected<JsonError> fail(const std::string& key, std::string message) const {
-    return tl::unexpected<JsonError>(JsonError{m_prefix + key, std::move(message)});
-  }
-
-  [[nodiscard]] bool has(const std::string& key) {
-    m_known.insert(key);
-    return m_body.contains(key) && !m_body[key].is_null();
-  }
-
-  tl::expected<void, JsonError> text(const std::string& key, std::string& out, std::size_t max_length = 4096) {
-    if (!has(key)) return {};
-    if (!m_body[key].is_string()) return fail(key, "must be a string");
-    out = m_body[key].get<std::string>();
-    if (out.size() > max_length) return fail(key, "longer than " + std::to_string(max_length) + " bytes");
-    return {};
-  }
-
-  template <class T>
-  tl::expected<void, JsonError> integer(const std::string& key, T& out, T low, T high) {
-    if (!has(key)) return {};
-    const json& value = m_body[key];
-    if (!value.is_number_integer()) return fail(key, "must be an integer");
-    const bool too_big = value.is_number_unsigned() &&
-                         value.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX);
-    if (too_big || value.get<std::int64_t>() < static_cast<std::int64_t>(low) ||
-        value.get<std::int64_t>() > static_cast<std::int64_t>(high)) {
-      return fail(key, "must be " + std::to_string(low) + ".." + std::to_string(high));
-    }
-    out = static_cast<T>(value.get<std::int64_t>());
-    return {};
-  }
-
-  tl::expected<void, JsonError> number(const std::string& key, double& out, double low, double high) {
-    if (!has(key)) return {};
-    if (!m_body[key].is_number()) return fail(key, "must be a number");
-    const double value = m_body[key].get<double>();
-    if (!(value >= low && value <= high)) return fail(key, "must be between " + std::to_string(low) + " and " + std::to_string(high));
-    out = value;
-    return {};
-  }
-
-  tl::expected<void, JsonError> boolean(const std::string& key, bool& out) {
-    if (!has(key)) return {};
-    if (!m_body[key].is_boolean()) return fail(key, "must be true or false");
-    out = m_body[key].get<bool>();
-    return {};
-  }
-
-  [[nodiscard]] tl::expected<void, JsonError> no_unknown_keys() const {
-    for (const auto& [key, value] : m_body.items()) {
-      if (m_known.count(key) == 0) return fail(key, "unknown field");
-    }
-    return {};
-  }
-
-  [[nodiscard]] const json& at(const std::string& key) const { return m_body[key]; }
-
- private:
-  const json& m_body;
-  std::string m_prefix;
-  std::set<std::string> m_known;
-};
-
-#define TIDE_JSON_TRY(expr)                                        \
-  do {                                                             \
-    if (auto tide_ok_ = (expr); !tide_ok_) {                       \
-      return tl::make_unexpected(std::move(tide_ok_.error()));     \
-    }                                                              \
-  } while (false)
 
 constexpr std::int64_t kDayMs = 86'400'000;
 

@@ -5,7 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "coordinator/io/server/json_model.hpp"
+#include "coordinator/io/json/json_model.hpp"
 #include "coordinator/io/server/server.hpp"
 #include "coordinator/io/store/store.hpp"
 #include "coordinator/io/provider/provider.hpp"
@@ -226,6 +226,7 @@ void Server::register_routes() {
     if (live != 0) return api_error(409, "group '" + name + "' still has " + std::to_string(live) + " instance(s): set desired to 0 first");
     if (auto deleted = m_store->delete_group(name); !deleted) return from_store_error(deleted.error());
     if (auto removed = m_fleet->remove_group(name); !removed) return api_error(409, removed.error().message);
+    forget_group_specs(name);
     return ok(json{{"message", "deleted group " + name}});
   });
 

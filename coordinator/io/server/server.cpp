@@ -16,7 +16,7 @@
 #include "coordinator/io/haproxy/supervisor.hpp"
 #include "coordinator/io/provider/exec_provider.hpp"
 #include "coordinator/io/provider/local_provider.hpp"
-#include "coordinator/io/server/json_model.hpp"
+#include "coordinator/io/json/json_model.hpp"
 #include "coordinator/io/store/store.hpp"
 #include "protocol/transport/curve.hpp"
 
@@ -155,6 +155,10 @@ void Server::start(std::function<void(tl::expected<void, std::string>)> ready) {
   restore([this, ready = std::move(ready)](tl::expected<void, std::string> restored) {
     if (!restored) {
       ready(restored);
+      return;
+    }
+    if (auto loaded = load_specs(); !loaded) {
+      ready(loaded);
       return;
     }
     ready(start_links());
@@ -331,6 +335,7 @@ tl::expected<void, std::string> Server::start_links() {
   api.token = m_config.api.token;
   m_api = std::make_unique<HttpApi>(m_loop, api);
   register_routes();
+  register_spec_routes();
   auto port = m_api->start();
   if (!port) return tl::make_unexpected("api: " + port.error());
   m_api_port = *port;
@@ -340,7 +345,12 @@ tl::expected<void, std::string> Server::start_links() {
   uv_timer_init(m_loop, m_tick);
   m_tick->data = this;
   uv_timer_start(
-      m_tick, [](uv_timer_t* timer) { static_cast<Server*>(timer->data)->handle(Tick{}); },
+      m_tick,
+      [](uv_timer_t* timer) {
+        auto* self = static_cast<Server*>(timer->data);
+        self->handle(Tick{});
+        self->automation_tick();
+      },
       m_config.tick_interval_ms, m_config.tick_interval_ms);
   return {};
 }
@@ -405,6 +415,7 @@ void Server::on_report(const std::string& instance_id, const protocol::Report& r
   event.health_reason = report.health_reason;
   event.draining = report.draining;
   handle(event);
+  record_metrics(instance_id, report);
   const Instance* after = m_fleet->instance(instance_id);
   if (after != nullptr && after->runtime.in_lb && !was_in_lb) {
     m_rotation_started_us[instance_id] = received_us;

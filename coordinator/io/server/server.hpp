@@ -11,6 +11,7 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +23,10 @@
 #include <uv.h>
 
 #include "coordinator/core/fleet.hpp"
+#include "coordinator/core/metrics.hpp"
+#include "coordinator/core/scaling.hpp"
+#include "coordinator/core/schedule.hpp"
+#include "coordinator/io/json/policy_json.hpp"
 #include "coordinator/io/server/agent_gateway.hpp"
 #include "coordinator/io/server/config.hpp"
 #include "coordinator/io/server/http_api.hpp"
@@ -49,6 +54,17 @@ struct ServerCounters {
   std::uint64_t store_failures = 0;
   LatencyHistogram lb_latency;           // register / rotation changes, HAProxy round trip
   LatencyHistogram report_to_lb_latency; // REPORT received → HAProxy acknowledged the change
+};
+
+// What the groups do by themselves, as stored (schema v3), keyed by
+// (group, name). The engines (Autoscaler, schedule entries, Fleet hooks) are
+// fed from here.
+using SpecKey = std::pair<std::string, std::string>;
+struct LiveSpecs {
+  std::map<SpecKey, ScalingPolicy> policies;
+  std::map<SpecKey, ScheduledAction> schedules;
+  std::map<SpecKey, LifecycleHook> hooks;
+  std::map<SpecKey, NotificationTarget> notifications;
 };
 
 class Server final : public AgentGatewayHandler {
@@ -87,6 +103,25 @@ class Server final : public AgentGatewayHandler {
   void restore(std::function<void(tl::expected<void, std::string>)> ready);
   [[nodiscard]] tl::expected<void, std::string> start_links();
   void register_routes();
+  void register_spec_routes();
+
+  // ---- automation (automation.cpp): policies, schedules, hooks ----
+  [[nodiscard]] tl::expected<void, std::string> load_specs();
+  void put_policy_in_memory(const ScalingPolicy& policy);
+  void remove_policy_in_memory(const std::string& group, const std::string& name);
+  [[nodiscard]] tl::expected<void, std::string> check_policy_metric(const ScalingPolicy& policy) const;
+  [[nodiscard]] tl::expected<void, JsonError> check_schedule(const ScheduledAction& action) const;
+  [[nodiscard]] std::optional<TimeMs> next_schedule_fire(const ScheduledAction& action, TimeMs now) const;
+  [[nodiscard]] nlohmann::json spec_json(const ScheduledAction& action) const;
+  [[nodiscard]] tl::expected<nlohmann::json, ApiResponse> execute_policy_now(const std::string& group,
+                                                                             const std::string& name,
+                                                                             bool honour_cooldown);
+  void hooks_changed(const std::string& group);
+  void forget_group_specs(const std::string& group);
+  void record_metrics(const std::string& instance_id, const protocol::Report& report);
+  void run_schedules(TimeMs now);
+  void run_policies(TimeMs now);
+  void automation_tick();
 
   void handle(const Event& event);
   void execute(std::vector<Command> commands);
@@ -116,6 +151,12 @@ class Server final : public AgentGatewayHandler {
   std::unique_ptr<AgentGateway> m_gateway;
   std::unique_ptr<HttpApi> m_api;
   uv_timer_t* m_tick = nullptr;
+
+  LiveSpecs m_specs;
+  MetricWindows m_metrics;
+  Autoscaler m_autoscaler;
+  std::vector<ScheduleEntry> m_schedule_entries;  // compiled from m_specs.schedules
+  TimeMs m_last_policy_run_ms = 0;
 
   // Report receipt times of instances whose rotation is changing, for the
   // report → LB latency figure.

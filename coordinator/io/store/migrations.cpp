@@ -144,9 +144,51 @@ CREATE INDEX instances_by_lc ON instances (lc_name, lc_version);
 CREATE INDEX scaling_groups_by_lc ON scaling_groups (lc_name, lc_version);
 )sql";
 
+// Schema v3: what a group does by itself (issue 5): scaling policies,
+// scheduled actions, lifecycle hooks and notification targets. Each row keeps
+// its spec as the admin API's JSON (coordinator/io/json/policy_json.hpp) and
+// is validated when read; the few columns outside the JSON are state the
+// coordinator updates (a schedule's last fire) or keys.
+constexpr const char* kSchemaV3 = R"sql(
+CREATE TABLE scaling_policies (
+  group_name  TEXT    NOT NULL REFERENCES scaling_groups (name) ON DELETE CASCADE ON UPDATE RESTRICT,
+  name        TEXT    NOT NULL CHECK (length(name) BETWEEN 1 AND 128),
+  kind        TEXT    NOT NULL CHECK (kind IN ('alarm', 'target_tracking')),
+  spec_json   TEXT    NOT NULL CHECK (json_valid(spec_json)),
+  updated_ms  INTEGER NOT NULL,
+  PRIMARY KEY (group_name, name)
+) STRICT;
+
+CREATE TABLE scheduled_actions (
+  group_name     TEXT    NOT NULL REFERENCES scaling_groups (name) ON DELETE CASCADE ON UPDATE RESTRICT,
+  name           TEXT    NOT NULL CHECK (length(name) BETWEEN 1 AND 128),
+  spec_json      TEXT    NOT NULL CHECK (json_valid(spec_json)),
+  last_fired_ms  INTEGER,
+  updated_ms     INTEGER NOT NULL,
+  PRIMARY KEY (group_name, name)
+) STRICT;
+
+CREATE TABLE lifecycle_hooks (
+  group_name  TEXT    NOT NULL REFERENCES scaling_groups (name) ON DELETE CASCADE ON UPDATE RESTRICT,
+  name        TEXT    NOT NULL CHECK (length(name) BETWEEN 1 AND 128),
+  spec_json   TEXT    NOT NULL CHECK (json_valid(spec_json)),
+  updated_ms  INTEGER NOT NULL,
+  PRIMARY KEY (group_name, name)
+) STRICT;
+
+CREATE TABLE notification_targets (
+  group_name  TEXT    NOT NULL REFERENCES scaling_groups (name) ON DELETE CASCADE ON UPDATE RESTRICT,
+  name        TEXT    NOT NULL CHECK (length(name) BETWEEN 1 AND 128),
+  spec_json   TEXT    NOT NULL CHECK (json_valid(spec_json)),
+  updated_ms  INTEGER NOT NULL,
+  PRIMARY KEY (group_name, name)
+) STRICT;
+)sql";
+
 constexpr std::array kMigrations{
     Migration{1, "launch configurations, scaling groups, instances, activities", kSchemaV1},
     Migration{2, "idempotency keys for provider calls; lookup indexes", kSchemaV2},
+    Migration{3, "scaling policies, scheduled actions, lifecycle hooks, notification targets", kSchemaV3},
 };
 
 }  // namespace

@@ -30,6 +30,8 @@
 #include <vector>
 
 #include "coordinator/core/model.hpp"
+#include "coordinator/core/policy_model.hpp"
+#include "coordinator/io/json/policy_json.hpp"
 #include "coordinator/io/store/sqlite.hpp"
 
 namespace tide::coordinator::store {
@@ -61,6 +63,17 @@ struct ActivityFilter {
   std::optional<TimeMs> until_ms;
   std::uint32_t limit = 100;  // 1..1000; newest first
 };
+
+// Everything a group does by itself (schema v3), all groups at once.
+struct GroupSpecs {
+  std::vector<ScalingPolicy> policies;         // by group, then name
+  std::vector<ScheduledAction> schedules;      // with last_fired_ms
+  std::vector<LifecycleHook> hooks;
+  std::vector<NotificationTarget> notifications;
+};
+
+enum class SpecKind : std::uint8_t { Policy, ScheduledAction, LifecycleHook, NotificationTarget };
+[[nodiscard]] std::string_view to_string(SpecKind kind);  // "policy", "scheduled action", ...
 
 class Store {
  public:
@@ -154,6 +167,21 @@ class Store {
   // Newest first (start_ms, then id), with their per-instance rows.
   [[nodiscard]] Result<std::vector<Activity>> list_activities(std::string_view group,
                                                               const ActivityFilter& filter = {});
+
+  // ---- group specs (store_specs.cpp) ----
+  // Create or replace by (group, name); validated first; NotFound when the
+  // group does not exist. A policy's name is unique across both kinds.
+  [[nodiscard]] Result<void> put_policy(const ScalingPolicy& policy, TimeMs now_ms);
+  // Also stores action.last_fired_ms (the caller decides what a new or
+  // changed action counts as already fired).
+  [[nodiscard]] Result<void> put_scheduled_action(const ScheduledAction& action, TimeMs now_ms);
+  [[nodiscard]] Result<void> put_lifecycle_hook(const LifecycleHook& hook, TimeMs now_ms);
+  [[nodiscard]] Result<void> put_notification_target(const NotificationTarget& target, TimeMs now_ms);
+  // NotFound when absent.
+  [[nodiscard]] Result<void> delete_spec(SpecKind kind, std::string_view group, std::string_view name);
+  [[nodiscard]] Result<void> set_schedule_last_fired(std::string_view group, std::string_view name,
+                                                     TimeMs fired_ms);
+  [[nodiscard]] Result<GroupSpecs> load_specs();
 
   // PRAGMA integrity_check: "ok" or SQLite's list of problems.
   [[nodiscard]] Result<std::string> integrity_check();

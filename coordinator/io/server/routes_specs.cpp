@@ -1,0 +1,265 @@
+// The admin API's routes for what a group does by itself: scaling policies,
+// scheduled actions, lifecycle hooks and notification targets
+// (docs/api.md). Each kind has the same four routes under the group:
+//
+//   GET    /v1/groups/{group}/{kind}           list
+//   GET    /v1/groups/{group}/{kind}/{name}    show
+//   PUT    /v1/groups/{group}/{kind}/{name}    create (201) or replace (200)
+//   DELETE /v1/groups/{group}/{kind}/{name}    delete
+//
+// A body is parsed and validated whole, written to the store, and only then
+// taken into memory, so a refused request leaves no trace anywhere.
+#include <spdlog/spdlog.h>
+
+#include "coordinator/io/json/policy_json.hpp"
+#include "coordinator/io/server/server.hpp"
+#include "coordinator/io/store/store.hpp"
+
+namespace tide::coordinator {
+
+using nlohmann::json;
+
+namespace {
+
+ApiResponse spec_store_error(const store::StoreError& error) {
+  switch (error.kind) {
+    case store::StoreError::Kind::NotFound: return api_error(404, error.message);
+    case store::StoreError::Kind::Invalid: return api_error(400, error.message);
+    case store::StoreError::Kind::InUse:
+    case store::StoreError::Kind::Constraint: return api_error(409, error.message);
+    case store::StoreError::Kind::Io:
+    case store::StoreError::Kind::Corrupt:
+    case store::StoreError::Kind::Busy:
+    case store::StoreError::Kind::NewerSchema:
+    case store::StoreError::Kind::Internal: break;
+  }
+  return api_error(500, error.message);
+}
+
+const json& body_of(const ApiRequest& request) {
+  static const json kEmpty = json::object();
+  return request.body ? *request.body : kEmpty;
+}
+
+// The body names the spec by the URL; a `name` in the body must agree.
+tl::expected<json, ApiResponse> named_body(const ApiRequest& request) {
+  const json& body = body_of(request);
+  if (!body.is_object()) return tl::make_unexpected(api_error(400, "the body must be a JSON object"));
+  json named = body;
+  const std::string& name = request.path_params.at(1);
+  if (named.contains("name") && named["name"] != name) {
+    return tl::make_unexpected(api_error(400, "name: the body says " + named["name"].dump() +
+                                                  " but the URL says '" + name + "'", "name"));
+  }
+  named["name"] = name;
+  return named;
+}
+
+ApiResponse respond(int status, json body) {
+  ApiResponse response;
+  response.status = status;
+  response.body = std::move(body);
+  return response;
+}
+
+ApiResponse bad_body(const JsonError& error) {
+  return api_error(400, error.field.empty() ? error.message : error.field + ": " + error.message, error.field);
+}
+
+}  // namespace
+
+json Server::spec_json(const ScheduledAction& action) const {
+  json body = to_json(action);
+  body["last_fired_ms"] = action.last_fired_ms ? json(*action.last_fired_ms) : json(nullptr);
+  const auto next = next_schedule_fire(action, now_ms());
+  body["next_fire_ms"] = next ? json(*next) : json(nullptr);
+  return body;
+}
+
+void Server::register_spec_routes() {
+  HttpApi& api = *m_api;
+  const auto group_exists = [this](const ApiRequest& request) {
+    return m_fleet->group(request.path_params.at(0)) != nullptr;
+  };
+  const auto no_group = [](const ApiRequest& request) {
+    return api_error(404, "no group '" + request.path_params.at(0) + "'");
+  };
+  const std::string base = R"(/v1/groups/([^/]+)/)";
+  const std::string one = R"(/([^/]+))";
+
+  // ---- scaling policies ----
+  api.route("GET", base + "policies", [=, this](const ApiRequest& request) {
+    if (!group_exists(request)) return no_group(request);
+    json list = json::array();
+    for (const auto& [key, policy] : m_specs.policies) {
+      if (key.first == request.path_params.at(0)) list.push_back(to_json(policy));
+    }
+    return respond(200, json{{"policies", list}});
+  });
+  api.route("GET", base + "policies" + one, [=, this](const ApiRequest& request) {
+    auto it = m_specs.policies.find({request.path_params.at(0), request.path_params.at(1)});
+    if (it == m_specs.policies.end()) return api_error(404, "no policy '" + request.path_params.at(1) + "'");
+    return respond(200, to_json(it->second));
+  });
+  api.route("PUT", base + "policies" + one, [=, this](const ApiRequest& request) {
+    if (!group_exists(request)) return no_group(request);
+    auto body = named_body(request);
+    if (!body) return body.error();
+    auto policy = policy_from_json(*body, request.path_params.at(0));
+    if (!policy) return bad_body(policy.error());
+    if (auto check = check_policy_metric(*policy); !check) return api_error(400, check.error(), "metric");
+    if (auto stored = m_store->put_policy(*policy, now_ms()); !stored) return spec_store_error(stored.error());
+    const bool existed = m_specs.policies.count({request.path_params.at(0), request.path_params.at(1)}) != 0;
+    put_policy_in_memory(*policy);
+    return respond(existed ? 200 : 201, to_json(*policy));
+  });
+  api.route("DELETE", base + "policies" + one, [=, this](const ApiRequest& request) {
+    const std::string& group = request.path_params.at(0);
+    const std::string& name = request.path_params.at(1);
+    if (auto deleted = m_store->delete_spec(store::SpecKind::Policy, group, name); !deleted) {
+      return spec_store_error(deleted.error());
+    }
+    remove_policy_in_memory(group, name);
+    return respond(200, json{{"message", "deleted policy " + name}});
+  });
+  api.route("POST", base + "policies" + one + "/execute", [=, this](const ApiRequest& request) {
+    const json& body = body_of(request);
+    if (!body.is_object()) return api_error(400, "the body must be a JSON object");
+    if (body.contains("honour_cooldown") && !body["honour_cooldown"].is_boolean()) {
+      return api_error(400, "honour_cooldown: must be true or false", "honour_cooldown");
+    }
+    const bool honour = body.value("honour_cooldown", true);
+    auto result = execute_policy_now(request.path_params.at(0), request.path_params.at(1), honour);
+    if (!result) return result.error();
+    return respond(200, *result);
+  });
+
+  // ---- scheduled actions ----
+  api.route("GET", base + "schedules", [=, this](const ApiRequest& request) {
+    if (!group_exists(request)) return no_group(request);
+    json list = json::array();
+    for (const auto& [key, action] : m_specs.schedules) {
+      if (key.first == request.path_params.at(0)) list.push_back(spec_json(action));
+    }
+    return respond(200, json{{"schedules", list}});
+  });
+  api.route("GET", base + "schedules" + one, [=, this](const ApiRequest& request) {
+    auto it = m_specs.schedules.find({request.path_params.at(0), request.path_params.at(1)});
+    if (it == m_specs.schedules.end()) return api_error(404, "no scheduled action '" + request.path_params.at(1) + "'");
+    return respond(200, spec_json(it->second));
+  });
+  api.route("PUT", base + "schedules" + one, [=, this](const ApiRequest& request) {
+    if (!group_exists(request)) return no_group(request);
+    auto body = named_body(request);
+    if (!body) return body.error();
+    auto action = scheduled_action_from_json(*body, request.path_params.at(0));
+    if (!action) return bad_body(action.error());
+    if (auto check = check_schedule(*action); !check) return api_error(400, check.error().message, check.error().field);
+    const auto key = std::pair{action->group, action->name};
+    const auto existing = m_specs.schedules.find(key);
+    const bool existed = existing != m_specs.schedules.end();
+    // A new or changed action counts from now: fire times already past are
+    // not run retroactively (a one-shot in the past never fires).
+    ScheduledAction unchanged_state = *action;
+    if (existed) unchanged_state.last_fired_ms = existing->second.last_fired_ms;
+    if (existed && unchanged_state == existing->second) {
+      action->last_fired_ms = existing->second.last_fired_ms;
+    } else {
+      action->last_fired_ms = now_ms();
+    }
+    if (auto stored = m_store->put_scheduled_action(*action, now_ms()); !stored) {
+      return spec_store_error(stored.error());
+    }
+    m_specs.schedules[key] = *action;
+    return respond(existed ? 200 : 201, spec_json(*action));
+  });
+  api.route("DELETE", base + "schedules" + one, [=, this](const ApiRequest& request) {
+    const std::string& group = request.path_params.at(0);
+    const std::string& name = request.path_params.at(1);
+    if (auto deleted = m_store->delete_spec(store::SpecKind::ScheduledAction, group, name); !deleted) {
+      return spec_store_error(deleted.error());
+    }
+    m_specs.schedules.erase({group, name});
+    return respond(200, json{{"message", "deleted scheduled action " + name}});
+  });
+
+  // ---- lifecycle hooks ----
+  api.route("GET", base + "hooks", [=, this](const ApiRequest& request) {
+    if (!group_exists(request)) return no_group(request);
+    json list = json::array();
+    for (const auto& [key, hook] : m_specs.hooks) {
+      if (key.first == request.path_params.at(0)) list.push_back(to_json(hook));
+    }
+    return respond(200, json{{"hooks", list}});
+  });
+  api.route("GET", base + "hooks" + one, [=, this](const ApiRequest& request) {
+    auto it = m_specs.hooks.find({request.path_params.at(0), request.path_params.at(1)});
+    if (it == m_specs.hooks.end()) return api_error(404, "no lifecycle hook '" + request.path_params.at(1) + "'");
+    return respond(200, to_json(it->second));
+  });
+  api.route("PUT", base + "hooks" + one, [=, this](const ApiRequest& request) {
+    if (!group_exists(request)) return no_group(request);
+    auto body = named_body(request);
+    if (!body) return body.error();
+    auto hook = lifecycle_hook_from_json(*body, request.path_params.at(0));
+    if (!hook) return bad_body(hook.error());
+    if (auto stored = m_store->put_lifecycle_hook(*hook, now_ms()); !stored) return spec_store_error(stored.error());
+    const auto key = std::pair{hook->group, hook->name};
+    const bool existed = m_specs.hooks.count(key) != 0;
+    m_specs.hooks[key] = *hook;
+    hooks_changed(hook->group);
+    return respond(existed ? 200 : 201, to_json(*hook));
+  });
+  api.route("DELETE", base + "hooks" + one, [=, this](const ApiRequest& request) {
+    const std::string& group = request.path_params.at(0);
+    const std::string& name = request.path_params.at(1);
+    if (auto deleted = m_store->delete_spec(store::SpecKind::LifecycleHook, group, name); !deleted) {
+      return spec_store_error(deleted.error());
+    }
+    m_specs.hooks.erase({group, name});
+    hooks_changed(group);
+    return respond(200, json{{"message", "deleted lifecycle hook " + name}});
+  });
+
+  // ---- notification targets ----
+  api.route("GET", base + "notifications", [=, this](const ApiRequest& request) {
+    if (!group_exists(request)) return no_group(request);
+    json list = json::array();
+    for (const auto& [key, target] : m_specs.notifications) {
+      if (key.first == request.path_params.at(0)) list.push_back(to_json(target));
+    }
+    return respond(200, json{{"notifications", list}});
+  });
+  api.route("GET", base + "notifications" + one, [=, this](const ApiRequest& request) {
+    auto it = m_specs.notifications.find({request.path_params.at(0), request.path_params.at(1)});
+    if (it == m_specs.notifications.end()) {
+      return api_error(404, "no notification target '" + request.path_params.at(1) + "'");
+    }
+    return respond(200, to_json(it->second));
+  });
+  api.route("PUT", base + "notifications" + one, [=, this](const ApiRequest& request) {
+    if (!group_exists(request)) return no_group(request);
+    auto body = named_body(request);
+    if (!body) return body.error();
+    auto target = notification_target_from_json(*body, request.path_params.at(0));
+    if (!target) return bad_body(target.error());
+    if (auto stored = m_store->put_notification_target(*target, now_ms()); !stored) {
+      return spec_store_error(stored.error());
+    }
+    const auto key = std::pair{target->group, target->name};
+    const bool existed = m_specs.notifications.count(key) != 0;
+    m_specs.notifications[key] = *target;
+    return respond(existed ? 200 : 201, to_json(*target));
+  });
+  api.route("DELETE", base + "notifications" + one, [=, this](const ApiRequest& request) {
+    const std::string& group = request.path_params.at(0);
+    const std::string& name = request.path_params.at(1);
+    if (auto deleted = m_store->delete_spec(store::SpecKind::NotificationTarget, group, name); !deleted) {
+      return spec_store_error(deleted.error());
+    }
+    m_specs.notifications.erase({group, name});
+    return respond(200, json{{"message", "deleted notification target " + name}});
+  });
+}
+
+}  // namespace tide::coordinator
