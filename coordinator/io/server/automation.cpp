@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "coordinator/core/cron.hpp"
+#include "coordinator/core/notification.hpp"
 #include "coordinator/io/server/server.hpp"
 #include "coordinator/io/store/store.hpp"
 
@@ -213,6 +214,19 @@ tl::expected<nlohmann::json, ApiResponse> Server::execute_policy_now(const std::
                         {"from_desired", decision->from_desired},
                         {"to_desired", decision->to_desired},
                         {"cause", decision->cause}};
+}
+
+void Server::notify_activity(const Activity& activity) {
+  if (m_notifier == nullptr || activity.status == ActivityStatus::Running) return;
+  if (!notification_event_for(activity)) return;
+  std::vector<NotificationTarget> targets;
+  for (const auto& [key, target] : m_specs.notifications) {
+    if (key.first == activity.group) targets.push_back(target);
+  }
+  if (targets.empty()) return;
+  NotificationOptions options;
+  options.tide_version = TIDE_VERSION;
+  m_notifier->send(notifications_for(activity, targets, options));
 }
 
 void Server::hooks_changed(const std::string& group) {

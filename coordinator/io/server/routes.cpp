@@ -412,6 +412,32 @@ std::string Server::metrics_text() const {
   }
   metric("tide_store_failures_total", "counter", "SQLite writes that failed.");
   out << "tide_store_failures_total " << m_counters.store_failures << '\n';
+  if (m_notifier) {
+    const notify::NotifierStats ns = m_notifier->stats();
+    metric("tide_notifications_sent_total", "counter", "Webhooks delivered (2xx).");
+    out << "tide_notifications_sent_total " << ns.sent << '\n';
+    metric("tide_notifications_failed_total", "counter", "Webhooks given up on (non-retryable answer or attempts exhausted).");
+    out << "tide_notifications_failed_total " << ns.failed << '\n';
+    metric("tide_notifications_retried_total", "counter", "Webhook attempts scheduled again after a retryable failure.");
+    out << "tide_notifications_retried_total " << ns.retried << '\n';
+    metric("tide_notifications_dropped_total", "counter", "Webhooks dropped from a full queue.");
+    out << "tide_notifications_dropped_total " << ns.dropped << '\n';
+    metric("tide_notifications_pending", "gauge", "Webhooks waiting or on the wire.");
+    out << "tide_notifications_pending " << (ns.pending + ns.in_flight) << '\n';
+  }
+  metric("tide_group_min", "gauge", "Minimum capacity per group (schedules change it).");
+  for (const auto* g : groups) out << "tide_group_min{group=\"" << g->name << "\"} " << g->min << '\n';
+  metric("tide_group_max", "gauge", "Maximum capacity per group.");
+  for (const auto* g : groups) out << "tide_group_max{group=\"" << g->name << "\"} " << g->max << '\n';
+  metric("tide_group_metric", "gauge", "Group average of each metric over the last 10 s (in-service, warmed-up instances).");
+  const TimeMs now = now_ms();
+  for (const auto* g : groups) {
+    for (const std::string& name : m_metrics.metrics_of(g->name)) {
+      if (auto stats = m_metrics.stats(g->name, name, now - 10'000, now)) {
+        out << "tide_group_metric{group=\"" << g->name << "\",metric=\"" << name << "\"} " << stats->average << '\n';
+      }
+    }
+  }
   return out.str();
 }
 

@@ -334,6 +334,8 @@ tl::expected<void, std::string> Server::start_links() {
   api.port = m_config.api.listen_port;
   api.token = m_config.api.token;
   m_api = std::make_unique<HttpApi>(m_loop, api);
+  m_notifier = std::make_unique<notify::Notifier>(m_loop, notify::NotifierConfig{},
+                                                  static_cast<std::uint64_t>(now_ms()));
   register_routes();
   register_spec_routes();
   auto port = m_api->start();
@@ -366,6 +368,7 @@ void Server::stop(std::function<void()> done) {
     m_tick = nullptr;
   }
   if (m_lb) m_lb->reconcile_every(0);
+  if (m_notifier) m_notifier->close();
   if (m_haproxy) {
     m_haproxy->stop(std::move(done));
   } else {
@@ -494,6 +497,7 @@ bool Server::execute_one(const Command& command) {
             ++m_counters.store_failures;
             spdlog::error("store: {}", ok.error().message);
           }
+          notify_activity(c.activity);
         } else if constexpr (std::is_same_v<T, UpdateActivity>) {
           auto ok = m_store->update_activity_status(c.activity.id, c.activity.status, c.activity.end_ms);
           for (const auto& entry : c.activity.instances) {
@@ -503,6 +507,7 @@ bool Server::execute_one(const Command& command) {
             ++m_counters.store_failures;
             spdlog::error("store: {}", ok.error().message);
           }
+          notify_activity(c.activity);
         } else if constexpr (std::is_same_v<T, Launch>) {
           launch(c);
         } else if constexpr (std::is_same_v<T, Terminate>) {

@@ -27,6 +27,7 @@
 #include "coordinator/core/scaling.hpp"
 #include "coordinator/core/schedule.hpp"
 #include "coordinator/io/json/policy_json.hpp"
+#include "coordinator/io/notify/notifier.hpp"
 #include "coordinator/io/server/agent_gateway.hpp"
 #include "coordinator/io/server/config.hpp"
 #include "coordinator/io/server/http_api.hpp"
@@ -122,6 +123,7 @@ class Server final : public AgentGatewayHandler {
   void run_schedules(TimeMs now);
   void run_policies(TimeMs now);
   void automation_tick();
+  void notify_activity(const Activity& activity);
 
   void handle(const Event& event);
   void execute(std::vector<Command> commands);
@@ -157,6 +159,7 @@ class Server final : public AgentGatewayHandler {
   Autoscaler m_autoscaler;
   std::vector<ScheduleEntry> m_schedule_entries;  // compiled from m_specs.schedules
   TimeMs m_last_policy_run_ms = 0;
+  std::unique_ptr<notify::Notifier> m_notifier;  // webhooks; created with the links
 
   // Report receipt times of instances whose rotation is changing, for the
   // report → LB latency figure.
