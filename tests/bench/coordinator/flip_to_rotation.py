@@ -27,6 +27,7 @@ so flips land at random points of the probe period.
   tests/bench/coordinator/flip_to_rotation.py --build build --probe notify
 """
 import argparse
+import fcntl
 import json
 import os
 import random
@@ -75,6 +76,10 @@ def provider(work):
             return False
 
     if op == "launch":
+        # The coordinator launches instances concurrently: one at a time here,
+        # or two could pick the same address.
+        lock = open(os.path.join(work, "launch.lock"), "w")
+        fcntl.flock(lock, fcntl.LOCK_EX)
         key = request["idempotency_key"]
         path = os.path.join(records, key + ".json")
         if os.path.exists(path):
@@ -289,6 +294,8 @@ load_balancer:
         wait(lambda: group().get("in_service") == args.instances, "every instance in service", 90)
         instances = json.loads(ctl("-o", "json", "instance", "list", "--group", "web").stdout)["instances"]
         addresses = ["%s:%d" % (i["address"], i["port"]) for i in instances]
+        if len({a.split(":")[0] for a in addresses}) != args.instances:
+            raise SystemExit("flip_to_rotation: instances do not have distinct addresses: %s" % addresses)
         sock = os.path.join(work, "state", "haproxy.sock")
         print("flip_to_rotation: probe=%s, %d instances, %d flips each way; load %s" %
               (args.probe, len(addresses), args.flips, open("/proc/loadavg").read().split(" ")[0]), flush=True)
