@@ -94,6 +94,7 @@ struct SwarmArgs {
   std::uint64_t count = 0;
   std::uint64_t deadline_s = 600;
   std::uint64_t ramp = 50;  // new connections per 10 ms tick
+  bool verbose = false;     // a status line on stderr every 5 s
 };
 
 std::vector<std::uint8_t> encode_report(std::uint64_t seq, std::mt19937_64& random) {
@@ -172,6 +173,12 @@ int run_swarm(const SwarmArgs& args) {
     std::uint64_t start_ms;
     std::uint64_t next_connect = 0;
     std::uint64_t failures = 0;
+    // Diagnostics, printed every 5 s when --verbose: why agents lack a session.
+    std::uint64_t hello_sent = 0;
+    std::uint64_t hello_blocked = 0;   // WouldBlock: no connection up yet (IMMEDIATE)
+    std::uint64_t report_sent = 0;
+    std::uint64_t report_failed = 0;
+    std::uint64_t last_print_ms = 0;
   } ticker{&args, &agents, &random, start_ms};
 
   uv_timer_t timer;
@@ -209,6 +216,7 @@ int run_swarm(const SwarmArgs& args) {
             // Fails (WouldBlock) until the connection is up; retried every 50 ms,
             // and every 2 s once sent in case the answer was lost.
             const bool sent = agent.dealer->send(proto::encode(proto::Message{hello})).has_value();
+            ++(sent ? t.hello_sent : t.hello_blocked);
             agent.next_hello_ms = now + (sent ? 2000 : 50);
             continue;
           }
@@ -219,9 +227,24 @@ int run_swarm(const SwarmArgs& args) {
             agent.next_report_ms = now + (*t.random)() % kReportIntervalMs;
           }
           if (now < agent.next_report_ms) continue;
-          (void)agent.dealer->send(encode_report(++agent.seq, *t.random));
+          ++(agent.dealer->send(encode_report(++agent.seq, *t.random)) ? t.report_sent : t.report_failed);
           agent.next_report_ms += kReportIntervalMs;
           if (agent.next_report_ms < now) agent.next_report_ms = now + kReportIntervalMs;
+        }
+        if (t.args->verbose && now - t.last_print_ms >= 5000) {
+          t.last_print_ms = now;
+          std::uint64_t welcomed = 0;
+          for (const SimAgent& agent : *t.agents) welcomed += agent.welcomed ? 1 : 0;
+          std::fprintf(stderr,
+                       "swarm %llu: t=%llu s connected %llu welcomed %llu | last 5 s: HELLO sent %llu blocked %llu, "
+                       "REPORT sent %llu failed %llu\n",
+                       static_cast<unsigned long long>(t.args->first),
+                       static_cast<unsigned long long>((now - t.start_ms) / 1000),
+                       static_cast<unsigned long long>(t.next_connect), static_cast<unsigned long long>(welcomed),
+                       static_cast<unsigned long long>(t.hello_sent), static_cast<unsigned long long>(t.hello_blocked),
+                       static_cast<unsigned long long>(t.report_sent),
+                       static_cast<unsigned long long>(t.report_failed));
+          t.hello_sent = t.hello_blocked = t.report_sent = t.report_failed = 0;
         }
       },
       10, 10);
@@ -289,8 +312,8 @@ std::string read_proc_file(const char* path) {
   return content;
 }
 
-double process_cpu_seconds() {
-  const std::string content = read_proc_file("/proc/self/stat");
+double process_cpu_seconds(const char* stat_path = "/proc/self/stat") {
+  const std::string content = read_proc_file(stat_path);
   // Fields after the command name (which may hold spaces) start at ") ";
   // that is field 3, and utime and stime are fields 14 and 15.
   const auto close = content.rfind(')');
@@ -367,6 +390,7 @@ pid_t spawn_swarm(const std::string& self, const SwarmArgs& args) {
                                 std::to_string(args.deadline_s),
                                 "--ramp",
                                 std::to_string(args.ramp)};
+  if (args.verbose) argv.emplace_back("--verbose");
   if (!args.server_public_key.empty()) {
     argv.emplace_back("--server-key");
     argv.push_back(args.server_public_key);
@@ -403,7 +427,21 @@ struct BenchArgs {
   std::uint64_t seconds = 20;
   std::uint64_t per_process = 1000;
   std::uint64_t connect_timeout_s = 180;
+  std::uint64_t liveness = 5;
+  std::uint64_t connect_rate = 2000;  // new connections per second, all swarm processes together
+  bool verbose = false;
 };
+
+// CPU seconds of every swarm process together (they share the 2 cores with
+// the gateway; a starved swarm sends late and looks like a slow gateway).
+double children_cpu_seconds(const std::vector<pid_t>& pids) {
+  double total = 0;
+  for (pid_t pid : pids) {
+    const std::string path = "/proc/" + std::to_string(pid) + "/stat";
+    total += process_cpu_seconds(path.c_str());
+  }
+  return total;
+}
 
 int run_bench(const BenchArgs& args) {
   raise_fd_limit();
@@ -419,7 +457,7 @@ int run_bench(const BenchArgs& args) {
   config.router.endpoint = "tcp://127.0.0.1:*";
   config.report_interval_ms = kReportIntervalMs;
   config.heartbeat_interval_ms = 1000;
-  config.liveness = 5;  // a loaded machine must not make the bench lose agents
+  config.liveness = static_cast<std::uint32_t>(args.liveness);  // 5 by default: a loaded machine must not lose agents
   std::string server_public;
   if (args.curve) {
     auto keys = tx::generate_curve_keypair();
@@ -449,9 +487,10 @@ int run_bench(const BenchArgs& args) {
   const std::uint64_t deadline_s = args.connect_timeout_s + args.seconds + 60;
   for (std::uint64_t first = 0; first < args.agents; first += args.per_process) {
     const std::uint64_t processes = (args.agents + args.per_process - 1) / args.per_process;
-    // About 2,000 new connections per second in all, whatever the process count.
+    // About --connect-rate new connections per second in all, whatever the
+    // process count (each swarm ticks every 10 ms; at least one per tick).
     SwarmArgs swarm{*endpoint, server_public, first, std::min(args.per_process, args.agents - first),
-                    deadline_s, std::max<std::uint64_t>(1, 20 / processes)};
+                    deadline_s, std::max<std::uint64_t>(1, args.connect_rate / 100 / processes), args.verbose};
     const pid_t pid = spawn_swarm(self, swarm);
     if (pid < 0) {
       std::perror("fork");
@@ -489,15 +528,24 @@ int run_bench(const BenchArgs& args) {
     std::uint64_t connect_ms = 0;
     std::uint64_t reports_before = 0;
     std::uint64_t stale_before = 0;
+    std::uint64_t lost_before = 0;
+    std::uint64_t hellos_before = 0;
+    std::uint64_t last_progress_ms = 0;
+    const std::vector<pid_t>* children = nullptr;
     double cpu_before = 0;
+    double children_cpu_before = 0;
     std::chrono::steady_clock::time_point wall_before;
     std::string load_before;
     bool complete = true;
     // results
     double window_s = 0;
     double cpu_s = 0;
+    double children_cpu_s = 0;
     std::uint64_t reports = 0;
+    std::uint64_t lost = 0;
+    std::uint64_t hellos = 0;
   } state;
+  state.children = &children.pids;
   state.args = &args;
   state.gateway = gateway.get();
   state.lag = &lag;
@@ -514,6 +562,19 @@ int run_bench(const BenchArgs& args) {
         const auto& stats = s.gateway->stats();
         switch (s.phase) {
           case Phase::Connecting:
+            // A line a second: how the sessions build up (and whether they churn).
+            if (now - s.last_progress_ms >= 1000) {
+              s.last_progress_ms = now;
+              std::printf("  t=%5.1f s sessions %6llu hellos %6llu lost %5llu unknown-session %5llu reports %8llu "
+                          "load %s\n",
+                          static_cast<double>(now - s.phase_start_ms) / 1000.0,
+                          static_cast<unsigned long long>(stats.sessions),
+                          static_cast<unsigned long long>(stats.hellos),
+                          static_cast<unsigned long long>(stats.sessions_lost),
+                          static_cast<unsigned long long>(stats.unknown_session),
+                          static_cast<unsigned long long>(stats.reports), load_average().c_str());
+              std::fflush(stdout);
+            }
             if (stats.sessions >= s.args->agents || now - s.phase_start_ms > s.args->connect_timeout_s * 1000) {
               s.complete = stats.sessions >= s.args->agents;
               s.connect_ms = now - s.phase_start_ms;
@@ -534,6 +595,9 @@ int run_bench(const BenchArgs& args) {
             s.reports_before = stats.reports;
             s.stale_before = stats.reports_stale;
             s.cpu_before = process_cpu_seconds();
+            s.children_cpu_before = children_cpu_seconds(*s.children);
+            s.lost_before = stats.sessions_lost;
+            s.hellos_before = stats.hellos;
             s.wall_before = std::chrono::steady_clock::now();
             s.load_before = load_average();
             s.phase = Phase::Measuring;
@@ -543,6 +607,9 @@ int run_bench(const BenchArgs& args) {
             if (now - s.phase_start_ms < s.args->seconds * 1000) return;
             s.window_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - s.wall_before).count();
             s.cpu_s = process_cpu_seconds() - s.cpu_before;
+            s.children_cpu_s = children_cpu_seconds(*s.children) - s.children_cpu_before;
+            s.lost = stats.sessions_lost - s.lost_before;
+            s.hellos = stats.hellos - s.hellos_before;
             s.reports = stats.reports - s.reports_before;
             s.lag->recording = false;
             s.phase = Phase::Done;
@@ -577,6 +644,10 @@ int run_bench(const BenchArgs& args) {
   std::printf("  coordinator CPU: %.1f %% of one core; peak RSS %llu kB (RSS now %llu kB)\n", cpu_pct,
               static_cast<unsigned long long>(status_kb("VmHWM")),
               static_cast<unsigned long long>(status_kb("VmRSS")));
+  std::printf("  swarm processes CPU: %.1f %% of one core in all\n",
+              state.window_s > 0 ? 100.0 * state.children_cpu_s / state.window_s : 0.0);
+  std::printf("  during the window: sessions lost %llu, HELLOs %llu\n", static_cast<unsigned long long>(state.lost),
+              static_cast<unsigned long long>(state.hellos));
   std::printf("  sessions %llu, lost %llu, stale %llu, bad frames %llu, unknown session %llu, "
               "connect phase %.1f s\n",
               static_cast<unsigned long long>(stats.sessions), static_cast<unsigned long long>(stats.sessions_lost),
@@ -585,12 +656,15 @@ int run_bench(const BenchArgs& args) {
               static_cast<unsigned long long>(stats.unknown_session),
               static_cast<double>(state.connect_ms) / 1000.0);
   std::printf("RESULT agents=%llu curve=%d processes=%zu reports_per_s=%.0f p50_us=%llu p99_us=%llu "
-              "lag_p99_ms=%llu cpu_pct=%.1f peak_rss_kb=%llu complete=%d\n",
+              "lag_p99_ms=%llu cpu_pct=%.1f peak_rss_kb=%llu swarm_cpu_pct=%.1f lost_in_window=%llu complete=%d "
+              "load=%s\n",
               static_cast<unsigned long long>(args.agents), args.curve ? 1 : 0, children.pids.size(), rate,
               static_cast<unsigned long long>(latency.quantile_us(0.5)),
               static_cast<unsigned long long>(latency.quantile_us(0.99)),
               static_cast<unsigned long long>(percentile(lag.samples, 0.99)), cpu_pct,
-              static_cast<unsigned long long>(status_kb("VmHWM")), state.complete ? 1 : 0);
+              static_cast<unsigned long long>(status_kb("VmHWM")),
+              state.window_s > 0 ? 100.0 * state.children_cpu_s / state.window_s : 0.0,
+              static_cast<unsigned long long>(state.lost), state.complete ? 1 : 0, load_average().c_str());
   std::fflush(stdout);
 
   children.stop();
@@ -621,7 +695,7 @@ int usage(const char* message) {
   std::fprintf(stderr,
                "bench_ingest: %s\n"
                "usage: bench_ingest [--agents N (1000)] [--curve] [--seconds S (20)] "
-               "[--per-process K (1000)] [--connect-timeout S (180)]\n",
+               "[--per-process K (1000)] [--connect-timeout S (180)] [--liveness L (5)] [--connect-rate R (2000/s)] [--verbose]\n",
                message);
   return 2;
 }
@@ -644,6 +718,9 @@ int main(int argc, char** argv) {
     bool ok = true;
     if (flag == "--curve") {
       bench.curve = true;
+    } else if (flag == "--verbose") {
+      bench.verbose = true;
+      swarm.verbose = true;
     } else if (flag == "--swarm") {
       is_swarm = true;
     } else if (flag == "--agents") {
@@ -652,6 +729,10 @@ int main(int argc, char** argv) {
       ok = number(1, 3600, bench.seconds);
     } else if (flag == "--per-process") {
       ok = number(1, 5000, bench.per_process);
+    } else if (flag == "--connect-rate") {
+      ok = number(100, 100'000, bench.connect_rate);
+    } else if (flag == "--liveness") {
+      ok = number(1, 100, bench.liveness);
     } else if (flag == "--connect-timeout") {
       ok = number(1, 3600, bench.connect_timeout_s);
     } else if (flag == "--first") {  // the swarm's own flags (internal)
