@@ -12,6 +12,8 @@
 #include <variant>
 
 #include "coordinator/core/model.hpp"
+#include "coordinator/core/notification.hpp"
+#include "coordinator/core/policy_model.hpp"
 
 namespace tide::coordinator {
 
@@ -74,7 +76,28 @@ struct SendUndrain {  // protocol UNDRAIN: the agent drains but tide no longer w
   std::string instance_id;
 };
 
+// Protocol HOOK_RUN to the agent: run its lifecycle-hook script `script`
+// and answer HOOK_RESULT, which the shell hands to
+// Fleet::on_hook_script_result(instance_id, script, ...). Sent when a hook
+// with an agent_script starts holding the instance, and again on every HELLO
+// while the action is pending (a reconnected agent may have lost the run),
+// so scripts must be idempotent.
+struct RunHook {
+  std::string instance_id;
+  std::string script;          // LifecycleHook::agent_script = HOOK_RUN.hook_name
+  std::string hook_name;       // LifecycleHook::name, for logs
+  HookTransition transition = HookTransition::Launching;  // HOOK_RUN.transition: to_string(transition)
+  std::uint32_t timeout_ms = 0;  // the hook's heartbeat timeout (<= 7,200,000)
+};
+
+// A lifecycle hook ran out of time and its default result was applied: send
+// the hook_timeout notification (notifications_for(timeout, targets)).
+struct NotifyHookTimeout {
+  HookTimeout timeout;
+};
+
 using Command = std::variant<PersistInstance, PersistGroup, RecordActivity, UpdateActivity, Launch,
-                             Terminate, LbRegister, LbDrain, LbRemove, SendDrain, SendUndrain>;
+                             Terminate, LbRegister, LbDrain, LbRemove, SendDrain, SendUndrain, RunHook,
+                             NotifyHookTimeout>;
 
 }  // namespace tide::coordinator

@@ -15,6 +15,8 @@ namespace tide::coordinator {
 namespace {
 
 constexpr TimeMs kNever = std::numeric_limits<TimeMs>::max();
+constexpr TimeMs kAtOnce = std::numeric_limits<TimeMs>::min();  // due at the next Tick
+constexpr std::int64_t kMaxHookRunTimeoutMs = 7'200'000;        // protocol HOOK_RUN.timeout_ms bound
 
 std::string hex64(std::uint64_t value) {
   static constexpr char kDigits[] = "0123456789abcdef";
@@ -37,6 +39,23 @@ bool is_in_service(const Instance& i) {
   return i.state == LifecycleState::InService && i.health == Health::Healthy;
 }
 
+bool is_hook_state(LifecycleState state) {
+  return state == LifecycleState::PendingLaunchHook || state == LifecycleState::PendingTerminateHook;
+}
+
+// How long heartbeats may hold an action in all (AWS: 100 x the heartbeat
+// timeout or 48 h, whichever is smaller).
+std::int64_t give_up_after_ms(const LifecycleHook& hook) {
+  return std::min(hook.heartbeat_timeout_ms * kMaxLifecycleHeartbeats, kMaxLifecycleWaitMs);
+}
+
+std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30U)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27U)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31U);
+}
+
 std::string percent(double share) { return std::to_string(static_cast<int>(std::lround(share * 100.0))) + " %"; }
 
 }  // namespace
@@ -55,6 +74,7 @@ FleetDeps deterministic_deps(std::uint64_t seed) {
     t.hash = std::string(t.token.rbegin(), t.token.rend());
     return t;
   };
+  deps.new_action_token = [engine] { return "h-" + hex64((*engine)()); };
   deps.seed = seed;
   return deps;
 }
@@ -125,6 +145,8 @@ bool exceeds_share(std::size_t count, std::size_t total, double share) {
 }
 
 bool wants_rotation(const Instance& i) {
+  // A launch hook holds the instance out of rotation even when it is ready.
+  if (i.state == LifecycleState::PendingLaunchHook) return false;
   if (i.runtime.health_held) return i.runtime.in_lb;
   if (!is_connected_state(i.state)) return false;
   return i.runtime.ready.value_or(false) && i.health == Health::Healthy && !i.runtime.agent_draining &&
@@ -144,10 +166,23 @@ struct Fleet::GroupState {
   std::vector<LifecycleHook> hooks;        // lifecycle hooks of this group (both transitions)
 };
 
+// One pending lifecycle action (docs/lifecycle.md, "Lifecycle hooks").
+struct Fleet::HookAction {
+  LifecycleHook hook;  // a copy: editing the group's hooks affects later transitions only
+  std::string token;
+  TimeMs started_ms = 0;
+  TimeMs deadline_ms = 0;  // default result then, unless a heartbeat moves it
+  TimeMs give_up_ms = 0;   // heartbeats cannot move the deadline past this
+  bool removed = false;    // the hook was deleted while pending: continue at the next Tick
+};
+
 struct Fleet::Entry {
   Instance inst;
   GroupState* group = nullptr;
   std::size_t member_index = 0;
+  std::vector<HookAction> actions;   // only in pending_launch_hook / pending_terminate_hook
+  TimeMs hook_deadline_ms = kNever;  // earliest action deadline (kAtOnce for a removed hook)
+  std::string hook_note;             // this transition's hook outcomes, for activity messages
 };
 
 Fleet::Fleet(FleetDeps deps) : m_deps(std::move(deps)), m_rng(m_deps.seed) {}
@@ -176,7 +211,7 @@ void Fleet::update_deadline(Entry& e) {
   } else if (i.state == LifecycleState::Draining) {
     deadline = i.state_since_ms + cfg.drain_timeout_ms;
   }
-  e.group->members[e.member_index].deadline_ms = deadline;
+  e.group->members[e.member_index].deadline_ms = std::min(deadline, e.hook_deadline_ms);
 }
 
 void Fleet::add_member(GroupState& g, Entry& e) {
@@ -194,11 +229,15 @@ void Fleet::erase(Entry& e) {
     g.members[index].entry->member_index = index;
   }
   g.members.pop_back();
+  drop_actions(e);
   const std::string id = e.inst.id;  // e dies with the erase below
   m_instances.erase(id);
 }
 
 void Fleet::set_state(Entry& e, LifecycleState to, TimeMs now) {
+  // Leaving a hook state by any way (completion, drain, vanished) ends its
+  // actions: their tokens no longer complete anything.
+  if (!e.actions.empty() && !is_hook_state(to)) drop_actions(e);
   e.inst.state = to;
   e.inst.state_since_ms = now;
 }
@@ -605,7 +644,7 @@ Fleet::Entry& Fleet::launch_one(GroupState& g, TimeMs now, std::vector<Command>&
 }
 
 void Fleet::begin_drain(Entry& e, ExitReason reason, const std::string& activity_id, TimeMs now,
-                        std::vector<Command>& out) {
+                        std::vector<Command>& out, LifecycleEvent event) {
   Instance& i = e.inst;
   i.exit_reason = reason;
   if (!activity_id.empty()) i.activity_id = activity_id;
@@ -615,7 +654,7 @@ void Fleet::begin_drain(Entry& e, ExitReason reason, const std::string& activity
     persist(e, out);
     return;
   }
-  const auto next = transition(i.state, LifecycleEvent::BeginDrain);
+  const auto next = transition(i.state, event);
   if (!next) return;
   const bool was_member = i.runtime.lb_member;
   i.runtime.health_held = false;
@@ -641,8 +680,13 @@ void Fleet::finish_drain(Entry& e, TimeMs now, std::vector<Command>& out) {
     finish_terminal(e, true, "detached", now, out);
     return;
   }
-  // No terminate hook is configured yet: pass pending_terminate_hook at once.
   set_state(e, *transition(i.state, LifecycleEvent::DrainComplete), now);
+  if (start_hooks(e, HookTransition::Terminating, now, out)) {
+    // Held by terminate hooks; hooks_done() terminates it.
+    update_deadline(e);
+    persist(e, out);
+    return;
+  }
   set_state(e, *transition(i.state, LifecycleEvent::TerminateHookDone), now);
   update_deadline(e);
   persist(e, out);  // terminating is on disk before the provider is asked
@@ -795,9 +839,11 @@ void Fleet::on_hello(const AgentHello& ev, TimeMs now, std::vector<Command>& out
   }
   if (i.state == LifecycleState::Booting) {
     set_state(*e, *transition(i.state, LifecycleEvent::AgentHello), now);
-    // No launch hook is configured yet: pass pending_launch_hook at once.
-    set_state(*e, *transition(i.state, LifecycleEvent::LaunchHookDone), now);
+    enter_launch_hook(*e, now, out);
     changed = true;
+  } else if (is_hook_state(i.state)) {
+    // A reconnected agent may have lost a script run it was asked for.
+    send_hook_scripts(*e, out);
   }
   if (i.state == LifecycleState::Draining && i.exit_reason != ExitReason::None) {
     out.emplace_back(SendDrain{i.id, static_cast<std::uint32_t>(e->group->cfg.drain_timeout_ms)});
@@ -823,7 +869,7 @@ void Fleet::on_report(const AgentReport& ev, TimeMs now, std::vector<Command>& o
   if (i.runtime.ready == ev.ready && i.runtime.agent_healthy == ev.healthy &&
       i.runtime.agent_draining == ev.draining && !health_flip) {
     if (i.health == Health::Healthy && is_connected_state(i.state)) {
-      e->group->members[e->member_index].deadline_ms = now + cfg.liveness_window_ms;
+      e->group->members[e->member_index].deadline_ms = std::min(now + cfg.liveness_window_ms, e->hook_deadline_ms);
     }
     return;
   }
@@ -877,8 +923,15 @@ void Fleet::on_launch_succeeded(const LaunchSucceeded& ev, TimeMs now, std::vect
   if (e == nullptr || e->inst.state != LifecycleState::Pending) return;
   Instance& i = e->inst;
   GroupState& g = *e->group;
-  g.consecutive_failures = 0;
-  g.next_launch_ms = 0;
+  const bool launch_hooks = std::any_of(g.hooks.begin(), g.hooks.end(), [](const LifecycleHook& h) {
+    return h.transition == HookTransition::Launching;
+  });
+  if (!launch_hooks) {
+    // With launch hooks the launch succeeds only when they continue
+    // (hooks_done): an abandoned one counts as a failed launch.
+    g.consecutive_failures = 0;
+    g.next_launch_ms = 0;
+  }
   i.provider_id = ev.provider_id;
   i.address = ev.address;
   i.port = ev.port;
@@ -888,7 +941,11 @@ void Fleet::on_launch_succeeded(const LaunchSucceeded& ev, TimeMs now, std::vect
     // The agent's HELLO can beat the provider's answer; it will not say it
     // again, so take it now.
     set_state(*e, *transition(i.state, LifecycleEvent::AgentHello), now);
-    set_state(*e, *transition(i.state, LifecycleEvent::LaunchHookDone), now);
+    if (i.exit_reason == ExitReason::None) {
+      enter_launch_hook(*e, now, out);
+    } else {
+      set_state(*e, *transition(i.state, LifecycleEvent::LaunchHookDone), now);  // leaving anyway
+    }
   }
   update_deadline(*e);
   persist(*e, out);
@@ -931,7 +988,8 @@ void Fleet::on_terminated(const TerminateCompleted& ev, TimeMs now, std::vector<
   const auto next = transition(e->inst.state, LifecycleEvent::TerminateCompleted);
   if (!next) return;
   set_state(*e, *next, now);
-  finish_terminal(*e, true, "terminated", now, out);
+  const std::string message = e->hook_note.empty() ? "terminated" : "terminated; " + e->hook_note;
+  finish_terminal(*e, true, message, now, out);
 }
 
 void Fleet::on_vanished(const InstanceVanished& ev, TimeMs now, std::vector<Command>& out) {
@@ -971,8 +1029,15 @@ void Fleet::on_tick(TimeMs now, std::vector<Command>& out) {
       if (m.deadline_ms <= now) m_scratch.push_back(m.entry);
     }
     std::vector<Entry*> changed;
+    std::vector<std::string> hooks_due;
     for (Entry* e : m_scratch) {
       Instance& i = e->inst;
+      if (!e->actions.empty() && e->hook_deadline_ms <= now) {
+        // Handled after this loop: a time-out may reconcile the group, and
+        // the entries above must not see that half-way.
+        hooks_due.push_back(i.id);
+        continue;
+      }
       if (i.state == LifecycleState::Booting) {
         if (i.exit_reason == ExitReason::None && i.health == Health::Healthy) {
           mark_unhealthy(*e, "no HELLO within the boot timeout of " + std::to_string(g.cfg.boot_timeout_ms) + " ms",
@@ -992,6 +1057,12 @@ void Fleet::on_tick(TimeMs now, std::vector<Command>& out) {
         continue;
       }
       update_deadline(*e);
+    }
+    for (const std::string& id : hooks_due) {
+      Entry* e = find(id);
+      if (e == nullptr) continue;
+      expire_actions(*e, now, out);
+      if (Entry* still = find(id)) update_deadline(*still);
     }
     if (!changed.empty()) {
       health_changed(g, changed, now, out);
@@ -1014,6 +1085,11 @@ void Fleet::restore(RestoreInput input, TimeMs now, std::vector<Command>& out) {
     state->cfg = std::move(sg);
     std::string name = state->cfg.name;
     m_groups.insert_or_assign(std::move(name), std::move(state));
+  }
+  for (LifecycleHook& hook : input.hooks) {
+    GroupState* g = find_group(hook.group);
+    if (g == nullptr || !validate(hook)) continue;  // the store validated it; a bad row holds nothing
+    g->hooks.push_back(std::move(hook));
   }
   for (Activity& a : input.running_activities) {
     RunningActivity ra;
@@ -1110,12 +1186,18 @@ void Fleet::restore(RestoreInput input, TimeMs now, std::vector<Command>& out) {
     else if (i.state == LifecycleState::Terminating) {
       out.emplace_back(Terminate{i.id, i.group, i.provider_id, i.idempotency_key, i.origin});
     } else if (i.state == LifecycleState::PendingTerminateHook) {
-      set_state(*e, *transition(i.state, LifecycleEvent::TerminateHookDone), now);
-      persist(*e, out);
-      out.emplace_back(Terminate{i.id, i.group, i.provider_id, i.idempotency_key, i.origin});
+      // Held again with fresh actions (new tokens, deadline now + timeout);
+      // agent scripts are asked for again at the agent's HELLO.
+      if (!start_hooks(*e, HookTransition::Terminating, now, out)) {
+        set_state(*e, *transition(i.state, LifecycleEvent::TerminateHookDone), now);
+        persist(*e, out);
+        out.emplace_back(Terminate{i.id, i.group, i.provider_id, i.idempotency_key, i.origin});
+      }
     } else if (i.state == LifecycleState::PendingLaunchHook) {
-      set_state(*e, *transition(i.state, LifecycleEvent::LaunchHookDone), now);
-      persist(*e, out);
+      if (!start_hooks(*e, HookTransition::Launching, now, out)) {
+        set_state(*e, *transition(i.state, LifecycleEvent::LaunchHookDone), now);
+        persist(*e, out);
+      }
     }
     if (find(i.id) != nullptr) update_deadline(*e);
   }
@@ -1180,6 +1262,295 @@ void Fleet::restore(RestoreInput input, TimeMs now, std::vector<Command>& out) {
   for (auto& [name, g] : m_groups) reconcile(*g, now, out, "coordinator restarted");
 }
 
+// ---- lifecycle hooks --------------------------------------------------------
+
+void Fleet::refresh_hook_deadline(Entry& e) {
+  TimeMs earliest = kNever;
+  for (const HookAction& a : e.actions) earliest = std::min(earliest, a.removed ? kAtOnce : a.deadline_ms);
+  e.hook_deadline_ms = earliest;
+}
+
+void Fleet::drop_actions(Entry& e) {
+  for (const HookAction& a : e.actions) m_action_tokens.erase(a.token);
+  e.actions.clear();
+  e.hook_deadline_ms = kNever;
+}
+
+// Starts one action per hook of `transition`; false when the group has none
+// (the caller passes the hook state at once).
+bool Fleet::start_hooks(Entry& e, HookTransition transition, TimeMs now, std::vector<Command>& out) {
+  drop_actions(e);
+  e.hook_note.clear();
+  for (const LifecycleHook& hook : e.group->hooks) {
+    if (hook.transition != transition) continue;
+    HookAction a;
+    a.hook = hook;
+    do {
+      a.token = m_deps.new_action_token ? m_deps.new_action_token()
+                                        : "h-" + hex64(splitmix64(m_deps.seed ^ ++m_token_counter));
+    } while (m_action_tokens.contains(a.token));  // a token names one action only
+    a.started_ms = now;
+    a.deadline_ms = now + hook.heartbeat_timeout_ms;
+    a.give_up_ms = now + give_up_after_ms(hook);
+    m_action_tokens.emplace(a.token, e.inst.id);
+    e.actions.push_back(std::move(a));
+  }
+  if (e.actions.empty()) return false;
+  refresh_hook_deadline(e);
+  if (e.inst.runtime.agent_connected) send_hook_scripts(e, out);
+  return true;
+}
+
+void Fleet::send_hook_scripts(const Entry& e, std::vector<Command>& out) const {
+  for (const HookAction& a : e.actions) {
+    if (a.removed || a.hook.agent_script.empty()) continue;
+    const auto timeout = static_cast<std::uint32_t>(std::clamp<std::int64_t>(a.hook.heartbeat_timeout_ms, 1,
+                                                                             kMaxHookRunTimeoutMs));
+    out.emplace_back(RunHook{e.inst.id, a.hook.agent_script, a.hook.name, a.hook.transition, timeout});
+  }
+}
+
+// The instance just entered pending_launch_hook.
+void Fleet::enter_launch_hook(Entry& e, TimeMs now, std::vector<Command>& out) {
+  if (start_hooks(e, HookTransition::Launching, now, out)) return;
+  set_state(e, *transition(e.inst.state, LifecycleEvent::LaunchHookDone), now);
+}
+
+void Fleet::finish_action(Entry& e, std::size_t index, HookResult result, std::string note, TimeMs now,
+                          std::vector<Command>& out) {
+  const std::string hook_name = e.actions[index].hook.name;
+  m_action_tokens.erase(e.actions[index].token);
+  e.actions.erase(e.actions.begin() + static_cast<std::ptrdiff_t>(index));
+  if (!e.hook_note.empty()) e.hook_note += "; ";
+  e.hook_note += "lifecycle hook " + hook_name + ": " + std::string(to_string(result));
+  if (!note.empty()) e.hook_note += " (" + note + ")";
+  refresh_hook_deadline(e);
+  // Abandon skips the remaining hooks, as in AWS.
+  if (result == HookResult::Abandon || e.actions.empty()) {
+    hooks_done(e, result, hook_name, now, out);
+  } else {
+    update_deadline(e);
+  }
+}
+
+// Completes the actions named by `tokens`, in order, while the instance stays
+// in the hook state it was in (an abandon, or the last continue, moves it on;
+// tokens of later hooks must not complete anything).
+void Fleet::finish_actions(Entry& e, std::vector<std::string> tokens, HookResult result, const std::string& note,
+                           TimeMs now, std::vector<Command>& out) {
+  const std::string id = e.inst.id;
+  const LifecycleState state = e.inst.state;
+  for (const std::string& token : tokens) {
+    Entry* cur = find(id);
+    if (cur == nullptr || cur->inst.state != state) return;
+    for (std::size_t k = 0; k < cur->actions.size(); ++k) {
+      if (cur->actions[k].token != token) continue;
+      finish_action(*cur, k, result, note, now, out);
+      break;
+    }
+  }
+}
+
+// Every action of the current transition is done (or one abandoned).
+void Fleet::hooks_done(Entry& e, HookResult result, const std::string& hook_name, TimeMs now,
+                       std::vector<Command>& out) {
+  Instance& i = e.inst;
+  GroupState& g = *e.group;
+  drop_actions(e);
+  if (i.state == LifecycleState::PendingLaunchHook) {
+    if (result == HookResult::Continue) {
+      // The launch is complete only now.
+      g.consecutive_failures = 0;
+      g.next_launch_ms = 0;
+      e.hook_note.clear();
+      set_state(e, *transition(i.state, LifecycleEvent::LaunchHookDone), now);
+      update_deadline(e);
+      persist(e, out);
+      apply_rule(e, now, out);  // already ready: into rotation at once
+      if (i.runtime.is_replacement && i.state == LifecycleState::InService) {
+        i.runtime.is_replacement = false;
+        reconcile(g, now, out, "replacement " + i.id + " in service");
+      }
+      return;
+    }
+    // Abandoned: a failed launch (retry policy), drained and terminated; the
+    // reconciler launches a replacement once the back-off allows.
+    ++g.consecutive_failures;
+    const std::int64_t delay = retry_delay_ms(g.cfg.retry, g.consecutive_failures);
+    g.next_launch_ms = now + delay;
+    const std::string id = i.id;
+    const std::string message = "abandoned by lifecycle hook " + hook_name + ": " + e.hook_note;
+    const std::string retry = delay == 0 ? "retrying now" : "next attempt in " + std::to_string(delay) + " ms";
+    record_finished_activity(g.cfg.name, ActivityType::LaunchFailed,
+                             "launch of " + id + " failed (" + std::to_string(g.consecutive_failures) +
+                                 " in a row): " + message + "; " + retry,
+                             ActivityStatus::Failed, now, {ActivityInstance{id, message, false}}, out);
+    // The launch's activity closed when the provider confirmed it; the
+    // launch_failed row above is this instance's record from here on.
+    i.activity_id.clear();
+    begin_drain(e, ExitReason::Replace, {}, now, out, LifecycleEvent::LaunchHookAbandoned);
+    reconcile(g, now, out, "launch of " + id + " abandoned by lifecycle hook " + hook_name);
+    return;
+  }
+  if (i.state == LifecycleState::PendingTerminateHook) {
+    set_state(e, *transition(i.state, LifecycleEvent::TerminateHookDone), now);
+    update_deadline(e);
+    persist(e, out);  // terminating is on disk before the provider is asked
+    out.emplace_back(Terminate{i.id, i.group, i.provider_id, i.idempotency_key, i.origin});
+  }
+}
+
+// Applies the default result of every action whose deadline passed, and
+// continues actions of deleted hooks.
+void Fleet::expire_actions(Entry& e, TimeMs now, std::vector<Command>& out) {
+  const std::string id = e.inst.id;
+  const LifecycleState state = e.inst.state;
+  std::vector<std::string> due;
+  for (const HookAction& a : e.actions) {
+    if (a.removed || a.deadline_ms <= now) due.push_back(a.token);
+  }
+  for (const std::string& token : due) {
+    Entry* cur = find(id);
+    if (cur == nullptr || cur->inst.state != state) return;
+    for (std::size_t k = 0; k < cur->actions.size(); ++k) {
+      HookAction& a = cur->actions[k];
+      if (a.token != token) continue;
+      if (a.removed) {
+        finish_action(*cur, k, HookResult::Continue, "hook deleted while pending", now, out);
+        break;
+      }
+      const HookResult result = a.hook.default_result;
+      out.emplace_back(NotifyHookTimeout{HookTimeout{cur->group->cfg.name, id, a.hook.name, a.hook.transition,
+                                                     result, a.hook.notification_metadata, now}});
+      std::string note = "no completion within " + std::to_string(now - a.started_ms) +
+                         " ms: timed out, default result " + std::string(to_string(result)) + " applied";
+      finish_action(*cur, k, result, std::move(note), now, out);
+      break;
+    }
+  }
+}
+
+tl::expected<std::vector<std::string>, ModelError> Fleet::match_actions(std::string_view instance_id,
+                                                                        std::string_view hook_name,
+                                                                        std::string_view token) {
+  const Entry* e = find(instance_id);
+  if (e == nullptr) return fail("unknown instance " + std::string(instance_id));
+  if (e->actions.empty()) {
+    return fail("instance " + e->inst.id + " is " + std::string(to_string(e->inst.state)) +
+                ": no lifecycle action is pending");
+  }
+  std::vector<std::string> tokens;
+  bool hook_found = hook_name.empty();
+  for (const HookAction& a : e->actions) {
+    if (!hook_name.empty() && a.hook.name != hook_name) continue;
+    hook_found = true;
+    if (!token.empty() && a.token != token) continue;
+    tokens.push_back(a.token);
+  }
+  if (!hook_found) {
+    return fail("no pending lifecycle action of hook " + std::string(hook_name) + " on instance " + e->inst.id);
+  }
+  if (tokens.empty()) {
+    return fail("lifecycle action token " + std::string(token) + " does not match the pending action" +
+                (hook_name.empty() ? "s" : " of hook " + std::string(hook_name)) + " of instance " + e->inst.id);
+  }
+  return tokens;
+}
+
+tl::expected<void, ModelError> Fleet::complete_lifecycle_action(std::string_view instance_id,
+                                                                std::string_view hook_name, std::string_view token,
+                                                                HookResult result, TimeMs now_ms,
+                                                                std::vector<Command>& out) {
+  auto tokens = match_actions(instance_id, hook_name, token);
+  if (!tokens) return tl::make_unexpected(tokens.error());
+  finish_actions(*find(instance_id), std::move(*tokens), result, "completed", now_ms, out);
+  return {};
+}
+
+tl::expected<void, ModelError> Fleet::complete_lifecycle_action_by_token(std::string_view token, HookResult result,
+                                                                         TimeMs now_ms, std::vector<Command>& out) {
+  auto it = m_action_tokens.find(token);
+  if (token.empty() || it == m_action_tokens.end()) {
+    return fail("no pending lifecycle action has token " + std::string(token));
+  }
+  const std::string instance_id = it->second;  // the map changes below
+  return complete_lifecycle_action(instance_id, {}, token, result, now_ms, out);
+}
+
+tl::expected<TimeMs, ModelError> Fleet::record_lifecycle_heartbeat(std::string_view instance_id,
+                                                                   std::string_view hook_name,
+                                                                   std::string_view token, TimeMs now_ms) {
+  std::string id(instance_id);
+  if (id.empty()) {
+    auto it = m_action_tokens.find(token);
+    if (token.empty() || it == m_action_tokens.end()) {
+      return fail("no pending lifecycle action has token " + std::string(token));
+    }
+    id = it->second;
+  }
+  auto tokens = match_actions(id, hook_name, token);
+  if (!tokens) return tl::make_unexpected(tokens.error());
+  Entry& e = *find(id);
+  TimeMs latest = 0;
+  for (HookAction& a : e.actions) {
+    if (std::find(tokens->begin(), tokens->end(), a.token) == tokens->end()) continue;
+    a.deadline_ms = std::max(a.deadline_ms, std::min(now_ms + a.hook.heartbeat_timeout_ms, a.give_up_ms));
+    latest = std::max(latest, a.deadline_ms);
+  }
+  refresh_hook_deadline(e);
+  update_deadline(e);
+  return latest;
+}
+
+tl::expected<void, ModelError> Fleet::on_hook_script_result(std::string_view instance_id, std::string_view script,
+                                                            std::int32_t exit_status, bool timed_out, TimeMs now_ms,
+                                                            std::vector<Command>& out) {
+  Entry* e = find(instance_id);
+  if (e == nullptr) return fail("unknown instance " + std::string(instance_id));
+  for (const HookAction& a : e->actions) {
+    if (a.removed || a.hook.agent_script != script) continue;
+    HookResult result = exit_status == 0 ? HookResult::Continue : HookResult::Abandon;
+    std::string note = "agent script " + a.hook.agent_script + " exited with status " + std::to_string(exit_status);
+    if (timed_out) {
+      // The agent gave up on the script after the heartbeat timeout: the
+      // same as the coordinator's own time-out.
+      result = a.hook.default_result;
+      note = "agent script " + a.hook.agent_script + " timed out, default result " +
+             std::string(to_string(result)) + " applied";
+      out.emplace_back(NotifyHookTimeout{HookTimeout{e->group->cfg.name, e->inst.id, a.hook.name,
+                                                     a.hook.transition, result, a.hook.notification_metadata,
+                                                     now_ms}});
+    }
+    finish_actions(*e, {a.token}, result, note, now_ms, out);
+    return {};
+  }
+  return fail("no pending lifecycle action of instance " + e->inst.id + " runs agent script " + std::string(script));
+}
+
+std::vector<PendingLifecycleAction> Fleet::lifecycle_actions(std::string_view group) const {
+  std::vector<PendingLifecycleAction> result;
+  auto it = m_groups.find(group);
+  if (it == m_groups.end()) return result;
+  std::vector<const Entry*> held;
+  for (const Member& m : it->second->members) {
+    if (!m.entry->actions.empty()) held.push_back(m.entry);
+  }
+  std::sort(held.begin(), held.end(), [](const Entry* a, const Entry* b) { return a->inst.id < b->inst.id; });
+  for (const Entry* e : held) {
+    for (const HookAction& a : e->actions) {
+      result.push_back(PendingLifecycleAction{e->inst.group, e->inst.id, a.hook.name, a.hook.transition, a.token,
+                                              a.hook.agent_script, a.started_ms, a.deadline_ms, a.give_up_ms,
+                                              a.hook.default_result});
+    }
+  }
+  return result;
+}
+
+std::vector<LifecycleHook> Fleet::hooks(std::string_view group) const {
+  auto it = m_groups.find(group);
+  return it == m_groups.end() ? std::vector<LifecycleHook>{} : it->second->hooks;
+}
+
 // ---- queries ----------------------------------------------------------------
 
 const Instance* Fleet::instance(std::string_view id) const {
@@ -1194,7 +1565,30 @@ tl::expected<void, ModelError> Fleet::set_hooks(std::string_view group, std::vec
     if (auto ok = validate(hook); !ok) return tl::unexpected(ok.error());
     if (hook.group != g->cfg.name) return fail("hook " + hook.name + " belongs to group " + hook.group);
   }
+  for (std::size_t a = 0; a < hooks.size(); ++a) {
+    for (std::size_t b = a + 1; b < hooks.size(); ++b) {
+      if (hooks[a].name == hooks[b].name) return fail("hook " + hooks[a].name + " appears twice");
+    }
+  }
   g->hooks = std::move(hooks);
+  // Actions of a deleted hook complete with continue at the next Tick.
+  for (Member& m : g->members) {
+    Entry& e = *m.entry;
+    bool any = false;
+    for (HookAction& a : e.actions) {
+      const bool kept = std::any_of(g->hooks.begin(), g->hooks.end(), [&](const LifecycleHook& h) {
+        return h.name == a.hook.name && h.transition == a.hook.transition;
+      });
+      if (!kept && !a.removed) {
+        a.removed = true;
+        any = true;
+      }
+    }
+    if (any) {
+      refresh_hook_deadline(e);
+      update_deadline(e);
+    }
+  }
   return {};
 }
 

@@ -26,6 +26,7 @@
 
 #include "coordinator/core/commands.hpp"
 #include "coordinator/core/events.hpp"
+#include "coordinator/core/lifecycle.hpp"
 #include "coordinator/core/model.hpp"
 #include "coordinator/core/policy_model.hpp"
 
@@ -42,6 +43,9 @@ struct FleetDeps {
   std::function<std::string()> new_activity_id;      // "a-<hex>"
   std::function<std::string()> new_idempotency_key;
   std::function<EnrollmentToken()> new_enrollment_token;  // the shell uses a CSPRNG + SHA-256
+  // Lifecycle action tokens ("h-<hex>"), unique per pending action. Empty:
+  // the fleet derives them from `seed` (unique, not unguessable).
+  std::function<std::string()> new_action_token;
   std::uint64_t seed = 0;                            // scale-in tie breaking
 };
 
@@ -75,6 +79,29 @@ struct FleetDeps {
 // fail-static a held instance keeps whatever the LB has.
 [[nodiscard]] bool wants_rotation(const Instance& instance);
 
+// Heartbeats extend a lifecycle action by its hook's heartbeat timeout, but
+// never past min(100 x heartbeat timeout, 48 h) after the action started
+// (AWS's global timeout): then the default result applies.
+inline constexpr std::int64_t kMaxLifecycleWaitMs = 48LL * 3'600'000;
+inline constexpr std::int64_t kMaxLifecycleHeartbeats = 100;
+
+// One lifecycle action holding an instance (docs/lifecycle.md, "Lifecycle
+// hooks"): the instance waits in pending_launch_hook or
+// pending_terminate_hook until every action is completed or timed out.
+struct PendingLifecycleAction {
+  std::string group;
+  std::string instance_id;
+  std::string hook_name;
+  HookTransition transition = HookTransition::Launching;
+  std::string token;        // completes or heartbeats this action alone
+  std::string agent_script; // non-empty: the agent runs this script (RunHook)
+  TimeMs started_ms = 0;
+  TimeMs deadline_ms = 0;   // the default result applies then, unless a heartbeat extends it
+  TimeMs give_up_ms = 0;    // heartbeats cannot extend past this
+  HookResult default_result = HookResult::Continue;
+  friend bool operator==(const PendingLifecycleAction&, const PendingLifecycleAction&) = default;
+};
+
 // ---- restart reconciliation input -----------------------------------------
 
 // One instance the provider says it runs.
@@ -101,6 +128,10 @@ struct RestoreInput {
   std::vector<Activity> running_activities; // rows with status running
   std::vector<ProviderInstance> provider;   // provider's list, all groups
   std::vector<LbMember> lb;                 // every backend's live slots
+  // Every group's lifecycle hooks (as set_hooks would set them), so that
+  // instances stored in pending_launch_hook / pending_terminate_hook are held
+  // again with fresh actions.
+  std::vector<LifecycleHook> hooks;
 };
 
 class Fleet {
@@ -147,6 +178,37 @@ class Fleet {
   [[nodiscard]] tl::expected<void, ModelError> set_protected(std::string_view instance_id, bool value,
                                                              TimeMs now_ms, std::vector<Command>& out);
 
+  // ---- lifecycle actions (docs/lifecycle.md, "Lifecycle hooks") ----
+  // Completes the instance's pending action of `hook_name` (empty: every
+  // pending action of the instance) with `result`. A non-empty `token` must
+  // be the token of that action (or, with an empty hook name, of one of the
+  // instance's actions, which then alone is completed). Refused for an
+  // unknown instance, an instance not held by a hook, an unknown hook name or
+  // a token that does not match.
+  [[nodiscard]] tl::expected<void, ModelError> complete_lifecycle_action(std::string_view instance_id,
+                                                                         std::string_view hook_name,
+                                                                         std::string_view token, HookResult result,
+                                                                         TimeMs now_ms, std::vector<Command>& out);
+  [[nodiscard]] tl::expected<void, ModelError> complete_lifecycle_action_by_token(std::string_view token,
+                                                                                  HookResult result, TimeMs now_ms,
+                                                                                  std::vector<Command>& out);
+  // Moves the deadline of the matching actions (same matching as
+  // complete_lifecycle_action; an empty instance id: by token alone) to
+  // now + heartbeat timeout, capped at the action's give_up_ms. Returns the
+  // latest new deadline.
+  [[nodiscard]] tl::expected<TimeMs, ModelError> record_lifecycle_heartbeat(std::string_view instance_id,
+                                                                            std::string_view hook_name,
+                                                                            std::string_view token, TimeMs now_ms);
+  // The agent's HOOK_RESULT for script `script` (a hook's agent_script):
+  // exit status 0 completes the action with continue, any other status with
+  // abandon; a script the agent timed out applies the hook's default result.
+  // Refused when no pending action of the instance runs that script (a late
+  // or duplicate result).
+  [[nodiscard]] tl::expected<void, ModelError> on_hook_script_result(std::string_view instance_id,
+                                                                     std::string_view script, std::int32_t exit_status,
+                                                                     bool timed_out, TimeMs now_ms,
+                                                                     std::vector<Command>& out);
+
   // ---- events ----
   void handle(const Event& event, TimeMs now_ms, std::vector<Command>& out);
   [[nodiscard]] std::vector<Command> handle(const Event& event, TimeMs now_ms);
@@ -165,10 +227,15 @@ class Fleet {
   [[nodiscard]] std::vector<const Instance*> instances_of(std::string_view group) const;
   [[nodiscard]] bool in_fail_static(std::string_view group) const;
   [[nodiscard]] std::size_t instance_count() const;
+  // Pending lifecycle actions of the group's instances, by instance id then
+  // hook order. Empty for an unknown group.
+  [[nodiscard]] std::vector<PendingLifecycleAction> lifecycle_actions(std::string_view group) const;
+  [[nodiscard]] std::vector<LifecycleHook> hooks(std::string_view group) const;
 
  private:
   struct Entry;
   struct GroupState;
+  struct HookAction;
   struct Member {
     Entry* entry;
     TimeMs deadline_ms;  // next time a timer may fire for this instance
@@ -198,8 +265,23 @@ class Fleet {
   Entry& launch_one(GroupState& g, TimeMs now, std::vector<Command>& out, const std::string& activity_id,
                     bool is_replacement);
   void begin_drain(Entry& e, ExitReason reason, const std::string& activity_id, TimeMs now,
-                   std::vector<Command>& out);
+                   std::vector<Command>& out, LifecycleEvent event = LifecycleEvent::BeginDrain);
   void finish_drain(Entry& e, TimeMs now, std::vector<Command>& out);
+  // Lifecycle hooks.
+  bool start_hooks(Entry& e, HookTransition transition, TimeMs now, std::vector<Command>& out);
+  void enter_launch_hook(Entry& e, TimeMs now, std::vector<Command>& out);
+  void send_hook_scripts(const Entry& e, std::vector<Command>& out) const;
+  void drop_actions(Entry& e);
+  void refresh_hook_deadline(Entry& e);
+  void finish_action(Entry& e, std::size_t index, HookResult result, std::string note, TimeMs now,
+                     std::vector<Command>& out);
+  void finish_actions(Entry& e, std::vector<std::string> tokens, HookResult result, const std::string& note,
+                      TimeMs now, std::vector<Command>& out);
+  void hooks_done(Entry& e, HookResult result, const std::string& hook_name, TimeMs now, std::vector<Command>& out);
+  void expire_actions(Entry& e, TimeMs now, std::vector<Command>& out);
+  tl::expected<std::vector<std::string>, ModelError> match_actions(std::string_view instance_id,
+                                                                   std::string_view hook_name,
+                                                                   std::string_view token);
   void apply_rule(Entry& e, TimeMs now, std::vector<Command>& out);
   void set_state(Entry& e, LifecycleState to, TimeMs now);
   void mark_unhealthy(Entry& e, std::string reason, TimeMs now);
@@ -229,6 +311,8 @@ class Fleet {
   };
   std::unordered_map<std::string, std::unique_ptr<Entry>, StringHash, std::equal_to<>> m_instances;
   std::unordered_map<std::string, RunningActivity, StringHash, std::equal_to<>> m_activities;
+  std::unordered_map<std::string, std::string, StringHash, std::equal_to<>> m_action_tokens;  // token -> instance
+  std::uint64_t m_token_counter = 0;  // fallback action tokens (FleetDeps::new_action_token empty)
   std::vector<Entry*> m_scratch;  // reused by on_tick
 };
 

@@ -520,6 +520,14 @@ bool Server::execute_one(const Command& command) {
           lb_remove(c);
         } else if constexpr (std::is_same_v<T, SendDrain>) {
           (void)m_gateway->send_command(c.instance_id, protocol::Drain{0, c.timeout_ms});
+        } else if constexpr (std::is_same_v<T, RunHook>) {
+          // TODO(lead): send protocol::HookRun and feed HOOK_RESULT to Fleet::on_hook_script_result.
+          spdlog::info("lifecycle hook {} of {}: agent script {} ({}, {} ms) not sent yet", c.hook_name,
+                       c.instance_id, c.script, to_string(c.transition), c.timeout_ms);
+        } else if constexpr (std::is_same_v<T, NotifyHookTimeout>) {
+          // TODO(lead): notifications_for(c.timeout, targets) to the notifier.
+          spdlog::info("lifecycle hook {} of {} timed out; default result {} applied", c.timeout.hook_name,
+                       c.timeout.instance_id, to_string(c.timeout.default_result));
         } else {
           static_assert(std::is_same_v<T, SendUndrain>);
           (void)m_gateway->send_command(c.instance_id, protocol::Undrain{0});
