@@ -338,6 +338,8 @@ tl::expected<void, std::string> Server::start_links() {
                                                   static_cast<std::uint64_t>(now_ms()));
   register_routes();
   register_spec_routes();
+  register_apply_routes();
+  register_cost_routes();
   auto port = m_api->start();
   if (!port) return tl::make_unexpected("api: " + port.error());
   m_api_port = *port;

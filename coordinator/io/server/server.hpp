@@ -105,6 +105,8 @@ class Server final : public AgentGatewayHandler {
   [[nodiscard]] tl::expected<void, std::string> start_links();
   void register_routes();
   void register_spec_routes();
+  void register_apply_routes();
+  void register_cost_routes();
 
   // ---- automation (automation.cpp): policies, schedules, hooks ----
   [[nodiscard]] tl::expected<void, std::string> load_specs();
