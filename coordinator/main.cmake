@@ -4,12 +4,17 @@ add_executable(tidectl
   tidectl/main.cpp
   tidectl/client.cpp
   tidectl/table.cpp
-  tidectl/schedule_preview.cpp)
+  tidectl/schedule_preview.cpp
+  tidectl/specs.cpp
+  tidectl/cost.cpp
+  tidectl/apply.cpp)
 target_include_directories(tidectl PRIVATE ${PROJECT_SOURCE_DIR})
 target_compile_definitions(tidectl PRIVATE TIDE_VERSION="${PROJECT_VERSION}")
 target_link_libraries(tidectl PRIVATE CLI11::CLI11 nlohmann_json::nlohmann_json tide::httplib tide_defaults)
 # schedule preview: the coordinator's cron code (pure) and date-tz.
 target_link_libraries(tidectl PRIVATE tide_coordinator_core date::date-tz)
+# apply: fleet files are YAML.
+target_link_libraries(tidectl PRIVATE yaml-cpp)
 install(TARGETS tidectl RUNTIME DESTINATION bin COMPONENT coordinator)
 
 if(TARGET tide_coordinator_server)

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "coordinator/tidectl/client.hpp"
+#include "coordinator/tidectl/commands.hpp"
 #include "coordinator/tidectl/schedule_preview.hpp"
 #include "coordinator/tidectl/table.hpp"
 
@@ -25,18 +26,11 @@ namespace {
 using nlohmann::json;
 using tide::tidectl::Column;
 
-constexpr int kExitOk = 0;
-constexpr int kExitRefused = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitUnavailable = 3;
-
-struct Request {
-  std::string method = "GET";
-  std::string path;
-  std::optional<json> body;
-  // Prints a successful response in table form.
-  std::function<void(const json&)> render;
-};
+using tide::tidectl::kExitOk;
+using tide::tidectl::kExitRefused;
+using tide::tidectl::kExitUnavailable;
+using tide::tidectl::kExitUsage;
+using tide::tidectl::Request;
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -311,7 +305,11 @@ int main(int argc, char** argv) {
     show->callback([&] { request = {"GET", "/v1/activities/" + enc(id), std::nullopt, render_object}; });
   }
 
-  tide::tidectl::add_schedule_preview(*app.add_subcommand("schedule", "scheduled actions")->require_subcommand(1));
+  auto* schedule = app.add_subcommand("schedule", "scheduled actions")->require_subcommand(1);
+  tide::tidectl::add_schedule_preview(*schedule);
+  tide::tidectl::add_spec_commands(app, *schedule, request, now);
+  tide::tidectl::add_cost_command(app, request, now);
+  tide::tidectl::add_apply_command(app, request);
 
   app.add_subcommand("status", "the coordinator's health")->callback([&] {
     request = {"GET", "/healthz", std::nullopt, render_object};
@@ -328,6 +326,10 @@ int main(int argc, char** argv) {
   if (response.status == 0) {
     std::cerr << "tidectl: " << response.transport_error << '\n';
     return kExitUnavailable;
+  }
+  if (response.status >= 400 && request.on_error) {
+    if (output == "json") std::cout << response.body.dump(2) << '\n';
+    return request.on_error(response.status, response.body);
   }
   if (response.status >= 400) {
     std::string message = response.body.is_object() && response.body.contains("error")

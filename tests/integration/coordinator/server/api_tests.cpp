@@ -1,0 +1,349 @@
+// The admin API's spec, apply and cost routes on a real Server (local
+// provider, no load balancer, a temporary state directory), and tidectl's
+// apply against it: real HTTP on 127.0.0.1, real SQLite, a real process.
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include <catch2/catch.hpp>
+#include <sys/wait.h>
+
+#include "coordinator/io/store/store.hpp"
+#include "tests/integration/coordinator/server/server_fixture.hpp"
+
+using namespace tide::coordinator;
+using namespace tide::coordinator::test;
+using nlohmann::json;
+
+namespace {
+
+json lc_body(const std::string& id, double price = 0.5) {
+  return json{{"id", id}, {"command", "sleep 1000"}, {"port", 8080}, {"hourly_price", price}};
+}
+
+json group_body(const std::string& name, const std::string& lc) {
+  return json{{"name", name}, {"launch_configuration", lc}, {"min", 0}, {"max", 6}, {"desired", 0}};
+}
+
+json alarm(const std::string& name, double threshold, int adjustment) {
+  return json{{"name", name},          {"metric", "cpu"},       {"comparison", adjustment > 0 ? ">" : "<"},
+              {"threshold", threshold}, {"period_ms", 10'000},  {"evaluation_periods", 2},
+              {"adjustment", adjustment}};
+}
+
+// The brief's fleet: business and session groups, a lunch-peak schedule
+// pair and a CPU alarm pair on the business group.
+json fleet() {
+  json business = group_body("business-servers", "web");
+  business["policies"] = json::array({alarm("cpu-high", 70, 1), alarm("cpu-low", 20, -1)});
+  business["schedules"] = json::array(
+      {json{{"name", "lunch-start"}, {"cron", "0 11 * * *"}, {"time_zone", "Asia/Shanghai"}, {"min", 4}, {"desired", 4}},
+       json{{"name", "lunch-end"}, {"cron", "0 13 * * *"}, {"time_zone", "Asia/Shanghai"}, {"min", 0}, {"desired", 0}}});
+  business["hooks"] = json::array({json{{"name", "warm-cache"}, {"transition", "launching"}, {"heartbeat_timeout_ms", 60'000}}});
+  business["notifications"] = json::array(
+      {json{{"name", "ops"}, {"url", "http://127.0.0.1:9/hook"}, {"format", "wecom"}, {"events", {"scale_out_failed"}}}});
+  return json{{"launch_configurations", json::array({lc_body("web"), lc_body("session")})},
+              {"groups", json::array({business, group_body("session-servers", "session")})}};
+}
+
+std::size_t count_action(const json& body, const std::string& action) {
+  std::size_t n = 0;
+  for (const auto& change : body["changes"]) n += change["action"] == action ? 1U : 0U;
+  return n;
+}
+
+const json* find_change(const json& body, const std::string& kind, const std::string& name) {
+  for (const auto& change : body["changes"]) {
+    if (change["kind"] == kind && change["name"] == name) return &change;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("spec routes: create, replace, list, show, delete; bad bodies name the field", "[api]") {
+  ServerFixture server;
+  REQUIRE(server.start_error().empty());
+  REQUIRE(server.call("POST", "/v1/launch-configurations", lc_body("web")).status == 201);
+  REQUIRE(server.call("POST", "/v1/groups", group_body("web", "web")).status == 201);
+
+  const std::string base = "/v1/groups/web/policies/";
+  auto created = server.call("PUT", base + "cpu-high", alarm("cpu-high", 70, 1));
+  CHECK(created.status == 201);
+  CHECK(created.body["threshold"] == 70.0);
+  auto replaced = server.call("PUT", base + "cpu-high", alarm("cpu-high", 80, 2));
+  CHECK(replaced.status == 200);
+  auto listed = server.call("GET", "/v1/groups/web/policies");
+  REQUIRE(listed.status == 200);
+  REQUIRE(listed.body["policies"].size() == 1);
+  CHECK(listed.body["policies"][0]["threshold"] == 80.0);
+  CHECK(listed.body["policies"][0]["adjustment"] == 2);
+
+  json bad = alarm("cpu-high", 70, 1);
+  bad["threshold"] = "high";
+  auto refused = server.call("PUT", base + "cpu-high", bad);
+  CHECK(refused.status == 400);
+  CHECK(refused.body["field"] == "threshold");
+  json unknown = alarm("cpu-high", 70, 1);
+  unknown["thresold"] = 70;
+  refused = server.call("PUT", base + "cpu-high", unknown);
+  CHECK(refused.status == 400);
+  CHECK(refused.body["field"] == "thresold");
+  // Refused bodies changed nothing.
+  CHECK(server.call("GET", base + "cpu-high").body["threshold"] == 80.0);
+
+  CHECK(server.call("PUT", "/v1/groups/nope/policies/x", alarm("x", 1, 1)).status == 404);
+  CHECK(server.call("GET", "/v1/groups/nope/schedules").status == 404);
+
+  json schedule{{"cron", "0 11 * * *"}, {"time_zone", "Asia/Shanghai"}, {"min", 4}, {"desired", 4}};
+  auto put_schedule = server.call("PUT", "/v1/groups/web/schedules/lunch-start", schedule);
+  CHECK(put_schedule.status == 201);
+  CHECK(put_schedule.body["next_fire_ms"].is_number());
+  schedule["time_zone"] = "Mars/Olympus";
+  refused = server.call("PUT", "/v1/groups/web/schedules/lunch-start", schedule);
+  CHECK(refused.status == 400);
+  CHECK(refused.body["field"] == "time_zone");
+
+  CHECK(server.call("PUT", "/v1/groups/web/hooks/h", json{{"transition", "terminating"}}).status == 201);
+  refused = server.call("PUT", "/v1/groups/web/hooks/h", json{{"transition", "sideways"}});
+  CHECK(refused.status == 400);
+  CHECK(refused.body["field"] == "transition");
+  CHECK(server.call("PUT", "/v1/groups/web/notifications/n",
+                    json{{"url", "http://127.0.0.1:9/"}, {"events", {"scale_in_failed"}}})
+            .status == 201);
+  refused = server.call("PUT", "/v1/groups/web/notifications/n", json{{"url", "http://127.0.0.1:9/"}, {"events", {"nope"}}});
+  CHECK(refused.status == 400);
+  CHECK(refused.body["field"] == "events[0]");
+  CHECK(server.call("GET", "/v1/groups/web/hooks").body["hooks"].size() == 1);
+  CHECK(server.call("GET", "/v1/groups/web/notifications").body["notifications"].size() == 1);
+
+  CHECK(server.call("DELETE", base + "cpu-high").status == 200);
+  CHECK(server.call("GET", base + "cpu-high").status == 404);
+  CHECK(server.call("DELETE", base + "cpu-high").status == 404);
+}
+
+TEST_CASE("apply: create, idempotent second apply, dry run, update, delete", "[api][apply]") {
+  ServerFixture server;
+  REQUIRE(server.start_error().empty());
+
+  auto first = server.call("POST", "/v1/apply", fleet());
+  REQUIRE(first.status == 200);
+  CHECK(first.body["applied"] == true);
+  // 2 LCs, 2 groups, 2 policies, 2 schedules, 1 hook, 1 notification.
+  CHECK(count_action(first.body, "create") == 10);
+  CHECK(server.call("GET", "/v1/groups/business-servers").status == 200);
+  CHECK(server.call("GET", "/v1/groups/business-servers/policies").body["policies"].size() == 2);
+  CHECK(server.call("GET", "/v1/groups/business-servers/schedules").body["schedules"].size() == 2);
+  CHECK(server.call("GET", "/v1/groups/session-servers").body["launch_configuration"] == "session");
+
+  auto second = server.call("POST", "/v1/apply", fleet());
+  REQUIRE(second.status == 200);
+  CHECK(count_action(second.body, "unchanged") == second.body["changes"].size());
+  CHECK(second.body["changes"].size() == 10);
+  // Nothing new was stored: still version 1 of each launch configuration.
+  CHECK(server.call("GET", "/v1/launch-configurations").body["launch_configurations"].size() == 2);
+
+  json changed = fleet();
+  changed["groups"][0]["policies"][0]["threshold"] = 85;
+  changed["groups"][0]["max"] = 8;
+  changed["launch_configurations"][0]["hourly_price"] = 0.75;
+  auto dry = server.call("POST", "/v1/apply?dry_run=true", changed);
+  REQUIRE(dry.status == 200);
+  CHECK(dry.body["applied"] == false);
+  CHECK(count_action(dry.body, "update") == 3);
+  const json* policy = find_change(dry.body, "policy", "business-servers/cpu-high");
+  REQUIRE(policy != nullptr);
+  CHECK((*policy)["action"] == "update");
+  CHECK((*policy)["fields"] == json::array({"threshold"}));
+  const json* group = find_change(dry.body, "group", "business-servers");
+  REQUIRE(group != nullptr);
+  CHECK((*group)["fields"] == json::array({"launch_configuration_version", "max"}));
+  // The dry run changed nothing.
+  CHECK(server.call("GET", "/v1/groups/business-servers/policies/cpu-high").body["threshold"] == 70.0);
+  CHECK(server.call("GET", "/v1/groups/business-servers").body["max"] == 6);
+
+  auto update = server.call("POST", "/v1/apply", changed);
+  REQUIRE(update.status == 200);
+  CHECK(update.body["applied"] == true);
+  CHECK(server.call("GET", "/v1/groups/business-servers/policies/cpu-high").body["threshold"] == 85.0);
+  auto business = server.call("GET", "/v1/groups/business-servers").body;
+  CHECK(business["max"] == 8);
+  CHECK(business["launch_configuration_version"] == 2);
+  CHECK(server.call("GET", "/v1/launch-configurations/web").body["hourly_price"] == 0.75);
+  CHECK(count_action(server.call("POST", "/v1/apply", changed).body, "unchanged") == 10);
+
+  // A list present in the file is the whole truth for that kind.
+  json fewer = changed;
+  fewer["groups"][0]["policies"].erase(1);
+  fewer["groups"][0]["hooks"] = json::array();
+  auto removed = server.call("POST", "/v1/apply", fewer);
+  REQUIRE(removed.status == 200);
+  CHECK(count_action(removed.body, "delete") == 2);
+  CHECK(server.call("GET", "/v1/groups/business-servers/policies/cpu-low").status == 404);
+  CHECK(server.call("GET", "/v1/groups/business-servers/hooks").body["hooks"].empty());
+  // A kind the file leaves out is left alone.
+  json no_lists = fewer;
+  no_lists["groups"][0].erase("schedules");
+  auto untouched = server.call("POST", "/v1/apply", no_lists);
+  CHECK(count_action(untouched.body, "delete") == 0);
+  CHECK(server.call("GET", "/v1/groups/business-servers/schedules").body["schedules"].size() == 2);
+}
+
+TEST_CASE("apply refuses a bad file whole, naming the JSON path", "[api][apply]") {
+  ServerFixture server;
+  REQUIRE(server.start_error().empty());
+  struct Row {
+    const char* what;
+    std::function<void(json&)> spoil;
+    const char* field;
+  };
+  const std::vector<Row> rows = {
+      {"policy threshold", [](json& f) { f["groups"][0]["policies"][1]["threshold"] = "high"; },
+       "groups[0].policies[1].threshold"},
+      {"unknown group field", [](json& f) { f["groups"][1]["maxx"] = 3; }, "groups[1].maxx"},
+      {"schedule zone", [](json& f) { f["groups"][0]["schedules"][0]["time_zone"] = "Nowhere/City"; },
+       "groups[0].schedules[0].time_zone"},
+      {"launch configuration port", [](json& f) { f["launch_configurations"][1]["port"] = 0; },
+       "launch_configurations[1].port"},
+      {"group references no LC", [](json& f) { f["groups"][1]["launch_configuration"] = "missing"; },
+       "groups[1].launch_configuration"},
+      {"duplicate policy", [](json& f) { f["groups"][0]["policies"][1]["name"] = "cpu-high"; },
+       "groups[0].policies[1].name"},
+      {"notification event", [](json& f) { f["groups"][0]["notifications"][0]["events"][0] = "boom"; },
+       "groups[0].notifications[0].events[0]"},
+      {"unknown top-level key", [](json& f) { f["group"] = json::array(); }, "group"},
+  };
+  for (const auto& row : rows) {
+    INFO(row.what);
+    json file = fleet();
+    row.spoil(file);
+    auto refused = server.call("POST", "/v1/apply", file);
+    CHECK(refused.status == 400);
+    CHECK(refused.body["field"] == row.field);
+    // Refused whole: not even the valid launch configurations were created.
+    CHECK(server.call("GET", "/v1/launch-configurations").body["launch_configurations"].empty());
+    CHECK(server.call("GET", "/v1/groups").body["groups"].empty());
+  }
+}
+
+TEST_CASE("cost route: billed hours from stored instance rows", "[api][cost]") {
+  const TimeMs now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  constexpr TimeMs kHour = 3'600'000;
+  ServerFixture server([&](const std::filesystem::path& dir) {
+    auto store = store::Store::open((dir / "tide.db").string());
+    REQUIRE(store);
+    LaunchConfiguration lc;
+    lc.id = "web";
+    lc.command = "true";
+    lc.port = 8080;
+    lc.hourly_price = 2.0;
+    REQUIRE(store->insert_launch_configuration(lc));
+    ScalingGroup g;
+    g.name = "web";
+    g.launch_configuration_id = "web";
+    g.max = 4;
+    REQUIRE(store->insert_group(g));
+    for (int i = 0; i < 2; ++i) {
+      Instance instance;
+      instance.id = "i-000000000000000" + std::to_string(i);
+      instance.group = "web";
+      instance.launch_configuration_id = "web";
+      instance.launch_configuration_version = 1;
+      instance.created_ms = now - 3 * kHour;
+      instance.launched_ms = now - 3 * kHour + i * kHour;  // 3 h and 2 h before now
+      instance.state = LifecycleState::Terminated;
+      instance.state_since_ms = now - kHour;               // both end an hour ago
+      REQUIRE(store->upsert_instance(instance));
+    }
+  });
+  REQUIRE(server.start_error().empty());
+  const std::string period = "?from=" + std::to_string(now - 4 * kHour) + "&to=" + std::to_string(now);
+  auto cost = server.call("GET", "/v1/cost" + period);
+  REQUIRE(cost.status == 200);
+  REQUIRE(cost.body["groups"].size() == 1);
+  const json& web = cost.body["groups"][0];
+  CHECK(web["group"] == "web");
+  CHECK(web["instance_hours"].get<double>() == Approx(3.0));
+  CHECK(web["cost"].get<double>() == Approx(6.0));
+  CHECK(web["peak_instances"] == 2);
+  CHECK(web["peak_fixed_cost"].get<double>() == Approx(2 * 2.0 * 4));
+  CHECK(web["saving_pct"].get<double>() == Approx(62.5));
+  CHECK(web["launch_configurations"][0]["version"] == 1);
+  CHECK(cost.body["total"]["cost"].get<double>() == Approx(6.0));
+
+  CHECK(server.call("GET", "/v1/cost?group=web").status == 200);  // default period: the last 24 h
+  CHECK(server.call("GET", "/v1/cost?group=nope").status == 404);
+  auto bad = server.call("GET", "/v1/cost?from=yesterday");
+  CHECK(bad.status == 400);
+  CHECK(bad.body["field"] == "from");
+  CHECK(server.call("GET", "/v1/cost?from=2000&to=1000").status == 400);
+}
+
+namespace {
+
+struct Run {
+  int exit_code = -1;
+  std::string output;
+};
+
+Run run(const std::string& command) {
+  Run result;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return result;
+  std::array<char, 4096> buffer{};
+  while (std::fgets(buffer.data(), static_cast<int>(buffer.size()), pipe) != nullptr) result.output += buffer.data();
+  const int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+}  // namespace
+
+TEST_CASE("tidectl apply: the file, a second apply, a bad line", "[api][apply][tidectl]") {
+  ServerFixture server;
+  REQUIRE(server.start_error().empty());
+  const std::string tidectl = std::string(TIDE_BIN_DIR) + "/tidectl --endpoint " + server.endpoint();
+  const std::string good = std::string(TIDE_TEST_DATA_DIR) + "/coordinator/apply/fleet.yaml";
+
+  auto dry = run(tidectl + " apply -f " + good + " --dry-run");
+  INFO(dry.output);
+  CHECK(dry.exit_code == 0);
+  CHECK(dry.output.find("dry run: 9 change(s) would be made") != std::string::npos);
+  CHECK(server.call("GET", "/v1/groups").body["groups"].empty());
+
+  auto applied = run(tidectl + " apply -f " + good);
+  INFO(applied.output);
+  CHECK(applied.exit_code == 0);
+  CHECK(applied.output.find("9 change(s) applied") != std::string::npos);
+  auto policy = server.call("GET", "/v1/groups/business-servers/policies/cpu-high");
+  CHECK(policy.body["comparison"] == ">");
+  CHECK(policy.body["period_ms"] == 10'000);
+
+  auto again = run(tidectl + " apply -f " + good);
+  INFO(again.output);
+  CHECK(again.exit_code == 0);
+  CHECK(again.output.find("nothing to change") != std::string::npos);
+
+  auto bad = run(tidectl + " apply -f " + std::string(TIDE_TEST_DATA_DIR) + "/coordinator/apply/bad_threshold.yaml");
+  INFO(bad.output);
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.output.find("bad_threshold.yaml:18: groups[0].policies[0].threshold:") != std::string::npos);
+
+  auto broken = run(tidectl + " apply -f " + std::string(TIDE_TEST_DATA_DIR) + "/coordinator/apply/broken.yaml");
+  INFO(broken.output);
+  CHECK(broken.exit_code == 2);
+  CHECK(broken.output.find("broken.yaml:4:") != std::string::npos);
+
+  auto cost = run(tidectl + " cost --last 2h");
+  INFO(cost.output);
+  CHECK(cost.exit_code == 0);
+  CHECK(cost.output.find("period:") != std::string::npos);
+
+  auto listed = run(tidectl + " policy list business-servers");
+  INFO(listed.output);
+  CHECK(listed.exit_code == 0);
+  CHECK(listed.output.find("cpu average > 70 for 2 x 10s") != std::string::npos);
+}
