@@ -10,106 +10,14 @@
 
 #include <catch2/catch.hpp>
 
-#include "system_harness.hpp"
+#include "fleet_fixture.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
 namespace st = tide::system_test;
-
-// One coordinator with its own state dir, ports and process tag.
-class Fleet {
- public:
-  Fleet() : m_dir(st::make_temp_dir("tide-system")) {
-    m_api_port = st::free_port();
-    m_agent_port = st::free_port();
-    m_frontend_port = st::free_port();
-    m_tag = "tide-system-" + std::to_string(::getpid()) + "-" + std::to_string(m_api_port);
-    std::ofstream(m_dir / "coordinator.yaml")
-        << "state_dir: " << (m_dir / "state").string() << "\n"
-        << "log_level: info\n"
-        << "tick_interval_ms: 100\n"
-        << "agents:\n  listen: tcp://127.0.0.1:" << m_agent_port << "\n"
-        << "  report_interval_ms: 500\n  heartbeat_interval_ms: 500\n"
-        << "api:\n  listen_port: " << m_api_port << "\n"
-        // Its own loopback /24, so system tests running side by side never
-        // hand out the same instance address.
-        << "provider:\n  local:\n    address_prefix: \"127." << 10 + (m_api_port / 256) % 200 << '.'
-        << m_api_port % 256 << ".\"\n"
-        << "load_balancer:\n  reconcile_interval_ms: 1000\n  backends:\n"
-        << "    - name: web\n      bind_port: " << m_frontend_port << "\n      slots: 16\n";
-  }
-
-  ~Fleet() {
-    // Leave nothing behind, whatever the test did.
-    if (m_coordinator) {
-      (void)set_desired(0);
-      st::eventually(20s, [&] { return live_instances() <= 0; });  // -1: no group any more
-      m_coordinator->signal(SIGTERM);
-      m_coordinator->wait(10s);
-      m_coordinator.reset();
-    }
-    for (const pid_t pid : st::processes_matching(m_tag)) ::kill(pid, SIGKILL);
-    for (const pid_t pid : st::processes_matching((m_dir / "state").string())) ::kill(pid, SIGKILL);
-    std::error_code ec;
-    if (std::getenv("TIDE_KEEP_SYSTEM_DIRS") == nullptr) std::filesystem::remove_all(m_dir, ec);
-  }
-
-  void start_coordinator() {
-    m_coordinator = std::make_unique<st::Child>(
-        std::vector<std::string>{std::string(TIDE_BIN_DIR) + "/tide-coordinator", "--config",
-                                 (m_dir / "coordinator.yaml").string()},
-        m_dir / "coordinator.log");
-    REQUIRE(st::eventually(15s, [&] { return api("GET", "/healthz").status == 200; }));
-  }
-
-  void kill_coordinator() {
-    m_coordinator->signal(SIGKILL);
-    m_coordinator->wait(5s);
-    m_coordinator.reset();
-  }
-
-  st::HttpResult api(const std::string& method, const std::string& path,
-                     const std::optional<json>& body = std::nullopt) const {
-    return st::http(method, "http://127.0.0.1:" + std::to_string(m_api_port), path, body);
-  }
-
-  void create_group(int desired, int ready_after_ms) {
-    const std::string command = std::string(TIDE_BIN_DIR) + "/tide-sample-app --ready-after-ms " +
-                                std::to_string(ready_after_ms) + " --name " + m_tag;
-    REQUIRE(api("POST", "/v1/launch-configurations", json{{"id", "app"}, {"command", command}, {"port", 8080}}).status == 201);
-    const auto created = api("POST", "/v1/groups",
-                             json{{"name", "web"}, {"launch_configuration", "app"}, {"min", 0}, {"max", 6},
-                                  {"desired", desired}, {"load_balancer", {{"backend", "web"}}},
-                                  {"drain_timeout_ms", 10000}});
-    INFO(created.text);
-    REQUIRE(created.status == 201);
-  }
-
-  int set_desired(int desired) const { return api("PATCH", "/v1/groups/web", json{{"desired", desired}}).status; }
-
-  [[nodiscard]] json group() const { return api("GET", "/v1/groups/web").body; }
-  [[nodiscard]] int in_service() const { return group().value("in_service", -1); }
-  [[nodiscard]] int live_instances() const { return group().value("actual", -1); }
-  [[nodiscard]] std::size_t app_processes() const {
-    std::size_t apps = 0;
-    for (const pid_t pid : st::processes_matching(m_tag)) {
-      const std::string cmdline = st::read_file("/proc/" + std::to_string(pid) + "/cmdline");
-      if (cmdline.rfind(std::string(TIDE_BIN_DIR) + "/tide-sample-app", 0) == 0) ++apps;
-    }
-    return apps;
-  }
-  [[nodiscard]] std::string frontend() const { return "http://127.0.0.1:" + std::to_string(m_frontend_port); }
-  [[nodiscard]] std::string log() const { return st::read_file(m_dir / "coordinator.log"); }
-  [[nodiscard]] const std::filesystem::path& dir() const { return m_dir; }
-
- private:
-  std::filesystem::path m_dir;
-  std::uint16_t m_api_port = 0, m_agent_port = 0, m_frontend_port = 0;
-  std::string m_tag;
-  std::unique_ptr<st::Child> m_coordinator;
-};
+using tide::system_test::Fleet;
 
 }  // namespace
 

@@ -91,6 +91,7 @@ HttpResult http(const std::string& method, const std::string& base, const std::s
   httplib::Result result = method == "GET"     ? client.Get(path.c_str())
                            : method == "POST"  ? client.Post(path.c_str(), payload, "application/json")
                            : method == "PATCH" ? client.Patch(path.c_str(), payload, "application/json")
+                           : method == "PUT"   ? client.Put(path.c_str(), payload, "application/json")
                                                : client.Delete(path.c_str());
   HttpResult out;
   if (!result) return out;
