@@ -2,8 +2,6 @@
 // windows, scheduled actions, alarm and target-tracking policies (issue 5).
 // The decisions are the core's (coordinator/core/scaling.hpp, schedule.hpp);
 // this file feeds them and carries their results to the Fleet and the store.
-#include <set>
-
 #include <spdlog/spdlog.h>
 
 #include "coordinator/core/cron.hpp"
@@ -36,9 +34,6 @@ tl::expected<void, std::string> Server::load_specs() {
   }
   for (const auto& hook : specs->hooks) m_specs.hooks[{hook.group, hook.name}] = hook;
   for (const auto& target : specs->notifications) m_specs.notifications[{target.group, target.name}] = target;
-  std::set<std::string> hooked;
-  for (const auto& hook : specs->hooks) hooked.insert(hook.group);
-  for (const auto& group : hooked) hooks_changed(group);
   spdlog::info("loaded {} policies, {} scheduled actions, {} lifecycle hooks, {} notification targets",
                specs->policies.size(), specs->schedules.size(), specs->hooks.size(), specs->notifications.size());
   return {};
@@ -227,6 +222,18 @@ void Server::notify_activity(const Activity& activity) {
   NotificationOptions options;
   options.tide_version = TIDE_VERSION;
   m_notifier->send(notifications_for(activity, targets, options));
+}
+
+void Server::notify_hook_timeout(const HookTimeout& timeout) {
+  if (m_notifier == nullptr) return;
+  std::vector<NotificationTarget> targets;
+  for (const auto& [key, target] : m_specs.notifications) {
+    if (key.first == timeout.group) targets.push_back(target);
+  }
+  if (targets.empty()) return;
+  NotificationOptions options;
+  options.tide_version = TIDE_VERSION;
+  m_notifier->send(notifications_for(timeout, targets, options));
 }
 
 void Server::hooks_changed(const std::string& group) {

@@ -9,6 +9,8 @@
 //
 // A body is parsed and validated whole, written to the store, and only then
 // taken into memory, so a refused request leaves no trace anywhere.
+#include <tuple>
+
 #include <spdlog/spdlog.h>
 
 #include "coordinator/io/json/policy_json.hpp"
@@ -219,6 +221,82 @@ void Server::register_spec_routes() {
     m_specs.hooks.erase({group, name});
     hooks_changed(group);
     return respond(200, json{{"message", "deleted lifecycle hook " + name}});
+  });
+
+  // ---- lifecycle actions: instances a hook holds ----
+  api.route("GET", base + "lifecycle-actions", [=, this](const ApiRequest& request) {
+    if (!group_exists(request)) return no_group(request);
+    json list = json::array();
+    for (const PendingLifecycleAction& action : m_fleet->lifecycle_actions(request.path_params.at(0))) {
+      list.push_back(json{{"instance_id", action.instance_id},
+                          {"hook", action.hook_name},
+                          {"transition", to_string(action.transition)},
+                          {"token", action.token},
+                          {"agent_script", action.agent_script},
+                          {"started_ms", action.started_ms},
+                          {"deadline_ms", action.deadline_ms},
+                          {"give_up_ms", action.give_up_ms},
+                          {"default_result", to_string(action.default_result)}});
+    }
+    return respond(200, json{{"lifecycle_actions", list}});
+  });
+  // {hook?, token?, result} — by instance (every pending action of it when
+  // no hook is named); /v1/lifecycle/complete takes a token alone.
+  const auto lifecycle_body = [](const ApiRequest& request, bool needs_result)
+      -> tl::expected<std::tuple<std::string, std::string, HookResult>, ApiResponse> {
+    const json& body = body_of(request);
+    if (!body.is_object()) return tl::make_unexpected(api_error(400, "the body must be a JSON object"));
+    for (const auto& [key, value] : body.items()) {
+      if (key != "hook" && key != "token" && key != "result") return tl::make_unexpected(api_error(400, key + ": unknown field", key));
+      if (!value.is_string()) return tl::make_unexpected(api_error(400, key + ": must be a string", key));
+    }
+    HookResult result = HookResult::Continue;
+    if (needs_result) {
+      const auto parsed = from_string<HookResult>(body.value("result", ""));
+      if (!parsed) return tl::make_unexpected(api_error(400, "result: required, continue or abandon", "result"));
+      result = *parsed;
+    }
+    return std::tuple{body.value("hook", std::string()), body.value("token", std::string()), result};
+  };
+  const auto instance_status = [this](const std::string& id) {
+    return m_fleet->instance(id) == nullptr ? 404 : 409;
+  };
+  api.route("POST", R"(/v1/instances/([^/]+)/lifecycle/complete)", [=, this](const ApiRequest& request) {
+    auto parsed = lifecycle_body(request, true);
+    if (!parsed) return parsed.error();
+    const auto& [hook, token, result] = *parsed;
+    const std::string& id = request.path_params.at(0);
+    std::vector<Command> out;
+    if (auto done = m_fleet->complete_lifecycle_action(id, hook, token, result, now_ms(), out); !done) {
+      return api_error(instance_status(id), done.error().message);
+    }
+    execute(std::move(out));
+    const Instance* instance = m_fleet->instance(id);
+    return respond(200, json{{"instance_id", id},
+                             {"result", to_string(result)},
+                             {"state", instance != nullptr ? std::string(to_string(instance->state)) : "gone"}});
+  });
+  api.route("POST", R"(/v1/instances/([^/]+)/lifecycle/heartbeat)", [=, this](const ApiRequest& request) {
+    auto parsed = lifecycle_body(request, false);
+    if (!parsed) return parsed.error();
+    const auto& [hook, token, result] = *parsed;
+    const std::string& id = request.path_params.at(0);
+    auto deadline = m_fleet->record_lifecycle_heartbeat(id, hook, token, now_ms());
+    if (!deadline) return api_error(instance_status(id), deadline.error().message);
+    return respond(200, json{{"instance_id", id}, {"deadline_ms", *deadline}});
+  });
+  api.route("POST", "/v1/lifecycle/complete", [=, this](const ApiRequest& request) {
+    auto parsed = lifecycle_body(request, true);
+    if (!parsed) return parsed.error();
+    const auto& [hook, token, result] = *parsed;
+    if (token.empty()) return api_error(400, "token: required (or use /v1/instances/{id}/lifecycle/complete)", "token");
+    if (!hook.empty()) return api_error(400, "hook: not used with a token alone", "hook");
+    std::vector<Command> out;
+    if (auto done = m_fleet->complete_lifecycle_action_by_token(token, result, now_ms(), out); !done) {
+      return api_error(404, done.error().message);
+    }
+    execute(std::move(out));
+    return respond(200, json{{"token", token}, {"result", to_string(result)}});
   });
 
   // ---- notification targets ----

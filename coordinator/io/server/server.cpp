@@ -64,6 +64,7 @@ FleetDeps production_deps() {
   deps.new_instance_id = [] { return "i-" + random_hex(8); };
   deps.new_activity_id = [] { return "a-" + random_hex(8); };
   deps.new_idempotency_key = [] { return "k-" + random_hex(12); };
+  deps.new_action_token = [] { return "h-" + random_hex(16); };
   deps.new_enrollment_token = [] {
     EnrollmentToken token;
     token.token = random_hex(24);
@@ -155,10 +156,6 @@ void Server::start(std::function<void(tl::expected<void, std::string>)> ready) {
   restore([this, ready = std::move(ready)](tl::expected<void, std::string> restored) {
     if (!restored) {
       ready(restored);
-      return;
-    }
-    if (auto loaded = load_specs(); !loaded) {
-      ready(loaded);
       return;
     }
     ready(start_links());
@@ -255,6 +252,12 @@ tl::expected<void, std::string> Server::start_provider() {
 
 void Server::restore(std::function<void(tl::expected<void, std::string>)> ready) {
   RestoreInput input;
+  // Specs first: instances stored in a hook state need their group's hooks.
+  if (auto loaded = load_specs(); !loaded) {
+    ready(loaded);
+    return;
+  }
+  for (const auto& [key, hook] : m_specs.hooks) input.hooks.push_back(hook);
   auto configs = m_store->list_launch_configurations();
   auto groups = m_store->list_groups();
   auto instances = m_store->list_instances();
@@ -436,7 +439,13 @@ void Server::on_ack(const std::string& instance_id, std::uint64_t command_id) {
 }
 
 void Server::on_hook_result(const std::string& instance_id, const protocol::HookResult& result) {
-  spdlog::info("agent {}: hook {} exited {}", instance_id, result.hook_name, result.exit_status);
+  spdlog::info("agent {}: hook script {} exited {}{}", instance_id, result.hook_name, result.exit_status,
+               result.timed_out ? " (timed out)" : "");
+  std::vector<Command> out;
+  auto done = m_fleet->on_hook_script_result(instance_id, result.hook_name, result.exit_status, result.timed_out,
+                                             now_ms(), out);
+  if (!done) spdlog::warn("agent {}: hook result not taken: {}", instance_id, done.error().message);
+  execute(std::move(out));
 }
 
 // ---- running the core's commands ----------------------------------------------
@@ -523,13 +532,18 @@ bool Server::execute_one(const Command& command) {
         } else if constexpr (std::is_same_v<T, SendDrain>) {
           (void)m_gateway->send_command(c.instance_id, protocol::Drain{0, c.timeout_ms});
         } else if constexpr (std::is_same_v<T, RunHook>) {
-          // TODO(lead): send protocol::HookRun and feed HOOK_RESULT to Fleet::on_hook_script_result.
-          spdlog::info("lifecycle hook {} of {}: agent script {} ({}, {} ms) not sent yet", c.hook_name,
-                       c.instance_id, c.script, to_string(c.transition), c.timeout_ms);
+          protocol::HookRun run;
+          run.hook_name = c.script;
+          run.transition = std::string(to_string(c.transition));
+          run.timeout_ms = static_cast<std::uint32_t>(std::min<std::int64_t>(c.timeout_ms, protocol::kMaxHookTimeoutMs));
+          if (!m_gateway->send_command(c.instance_id, run)) {
+            spdlog::warn("lifecycle hook {} of {}: agent not connected; the script runs when it says HELLO",
+                         c.hook_name, c.instance_id);
+          }
         } else if constexpr (std::is_same_v<T, NotifyHookTimeout>) {
-          // TODO(lead): notifications_for(c.timeout, targets) to the notifier.
-          spdlog::info("lifecycle hook {} of {} timed out; default result {} applied", c.timeout.hook_name,
+          spdlog::warn("lifecycle hook {} of {} timed out; default result {} applied", c.timeout.hook_name,
                        c.timeout.instance_id, to_string(c.timeout.default_result));
+          notify_hook_timeout(c.timeout);
         } else {
           static_assert(std::is_same_v<T, SendUndrain>);
           (void)m_gateway->send_command(c.instance_id, protocol::Undrain{0});

@@ -126,6 +126,7 @@ class Server final : public AgentGatewayHandler {
   void run_policies(TimeMs now);
   void automation_tick();
   void notify_activity(const Activity& activity);
+  void notify_hook_timeout(const HookTimeout& timeout);
 
   void handle(const Event& event);
   void execute(std::vector<Command> commands);

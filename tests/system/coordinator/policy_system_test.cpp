@@ -126,3 +126,39 @@ TEST_CASE("a scheduled action fires at its minute and survives a restart of the 
   CHECK(fleet.api("DELETE", "/v1/groups/web/schedules/every-minute").status == 200);
   CHECK(fleet.api("GET", "/v1/groups/web/schedules").body["schedules"].empty());
 }
+
+TEST_CASE("a launching hook holds a new instance out of rotation until it is completed", "[system]") {
+  Fleet fleet;
+  fleet.start_coordinator();
+  fleet.create_group(0, 100, json{{"max", 3}});
+  const auto hook = fleet.api("PUT", "/v1/groups/web/hooks/warm-cache",
+                              json{{"transition", "launching"}, {"heartbeat_timeout_ms", 60000},
+                                   {"default_result", "abandon"}});
+  INFO(hook.text);
+  REQUIRE(hook.status == 201);
+  REQUIRE(fleet.set_desired(1) == 200);
+
+  // Held: its application is ready, but it is not in service.
+  json actions;
+  REQUIRE(st::eventually(20s, [&] {
+    actions = fleet.api("GET", "/v1/groups/web/lifecycle-actions").body["lifecycle_actions"];
+    return actions.size() == 1;
+  }));
+  const std::string id = actions[0]["instance_id"];
+  const std::string token = actions[0]["token"];
+  std::this_thread::sleep_for(1s);
+  CHECK(fleet.api("GET", "/v1/instances/" + id).body.value("state", "") == "pending_launch_hook");
+  CHECK(fleet.in_service() == 0);
+  CHECK(st::http("GET", fleet.frontend(), "/").status == 503);  // HAProxy: no server in rotation
+
+  // A heartbeat moves the deadline; a wrong token is refused; the right one completes it.
+  const auto beat = fleet.api("POST", "/v1/instances/" + id + "/lifecycle/heartbeat", json{{"hook", "warm-cache"}});
+  CHECK(beat.status == 200);
+  CHECK(fleet.api("POST", "/v1/lifecycle/complete", json{{"token", "h-wrong"}, {"result", "continue"}}).status == 404);
+  CHECK(fleet.api("POST", "/v1/instances/" + id + "/lifecycle/complete", json{{"result", "maybe"}}).status == 400);
+  const auto done = fleet.api("POST", "/v1/lifecycle/complete", json{{"token", token}, {"result", "continue"}});
+  INFO(done.text);
+  CHECK(done.status == 200);
+  REQUIRE(st::eventually(15s, [&] { return fleet.in_service() == 1; }));
+  CHECK(st::http("GET", fleet.frontend(), "/").status == 200);
+}
