@@ -40,12 +40,17 @@ tl::expected<std::string, std::string> render_config(const ConfigSpec& spec) {
   }
   std::set<std::string> names;
   std::set<std::pair<std::string, std::uint16_t>> binds;
+  // Backends reachable through some frontend (their own or a shared one).
+  std::set<std::string> reachable;
+  for (const auto& f : spec.frontends) {
+    if (!f.default_backend.empty()) reachable.insert(f.default_backend);
+    for (const auto& r : f.routes) reachable.insert(r.backend);
+  }
   for (const auto& b : spec.backends) {
     if (!valid_name(b.name)) return Err("backend name '" + b.name + "' must match [A-Za-z0-9_.-]{1,64}");
     if (!names.insert(b.name).second) return Err("backend '" + b.name + "' is declared twice");
-    if (b.bind_port == 0) return Err("backend '" + b.name + "': bind_port must be 1..65535");
     if (!valid_token(b.bind_address)) return Err("backend '" + b.name + "': bad bind_address");
-    if (!binds.insert({b.bind_address, b.bind_port}).second) {
+    if (b.bind_port != 0 && !binds.insert({b.bind_address, b.bind_port}).second) {
       return Err("backend '" + b.name + "': " + b.bind_address + ":" + std::to_string(b.bind_port) + " bound twice");
     }
     if (!valid_name(b.slot_prefix)) return Err("backend '" + b.name + "': bad slot_prefix");
@@ -57,6 +62,43 @@ tl::expected<std::string, std::string> render_config(const ConfigSpec& spec) {
     }
     if (b.health_check && (!valid_token(b.check_path) || b.check_path[0] != '/')) {
       return Err("backend '" + b.name + "': check_path must start with '/'");
+    }
+  }
+
+  std::set<std::string> frontend_names;
+  for (const auto& b : spec.backends) {
+    if (b.bind_port != 0) frontend_names.insert("fe_" + b.name);
+  }
+  for (const auto& f : spec.frontends) {
+    if (!valid_name(f.name)) return Err("frontend name '" + f.name + "' must match [A-Za-z0-9_.-]{1,64}");
+    if (!frontend_names.insert(f.name).second) return Err("frontend '" + f.name + "' is declared twice");
+    if (f.bind_port == 0) return Err("frontend '" + f.name + "': bind_port must be 1..65535");
+    if (!valid_token(f.bind_address)) return Err("frontend '" + f.name + "': bad bind_address");
+    if (!binds.insert({f.bind_address, f.bind_port}).second) {
+      return Err("frontend '" + f.name + "': " + f.bind_address + ":" + std::to_string(f.bind_port) + " bound twice");
+    }
+    if (f.default_backend.empty() && f.routes.empty()) {
+      return Err("frontend '" + f.name + "': needs a default_backend or at least one route");
+    }
+    if (!f.default_backend.empty() && !names.contains(f.default_backend)) {
+      return Err("frontend '" + f.name + "': default_backend '" + f.default_backend + "' is not a declared backend");
+    }
+    for (const auto& r : f.routes) {
+      if (!valid_token(r.path_prefix) || r.path_prefix[0] != '/' || r.path_prefix.find('}') != std::string::npos) {
+        return Err("frontend '" + f.name + "': route path_prefix '" + r.path_prefix +
+                   "' must start with '/' and contain no spaces, quotes, '#' or '}'");
+      }
+      if (!names.contains(r.backend)) {
+        return Err("frontend '" + f.name + "': route " + r.path_prefix + ": backend '" + r.backend +
+                   "' is not a declared backend");
+      }
+    }
+  }
+
+  // Checked after the frontends, whose misspelt references are the likelier cause.
+  for (const auto& b : spec.backends) {
+    if (b.bind_port == 0 && !reachable.contains(b.name)) {
+      return Err("backend '" + b.name + "': bind_port must be 1..65535 unless a shared frontend routes to it");
     }
   }
 
@@ -85,11 +127,21 @@ tl::expected<std::string, std::string> render_config(const ConfigSpec& spec) {
   line("  option redispatch 1");
   line("  retry-on conn-failure empty-response junk-response");
   if (spec.server_close) line("  option http-server-close");
-  for (const auto& b : spec.backends) {
+  for (const auto& f : spec.frontends) {
     line("");
-    line("frontend fe_" + b.name);
-    line("  bind " + bind_target(b.bind_address, b.bind_port));
-    line("  default_backend " + b.name);
+    line("frontend " + f.name);
+    line("  bind " + bind_target(f.bind_address, f.bind_port));
+    // Rules are evaluated in the order written: the first matching prefix wins.
+    for (const auto& r : f.routes) line("  use_backend " + r.backend + " if { path_beg " + r.path_prefix + " }");
+    if (!f.default_backend.empty()) line("  default_backend " + f.default_backend);
+  }
+  for (const auto& b : spec.backends) {
+    if (b.bind_port != 0) {
+      line("");
+      line("frontend fe_" + b.name);
+      line("  bind " + bind_target(b.bind_address, b.bind_port));
+      line("  default_backend " + b.name);
+    }
     line("");
     line("backend " + b.name);
     line("  balance " + b.balance);

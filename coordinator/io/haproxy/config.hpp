@@ -1,6 +1,7 @@
-// HAProxy configuration generator: one frontend and one backend of
-// pre-declared slots per tide load-balancer binding, plus the admin stats
-// socket the driver talks to. Pure: returns text, writes nothing.
+// HAProxy configuration generator: one backend of pre-declared slots per tide
+// load-balancer binding (with its own frontend when it has a bind_port),
+// shared frontends that route by path prefix to several backends, and the
+// admin stats socket the driver talks to. Pure: returns text, writes nothing.
 #pragma once
 
 #include <cstdint>
@@ -14,7 +15,9 @@ namespace tide::haproxy {
 struct BackendSpec {
   std::string name;            // backend name, [A-Za-z0-9_.-]+; the frontend is "fe_<name>"
   std::string bind_address = "127.0.0.1";
-  std::uint16_t bind_port = 0;  // frontend port, 1..65535
+  // Port of the backend's own frontend "fe_<name>"; 0 = none: the backend is
+  // reachable only through a shared FrontendSpec that routes to it.
+  std::uint16_t bind_port = 0;
   std::string slot_prefix = "s";
   std::uint32_t slot_count = 64;  // 1..4096
   std::string balance = "roundrobin";  // must be dynamic: roundrobin, leastconn, first, random
@@ -27,11 +30,29 @@ struct BackendSpec {
   std::uint32_t check_fall = 3;
 };
 
+// One path-prefix rule of a shared frontend: `use_backend <backend> if { path_beg <path_prefix> }`.
+struct RouteSpec {
+  std::string path_prefix;  // starts with '/', no spaces
+  std::string backend;      // a BackendSpec name
+};
+
+// A frontend shared by several backends (the product brief's one load balancer
+// in front of the business and the session clusters). Routes are tried in
+// order; requests no route matches go to default_backend.
+struct FrontendSpec {
+  std::string name;  // frontend name, [A-Za-z0-9_.-]+, distinct from every "fe_<backend>"
+  std::string bind_address = "127.0.0.1";
+  std::uint16_t bind_port = 0;  // 1..65535
+  std::string default_backend;  // a BackendSpec name; empty only when there are routes (unmatched: 503)
+  std::vector<RouteSpec> routes;
+};
+
 struct ConfigSpec {
   std::string stats_socket;       // unix socket path (mode 600, level admin)
   std::string stats_tcp;          // optional "127.0.0.1:9999": also expose the API on TCP
   std::string pid_file;           // optional
   std::vector<BackendSpec> backends;
+  std::vector<FrontendSpec> frontends;  // optional shared frontends
   std::uint32_t maxconn = 4096;  // HAProxy needs ~2 fds per connection; the hard fd limit here is 20,000
   std::uint32_t timeout_connect_ms = 1000;
   std::uint32_t timeout_client_ms = 30000;

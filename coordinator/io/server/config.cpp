@@ -145,6 +145,33 @@ tl::expected<CoordinatorConfig, ConfigError> parse_root(const YAML::Node& root, 
       config.load_balancer.backends.push_back(std::move(backend));
     }
   }
+  const YAML::Node frontends = lb.child("frontends");
+  if (frontends) {
+    if (!frontends.IsSequence()) return tl::make_unexpected(lb.error("frontends", "expected a list"));
+    for (std::size_t i = 0; i < frontends.size(); ++i) {
+      const std::string path = "load_balancer.frontends[" + std::to_string(i) + "]";
+      Section item(frontends[i], path, source);
+      LbFrontendConfig frontend;
+      TIDE_TRY(item.get("name", frontend.name));
+      TIDE_TRY(item.get("bind_address", frontend.bind_address));
+      TIDE_TRY(item.get("bind_port", frontend.bind_port));
+      TIDE_TRY(item.get("default_backend", frontend.default_backend));
+      const YAML::Node routes = item.child("routes");
+      if (routes) {
+        if (!routes.IsSequence()) return tl::make_unexpected(item.error("routes", "expected a list"));
+        for (std::size_t j = 0; j < routes.size(); ++j) {
+          Section route_item(routes[j], path + ".routes[" + std::to_string(j) + "]", source);
+          LbRouteConfig route;
+          TIDE_TRY(route_item.get("path_prefix", route.path_prefix));
+          TIDE_TRY(route_item.get("backend", route.backend));
+          TIDE_TRY(route_item.check_unknown());
+          frontend.routes.push_back(std::move(route));
+        }
+      }
+      TIDE_TRY(item.check_unknown());
+      config.load_balancer.frontends.push_back(std::move(frontend));
+    }
+  }
   TIDE_TRY(lb.check_unknown());
   TIDE_TRY(top.check_unknown());
   TIDE_TRY(validate(config));
@@ -190,16 +217,67 @@ tl::expected<void, ConfigError> validate(const CoordinatorConfig& config) {
   if (config.load_balancer.type != "haproxy" && config.load_balancer.type != "none") return fail("load_balancer.type", "must be haproxy or none");
   std::set<std::string> names;
   std::set<std::uint16_t> ports;
+  std::set<std::string> routed;  // backends some shared frontend sends requests to
+  for (const auto& frontend : config.load_balancer.frontends) {
+    if (!frontend.default_backend.empty()) routed.insert(frontend.default_backend);
+    for (const auto& route : frontend.routes) routed.insert(route.backend);
+  }
   for (std::size_t i = 0; i < config.load_balancer.backends.size(); ++i) {
     const auto& backend = config.load_balancer.backends[i];
     const std::string key = "load_balancer.backends[" + std::to_string(i) + "]";
     if (backend.name.empty()) return fail(key + ".name", "required");
     if (!names.insert(backend.name).second) return fail(key + ".name", "duplicate backend '" + backend.name + "'");
-    if (backend.bind_port == 0) return fail(key + ".bind_port", "required (1..65535)");
-    if (!ports.insert(backend.bind_port).second) return fail(key + ".bind_port", "port used twice");
+    if (backend.bind_port != 0 && !ports.insert(backend.bind_port).second) return fail(key + ".bind_port", "port used twice");
     if (backend.slots < 1 || backend.slots > 4096) return fail(key + ".slots", "must be 1..4096");
   }
+  std::set<std::string> frontend_names;
+  for (std::size_t i = 0; i < config.load_balancer.frontends.size(); ++i) {
+    const auto& frontend = config.load_balancer.frontends[i];
+    const std::string key = "load_balancer.frontends[" + std::to_string(i) + "]";
+    if (frontend.name.empty()) return fail(key + ".name", "required");
+    if (frontend.name.rfind("fe_", 0) == 0) return fail(key + ".name", "'fe_' names are reserved for the backends' own frontends");
+    if (!frontend_names.insert(frontend.name).second) return fail(key + ".name", "duplicate frontend '" + frontend.name + "'");
+    if (frontend.bind_port == 0) return fail(key + ".bind_port", "required (1..65535)");
+    if (!ports.insert(frontend.bind_port).second) return fail(key + ".bind_port", "port used twice");
+    if (frontend.default_backend.empty() && frontend.routes.empty()) {
+      return fail(key, "needs a default_backend or at least one route");
+    }
+    if (!frontend.default_backend.empty() && names.count(frontend.default_backend) == 0) {
+      return fail(key + ".default_backend", "unknown backend '" + frontend.default_backend + "' (not in load_balancer.backends)");
+    }
+    for (std::size_t j = 0; j < frontend.routes.size(); ++j) {
+      const auto& route = frontend.routes[j];
+      const std::string route_key = key + ".routes[" + std::to_string(j) + "]";
+      if (route.path_prefix.empty() || route.path_prefix[0] != '/') return fail(route_key + ".path_prefix", "must start with '/'");
+      if (route.path_prefix.find_first_of(" \t\r\n#\"'\\}") != std::string::npos) {
+        return fail(route_key + ".path_prefix", "must not contain spaces, quotes, '#' or '}'");
+      }
+      if (names.count(route.backend) == 0) return fail(route_key + ".backend", "unknown backend '" + route.backend + "' (not in load_balancer.backends)");
+    }
+  }
+  // After the frontends: a misspelt route is the likelier cause of an unrouted backend.
+  for (std::size_t i = 0; i < config.load_balancer.backends.size(); ++i) {
+    const auto& backend = config.load_balancer.backends[i];
+    if (backend.bind_port == 0 && routed.count(backend.name) == 0) {
+      return fail("load_balancer.backends[" + std::to_string(i) + "].bind_port",
+                  "required (1..65535) unless a load_balancer.frontends entry routes to '" + backend.name + "'");
+    }
+  }
   return {};
+}
+
+std::vector<haproxy::FrontendSpec> haproxy_frontends(const LoadBalancerConfig& config) {
+  std::vector<haproxy::FrontendSpec> out;
+  for (const auto& frontend : config.frontends) {
+    haproxy::FrontendSpec spec;
+    spec.name = frontend.name;
+    spec.bind_address = frontend.bind_address;
+    spec.bind_port = frontend.bind_port;
+    spec.default_backend = frontend.default_backend;
+    for (const auto& route : frontend.routes) spec.routes.push_back({route.path_prefix, route.backend});
+    out.push_back(std::move(spec));
+  }
+  return out;
 }
 
 tl::expected<CoordinatorConfig, ConfigError> parse_config(const std::string& yaml, const std::string& source) {

@@ -10,6 +10,8 @@
 
 #include <tl/expected.hpp>
 
+#include "coordinator/io/haproxy/config.hpp"
+
 namespace tide::coordinator {
 
 struct AgentLinkConfig {
@@ -50,8 +52,24 @@ struct ProviderConfig {
 struct LbBackendConfig {
   std::string name;                     // HAProxy backend (a group's load_balancer.backend)
   std::string bind_address = "127.0.0.1";
-  std::uint16_t bind_port = 0;          // its frontend's port
+  std::uint16_t bind_port = 0;          // its own frontend's port; 0 = only through load_balancer.frontends
   std::uint32_t slots = 64;             // pre-declared server-template slots
+};
+
+// A path-prefix route of a shared frontend.
+struct LbRouteConfig {
+  std::string path_prefix;  // "/session": requests whose path begins with it
+  std::string backend;      // go to this load_balancer.backends name
+};
+
+// One HAProxy frontend in front of several backends (the brief's single load
+// balancer for the business and the session clusters).
+struct LbFrontendConfig {
+  std::string name;
+  std::string bind_address = "127.0.0.1";
+  std::uint16_t bind_port = 0;
+  std::string default_backend;        // unmatched requests; empty: 503
+  std::vector<LbRouteConfig> routes;  // first match wins
 };
 
 struct LoadBalancerConfig {
@@ -60,6 +78,7 @@ struct LoadBalancerConfig {
   std::string haproxy_path = "haproxy";
   std::string socket;                   // runtime API socket; default <state_dir>/haproxy.sock
   std::vector<LbBackendConfig> backends;
+  std::vector<LbFrontendConfig> frontends;  // optional shared frontends
   std::uint32_t reconcile_interval_ms = 5000;  // compare wanted with `show servers state`
 };
 
@@ -91,5 +110,8 @@ struct ConfigError {
                                                                         const std::string& source);
 // Checks values that depend on each other.
 [[nodiscard]] tl::expected<void, ConfigError> validate(const CoordinatorConfig& config);
+
+// The shared frontends as the HAProxy config generator takes them.
+[[nodiscard]] std::vector<haproxy::FrontendSpec> haproxy_frontends(const LoadBalancerConfig& config);
 
 }  // namespace tide::coordinator

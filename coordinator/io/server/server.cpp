@@ -189,6 +189,7 @@ tl::expected<void, std::string> Server::start_load_balancer() {
       b.slot_count = backend.slots;
       spec.backends.push_back(b);
     }
+    spec.frontends = haproxy_frontends(m_config.load_balancer);
     auto text = haproxy::render_config(spec);
     if (!text) return tl::make_unexpected("load_balancer: " + text.error());
     const auto path = m_config.state_dir / "haproxy.cfg";

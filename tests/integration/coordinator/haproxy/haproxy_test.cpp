@@ -126,17 +126,31 @@ struct Rig {
   std::unique_ptr<Driver> driver;
   int starts = 0;
 
-  explicit Rig(std::uint32_t slots = 8) {
+  // shared: backends "web" and "session" without frontends of their own,
+  // behind one frontend on fe_port that sends /session/* to "session".
+  explicit Rig(std::uint32_t slots = 8, bool shared = false) {
     char tmpl[] = "/tmp/tide-haproxy-XXXXXX";
     dir = ::mkdtemp(tmpl);
     fe_port = free_port();
     ConfigSpec spec;
     spec.stats_socket = (dir / "admin.sock").string();
     spec.timeout_connect_ms = 500;
-    spec.backends.push_back(BackendSpec{.name = "web", .bind_port = fe_port, .slot_count = slots});
+    Driver::Options driver_options{{{"web", "s", slots}}, 10, 5000};
+    if (shared) {
+      spec.backends.push_back(BackendSpec{.name = "web", .bind_port = 0, .slot_count = slots});
+      spec.backends.push_back(BackendSpec{.name = "session", .bind_port = 0, .slot_count = slots});
+      spec.frontends.push_back(FrontendSpec{.name = "mini_program", .bind_port = fe_port, .default_backend = "web",
+                                            .routes = {RouteSpec{"/session", "session"}}});
+      driver_options.backends.push_back({"session", "s", slots});
+    } else {
+      spec.backends.push_back(BackendSpec{.name = "web", .bind_port = fe_port, .slot_count = slots});
+    }
     auto text = render_config(spec);
     REQUIRE(text);
     std::ofstream(dir / "haproxy.cfg") << *text;
+    // HAProxy's own syntax check of the generated text, before running it.
+    const std::string check = "haproxy -q -c -f " + (dir / "haproxy.cfg").string() + " >/dev/null 2>&1";
+    REQUIRE(std::system(check.c_str()) == 0);
     uv_loop_init(&loop);
     client = std::make_unique<RuntimeClient>(&loop, RuntimeClient::Options{spec.stats_socket, 2000, 64});
     Supervisor::Options so;
@@ -144,7 +158,7 @@ struct Rig {
     so.restart_backoff_initial_ms = 50;
     so.inherit_output = false;
     sup = std::make_unique<Supervisor>(&loop, so, Supervisor::Events{[this](int) { ++starts; }, nullptr, nullptr, nullptr});
-    driver = std::make_unique<Driver>(&loop, *client, Driver::Options{{{"web", "s", slots}}, 10, 5000});
+    driver = std::make_unique<Driver>(&loop, *client, driver_options);
     auto ok = sup->start();
     REQUIRE(ok);
     wait_api();
@@ -250,6 +264,33 @@ TEST_CASE("a registered sample app serves through the frontend", "[haproxy][inte
   CHECK(http_get(rig.fe_port, "/").status == 503);
   REQUIRE(rig.op([&](auto cb) { rig.driver->set_rotation("web", "i-1", true, cb); }));
   CHECK(http_get(rig.fe_port, "/").status == 200);
+}
+
+TEST_CASE("one shared frontend routes by path prefix to two backends", "[haproxy][integration][frontends]") {
+  Rig rig(8, true);
+  SampleApp business("business-1");
+  SampleApp session("session-1");
+  CHECK(http_get(rig.fe_port, "/").status == 503);
+  CHECK(http_get(rig.fe_port, "/session/login").status == 503);
+
+  REQUIRE(rig.op([&](auto cb) { rig.driver->register_instance("web", "i-b", "127.0.0.1", business.port, cb); }));
+  auto got = http_get(rig.fe_port, "/orders");
+  CHECK(got.status == 200);
+  CHECK(got.body.find("business-1") != std::string::npos);
+  CHECK(http_get(rig.fe_port, "/session/login").status == 503);  // its backend is still empty
+
+  REQUIRE(rig.op([&](auto cb) { rig.driver->register_instance("session", "i-s", "127.0.0.1", session.port, cb); }));
+  for (int i = 0; i < 4; ++i) {
+    got = http_get(rig.fe_port, "/session/login");
+    CHECK(got.status == 200);
+    CHECK(got.body.find("session-1") != std::string::npos);
+    got = http_get(rig.fe_port, "/");
+    CHECK(got.status == 200);
+    CHECK(got.body.find("business-1") != std::string::npos);
+  }
+  // A prefix match is on the path's beginning only.
+  got = http_get(rig.fe_port, "/api/session");
+  CHECK(got.body.find("business-1") != std::string::npos);
 }
 
 TEST_CASE("drain waits for requests in flight, then maint frees the slot", "[haproxy][integration]") {

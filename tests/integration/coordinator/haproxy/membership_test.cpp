@@ -157,6 +157,74 @@ TEST_CASE("render_config refuses bad specs with a clear error", "[haproxy][confi
   CHECK_FALSE(render_config(bad));
 }
 
+TEST_CASE("render_config writes shared frontends with path routes", "[haproxy][config][frontends]") {
+  ConfigSpec spec;
+  spec.stats_socket = "/tmp/x/admin.sock";
+  spec.backends.push_back(BackendSpec{.name = "business", .bind_port = 0, .slot_count = 4});
+  spec.backends.push_back(BackendSpec{.name = "session", .bind_port = 0, .slot_count = 4});
+  spec.backends.push_back(BackendSpec{.name = "admin", .bind_port = 9000, .slot_count = 2});
+  spec.frontends.push_back(FrontendSpec{.name = "mini_program", .bind_port = 18000, .default_backend = "business",
+                                        .routes = {RouteSpec{"/session", "session"}, RouteSpec{"/s2/", "session"}}});
+  auto c = render_config(spec);
+  REQUIRE(c);
+  const auto fe = c->find("frontend mini_program\n  bind 127.0.0.1:18000\n"
+                          "  use_backend session if { path_beg /session }\n"
+                          "  use_backend session if { path_beg /s2/ }\n"
+                          "  default_backend business\n");
+  CHECK(fe != std::string::npos);
+  // Backends without a port have no frontend of their own; the others keep theirs.
+  CHECK(c->find("frontend fe_business") == std::string::npos);
+  CHECK(c->find("frontend fe_session") == std::string::npos);
+  CHECK(c->find("frontend fe_admin\n  bind 127.0.0.1:9000\n  default_backend admin\n") != std::string::npos);
+  CHECK(c->find("backend business\n") != std::string::npos);
+  CHECK(c->find("backend session\n") != std::string::npos);
+
+  // Routes only, no default: unmatched requests get HAProxy's 503.
+  spec.frontends[0].default_backend.clear();
+  spec.frontends[0].routes.push_back(RouteSpec{"/", "business"});
+  c = render_config(spec);
+  REQUIRE(c);
+  CHECK(c->find("default_backend business") == std::string::npos);
+}
+
+TEST_CASE("render_config refuses bad shared frontends", "[haproxy][config][frontends]") {
+  ConfigSpec ok;
+  ok.stats_socket = "/tmp/a.sock";
+  ok.backends.push_back(BackendSpec{.name = "business", .bind_port = 0});
+  ok.backends.push_back(BackendSpec{.name = "session", .bind_port = 0});
+  ok.frontends.push_back(FrontendSpec{.name = "fe", .bind_port = 18000, .default_backend = "business",
+                                      .routes = {RouteSpec{"/session", "session"}}});
+  REQUIRE(render_config(ok));
+  auto bad = ok;
+  bad.frontends[0].routes[0].backend = "sessions";
+  CHECK(render_config(bad).error().find("backend 'sessions' is not a declared backend") != std::string::npos);
+  bad = ok;
+  bad.frontends[0].default_backend = "nope";
+  CHECK(render_config(bad).error().find("default_backend 'nope'") != std::string::npos);
+  bad = ok;
+  bad.frontends[0].routes[0].path_prefix = "session";
+  CHECK(render_config(bad).error().find("must start with '/'") != std::string::npos);
+  bad = ok;
+  bad.frontends[0].routes[0].path_prefix = "/a }";
+  CHECK_FALSE(render_config(bad));
+  bad = ok;
+  bad.frontends[0].bind_port = 0;
+  CHECK_FALSE(render_config(bad));
+  bad = ok;
+  bad.frontends.push_back(ok.frontends[0]);
+  CHECK(render_config(bad).error().find("twice") != std::string::npos);
+  bad = ok;
+  bad.frontends[0].default_backend.clear();
+  bad.frontends[0].routes.clear();
+  CHECK(render_config(bad).error().find("default_backend or at least one route") != std::string::npos);
+  bad = ok;
+  bad.frontends[0].routes.clear();  // session: no port and nothing routes to it
+  CHECK(render_config(bad).error().find("backend 'session': bind_port") != std::string::npos);
+  bad = ok;
+  bad.backends[1].bind_port = 18000;  // the same address as the shared frontend
+  CHECK(render_config(bad).error().find("bound twice") != std::string::npos);
+}
+
 TEST_CASE("slot names and free slots", "[haproxy][membership]") {
   CHECK(slot_index("s7", "s", 64) == 7u);
   CHECK_FALSE(slot_index("s0", "s", 64));
