@@ -365,6 +365,21 @@ void add_lifecycle(CLI::App& app, Request& request) {
   complete->callback([&request, body] {
     request = Request{"POST", "/v1/instances/" + enc(id) + "/lifecycle/complete", body(), render_object, nullptr};
   });
+  static std::string list_group;
+  auto* list = lifecycle->add_subcommand("list", "instances a lifecycle hook holds, with their tokens and deadlines");
+  list->add_option("group", list_group)->required();
+  list->callback([&request] {
+    const auto time_of = [](const char* key) {
+      return [key](const json& row) { return time_in_zone(row.value(key, std::int64_t{0}), "UTC"); };
+    };
+    request = Request{"GET", "/v1/groups/" + enc(list_group) + "/lifecycle-actions", std::nullopt,
+                      render_list("lifecycle_actions",
+                                  {field("INSTANCE", "instance_id"), field("HOOK", "hook"),
+                                   field("TRANSITION", "transition"), field("TOKEN", "token"),
+                                   Column{"DEADLINE (UTC)", time_of("deadline_ms")},
+                                   field("ON TIME-OUT", "default_result")}),
+                      nullptr};
+  });
   auto* heartbeat = lifecycle->add_subcommand("heartbeat", "restart the hook's heartbeat timeout");
   heartbeat->add_option("instance", id, "instance id")->required();
   heartbeat->add_option("--hook", hook, "the hook's name (default: the one it waits on)");
