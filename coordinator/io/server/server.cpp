@@ -494,6 +494,11 @@ bool Server::execute_one(const Command& command) {
             spdlog::error("store: {}", ok.error().message);
             return false;
           }
+          const LifecycleState state = c.instance.state;
+          if (state == LifecycleState::Terminated || state == LifecycleState::LaunchFailed ||
+              state == LifecycleState::Detached) {
+            m_metrics.forget_instance(c.instance.group, c.instance.id);
+          }
         } else if constexpr (std::is_same_v<T, PersistGroup>) {
           auto ok = m_store->update_group(c.group);
           if (!ok && ok.error().kind == store::StoreError::Kind::NotFound) ok = m_store->insert_group(c.group);
