@@ -92,7 +92,12 @@ class Fleet {
 
   int set_desired(int desired) const { return api("PATCH", "/v1/groups/web", json{{"desired", desired}}).status; }
 
-  [[nodiscard]] json group() const { return api("GET", "/v1/groups/web").body; }
+  // The group's JSON; an empty object when the coordinator does not answer
+  // (restarting), so callers polling with eventually() keep polling.
+  [[nodiscard]] json group() const {
+    json body = api("GET", "/v1/groups/web").body;
+    return body.is_object() ? body : json::object();
+  }
   [[nodiscard]] int in_service() const { return group().value("in_service", -1); }
   [[nodiscard]] int live_instances() const { return group().value("actual", -1); }
   [[nodiscard]] std::size_t app_processes() const {
