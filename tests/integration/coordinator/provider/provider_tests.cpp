@@ -266,7 +266,7 @@ TEST_CASE("local: launch starts a reachable application in its own process group
   const auto t0 = Clock::now();
   REQUIRE(do_terminate(loop, provider, launched->provider_id, 5'000));
   CHECK(Clock::now() - t0 < std::chrono::seconds(3));  // python exits on SIGTERM
-  CHECK_FALSE(can_connect(launched->address, launched->port));
+  CHECK(eventually([&] { return !can_connect(launched->address, launched->port); }, 3'000));
   CHECK_FALSE(fs::exists(sb.dir / "state" / "records" / (launched->provider_id + ".json")));
   CHECK(processes_tagged(sb.tag).empty());
   CHECK(provider.metrics().launch.calls == 1);
