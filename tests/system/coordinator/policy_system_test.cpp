@@ -2,6 +2,8 @@
 // alarm pair that scales out under real CPU load (requests that burn CPU in
 // tide-sample-app, through HAProxy) and back in when the load stops, and a
 // scheduled action that fires at its minute.
+#include <sys/wait.h>
+
 #include <chrono>
 #include <thread>
 
@@ -153,6 +155,21 @@ TEST_CASE("a launching hook holds a new instance out of rotation until it is com
   CHECK(fleet.api("GET", "/v1/instances/" + id).body.value("state", "") == "pending_launch_hook");
   CHECK(fleet.in_service() == 0);
   CHECK(st::http("GET", fleet.frontend(), "/").status == 503);  // HAProxy: no server in rotation
+
+  // tidectl shows the held instance and its token.
+  {
+    st::Child tidectl({std::string(TIDE_BIN_DIR) + "/tidectl", "--endpoint", fleet.api_endpoint(), "lifecycle", "list",
+                       "web"},
+                      fleet.dir() / "tidectl.log");
+    const auto status = tidectl.wait(10s);
+    REQUIRE(status.has_value());
+    CHECK(WIFEXITED(*status));
+    CHECK(WEXITSTATUS(*status) == 0);
+    const std::string listed = st::read_file(fleet.dir() / "tidectl.log");
+    INFO(listed);
+    CHECK(listed.find(id) != std::string::npos);
+    CHECK(listed.find(token) != std::string::npos);
+  }
 
   // A heartbeat moves the deadline; a wrong token is refused; the right one completes it.
   const auto beat = fleet.api("POST", "/v1/instances/" + id + "/lifecycle/heartbeat", json{{"hook", "warm-cache"}});
