@@ -4,13 +4,15 @@
 #include <cmath>
 #include <utility>
 
+#include "coordinator/core/enum_names.hpp"
+
 namespace tide::coordinator {
 
 namespace {
 
-// One table per enum: the single source of each spelling, used both ways.
-template <class E, std::size_t N>
-using Names = std::array<std::pair<E, std::string_view>, N>;
+using detail::Names;
+using detail::name_of;
+using detail::value_of;
 
 constexpr Names<TerminationPolicy, 3> kTerminationPolicyNames{{
     {TerminationPolicy::OldestInstance, "oldest_instance"},
@@ -66,22 +68,6 @@ constexpr Names<ActivityStatus, 5> kActivityStatusNames{{
     {ActivityStatus::Failed, "failed"},
     {ActivityStatus::Cancelled, "cancelled"},
 }};
-
-template <class E, std::size_t N>
-std::string_view name_of(const Names<E, N>& names, E value) {
-  for (const auto& [v, n] : names) {
-    if (v == value) return n;
-  }
-  return "unknown";  // unreachable for a valid enumerator
-}
-
-template <class E, std::size_t N>
-std::optional<E> value_of(const Names<E, N>& names, std::string_view text) {
-  for (const auto& [v, n] : names) {
-    if (n == text) return v;
-  }
-  return std::nullopt;
-}
 
 }  // namespace
 

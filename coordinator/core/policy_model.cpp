@@ -5,12 +5,15 @@
 #include <cmath>
 #include <utility>
 
+#include "coordinator/core/enum_names.hpp"
+
 namespace tide::coordinator {
 
 namespace {
 
-template <class E, std::size_t N>
-using Names = std::array<std::pair<E, std::string_view>, N>;
+using detail::Names;
+using detail::name_of;
+using detail::value_of;
 
 constexpr Names<Statistic, 3> kStatisticNames{{
     {Statistic::Average, "average"},
@@ -51,22 +54,6 @@ constexpr Names<NotificationEvent, 7> kEventNames{{
     {NotificationEvent::ReplaceFailed, "replace_failed"},
     {NotificationEvent::HookTimeout, "hook_timeout"},
 }};
-
-template <class E, std::size_t N>
-std::string_view name_of(const Names<E, N>& names, E value) {
-  for (const auto& [v, n] : names) {
-    if (v == value) return n;
-  }
-  return "unknown";
-}
-
-template <class E, std::size_t N>
-std::optional<E> value_of(const Names<E, N>& names, std::string_view text) {
-  for (const auto& [v, n] : names) {
-    if (n == text) return v;
-  }
-  return std::nullopt;
-}
 
 tl::unexpected<ModelError> fail(std::string message) {
   return tl::unexpected<ModelError>(ModelError{std::move(message)});

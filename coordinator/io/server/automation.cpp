@@ -86,10 +86,11 @@ std::optional<TimeMs> Server::next_schedule_fire(const ScheduledAction& action, 
 }
 
 void Server::forget_group_specs(const std::string& group) {
-  for (auto* map : {&m_specs.policies}) std::erase_if(*map, [&](const auto& item) { return item.first.first == group; });
-  std::erase_if(m_specs.schedules, [&](const auto& item) { return item.first.first == group; });
-  std::erase_if(m_specs.hooks, [&](const auto& item) { return item.first.first == group; });
-  std::erase_if(m_specs.notifications, [&](const auto& item) { return item.first.first == group; });
+  const auto of_group = [&](const auto& item) { return item.first.first == group; };
+  std::erase_if(m_specs.policies, of_group);
+  std::erase_if(m_specs.schedules, of_group);
+  std::erase_if(m_specs.hooks, of_group);
+  std::erase_if(m_specs.notifications, of_group);
   m_autoscaler.remove_group(group);
   m_metrics.remove_group(group);
 }
@@ -211,29 +212,30 @@ tl::expected<nlohmann::json, ApiResponse> Server::execute_policy_now(const std::
                         {"cause", decision->cause}};
 }
 
-void Server::notify_activity(const Activity& activity) {
-  if (m_notifier == nullptr || activity.status == ActivityStatus::Running) return;
-  if (!notification_event_for(activity)) return;
-  std::vector<NotificationTarget> targets;
-  for (const auto& [key, target] : m_specs.notifications) {
-    if (key.first == activity.group) targets.push_back(target);
-  }
-  if (targets.empty()) return;
-  NotificationOptions options;
-  options.tide_version = TIDE_VERSION;
-  m_notifier->send(notifications_for(activity, targets, options));
-}
-
-void Server::notify_hook_timeout(const HookTimeout& timeout) {
+void Server::notify(const std::string& group, const std::function<std::vector<OutgoingNotification>(
+                                                  const std::vector<NotificationTarget>&, const NotificationOptions&)>& build) {
   if (m_notifier == nullptr) return;
   std::vector<NotificationTarget> targets;
   for (const auto& [key, target] : m_specs.notifications) {
-    if (key.first == timeout.group) targets.push_back(target);
+    if (key.first == group) targets.push_back(target);
   }
   if (targets.empty()) return;
   NotificationOptions options;
   options.tide_version = TIDE_VERSION;
-  m_notifier->send(notifications_for(timeout, targets, options));
+  m_notifier->send(build(targets, options));
+}
+
+void Server::notify_activity(const Activity& activity) {
+  if (activity.status == ActivityStatus::Running || !notification_event_for(activity)) return;
+  notify(activity.group, [&](const auto& targets, const auto& options) {
+    return notifications_for(activity, targets, options);
+  });
+}
+
+void Server::notify_hook_timeout(const HookTimeout& timeout) {
+  notify(timeout.group, [&](const auto& targets, const auto& options) {
+    return notifications_for(timeout, targets, options);
+  });
 }
 
 void Server::hooks_changed(const std::string& group) {

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "coordinator/io/json/json_model.hpp"
+#include "coordinator/io/server/route_helpers.hpp"
 #include "coordinator/io/server/server.hpp"
 #include "coordinator/io/store/store.hpp"
 #include "coordinator/io/provider/provider.hpp"
@@ -16,20 +17,27 @@ using nlohmann::json;
 
 namespace {
 
-ApiResponse created(json body) {
+ApiResponse created(json body) { return respond(201, std::move(body)); }
+
+ApiResponse ok(json body) { return respond(200, std::move(body)); }
+
+bool is_live(const Instance& instance) {
+  return instance.state != LifecycleState::Terminated && instance.state != LifecycleState::LaunchFailed &&
+         instance.state != LifecycleState::Detached;
+}
+
+}  // namespace
+
+ApiResponse respond(int status, json body) {
   ApiResponse response;
-  response.status = 201;
+  response.status = status;
   response.body = std::move(body);
   return response;
 }
 
-ApiResponse ok(json body) {
-  ApiResponse response;
-  response.body = std::move(body);
-  return response;
+ApiResponse from_json_error(const JsonError& error) {
+  return api_error(400, error.field.empty() ? error.message : error.field + ": " + error.message, error.field);
 }
-
-ApiResponse from_json_error(const JsonError& error) { return api_error(400, error.field.empty() ? error.message : error.field + ": " + error.message, error.field); }
 
 ApiResponse from_store_error(const store::StoreError& error) {
   switch (error.kind) {
@@ -51,13 +59,6 @@ const json& body_or_empty(const ApiRequest& request) {
   static const json kEmpty = json::object();
   return request.body ? *request.body : kEmpty;
 }
-
-bool is_live(const Instance& instance) {
-  return instance.state != LifecycleState::Terminated && instance.state != LifecycleState::LaunchFailed &&
-         instance.state != LifecycleState::Detached;
-}
-
-}  // namespace
 
 void Server::register_routes() {
   HttpApi& api = *m_api;

@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "coordinator/io/json/policy_json.hpp"
+#include "coordinator/io/server/route_helpers.hpp"
 #include "coordinator/io/server/server.hpp"
 #include "coordinator/io/store/store.hpp"
 
@@ -23,29 +24,9 @@ using nlohmann::json;
 
 namespace {
 
-ApiResponse spec_store_error(const store::StoreError& error) {
-  switch (error.kind) {
-    case store::StoreError::Kind::NotFound: return api_error(404, error.message);
-    case store::StoreError::Kind::Invalid: return api_error(400, error.message);
-    case store::StoreError::Kind::InUse:
-    case store::StoreError::Kind::Constraint: return api_error(409, error.message);
-    case store::StoreError::Kind::Io:
-    case store::StoreError::Kind::Corrupt:
-    case store::StoreError::Kind::Busy:
-    case store::StoreError::Kind::NewerSchema:
-    case store::StoreError::Kind::Internal: break;
-  }
-  return api_error(500, error.message);
-}
-
-const json& body_of(const ApiRequest& request) {
-  static const json kEmpty = json::object();
-  return request.body ? *request.body : kEmpty;
-}
-
 // The body names the spec by the URL; a `name` in the body must agree.
 tl::expected<json, ApiResponse> named_body(const ApiRequest& request) {
-  const json& body = body_of(request);
+  const json& body = body_or_empty(request);
   if (!body.is_object()) return tl::make_unexpected(api_error(400, "the body must be a JSON object"));
   json named = body;
   const std::string& name = request.path_params.at(1);
@@ -55,17 +36,6 @@ tl::expected<json, ApiResponse> named_body(const ApiRequest& request) {
   }
   named["name"] = name;
   return named;
-}
-
-ApiResponse respond(int status, json body) {
-  ApiResponse response;
-  response.status = status;
-  response.body = std::move(body);
-  return response;
-}
-
-ApiResponse bad_body(const JsonError& error) {
-  return api_error(400, error.field.empty() ? error.message : error.field + ": " + error.message, error.field);
 }
 
 }  // namespace
@@ -108,9 +78,9 @@ void Server::register_spec_routes() {
     auto body = named_body(request);
     if (!body) return body.error();
     auto policy = policy_from_json(*body, request.path_params.at(0));
-    if (!policy) return bad_body(policy.error());
+    if (!policy) return from_json_error(policy.error());
     if (auto check = check_policy_metric(*policy); !check) return api_error(400, check.error(), "metric");
-    if (auto stored = m_store->put_policy(*policy, now_ms()); !stored) return spec_store_error(stored.error());
+    if (auto stored = m_store->put_policy(*policy, now_ms()); !stored) return from_store_error(stored.error());
     const bool existed = m_specs.policies.count({request.path_params.at(0), request.path_params.at(1)}) != 0;
     put_policy_in_memory(*policy);
     return respond(existed ? 200 : 201, to_json(*policy));
@@ -119,13 +89,13 @@ void Server::register_spec_routes() {
     const std::string& group = request.path_params.at(0);
     const std::string& name = request.path_params.at(1);
     if (auto deleted = m_store->delete_spec(store::SpecKind::Policy, group, name); !deleted) {
-      return spec_store_error(deleted.error());
+      return from_store_error(deleted.error());
     }
     remove_policy_in_memory(group, name);
     return respond(200, json{{"message", "deleted policy " + name}});
   });
   api.route("POST", base + "policies" + one + "/execute", [=, this](const ApiRequest& request) {
-    const json& body = body_of(request);
+    const json& body = body_or_empty(request);
     if (!body.is_object()) return api_error(400, "the body must be a JSON object");
     if (body.contains("honour_cooldown") && !body["honour_cooldown"].is_boolean()) {
       return api_error(400, "honour_cooldown: must be true or false", "honour_cooldown");
@@ -155,7 +125,7 @@ void Server::register_spec_routes() {
     auto body = named_body(request);
     if (!body) return body.error();
     auto action = scheduled_action_from_json(*body, request.path_params.at(0));
-    if (!action) return bad_body(action.error());
+    if (!action) return from_json_error(action.error());
     if (auto check = check_schedule(*action); !check) return api_error(400, check.error().message, check.error().field);
     const auto key = std::pair{action->group, action->name};
     const auto existing = m_specs.schedules.find(key);
@@ -170,7 +140,7 @@ void Server::register_spec_routes() {
       action->last_fired_ms = now_ms();
     }
     if (auto stored = m_store->put_scheduled_action(*action, now_ms()); !stored) {
-      return spec_store_error(stored.error());
+      return from_store_error(stored.error());
     }
     m_specs.schedules[key] = *action;
     return respond(existed ? 200 : 201, spec_json(*action));
@@ -179,7 +149,7 @@ void Server::register_spec_routes() {
     const std::string& group = request.path_params.at(0);
     const std::string& name = request.path_params.at(1);
     if (auto deleted = m_store->delete_spec(store::SpecKind::ScheduledAction, group, name); !deleted) {
-      return spec_store_error(deleted.error());
+      return from_store_error(deleted.error());
     }
     m_specs.schedules.erase({group, name});
     return respond(200, json{{"message", "deleted scheduled action " + name}});
@@ -204,8 +174,8 @@ void Server::register_spec_routes() {
     auto body = named_body(request);
     if (!body) return body.error();
     auto hook = lifecycle_hook_from_json(*body, request.path_params.at(0));
-    if (!hook) return bad_body(hook.error());
-    if (auto stored = m_store->put_lifecycle_hook(*hook, now_ms()); !stored) return spec_store_error(stored.error());
+    if (!hook) return from_json_error(hook.error());
+    if (auto stored = m_store->put_lifecycle_hook(*hook, now_ms()); !stored) return from_store_error(stored.error());
     const auto key = std::pair{hook->group, hook->name};
     const bool existed = m_specs.hooks.count(key) != 0;
     m_specs.hooks[key] = *hook;
@@ -216,7 +186,7 @@ void Server::register_spec_routes() {
     const std::string& group = request.path_params.at(0);
     const std::string& name = request.path_params.at(1);
     if (auto deleted = m_store->delete_spec(store::SpecKind::LifecycleHook, group, name); !deleted) {
-      return spec_store_error(deleted.error());
+      return from_store_error(deleted.error());
     }
     m_specs.hooks.erase({group, name});
     hooks_changed(group);
@@ -244,7 +214,7 @@ void Server::register_spec_routes() {
   // no hook is named); /v1/lifecycle/complete takes a token alone.
   const auto lifecycle_body = [](const ApiRequest& request, bool needs_result)
       -> tl::expected<std::tuple<std::string, std::string, HookResult>, ApiResponse> {
-    const json& body = body_of(request);
+    const json& body = body_or_empty(request);
     if (!body.is_object()) return tl::make_unexpected(api_error(400, "the body must be a JSON object"));
     for (const auto& [key, value] : body.items()) {
       if (key != "hook" && key != "token" && key != "result") return tl::make_unexpected(api_error(400, key + ": unknown field", key));
@@ -320,9 +290,9 @@ void Server::register_spec_routes() {
     auto body = named_body(request);
     if (!body) return body.error();
     auto target = notification_target_from_json(*body, request.path_params.at(0));
-    if (!target) return bad_body(target.error());
+    if (!target) return from_json_error(target.error());
     if (auto stored = m_store->put_notification_target(*target, now_ms()); !stored) {
-      return spec_store_error(stored.error());
+      return from_store_error(stored.error());
     }
     const auto key = std::pair{target->group, target->name};
     const bool existed = m_specs.notifications.count(key) != 0;
@@ -333,7 +303,7 @@ void Server::register_spec_routes() {
     const std::string& group = request.path_params.at(0);
     const std::string& name = request.path_params.at(1);
     if (auto deleted = m_store->delete_spec(store::SpecKind::NotificationTarget, group, name); !deleted) {
-      return spec_store_error(deleted.error());
+      return from_store_error(deleted.error());
     }
     m_specs.notifications.erase({group, name});
     return respond(200, json{{"message", "deleted notification target " + name}});

@@ -125,6 +125,10 @@ class Server final : public AgentGatewayHandler {
   void run_schedules(TimeMs now);
   void run_policies(TimeMs now);
   void automation_tick();
+  // Sends what `build` makes for the group's notification targets, if any.
+  void notify(const std::string& group,
+              const std::function<std::vector<OutgoingNotification>(const std::vector<NotificationTarget>&,
+                                                                    const NotificationOptions&)>& build);
   void notify_activity(const Activity& activity);
   void notify_hook_timeout(const HookTimeout& timeout);
 
