@@ -39,6 +39,58 @@ bool is_in_service(const Instance& i) {
   return i.state == LifecycleState::InService && i.health == Health::Healthy;
 }
 
+// Launched but not in service yet: a replacement in one of these states
+// still takes room under the group's replacement limit.
+bool is_starting(LifecycleState state) {
+  return state == LifecycleState::Pending || state == LifecycleState::Booting ||
+         state == LifecycleState::PendingLaunchHook || state == LifecycleState::Warming;
+}
+
+// What the reconciler decides on, per group (Fleet::GroupState::tally). Each
+// instance adds its tally_bits(); Fleet::retally() keeps the sum current.
+struct Tally {
+  std::uint32_t counting = 0;     // counts(): toward desired
+  std::uint32_t replacing = 0;    // counting replacements not in service yet
+  std::uint32_t unhealthy = 0;    // counting and unhealthy (fail-static share)
+  std::uint32_t replaceable = 0;  // counting, unhealthy and not protected
+  friend bool operator==(const Tally&, const Tally&) = default;
+};
+
+constexpr std::uint8_t kCounting = 1U << 0U;
+constexpr std::uint8_t kReplacing = 1U << 1U;
+constexpr std::uint8_t kUnhealthy = 1U << 2U;
+constexpr std::uint8_t kReplaceable = 1U << 3U;
+
+std::uint8_t tally_bits(const Instance& i) {
+  if (!counts(i)) return 0;
+  unsigned bits = kCounting;
+  if (i.runtime.is_replacement && is_starting(i.state)) bits |= kReplacing;
+  if (i.health == Health::Unhealthy) {
+    bits |= kUnhealthy;
+    if (!i.protected_from_scale_in) bits |= kReplaceable;
+  }
+  return static_cast<std::uint8_t>(bits);
+}
+
+void add_bits(Tally& t, std::uint8_t bits) {
+  if ((bits & kCounting) != 0) ++t.counting;
+  if ((bits & kReplacing) != 0) ++t.replacing;
+  if ((bits & kUnhealthy) != 0) ++t.unhealthy;
+  if ((bits & kReplaceable) != 0) ++t.replaceable;
+}
+
+void remove_bits(Tally& t, std::uint8_t bits) {
+  if ((bits & kCounting) != 0) --t.counting;
+  if ((bits & kReplacing) != 0) --t.replacing;
+  if ((bits & kUnhealthy) != 0) --t.unhealthy;
+  if ((bits & kReplaceable) != 0) --t.replaceable;
+}
+
+std::string describe(const Tally& t) {
+  return "counting " + std::to_string(t.counting) + ", replacing " + std::to_string(t.replacing) + ", unhealthy " +
+         std::to_string(t.unhealthy) + ", replaceable " + std::to_string(t.replaceable);
+}
+
 bool is_hook_state(LifecycleState state) {
   return state == LifecycleState::PendingLaunchHook || state == LifecycleState::PendingTerminateHook;
 }
@@ -158,6 +210,7 @@ bool wants_rotation(const Instance& i) {
 struct Fleet::GroupState {
   ScalingGroup cfg;
   std::vector<Member> members;
+  Tally tally;                             // sum of the members' tally_bits (Fleet::retally)
   std::uint32_t consecutive_failures = 0;  // failed launches in a row (retry policy)
   TimeMs next_launch_ms = 0;               // launches wait until then
   bool launch_waiting = false;             // a Tick must reconcile once next_launch_ms passes
@@ -180,6 +233,7 @@ struct Fleet::Entry {
   Instance inst;
   GroupState* group = nullptr;
   std::size_t member_index = 0;
+  std::uint8_t tally_bits = 0;       // what this entry adds to group->tally
   std::vector<HookAction> actions;   // only in pending_launch_hook / pending_terminate_hook
   TimeMs hook_deadline_ms = kNever;  // earliest action deadline (kAtOnce for a removed hook)
   std::string hook_note;             // this transition's hook outcomes, for activity messages
@@ -214,10 +268,58 @@ void Fleet::update_deadline(Entry& e) {
   e.group->members[e.member_index].deadline_ms = std::min(deadline, e.hook_deadline_ms);
 }
 
+void Fleet::retally(Entry& e) {
+  const std::uint8_t bits = tally_bits(e.inst);
+  if (bits == e.tally_bits) return;
+  remove_bits(e.group->tally, e.tally_bits);
+  add_bits(e.group->tally, bits);
+  e.tally_bits = bits;
+}
+
+std::string Fleet::audit_group(const GroupState& g) {
+  Tally recount;
+  for (std::size_t k = 0; k < g.members.size(); ++k) {
+    const Entry& e = *g.members[k].entry;
+    if (e.group != &g || e.member_index != k) {
+      return "group " + g.cfg.name + ": member " + std::to_string(k) + " (" + e.inst.id + ") has index " +
+             std::to_string(e.member_index) + (e.group != &g ? " and another group" : "");
+    }
+    if (e.tally_bits != tally_bits(e.inst)) {
+      return "group " + g.cfg.name + ": instance " + e.inst.id + " (" + std::string(to_string(e.inst.state)) +
+             ") is tallied as " + std::to_string(e.tally_bits) + ", is " + std::to_string(tally_bits(e.inst));
+    }
+    add_bits(recount, e.tally_bits);
+  }
+  if (!(recount == g.tally)) {
+    return "group " + g.cfg.name + ": tally " + describe(g.tally) + "; recount " + describe(recount);
+  }
+  return {};
+}
+
+std::string Fleet::audit() const {
+  std::size_t members = 0;
+  for (const auto& [name, g] : m_groups) {
+    if (std::string error = audit_group(*g); !error.empty()) return error;
+    members += g->members.size();
+  }
+  for (const auto& [id, e] : m_instances) {
+    const GroupState* g = e->group;
+    if (g == nullptr || e->member_index >= g->members.size() || g->members[e->member_index].entry != e.get()) {
+      return "instance " + id + " is not at its place in its group's members";
+    }
+  }
+  if (members != m_instances.size()) {
+    return std::to_string(members) + " group members but " + std::to_string(m_instances.size()) + " instances";
+  }
+  return {};
+}
+
 void Fleet::add_member(GroupState& g, Entry& e) {
   e.group = &g;
   e.member_index = g.members.size();
+  e.tally_bits = 0;
   g.members.push_back(Member{&e, kNever});
+  retally(e);
   update_deadline(e);
 }
 
@@ -229,6 +331,8 @@ void Fleet::erase(Entry& e) {
     g.members[index].entry->member_index = index;
   }
   g.members.pop_back();
+  remove_bits(g.tally, e.tally_bits);
+  e.tally_bits = 0;
   drop_actions(e);
   const std::string id = e.inst.id;  // e dies with the erase below
   m_instances.erase(id);
@@ -240,6 +344,7 @@ void Fleet::set_state(Entry& e, LifecycleState to, TimeMs now) {
   if (!e.actions.empty() && !is_hook_state(to)) drop_actions(e);
   e.inst.state = to;
   e.inst.state_since_ms = now;
+  retally(e);
 }
 
 // ---- activities -------------------------------------------------------------
@@ -497,6 +602,7 @@ tl::expected<void, ModelError> Fleet::set_protected(std::string_view instance_id
   if (e == nullptr) return fail("unknown instance " + std::string(instance_id));
   if (e->inst.protected_from_scale_in == value) return {};
   e->inst.protected_from_scale_in = value;
+  retally(*e);
   persist(*e, out);
   // Unprotecting may allow a pending scale-in or replacement.
   reconcile(*e->group, now_ms, out, "protection of " + e->inst.id + (value ? " set" : " cleared"));
@@ -540,19 +646,20 @@ void Fleet::mark_unhealthy(Entry& e, std::string reason, TimeMs now) {
   e.inst.health = Health::Unhealthy;
   e.inst.health_reason = std::move(reason);
   e.inst.unhealthy_since_ms = now;
+  retally(e);
   update_deadline(e);
 }
 
 void Fleet::health_changed(GroupState& g, std::span<Entry* const> changed, TimeMs now, std::vector<Command>& out) {
-  if (!g.fail_static) {
-    std::size_t total = 0;
+  // Those that turned unhealthy within the window are some of the unhealthy
+  // ones: count them only when the unhealthy could be too many.
+  const std::size_t total = g.tally.counting;
+  if (!g.fail_static && exceeds_share(g.tally.unhealthy, total, g.cfg.fail_static_share)) {
     std::size_t recent = 0;
     const TimeMs window_start = now - g.cfg.liveness_window_ms;
     for (const Member& m : g.members) {
       const Instance& i = m.entry->inst;
-      if (!counts(i)) continue;
-      ++total;
-      if (i.health == Health::Unhealthy && i.unhealthy_since_ms > window_start) ++recent;
+      if ((m.entry->tally_bits & kUnhealthy) != 0 && i.unhealthy_since_ms > window_start) ++recent;
     }
     if (exceeds_share(recent, total, g.cfg.fail_static_share)) {
       g.fail_static = true;
@@ -583,14 +690,8 @@ void Fleet::health_changed(GroupState& g, std::span<Entry* const> changed, TimeM
 
 void Fleet::check_fail_static_exit(GroupState& g, TimeMs now, std::vector<Command>& out) {
   if (!g.fail_static) return;
-  std::size_t total = 0;
-  std::size_t unhealthy = 0;
-  for (const Member& m : g.members) {
-    const Instance& i = m.entry->inst;
-    if (!counts(i)) continue;
-    ++total;
-    if (i.health == Health::Unhealthy) ++unhealthy;
-  }
+  const std::size_t total = g.tally.counting;
+  const std::size_t unhealthy = g.tally.unhealthy;
   if (exceeds_share(unhealthy, total, g.cfg.fail_static_share)) return;
   g.fail_static = false;
   auto it = m_activities.find(g.fail_static_activity);
@@ -647,6 +748,7 @@ void Fleet::begin_drain(Entry& e, ExitReason reason, const std::string& activity
                         std::vector<Command>& out, LifecycleEvent event) {
   Instance& i = e.inst;
   i.exit_reason = reason;
+  retally(e);
   if (!activity_id.empty()) i.activity_id = activity_id;
   if (i.state == LifecycleState::Pending) {
     // The launch is in flight: the provider's answer decides (drain right
@@ -704,32 +806,26 @@ void Fleet::finish_terminal(Entry& e, bool ok, const std::string& message, TimeM
 
 // ---- the reconciler ---------------------------------------------------------
 
+// Decides on the group's tally alone; walks the members only to choose which
+// instances to replace or scale in (the tally says when there are some).
 void Fleet::reconcile(GroupState& g, TimeMs now, std::vector<Command>& out, std::string_view why) {
-  std::size_t counting = 0;
-  std::uint32_t replacing = 0;
-  std::vector<Entry*> unhealthy;
-  for (const Member& m : g.members) {
-    Instance& i = m.entry->inst;
-    if (!counts(i)) continue;
-    ++counting;
-    if (i.runtime.is_replacement &&
-        (i.state == LifecycleState::Pending || i.state == LifecycleState::Booting ||
-         i.state == LifecycleState::PendingLaunchHook || i.state == LifecycleState::Warming)) {
-      ++replacing;
-    }
-    if (i.health == Health::Unhealthy && !i.protected_from_scale_in) unhealthy.push_back(m.entry);
-  }
+  assert(audit_group(g).empty());
   const bool may_launch = now >= g.next_launch_ms;
   g.launch_waiting = false;
 
   // Replace unhealthy instances: launch first, then remove; rate limited. A
   // disabled group replaces nothing (and runs no policies or schedules,
   // which live in the shell), but still follows desired changes a user makes.
-  if (g.cfg.enabled && !g.fail_static && !unhealthy.empty()) {
+  if (g.cfg.enabled && !g.fail_static && g.tally.replaceable > 0) {
     if (!may_launch) {
       g.launch_waiting = true;
-    } else {
-      const std::uint32_t limit = replacement_limit(g.cfg);
+    } else if (const std::uint32_t limit = replacement_limit(g.cfg); g.tally.replacing < limit) {
+      std::uint32_t replacing = g.tally.replacing;
+      std::vector<Entry*> unhealthy;
+      unhealthy.reserve(g.tally.replaceable);
+      for (const Member& m : g.members) {
+        if ((m.entry->tally_bits & kReplaceable) != 0) unhealthy.push_back(m.entry);
+      }
       std::sort(unhealthy.begin(), unhealthy.end(), [](const Entry* a, const Entry* b) {
         return std::tie(a->inst.unhealthy_since_ms, a->inst.id) < std::tie(b->inst.unhealthy_since_ms, b->inst.id);
       });
@@ -752,14 +848,7 @@ void Fleet::reconcile(GroupState& g, TimeMs now, std::vector<Command>& out, std:
   }
 
   // Capacity: bring counting instances to desired.
-  counting = 0;
-  std::vector<const Instance*> candidates;
-  for (const Member& m : g.members) {
-    if (counts(m.entry->inst)) {
-      ++counting;
-      candidates.push_back(&m.entry->inst);
-    }
-  }
+  const std::size_t counting = g.tally.counting;
   const std::size_t desired = g.cfg.desired;
   if (counting < desired) {
     if (!may_launch) {
@@ -779,6 +868,11 @@ void Fleet::reconcile(GroupState& g, TimeMs now, std::vector<Command>& out, std:
     out.emplace_back(UpdateActivity{act.activity});
   } else if (counting > desired) {
     const std::size_t n = counting - desired;
+    std::vector<const Instance*> candidates;
+    candidates.reserve(counting);
+    for (const Member& m : g.members) {
+      if ((m.entry->tally_bits & kCounting) != 0) candidates.push_back(&m.entry->inst);
+    }
     std::vector<const Instance*> chosen = choose_scale_in(candidates, g.cfg, n, m_rng);
     if (chosen.empty()) return;  // all protected
     std::string cause = std::string(why) + ": desired " + std::to_string(desired) + ", " + std::to_string(counting) +
@@ -891,6 +985,7 @@ void Fleet::on_report(const AgentReport& ev, TimeMs now, std::vector<Command>& o
       i.health_reason.clear();
       i.unhealthy_since_ms = 0;
       i.runtime.health_held = false;
+      retally(*e);
       update_deadline(*e);
     }
     GroupState& g = *e->group;
@@ -903,6 +998,7 @@ void Fleet::on_report(const AgentReport& ev, TimeMs now, std::vector<Command>& o
   if (i.runtime.is_replacement && i.state == LifecycleState::InService) {
     // A replacement is in service: the rate limit has room for the next one.
     i.runtime.is_replacement = false;
+    retally(*e);
     reconcile(*e->group, now, out, "replacement " + i.id + " in service");
   }
 }
@@ -960,6 +1056,7 @@ void Fleet::on_launch_succeeded(const LaunchSucceeded& ev, TimeMs now, std::vect
   // until it is terminated.
   const ExitReason reason = i.exit_reason;
   i.exit_reason = ExitReason::None;
+  retally(*e);
   begin_drain(*e, reason, {}, now, out);
 }
 
@@ -1369,6 +1466,7 @@ void Fleet::hooks_done(Entry& e, HookResult result, const std::string& hook_name
       apply_rule(e, now, out);  // already ready: into rotation at once
       if (i.runtime.is_replacement && i.state == LifecycleState::InService) {
         i.runtime.is_replacement = false;
+        retally(e);
         reconcile(g, now, out, "replacement " + i.id + " in service");
       }
       return;

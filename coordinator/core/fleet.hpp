@@ -9,6 +9,13 @@
 // of (instance, next deadline) so a Tick scans 16-byte entries and touches
 // only instances whose timer is due. A REPORT that changes nothing costs one
 // hash lookup and a few compares and emits nothing.
+//
+// Tallies: each group keeps the counts the reconciler decides on (instances
+// that count toward desired, replacements not yet in service, unhealthy
+// ones) up to date at every change (Fleet::retally), so a reconcile that has
+// nothing to do costs O(1) instead of a walk over every instance; it walks the
+// members only to choose which ones to replace or scale in. audit() recounts
+// them.
 #pragma once
 
 #include <cstdint>
@@ -232,6 +239,11 @@ class Fleet {
   [[nodiscard]] std::vector<PendingLifecycleAction> lifecycle_actions(std::string_view group) const;
   [[nodiscard]] std::vector<LifecycleHook> hooks(std::string_view group) const;
 
+  // Self-check for tests and debug builds, O(instances): recounts every
+  // group's tallies and member index and describes the first difference from
+  // what the fleet keeps incrementally. Empty when they agree.
+  [[nodiscard]] std::string audit() const;
+
  private:
   struct Entry;
   struct GroupState;
@@ -289,6 +301,12 @@ class Fleet {
   void check_fail_static_exit(GroupState& g, TimeMs now, std::vector<Command>& out);
   void finish_terminal(Entry& e, bool ok, const std::string& message, TimeMs now, std::vector<Command>& out);
   void persist(const Entry& e, std::vector<Command>& out);
+  // Brings the group's tally up to date with `e`. Call it after every write
+  // of a field the tally reads (state, exit_reason, health,
+  // protected_from_scale_in, runtime.is_replacement); debug builds and
+  // audit() recount to catch a missed call.
+  void retally(Entry& e);
+  [[nodiscard]] static std::string audit_group(const GroupState& g);
   void update_deadline(Entry& e);
   void add_member(GroupState& g, Entry& e);
   void erase(Entry& e);
