@@ -4,18 +4,24 @@
 // with a handler that accepts every HELLO and, per REPORT, updates an entry
 // of a hash map keyed by instance id (about what the control loop's fast path
 // does). The agents are simulated in child processes (fork + exec of this
-// binary with --swarm), --per-process agents each, because every DEALER costs
-// file descriptors and the hard limit per process is 20,000. Each simulated
-// agent is its own transport::Dealer (its own TCP connection, CURVE key pair
-// when --curve), says HELLO, then sends one REPORT per second, the agents'
-// phases spread over the second.
+// binary with --swarm), --per-process agents each. A simulated agent is one
+// nonblocking TCP connection speaking ZMTP 3.0 as a DEALER through our own
+// small client (zmtp_client.hpp: one epoll loop drives all of a process's
+// connections), not a libzmq socket: a libzmq DEALER per agent (socket,
+// mailbox, I/O-thread work) made a 10,000-agent swarm take more CPU than the
+// gateway it was meant to measure. Each agent has its routing id
+// "a:<instance>" and, with --curve, its own CURVE key pair; it says HELLO,
+// then sends one REPORT per second, the agents' phases spread over the second.
 //
 // Once every agent has a session (plus a short settling time), the bench
 // measures over --seconds: REPORTs/s received, the gateway's p50/p99 report
 // processing latency (AgentGateway::report_latency(): decode + handler), the
-// loop's timer lag (how long a frame can wait before it is processed), and
-// this process's CPU % (of one core, /proc/self/stat) and peak RSS (VmHWM,
-// /proc/self/status). Children get SIGTERM at the end, SIGKILL if they
+// end-to-end latency of each REPORT (the swarm stamps it with the wall clock
+// in microseconds just before it is written, metrics.custom["bench_sent_us"];
+// the handler takes now - stamp: socket buffers, the gateway's ZeroMQ I/O
+// thread, waiting for the loop, decode), the loop's timer lag, this process's
+// CPU % (of one core, /proc/self/stat) and peak RSS (VmHWM, /proc/self/status),
+// and the swarm processes' CPU. Children get SIGTERM at the end, SIGKILL if they
 // linger, and die with the parent (PR_SET_PDEATHSIG) and by their own deadline.
 //
 // Usage: bench_ingest [--agents N] [--curve] [--seconds S] [--per-process K]
@@ -27,11 +33,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -39,16 +47,17 @@
 #include <vector>
 
 #include <uv.h>
-#include <zmq.hpp>
 
 #include "coordinator/io/server/agent_gateway.hpp"
 #include "protocol/codec.hpp"
 #include "protocol/messages.hpp"
+#include "protocol/transport/common.hpp"
 #include "protocol/transport/curve.hpp"
-#include "protocol/transport/dealer.hpp"
+#include "tests/bench/coordinator/zmtp_client.hpp"
 
 namespace proto = tide::protocol;
 namespace tx = tide::transport;
+namespace zmtp = tide::zmtp;
 using tide::coordinator::AgentGateway;
 using tide::coordinator::AgentGatewayHandler;
 using tide::coordinator::GatewayConfig;
@@ -57,6 +66,10 @@ using tide::coordinator::HelloVerdict;
 namespace {
 
 constexpr std::uint32_t kReportIntervalMs = 1000;
+constexpr std::uint64_t kTickMs = 10;
+// The wall-clock stamp (µs since the Unix epoch) a swarm puts in each REPORT.
+// A double holds integers up to 2^53 exactly: µs stamps until the year 2255.
+constexpr const char* kSentStampMetric = "bench_sent_us";
 
 void raise_fd_limit() {
   rlimit limit{};
@@ -73,18 +86,34 @@ rlim_t fd_limit() {
 
 std::string instance_name(std::uint64_t index) { return "i-" + std::to_string(index); }
 
+std::uint64_t steady_ms() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
+}
+
+std::uint64_t wall_us() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
 // ---- the swarm (child process) -------------------------------------------------
 
 struct SimAgent {
   std::string instance_id;
-  std::unique_ptr<tx::Dealer> dealer;
-  bool connected = false;     // connect() called
+  zmtp::SessionOptions session;        // routing id, CURVE keys
+  zmtp::ConnectionId connection = 0;   // 0: no connection (not started, or closed)
+  bool started = false;                // the ramp reached it
+  bool ready = false;                  // ZMTP handshake done
   bool welcomed = false;
   bool hello_due = true;
-  bool schedule_first = false;  // welcomed: pick a random phase on the next tick
+  bool schedule_first = false;         // welcomed: pick a random phase on the next tick
   std::uint64_t seq = 0;
   std::uint64_t next_report_ms = 0;
   std::uint64_t next_hello_ms = 0;
+  std::uint64_t reconnect_at_ms = 0;
+  std::uint64_t reconnect_ivl_ms = 100;  // libzmq's RECONNECT_IVL 100 ms, doubling to 5 s
 };
 
 struct SwarmArgs {
@@ -100,9 +129,8 @@ struct SwarmArgs {
 std::vector<std::uint8_t> encode_report(std::uint64_t seq, std::mt19937_64& random) {
   proto::Report report;
   report.seq = seq;
-  report.timestamp_ms = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  const std::uint64_t now_us = wall_us();
+  report.timestamp_ms = now_us / 1000;
   report.ready = true;
   report.ready_reason = "probes passing";
   report.healthy = true;
@@ -111,152 +139,224 @@ std::vector<std::uint8_t> encode_report(std::uint64_t seq, std::mt19937_64& rand
   report.metrics.memory_pct = 42.0;
   report.metrics.load1 = 0.5;
   report.metrics.tcp_established = static_cast<std::uint32_t>(random() % 500);
+  report.metrics.custom[kSentStampMetric] = static_cast<double>(now_us);
   return proto::encode(proto::Message{report});
 }
+
+std::vector<std::uint8_t> encode_hello(const std::string& instance_id) {
+  proto::Hello hello;
+  hello.instance_id = instance_id;
+  hello.enrollment_token = "bench";
+  hello.agent_version = "0.1.0";
+  hello.hostname = "swarm";
+  hello.service_address = "127.0.0.1";
+  hello.service_port = 8080;
+  hello.capabilities = {"drain"};
+  return proto::encode(proto::Message{hello});
+}
+
+class Swarm {
+ public:
+  explicit Swarm(const SwarmArgs& args)
+      : m_args(args), m_random(args.first * 7919 + 17), m_agents(args.count) {}
+
+  int run() {
+    std::optional<zmtp::Key> server_key;
+    if (!m_args.server_public_key.empty()) {
+      server_key = zmtp::z85_decode_key(m_args.server_public_key);
+      if (!server_key) {
+        std::fprintf(stderr, "swarm: --server-key is not a Z85 key\n");
+        return 1;
+      }
+    }
+    for (std::uint64_t i = 0; i < m_agents.size(); ++i) {
+      SimAgent& agent = m_agents[i];
+      agent.instance_id = instance_name(m_args.first + i);
+      agent.session.routing_id = tx::agent_routing_id(agent.instance_id);
+      if (server_key) agent.session.curve = zmtp::CurveOptions{*server_key, zmtp::generate_keypair()};
+    }
+    zmtp::PoolCallbacks callbacks;
+    callbacks.on_ready = [this](zmtp::ConnectionId, std::uint64_t tag) { on_ready(m_agents[tag]); };
+    callbacks.on_message = [this](zmtp::ConnectionId, std::uint64_t tag, const zmtp::Message& message) {
+      on_message(m_agents[tag], message);
+    };
+    callbacks.on_closed = [this](zmtp::ConnectionId, std::uint64_t tag, const zmtp::Error& error) {
+      on_closed(m_agents[tag], error);
+    };
+    m_pool.set_callbacks(std::move(callbacks));
+
+    m_start_ms = steady_ms();
+    m_last_print_ms = m_start_ms;
+    std::uint64_t next_tick_ms = m_start_ms;
+    for (;;) {
+      const std::uint64_t now = steady_ms();
+      if (now >= next_tick_ms) {
+        if (now - m_start_ms > m_args.deadline_s * 1000) break;
+        tick(now);
+        next_tick_ms += kTickMs;
+        if (next_tick_ms <= now) next_tick_ms = now + kTickMs;
+      }
+      const std::uint64_t after = steady_ms();
+      const int wait_ms = next_tick_ms > after ? static_cast<int>(next_tick_ms - after) : 0;
+      if (auto polled = m_pool.poll(wait_ms); !polled) {
+        std::fprintf(stderr, "swarm: %s\n", polled.error().detail.c_str());
+        return 1;
+      }
+    }
+    m_pool.close_all();
+    return 0;
+  }
+
+ private:
+  void connect(SimAgent& agent, std::uint64_t now) {
+    const auto tag = static_cast<std::uint64_t>(&agent - m_agents.data());
+    auto id = m_pool.connect(m_args.endpoint, agent.session, tag);
+    if (id) {
+      agent.connection = *id;
+      return;
+    }
+    ++m_connect_failures;
+    agent.reconnect_at_ms = now + agent.reconnect_ivl_ms;
+    agent.reconnect_ivl_ms = std::min<std::uint64_t>(agent.reconnect_ivl_ms * 2, 5000);
+  }
+
+  void send_hello(SimAgent& agent, std::uint64_t now) {
+    // Resent every 2 s until WELCOME, in case the answer was lost.
+    const bool sent = m_pool.send(agent.connection, encode_hello(agent.instance_id)).has_value();
+    ++(sent ? m_hello_sent : m_hello_failed);
+    agent.next_hello_ms = now + (sent ? 2000 : 50);
+  }
+
+  void on_ready(SimAgent& agent) {
+    agent.ready = true;
+    agent.reconnect_ivl_ms = 100;
+    agent.hello_due = true;
+    send_hello(agent, steady_ms());
+  }
+
+  void on_message(SimAgent& agent, const zmtp::Message& frames) {
+    if (frames.size() != 1) return;  // a ROUTER peer sends one frame per message
+    auto message = proto::decode(frames[0]);
+    if (!message) return;
+    if (std::holds_alternative<proto::Welcome>(*message)) {
+      agent.welcomed = true;
+      agent.hello_due = false;
+      agent.seq = 0;  // a new session starts at seq 1
+      agent.schedule_first = true;
+    } else if (const auto* error = std::get_if<proto::Error>(&*message)) {
+      if (error->code == proto::ErrorCode::UnknownSession) {
+        agent.welcomed = false;
+        agent.hello_due = true;
+        agent.next_hello_ms = 0;
+      }
+    } else if (std::holds_alternative<proto::Goodbye>(*message)) {
+      agent.welcomed = false;
+      agent.hello_due = true;
+      agent.next_hello_ms = 0;
+    }
+  }
+
+  void on_closed(SimAgent& agent, const zmtp::Error& error) {
+    ++m_closed[static_cast<std::size_t>(error.kind)];
+    if (m_args.verbose && m_closed_printed < 5) {
+      ++m_closed_printed;
+      std::fprintf(stderr, "swarm %llu: %s lost its connection: %s\n", static_cast<unsigned long long>(m_args.first),
+                   agent.instance_id.c_str(), error.detail.c_str());
+    }
+    agent.connection = 0;
+    agent.ready = false;
+    agent.welcomed = false;
+    agent.hello_due = true;
+    agent.reconnect_at_ms = steady_ms() + agent.reconnect_ivl_ms;
+    agent.reconnect_ivl_ms = std::min<std::uint64_t>(agent.reconnect_ivl_ms * 2, 5000);
+  }
+
+  void tick(std::uint64_t now) {
+    // A bounded connection ramp: the listen backlog is ZeroMQ's default
+    // 100, and a dropped SYN costs its agent seconds of TCP back-off.
+    for (std::uint64_t n = 0; n < m_args.ramp && m_next_connect < m_agents.size(); ++n, ++m_next_connect) {
+      SimAgent& agent = m_agents[m_next_connect];
+      agent.started = true;
+      connect(agent, now);
+    }
+    for (std::uint64_t i = 0; i < m_next_connect; ++i) {
+      SimAgent& agent = m_agents[i];
+      if (agent.connection == 0) {
+        if (now >= agent.reconnect_at_ms) connect(agent, now);
+        continue;
+      }
+      if (!agent.ready) continue;
+      if (agent.hello_due) {
+        if (now >= agent.next_hello_ms) send_hello(agent, now);
+        continue;
+      }
+      if (!agent.welcomed) continue;
+      if (agent.schedule_first) {
+        // Phases spread over the interval so the fleet does not report in lock-step.
+        agent.schedule_first = false;
+        agent.next_report_ms = now + m_random() % kReportIntervalMs;
+      }
+      if (now < agent.next_report_ms) continue;
+      ++(m_pool.send(agent.connection, encode_report(++agent.seq, m_random)) ? m_report_sent : m_report_failed);
+      agent.next_report_ms += kReportIntervalMs;
+      if (agent.next_report_ms < now) agent.next_report_ms = now + kReportIntervalMs;
+    }
+    if (m_args.verbose && now - m_last_print_ms >= 5000) print_status(now);
+  }
+
+  void print_status(std::uint64_t now) {
+    m_last_print_ms = now;
+    std::uint64_t connecting = 0;
+    std::uint64_t ready = 0;
+    std::uint64_t welcomed = 0;
+    for (const SimAgent& agent : m_agents) {
+      connecting += agent.connection != 0 && !agent.ready ? 1 : 0;
+      ready += agent.ready ? 1 : 0;
+      welcomed += agent.welcomed ? 1 : 0;
+    }
+    std::string closes;
+    for (std::size_t k = 0; k < m_closed.size(); ++k) {
+      if (m_closed[k] == 0) continue;
+      closes += " " + std::string(zmtp::to_string(static_cast<zmtp::Error::Kind>(k))) + "=" +
+                std::to_string(m_closed[k]);
+    }
+    std::fprintf(stderr,
+                 "swarm %llu: t=%llu s started %llu connecting %llu ready %llu welcomed %llu | last 5 s: HELLO sent "
+                 "%llu failed %llu, REPORT sent %llu failed %llu, connect() failed %llu, closed:%s\n",
+                 static_cast<unsigned long long>(m_args.first),
+                 static_cast<unsigned long long>((now - m_start_ms) / 1000),
+                 static_cast<unsigned long long>(m_next_connect), static_cast<unsigned long long>(connecting),
+                 static_cast<unsigned long long>(ready), static_cast<unsigned long long>(welcomed),
+                 static_cast<unsigned long long>(m_hello_sent), static_cast<unsigned long long>(m_hello_failed),
+                 static_cast<unsigned long long>(m_report_sent), static_cast<unsigned long long>(m_report_failed),
+                 static_cast<unsigned long long>(m_connect_failures), closes.empty() ? " none" : closes.c_str());
+    m_hello_sent = m_hello_failed = m_report_sent = m_report_failed = m_connect_failures = 0;
+    m_closed.fill(0);
+  }
+
+  const SwarmArgs& m_args;
+  std::mt19937_64 m_random;
+  std::vector<SimAgent> m_agents;
+  zmtp::Pool m_pool;
+  std::uint64_t m_start_ms = 0;
+  std::uint64_t m_next_connect = 0;
+  // Diagnostics, printed every 5 s with --verbose: why agents lack a session.
+  std::uint64_t m_hello_sent = 0;
+  std::uint64_t m_hello_failed = 0;
+  std::uint64_t m_report_sent = 0;
+  std::uint64_t m_report_failed = 0;
+  std::uint64_t m_connect_failures = 0;
+  std::array<std::uint64_t, 8> m_closed{};  // by zmtp::Error::Kind
+  std::uint64_t m_closed_printed = 0;
+  std::uint64_t m_last_print_ms = 0;
+};
 
 int run_swarm(const SwarmArgs& args) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the bench
   if (::getppid() == 1) return 1;
   raise_fd_limit();
-
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  zmq::context_t context(1);
-  // ZMQ_MAX_SOCKETS defaults to 1023 per context.
-  context.set(zmq::ctxopt::max_sockets, static_cast<int>(args.count + 64));
-
-  std::mt19937_64 random(args.first * 7919 + 17);
-  std::vector<SimAgent> agents(args.count);
-  const std::uint64_t start_ms = uv_now(&loop);
-  for (std::uint64_t i = 0; i < args.count; ++i) {
-    SimAgent& agent = agents[i];
-    agent.instance_id = instance_name(args.first + i);
-    tx::DealerOptions options;
-    options.endpoint = args.endpoint;
-    options.routing_id = tx::agent_routing_id(agent.instance_id);
-    options.monitor_events = false;  // two file descriptors fewer per agent
-    if (!args.server_public_key.empty()) {
-      auto keys = tx::generate_curve_keypair();
-      if (!keys) {
-        std::fprintf(stderr, "swarm: key generation failed: %s\n", keys.error().detail.c_str());
-        return 1;
-      }
-      options.curve = tx::DealerCurve{args.server_public_key, *keys};
-    }
-    agent.dealer = std::make_unique<tx::Dealer>(&loop, context, options);
-    agent.dealer->on_message([&agent](std::span<const std::uint8_t> frame) {
-      auto message = proto::decode(frame);
-      if (!message) return;
-      if (std::holds_alternative<proto::Welcome>(*message)) {
-        agent.welcomed = true;
-        agent.hello_due = false;
-        agent.seq = 0;  // a new session starts at seq 1
-        agent.schedule_first = true;
-      } else if (const auto* error = std::get_if<proto::Error>(&*message)) {
-        if (error->code == proto::ErrorCode::UnknownSession) {
-          agent.welcomed = false;
-          agent.hello_due = true;
-        }
-      } else if (std::holds_alternative<proto::Goodbye>(*message)) {
-        agent.welcomed = false;
-        agent.hello_due = true;
-      }
-    });
-    // Connect in batches (in the tick) so that the listen backlog keeps up.
-    agent.next_hello_ms = start_ms;
-  }
-
-  struct Ticker {
-    const SwarmArgs* args;
-    std::vector<SimAgent>* agents;
-    std::mt19937_64* random;
-    std::uint64_t start_ms;
-    std::uint64_t next_connect = 0;
-    std::uint64_t failures = 0;
-    // Diagnostics, printed every 5 s when --verbose: why agents lack a session.
-    std::uint64_t hello_sent = 0;
-    std::uint64_t hello_blocked = 0;   // WouldBlock: no connection up yet (IMMEDIATE)
-    std::uint64_t report_sent = 0;
-    std::uint64_t report_failed = 0;
-    std::uint64_t last_print_ms = 0;
-  } ticker{&args, &agents, &random, start_ms};
-
-  uv_timer_t timer;
-  uv_timer_init(&loop, &timer);
-  timer.data = &ticker;
-  uv_timer_start(
-      &timer,
-      [](uv_timer_t* handle) {
-        auto& t = *static_cast<Ticker*>(handle->data);
-        const std::uint64_t now = uv_now(handle->loop);
-        if (now - t.start_ms > t.args->deadline_s * 1000) {
-          uv_stop(handle->loop);
-          return;
-        }
-        // A bounded connection ramp: the listen backlog is ZeroMQ's default
-        // 100, and a dropped SYN costs its agent seconds of TCP back-off.
-        for (std::uint64_t n = 0; n < t.args->ramp && t.next_connect < t.agents->size();
-             ++n, ++t.next_connect) {
-          SimAgent& agent = (*t.agents)[t.next_connect];
-          if (!agent.dealer->connect()) ++t.failures;
-          agent.connected = true;
-        }
-        for (SimAgent& agent : *t.agents) {
-          if (!agent.connected) break;
-          if (agent.hello_due) {
-            if (now < agent.next_hello_ms) continue;
-            proto::Hello hello;
-            hello.instance_id = agent.instance_id;
-            hello.enrollment_token = "bench";
-            hello.agent_version = "0.1.0";
-            hello.hostname = "swarm";
-            hello.service_address = "127.0.0.1";
-            hello.service_port = 8080;
-            hello.capabilities = {"drain"};
-            // Fails (WouldBlock) until the connection is up; retried every 50 ms,
-            // and every 2 s once sent in case the answer was lost.
-            const bool sent = agent.dealer->send(proto::encode(proto::Message{hello})).has_value();
-            ++(sent ? t.hello_sent : t.hello_blocked);
-            agent.next_hello_ms = now + (sent ? 2000 : 50);
-            continue;
-          }
-          if (!agent.welcomed) continue;
-          if (agent.schedule_first) {
-            // Phases spread over the interval so the fleet does not report in lock-step.
-            agent.schedule_first = false;
-            agent.next_report_ms = now + (*t.random)() % kReportIntervalMs;
-          }
-          if (now < agent.next_report_ms) continue;
-          ++(agent.dealer->send(encode_report(++agent.seq, *t.random)) ? t.report_sent : t.report_failed);
-          agent.next_report_ms += kReportIntervalMs;
-          if (agent.next_report_ms < now) agent.next_report_ms = now + kReportIntervalMs;
-        }
-        if (t.args->verbose && now - t.last_print_ms >= 5000) {
-          t.last_print_ms = now;
-          std::uint64_t welcomed = 0;
-          for (const SimAgent& agent : *t.agents) welcomed += agent.welcomed ? 1 : 0;
-          std::fprintf(stderr,
-                       "swarm %llu: t=%llu s connected %llu welcomed %llu | last 5 s: HELLO sent %llu blocked %llu, "
-                       "REPORT sent %llu failed %llu\n",
-                       static_cast<unsigned long long>(t.args->first),
-                       static_cast<unsigned long long>((now - t.start_ms) / 1000),
-                       static_cast<unsigned long long>(t.next_connect), static_cast<unsigned long long>(welcomed),
-                       static_cast<unsigned long long>(t.hello_sent), static_cast<unsigned long long>(t.hello_blocked),
-                       static_cast<unsigned long long>(t.report_sent),
-                       static_cast<unsigned long long>(t.report_failed));
-          t.hello_sent = t.hello_blocked = t.report_sent = t.report_failed = 0;
-        }
-      },
-      10, 10);
-
-  uv_run(&loop, UV_RUN_DEFAULT);
-  uv_timer_stop(&timer);
-  uv_close(reinterpret_cast<uv_handle_t*>(&timer), nullptr);
-  for (auto& agent : agents) agent.dealer->close();
-  uv_run(&loop, UV_RUN_DEFAULT);
-  agents.clear();
-  uv_loop_close(&loop);
-  return 0;
+  Swarm swarm(args);
+  return swarm.run();
 }
 
 // ---- the coordinator side ------------------------------------------------------
@@ -289,12 +389,23 @@ class BenchHandler : public AgentGatewayHandler {
     entry.cpu_pct = report.metrics.cpu_pct.value_or(0.0);
     entry.agent_timestamp_ms = report.timestamp_ms;
     ++entry.reports;
+    if (recording) {
+      // End to end: the swarm's stamp just before the write to now (same host
+      // clock); the millisecond timestamp when the µs stamp is missing.
+      const std::uint64_t now_us = wall_us();
+      const auto stamp = report.metrics.custom.find(kSentStampMetric);
+      const std::uint64_t sent_us =
+          stamp != report.metrics.custom.end() ? static_cast<std::uint64_t>(stamp->second) : report.timestamp_ms * 1000;
+      end_to_end_us.push_back(now_us > sent_us ? now_us - sent_us : 0);
+    }
   }
   void on_lost(const std::string&, std::string_view) override { ++lost; }
   void on_ack(const std::string&, std::uint64_t) override {}
   void on_hook_result(const std::string&, const proto::HookResult&) override {}
 
   std::uint64_t lost = 0;
+  bool recording = false;                   // during the measuring window
+  std::vector<std::uint64_t> end_to_end_us;  // per REPORT received while recording
 
  private:
   std::unordered_map<std::string, Entry> m_entries;
@@ -425,7 +536,7 @@ struct BenchArgs {
   std::uint64_t agents = 1000;
   bool curve = false;
   std::uint64_t seconds = 20;
-  std::uint64_t per_process = 1000;
+  std::uint64_t per_process = 5000;  // one fd per agent: 15,000 fit under the 20,000 limit
   std::uint64_t connect_timeout_s = 180;
   std::uint64_t liveness = 5;
   std::uint64_t connect_rate = 2000;  // new connections per second, all swarm processes together
@@ -524,6 +635,7 @@ int run_bench(const BenchArgs& args) {
     const BenchArgs* args;
     AgentGateway* gateway;
     LagProbe* lag;
+    BenchHandler* handler;
     std::uint64_t phase_start_ms = 0;
     std::uint64_t connect_ms = 0;
     std::uint64_t reports_before = 0;
@@ -549,6 +661,7 @@ int run_bench(const BenchArgs& args) {
   state.args = &args;
   state.gateway = gateway.get();
   state.lag = &lag;
+  state.handler = &handler;
   state.phase_start_ms = uv_now(&loop);
 
   uv_timer_t phase_timer;
@@ -592,6 +705,8 @@ int run_bench(const BenchArgs& args) {
             s.gateway->report_latency().reset();
             s.lag->samples.clear();
             s.lag->recording = true;
+            s.handler->end_to_end_us.clear();
+            s.handler->recording = true;
             s.reports_before = stats.reports;
             s.stale_before = stats.reports_stale;
             s.cpu_before = process_cpu_seconds();
@@ -612,6 +727,7 @@ int run_bench(const BenchArgs& args) {
             s.hellos = stats.hellos - s.hellos_before;
             s.reports = stats.reports - s.reports_before;
             s.lag->recording = false;
+            s.handler->recording = false;
             s.phase = Phase::Done;
             uv_stop(t->loop);
             return;
@@ -637,6 +753,12 @@ int run_bench(const BenchArgs& args) {
               static_cast<unsigned long long>(latency.quantile_us(0.99)),
               static_cast<unsigned long long>(latency.quantile_us(0.999)),
               static_cast<unsigned long long>(latency.count()));
+  const auto& e2e = handler.end_to_end_us;
+  std::printf("  end-to-end REPORT latency (swarm stamp -> handler, same clock): p50 %.2f ms, p99 %.2f ms, "
+              "p99.9 %.2f ms, max %.2f ms (%zu samples)\n",
+              static_cast<double>(percentile(e2e, 0.5)) / 1000.0, static_cast<double>(percentile(e2e, 0.99)) / 1000.0,
+              static_cast<double>(percentile(e2e, 0.999)) / 1000.0, static_cast<double>(percentile(e2e, 1.0)) / 1000.0,
+              e2e.size());
   std::printf("  loop timer lag (queueing): p50 %llu ms, p99 %llu ms, max %llu ms\n",
               static_cast<unsigned long long>(percentile(lag.samples, 0.5)),
               static_cast<unsigned long long>(percentile(lag.samples, 0.99)),
@@ -656,11 +778,14 @@ int run_bench(const BenchArgs& args) {
               static_cast<unsigned long long>(stats.unknown_session),
               static_cast<double>(state.connect_ms) / 1000.0);
   std::printf("RESULT agents=%llu curve=%d processes=%zu reports_per_s=%.0f p50_us=%llu p99_us=%llu "
-              "lag_p99_ms=%llu cpu_pct=%.1f peak_rss_kb=%llu swarm_cpu_pct=%.1f lost_in_window=%llu complete=%d "
+              "e2e_p50_us=%llu e2e_p99_us=%llu e2e_max_us=%llu lag_p99_ms=%llu cpu_pct=%.1f peak_rss_kb=%llu swarm_cpu_pct=%.1f lost_in_window=%llu complete=%d "
               "load=%s\n",
               static_cast<unsigned long long>(args.agents), args.curve ? 1 : 0, children.pids.size(), rate,
               static_cast<unsigned long long>(latency.quantile_us(0.5)),
               static_cast<unsigned long long>(latency.quantile_us(0.99)),
+              static_cast<unsigned long long>(percentile(e2e, 0.5)),
+              static_cast<unsigned long long>(percentile(e2e, 0.99)),
+              static_cast<unsigned long long>(percentile(e2e, 1.0)),
               static_cast<unsigned long long>(percentile(lag.samples, 0.99)), cpu_pct,
               static_cast<unsigned long long>(status_kb("VmHWM")),
               state.window_s > 0 ? 100.0 * state.children_cpu_s / state.window_s : 0.0,
@@ -695,7 +820,7 @@ int usage(const char* message) {
   std::fprintf(stderr,
                "bench_ingest: %s\n"
                "usage: bench_ingest [--agents N (1000)] [--curve] [--seconds S (20)] "
-               "[--per-process K (1000)] [--connect-timeout S (180)] [--liveness L (5)] [--connect-rate R (2000/s)] [--verbose]\n",
+               "[--per-process K (5000)] [--connect-timeout S (180)] [--liveness L (5)] [--connect-rate R (2000/s)] [--verbose]\n",
                message);
   return 2;
 }
@@ -728,7 +853,7 @@ int main(int argc, char** argv) {
     } else if (flag == "--seconds") {
       ok = number(1, 3600, bench.seconds);
     } else if (flag == "--per-process") {
-      ok = number(1, 5000, bench.per_process);
+      ok = number(1, 15'000, bench.per_process);
     } else if (flag == "--connect-rate") {
       ok = number(100, 100'000, bench.connect_rate);
     } else if (flag == "--liveness") {
@@ -738,7 +863,7 @@ int main(int argc, char** argv) {
     } else if (flag == "--first") {  // the swarm's own flags (internal)
       ok = number(0, UINT32_MAX, swarm.first);
     } else if (flag == "--count") {
-      ok = number(1, 5000, swarm.count);
+      ok = number(1, 15'000, swarm.count);
     } else if (flag == "--ramp") {
       ok = number(1, 1000, swarm.ramp);
     } else if (flag == "--deadline") {
