@@ -298,6 +298,56 @@ void Driver::drain_poll(BackendState& b, const std::string& id, std::uint32_t sl
   });
 }
 
+void Driver::adopt_members(Resolver resolve, AdoptCallback cb) {
+  struct Acc {
+    std::size_t left = 0;
+    std::vector<AdoptedMember> adopted;
+    std::optional<DriverError> error;
+    AdoptCallback cb;
+  };
+  auto acc = std::make_shared<Acc>();
+  acc->left = m_backends.size();
+  acc->cb = std::move(cb);
+  if (m_backends.empty()) {
+    after(m_loop, 0, [acc] { acc->cb(acc->adopted); });
+    return;
+  }
+  auto one_done = [acc] {
+    if (--acc->left > 0) return;
+    if (acc->error) acc->cb(tl::make_unexpected(*acc->error));
+    else acc->cb(std::move(acc->adopted));
+  };
+  std::weak_ptr<bool> alive = m_alive;
+  for (auto& [name, state] : m_backends) {
+    const std::string backend = name;
+    m_client.send("show servers state " + backend, [this, alive, acc, backend, resolve, one_done](RuntimeClient::Answer a) {
+      if (alive.expired()) return;
+      BackendState* b = find(backend);
+      if (!a || b == nullptr) {
+        if (!acc->error && !a) acc->error = api_error(a.error());
+        return one_done();
+      }
+      auto actual = parse_servers_state(*a);
+      if (!actual) {
+        if (!acc->error) {
+          acc->error = DriverError{DriverError::Kind::Api, ApiError::Kind::BadAnswer, backend + ": " + actual.error()};
+        }
+        return one_done();
+      }
+      for (const ServerState& st : *actual) {
+        auto slot = slot_index(st.server, b->spec.slot_prefix, b->spec.slot_count);
+        if (!slot) continue;
+        auto id = resolve(backend, st.address, st.port);
+        if (!id || b->assignment.contains(*id)) continue;
+        b->assignment[*id] = *slot;
+        b->wanted[*id] = WantedMember{st.address, st.port, st.in_rotation()};
+        acc->adopted.push_back(AdoptedMember{backend, *id, *slot, st.in_rotation()});
+      }
+      one_done();
+    });
+  }
+}
+
 void Driver::reconcile(ReconcileCallback cb) {
   struct Acc {
     std::size_t left = 0;

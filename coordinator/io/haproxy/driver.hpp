@@ -52,6 +52,15 @@ struct OpResult {
   bool forced = false;           // drain deadline passed: sessions were shut down
 };
 
+// A slot found serving (or draining) an instance when tide took over a running
+// HAProxy: what adopt_members() hands back to the caller.
+struct AdoptedMember {
+  std::string backend;
+  std::string instance_id;
+  std::uint32_t slot = 0;    // 1-based
+  bool in_rotation = false;  // ready; false: draining or in maintenance
+};
+
 struct ReconcileResult {
   std::size_t commands = 0;             // repairs sent
   std::vector<std::string> notes;       // one sentence per repair
@@ -96,6 +105,18 @@ class Driver {
   // Reads `show servers state` of every backend and repairs the differences
   // (after an HAProxy restart or reload, or a manual change).
   void reconcile(ReconcileCallback cb);
+
+  // Takes over the membership of an HAProxy that was already running (the
+  // coordinator restarted and kept it): reads `show servers state` of every
+  // backend and, for each slot that points at an endpoint `resolve` names
+  // (backend, address, port → instance id; nullopt = nobody tide knows),
+  // remembers the slot and wants the endpoint as HAProxy has it, so neither
+  // a register nor the reconcile moves a live slot. Call before any
+  // register or reconcile.
+  using Resolver =
+      std::function<std::optional<std::string>(const std::string& backend, const std::string& address, std::uint16_t port)>;
+  using AdoptCallback = std::function<void(tl::expected<std::vector<AdoptedMember>, DriverError>)>;
+  void adopt_members(Resolver resolve, AdoptCallback cb);
 
   // Runs reconcile() every interval_ms (0 stops it). Errors are retried on the
   // next tick; `on_result` (optional) sees every outcome.

@@ -1,7 +1,12 @@
 #include "coordinator/io/haproxy/supervisor.hpp"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <memory>
 #include <utility>
 
@@ -85,10 +90,13 @@ Supervisor::Supervisor(uv_loop_t* loop, Options options, Events events)
 }
 
 Supervisor::~Supervisor() {
+  // Never leave HAProxy running behind us unless release() said so.
   if (m_process != nullptr) {
-    // Never leave HAProxy running behind us.
     m_process->data = nullptr;
     uv_process_kill(m_process, SIGKILL);
+  } else if (m_watch != nullptr) {
+    ::kill(m_pid, SIGKILL);
+    unwatch();
   }
   m_timer->data = nullptr;
   uv_close(reinterpret_cast<uv_handle_t*>(m_timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
@@ -99,14 +107,75 @@ tl::expected<void, std::string> Supervisor::start() {
   m_wanted = true;
   m_stopping = false;
   m_backoff_ms = m_options.restart_backoff_initial_ms;
-  if (m_process == nullptr) spawn();
+  if (m_process == nullptr && m_watch == nullptr) spawn();
   return {};
+}
+
+tl::expected<void, std::string> Supervisor::adopt(int pid) {
+  if (m_process != nullptr || m_watch != nullptr) return tl::make_unexpected(std::string("HAProxy is already supervised"));
+  // glibc 2.36's <sys/pidfd.h> lacks extern "C"; the system call is the same.
+  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0U));
+  if (fd < 0) return tl::make_unexpected("cannot watch HAProxy pid " + std::to_string(pid) + ": " + std::strerror(errno));
+  // A pidfd turns readable when the process exits.
+  auto* watch = new uv_poll_t;
+  if (int rc = uv_poll_init(m_loop, watch, fd); rc < 0) {
+    delete watch;
+    ::close(fd);
+    return tl::make_unexpected(std::string("cannot watch HAProxy: ") + uv_strerror(rc));
+  }
+  watch->data = this;
+  uv_poll_start(watch, UV_READABLE, [](uv_poll_t* handle, int, int) {
+    auto* self = static_cast<Supervisor*>(handle->data);
+    if (self == nullptr) return;
+    self->unwatch();
+    // Not our child: its exit status belongs to whoever reaps it.
+    self->on_exit(-1, 0);
+  });
+  m_watch = watch;
+  m_pid = pid;
+  m_wanted = true;
+  m_stopping = false;
+  m_backoff_ms = m_options.restart_backoff_initial_ms;
+  m_started_ms = uv_now(m_loop);
+  return {};
+}
+
+void Supervisor::unwatch() {
+  if (m_watch == nullptr) return;
+  uv_poll_stop(m_watch);
+  m_watch->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(m_watch), [](uv_handle_t* h) {
+    auto* poll = reinterpret_cast<uv_poll_t*>(h);
+    uv_os_fd_t fd = -1;
+    if (uv_fileno(h, &fd) == 0) ::close(fd);
+    delete poll;
+  });
+  m_watch = nullptr;
+}
+
+int Supervisor::signal_haproxy(int signal) {
+  if (m_process != nullptr) return uv_process_kill(m_process, signal);
+  if (m_watch != nullptr) return ::kill(m_pid, signal) == 0 ? 0 : uv_translate_sys_error(errno);
+  return UV_ESRCH;
+}
+
+void Supervisor::release() {
+  m_wanted = false;
+  uv_timer_stop(m_timer);
+  if (m_process != nullptr) {
+    // Closing the handle neither signals nor waits for the process.
+    m_process->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(m_process), [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
+    m_process = nullptr;
+  }
+  unwatch();
+  m_pid = 0;
 }
 
 tl::expected<void, std::string> Supervisor::reload() {
   if (auto ok = check_config(m_options.haproxy_binary, m_options.config_path); !ok) return ok;
-  if (m_process == nullptr) return tl::make_unexpected(std::string("HAProxy is not running"));
-  int rc = uv_process_kill(m_process, SIGUSR2);
+  if (m_process == nullptr && m_watch == nullptr) return tl::make_unexpected(std::string("HAProxy is not running"));
+  int rc = signal_haproxy(SIGUSR2);
   if (rc < 0) return tl::make_unexpected(std::string("SIGUSR2: ") + uv_strerror(rc));
   if (m_events.on_reloaded) m_events.on_reloaded(m_pid);
   return {};
@@ -170,7 +239,10 @@ void Supervisor::schedule_restart() {
   m_backoff_ms = std::min(m_backoff_ms * 2 + 1, m_options.restart_backoff_max_ms);
   uv_timer_start(m_timer, [](uv_timer_t* t) {
     auto* self = static_cast<Supervisor*>(t->data);
-    if (self == nullptr || !self->m_wanted || self->m_stopping || self->m_process != nullptr) return;
+    if (self == nullptr || !self->m_wanted || self->m_stopping || self->m_process != nullptr ||
+        self->m_watch != nullptr) {
+      return;
+    }
     ++self->m_restarts;
     self->spawn();
   }, delay, 0);
@@ -180,15 +252,15 @@ void Supervisor::stop(std::function<void()> done) {
   m_wanted = false;
   m_stopping = true;
   uv_timer_stop(m_timer);
-  if (m_process == nullptr) {
+  if (m_process == nullptr && m_watch == nullptr) {
     if (done) done();
     return;
   }
   m_stop_done = std::move(done);
-  uv_process_kill(m_process, SIGTERM);
+  (void)signal_haproxy(SIGTERM);
   uv_timer_start(m_timer, [](uv_timer_t* t) {
     auto* self = static_cast<Supervisor*>(t->data);
-    if (self != nullptr && self->m_process != nullptr) uv_process_kill(self->m_process, SIGKILL);
+    if (self != nullptr) (void)self->signal_haproxy(SIGKILL);
   }, m_options.stop_timeout_ms, 0);
 }
 

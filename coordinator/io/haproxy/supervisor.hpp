@@ -4,6 +4,11 @@
 // the listening sockets), and stops it. After every start and reload the
 // runtime state is fresh (all slots in maint), so the owner reconciles
 // membership from on_started.
+//
+// It can also adopt an HAProxy that an earlier coordinator started and left
+// serving (a crash, or a stop that kept the load balancer up): adopt() watches
+// that process through a pidfd, and from then on it is supervised like a
+// child — signalled on reload and stop, replaced when it dies.
 #pragma once
 
 #include <uv.h>
@@ -43,24 +48,34 @@ class Supervisor {
 
   // Checks the configuration (`haproxy -c`, blocking, short) and spawns HAProxy.
   [[nodiscard]] tl::expected<void, std::string> start();
+  // Supervises an HAProxy master that is already running (not our child):
+  // no restart, so the traffic it serves is not interrupted. Fails when the
+  // process is gone or cannot be watched.
+  [[nodiscard]] tl::expected<void, std::string> adopt(int pid);
   // Re-reads the configuration file. Fails if it does not pass `haproxy -c`.
   [[nodiscard]] tl::expected<void, std::string> reload();
   // Stops HAProxy (no restart); `done` runs once the process is gone.
   void stop(std::function<void()> done);
+  // Stops supervising and leaves HAProxy serving, for the next coordinator to adopt.
+  void release();
 
   [[nodiscard]] int pid() const { return m_pid; }
+  [[nodiscard]] bool adopted() const { return m_watch != nullptr; }
   [[nodiscard]] bool running() const { return m_pid > 0; }
   [[nodiscard]] std::uint64_t restarts() const { return m_restarts; }
 
  private:
   void spawn();
   void on_exit(std::int64_t status, int signal);
+  void unwatch();
+  [[nodiscard]] int signal_haproxy(int signal);
   void schedule_restart();
 
   uv_loop_t* m_loop;
   Options m_options;
   Events m_events;
-  uv_process_t* m_process = nullptr;
+  uv_process_t* m_process = nullptr;  // our child, or
+  uv_poll_t* m_watch = nullptr;       // a pidfd on an adopted HAProxy (not our child)
   uv_timer_t* m_timer = nullptr;  // restart back-off and stop deadline
   int m_pid = 0;
   bool m_stopping = false;

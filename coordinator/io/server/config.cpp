@@ -131,6 +131,7 @@ tl::expected<CoordinatorConfig, ConfigError> parse_root(const YAML::Node& root, 
   TIDE_TRY(lb.get("haproxy_path", config.load_balancer.haproxy_path));
   TIDE_TRY(lb.get("socket", config.load_balancer.socket));
   TIDE_TRY(lb.get("reconcile_interval_ms", config.load_balancer.reconcile_interval_ms));
+  TIDE_TRY(lb.get("keep_running_on_stop", config.load_balancer.keep_running_on_stop));
   const YAML::Node backends = lb.child("backends");
   if (backends) {
     if (!backends.IsSequence()) return tl::make_unexpected(lb.error("backends", "expected a list"));

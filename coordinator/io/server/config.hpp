@@ -80,6 +80,10 @@ struct LoadBalancerConfig {
   std::vector<LbBackendConfig> backends;
   std::vector<LbFrontendConfig> frontends;  // optional shared frontends
   std::uint32_t reconcile_interval_ms = 5000;  // compare wanted with `show servers state`
+  // Embedded only. false: stopping the coordinator stops its HAProxy. true:
+  // HAProxy keeps serving while the coordinator is down, and the next start
+  // adopts it (as after a crash), so a restart or upgrade drops no traffic.
+  bool keep_running_on_stop = false;
 };
 
 struct CoordinatorConfig {

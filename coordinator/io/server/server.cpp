@@ -75,16 +75,36 @@ FleetDeps production_deps() {
   return deps;
 }
 
-// Stops an HAProxy that a crashed coordinator left behind (its pid file),
-// so the new one can bind the same ports.
-void stop_stale_haproxy(const std::filesystem::path& pid_file) {
+// The whole file ("" when it cannot be read); /proc files report no size.
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string text;
+  char chunk[4096];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) text.append(chunk, static_cast<std::size_t>(in.gcount()));
+  return text;
+}
+
+// The HAProxy an earlier coordinator of this state directory started and left
+// serving (it crashed, or stopped with keep_running_on_stop): the pid in its
+// pid file, if that process is an haproxy running our configuration file.
+// 0 when there is none (a recycled pid is never taken for ours).
+int running_haproxy(const std::filesystem::path& pid_file, const std::filesystem::path& config_path) {
   std::ifstream in(pid_file);
   int pid = 0;
-  if (!(in >> pid) || pid <= 1) return;
+  if (!(in >> pid) || pid <= 1) return 0;
   std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
   std::string name;
-  if (!(comm >> name) || name != "haproxy") return;
-  spdlog::warn("stopping HAProxy pid {} left behind by an earlier coordinator", pid);
+  if (!(comm >> name) || name != "haproxy") return 0;
+  const std::string cmdline = read_text("/proc/" + std::to_string(pid) + "/cmdline");
+  // Arguments are NUL-separated: match the config path as a whole argument.
+  const std::string nul(1, '\0');
+  if ((nul + cmdline).find(nul + config_path.string() + nul) == std::string::npos) return 0;
+  return pid;
+}
+
+// Stops an HAProxy left behind whose configuration is not the one wanted now,
+// so the new one can bind the same ports. Blocks at most ~2 s (start-up only).
+void stop_haproxy(int pid) {
   ::kill(pid, SIGTERM);
   for (int i = 0; i < 100 && ::kill(pid, 0) == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -193,8 +213,16 @@ tl::expected<void, std::string> Server::start_load_balancer() {
     auto text = haproxy::render_config(spec);
     if (!text) return tl::make_unexpected("load_balancer: " + text.error());
     const auto path = m_config.state_dir / "haproxy.cfg";
-    std::ofstream(path) << *text;
-    stop_stale_haproxy(spec.pid_file);
+    // An HAProxy left serving by the previous coordinator keeps serving when
+    // it runs exactly this configuration: adopting it interrupts nothing.
+    // One with another configuration is replaced (a brief interruption).
+    int running = running_haproxy(spec.pid_file, path);
+    if (running > 0 && read_text(path) != *text) {
+      spdlog::warn("HAProxy pid {} runs an older configuration; replacing it", running);
+      stop_haproxy(running);
+      running = 0;
+    }
+    if (running == 0) std::ofstream(path) << *text;
     haproxy::Supervisor::Options options;
     options.haproxy_binary = m_config.load_balancer.haproxy_path;
     options.config_path = path.string();
@@ -202,15 +230,27 @@ tl::expected<void, std::string> Server::start_load_balancer() {
     events.on_started = [this](int pid) {
       spdlog::info("HAProxy started (pid {})", pid);
       // A fresh HAProxy has every slot in maintenance: restore membership as
-      // soon as its socket is up instead of waiting for the periodic reconcile.
-      schedule_lb_reconcile(200);
+      // soon as its socket is up instead of waiting for the periodic reconcile
+      // (at start-up, restore() does it once the fleet is known).
+      if (m_lb_restored) schedule_lb_reconcile(200);
     };
     events.on_exited = [](std::int64_t status, int signal) {
       spdlog::warn("HAProxy exited (status {}, signal {}); restarting", status, signal);
     };
     events.on_spawn_error = [](const std::string& error) { spdlog::error("HAProxy: {}", error); };
     m_haproxy = std::make_unique<haproxy::Supervisor>(m_loop, options, events);
-    if (auto started = m_haproxy->start(); !started) return tl::make_unexpected("HAProxy: " + started.error());
+    if (running > 0) {
+      if (auto adopted = m_haproxy->adopt(running); adopted) {
+        spdlog::info("adopted the running HAProxy (pid {}): it keeps serving", running);
+        m_lb_adopted = true;
+      } else {
+        spdlog::warn("{}; starting a new HAProxy", adopted.error());
+        stop_haproxy(running);
+      }
+    }
+    if (!m_lb_adopted) {
+      if (auto started = m_haproxy->start(); !started) return tl::make_unexpected("HAProxy: " + started.error());
+    }
   }
   haproxy::RuntimeClient::Options client;
   client.endpoint = socket;
@@ -220,6 +260,16 @@ tl::expected<void, std::string> Server::start_load_balancer() {
     driver.backends.push_back({backend.name, "s", backend.slots});
   }
   m_lb = std::make_unique<haproxy::Driver>(m_loop, *m_lb_client, driver);
+  // The reconciles start once the fleet is restored (start_lb_reconcile).
+  return {};
+}
+
+void Server::start_lb_reconcile() {
+  m_lb_restored = true;
+  if (!m_lb) return;
+  // A freshly started HAProxy needs a moment before its socket answers; an
+  // adopted one is checked at once.
+  schedule_lb_reconcile(m_lb_adopted ? 0 : 200);
   // After an HAProxy restart every slot is back in maintenance; the periodic
   // reconcile puts wanted members back.
   m_lb->reconcile_every(m_config.load_balancer.reconcile_interval_ms,
@@ -230,7 +280,6 @@ tl::expected<void, std::string> Server::start_load_balancer() {
                           }
                           for (const auto& note : result->notes) spdlog::info("LB reconcile: {}", note);
                         });
-  return {};
 }
 
 tl::expected<void, std::string> Server::start_provider() {
@@ -285,6 +334,47 @@ void Server::restore(std::function<void(tl::expected<void, std::string>)> ready)
       for (auto& activity : *running) input.running_activities.push_back(std::move(activity));
     }
   }
+  adopt_lb_members(std::move(input), [this, ready = std::move(ready)](RestoreInput with_lb) mutable {
+    restore_with_provider(std::move(with_lb), std::move(ready));
+  });
+}
+
+// With an adopted HAProxy, what it serves is the fleet's last known
+// membership: slots are matched to stored instances by backend and endpoint.
+void Server::adopt_lb_members(RestoreInput input, std::function<void(RestoreInput)> next) {
+  if (!m_lb || !m_lb_adopted) return next(std::move(input));
+  std::map<std::tuple<std::string, std::string, std::uint16_t>, std::string> by_endpoint;
+  std::unordered_map<std::string, const ScalingGroup*> groups;
+  for (const ScalingGroup& group : input.groups) groups.emplace(group.name, &group);
+  for (const Instance& instance : input.instances) {
+    auto group = groups.find(instance.group);
+    if (group == groups.end() || group->second->lb.backend.empty() || instance.address.empty()) continue;
+    const LbBinding& lb = group->second->lb;
+    by_endpoint.emplace(std::make_tuple(lb.backend, instance.address, lb.port != 0 ? lb.port : instance.port),
+                        instance.id);
+  }
+  auto resolve = [by_endpoint = std::move(by_endpoint)](const std::string& backend, const std::string& address,
+                                                         std::uint16_t port) -> std::optional<std::string> {
+    auto it = by_endpoint.find(std::make_tuple(backend, address, port));
+    if (it == by_endpoint.end()) return std::nullopt;
+    return it->second;
+  };
+  m_lb->adopt_members(resolve, [input = std::move(input), next = std::move(next)](
+                                   tl::expected<std::vector<haproxy::AdoptedMember>, haproxy::DriverError> adopted) mutable {
+    if (!adopted) {
+      // Not fatal: the fleet registers its in-service instances again.
+      spdlog::warn("cannot read the adopted HAProxy's membership: {}", adopted.error().detail);
+    } else {
+      for (const auto& member : *adopted) {
+        input.lb.push_back(LbMember{member.backend, member.instance_id, member.in_rotation});
+      }
+      spdlog::info("the adopted HAProxy serves {} known instances", adopted->size());
+    }
+    next(std::move(input));
+  });
+}
+
+void Server::restore_with_provider(RestoreInput input, std::function<void(tl::expected<void, std::string>)> ready) {
   m_provider->list([this, input = std::move(input), ready = std::move(ready)](
                        tl::expected<std::vector<provider::ProviderInstance>, provider::ProviderError> listed) mutable {
     if (!listed) {
@@ -307,6 +397,7 @@ void Server::restore(std::function<void(tl::expected<void, std::string>)> ready)
     std::vector<Command> out;
     m_fleet->restore(std::move(input), now_ms(), out);
     execute(std::move(out));
+    start_lb_reconcile();
     ready({});
   });
 }
@@ -375,7 +466,11 @@ void Server::stop(std::function<void()> done) {
   }
   if (m_lb) m_lb->reconcile_every(0);
   if (m_notifier) m_notifier->close();
-  if (m_haproxy) {
+  if (m_haproxy && m_config.load_balancer.keep_running_on_stop) {
+    spdlog::info("leaving HAProxy (pid {}) serving for the next coordinator", m_haproxy->pid());
+    m_haproxy->release();
+    done();
+  } else if (m_haproxy) {
     m_haproxy->stop(std::move(done));
   } else {
     done();

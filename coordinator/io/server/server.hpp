@@ -101,6 +101,9 @@ class Server final : public AgentGatewayHandler {
   [[nodiscard]] tl::expected<void, std::string> start_load_balancer();
   [[nodiscard]] tl::expected<void, std::string> start_provider();
   void schedule_lb_reconcile(std::uint64_t delay_ms);
+  void start_lb_reconcile();
+  void adopt_lb_members(RestoreInput input, std::function<void(RestoreInput)> next);
+  void restore_with_provider(RestoreInput input, std::function<void(tl::expected<void, std::string>)> ready);
   void restore(std::function<void(tl::expected<void, std::string>)> ready);
   [[nodiscard]] tl::expected<void, std::string> start_links();
   void register_routes();
@@ -176,6 +179,10 @@ class Server final : public AgentGatewayHandler {
   std::unordered_set<std::string> m_open_enrollments;  // instances waiting for their first HELLO
   std::string m_last_issued_token;  // the newest enrollment token, for attach's answer
   bool m_stopping = false;
+  // The fleet is restored: its load-balancer membership is what HAProxy should
+  // have, so a reconcile may run (before that it would empty the slots).
+  bool m_lb_restored = false;
+  bool m_lb_adopted = false;  // HAProxy was already running at start and kept serving
 };
 
 }  // namespace tide::coordinator

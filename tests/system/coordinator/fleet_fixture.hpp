@@ -21,7 +21,8 @@ namespace st = tide::system_test;
 // One coordinator with its own state dir, ports and process tag.
 class Fleet {
  public:
-  Fleet() : m_dir(st::make_temp_dir("tide-system")) {
+  // `lb_options`: extra `load_balancer:` lines, e.g. "  keep_running_on_stop: true\n".
+  explicit Fleet(const std::string& lb_options = "") : m_dir(st::make_temp_dir("tide-system")) {
     m_api_port = st::free_port();
     m_agent_port = st::free_port();
     m_frontend_port = st::free_port();
@@ -37,7 +38,7 @@ class Fleet {
         // hand out the same instance address.
         << "provider:\n  local:\n    address_prefix: \"127." << 10 + (m_api_port / 256) % 200 << '.'
         << m_api_port % 256 << ".\"\n"
-        << "load_balancer:\n  reconcile_interval_ms: 1000\n  backends:\n"
+        << "load_balancer:\n  reconcile_interval_ms: 1000\n" << lb_options << "  backends:\n"
         << "    - name: web\n      bind_port: " << m_frontend_port << "\n      slots: 16\n";
   }
 
@@ -62,6 +63,18 @@ class Fleet {
                                  (m_dir / "coordinator.yaml").string()},
         m_dir / "coordinator.log");
     REQUIRE(st::eventually(15s, [&] { return api("GET", "/healthz").status == 200; }));
+  }
+
+  // SIGTERM, and waits until it has exited.
+  void stop_coordinator() {
+    m_coordinator->signal(SIGTERM);
+    REQUIRE(m_coordinator->wait(15s).has_value());
+    m_coordinator.reset();
+  }
+
+  // Pids of the embedded HAProxy (master and worker).
+  [[nodiscard]] std::vector<pid_t> haproxy_processes() const {
+    return st::processes_matching((m_dir / "state" / "haproxy.cfg").string());
   }
 
   void kill_coordinator() {

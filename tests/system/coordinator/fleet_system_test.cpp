@@ -89,6 +89,48 @@ TEST_CASE("kill -9 of the coordinator mid scale-out converges without orphans or
   CHECK(st::eventually(10s, [&] { return fleet.app_processes() == 0; }));
 }
 
+TEST_CASE("coordinator restarts keep HAProxy serving: a crash and a stop under load fail no request", "[system]") {
+  Fleet fleet("  keep_running_on_stop: true\n");
+  fleet.start_coordinator();
+  fleet.create_group(2, 200);
+  REQUIRE(st::eventually(30s, [&] { return fleet.in_service() == 2; }));
+  const auto haproxy = fleet.haproxy_processes();
+  REQUIRE(!haproxy.empty());
+
+  st::Child wrk({"wrk", "-t2", "-c8", "-d20s", fleet.frontend() + "/"}, fleet.dir() / "wrk.log");
+  std::this_thread::sleep_for(2s);
+  // A crash: the HAProxy it started keeps serving and the next one adopts it.
+  fleet.kill_coordinator();
+  std::this_thread::sleep_for(1s);
+  fleet.start_coordinator();
+  REQUIRE(st::eventually(10s, [&] { return fleet.in_service() == 2; }));
+  // A stop (an upgrade): HAProxy is left serving on purpose.
+  fleet.stop_coordinator();
+  CHECK(fleet.haproxy_processes() == haproxy);
+  std::this_thread::sleep_for(1s);
+  fleet.start_coordinator();
+  REQUIRE(st::eventually(10s, [&] { return fleet.in_service() == 2; }));
+  CHECK(fleet.haproxy_processes() == haproxy);
+  // The adopted slots are the coordinator's again: it can add to them, and
+  // drain and remove instances it found serving.
+  REQUIRE(fleet.set_desired(3) == 200);
+  REQUIRE(st::eventually(30s, [&] { return fleet.in_service() == 3; }));
+  REQUIRE(fleet.set_desired(1) == 200);
+  REQUIRE(st::eventually(30s, [&] { return fleet.live_instances() == 1; }));
+  REQUIRE(wrk.wait(40s).has_value());
+
+  const auto result = st::parse_wrk(st::read_file(fleet.dir() / "wrk.log"));
+  INFO(result.output);
+  const std::string log = fleet.log();
+  INFO(log.substr(log.size() > 6000 ? log.size() - 6000 : 0));
+  CHECK(result.requests > 1000);
+  CHECK(result.non_2xx == 0);
+  CHECK(result.socket_errors == 0);
+  CHECK(fleet.haproxy_processes() == haproxy);
+  CHECK(log.find("adopted the running HAProxy") != std::string::npos);
+  CHECK(st::http("GET", fleet.frontend(), "/").status == 200);
+}
+
 TEST_CASE("an HAProxy restart gets its membership back", "[system]") {
   Fleet fleet;
   fleet.start_coordinator();

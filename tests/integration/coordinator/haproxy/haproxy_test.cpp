@@ -376,6 +376,75 @@ TEST_CASE("after HAProxy is killed, the supervisor restarts it and reconcile res
   CHECK(rig.slot_state("s3").in_maint());
 }
 
+TEST_CASE("a new supervisor and driver adopt a running HAProxy and its members without a restart",
+          "[haproxy][integration]") {
+  Rig rig;
+  SampleApp a("app-a"), b("app-b");
+  REQUIRE(rig.op([&](auto cb) { rig.driver->register_instance("web", "i-a", "127.0.0.1", a.port, cb); }));
+  REQUIRE(rig.op([&](auto cb) { rig.driver->register_instance("web", "i-b", "127.0.0.1", b.port, cb); }));
+  REQUIRE(rig.op([&](auto cb) { rig.driver->set_rotation("web", "i-b", false, cb); }));
+  const int pid = rig.sup->pid();
+  REQUIRE(pid > 0);
+
+  // The coordinator goes away and leaves HAProxy serving.
+  rig.sup->release();
+  rig.driver.reset();
+  CHECK(::kill(pid, 0) == 0);
+  CHECK(http_get(rig.fe_port, "/").status == 200);
+
+  // The next one adopts it.
+  Supervisor::Options so;
+  so.config_path = (rig.dir / "haproxy.cfg").string();
+  so.restart_backoff_initial_ms = 50;
+  so.inherit_output = false;
+  int starts = 0;
+  rig.sup = std::make_unique<Supervisor>(&rig.loop, so,
+                                         Supervisor::Events{[&](int) { ++starts; }, nullptr, nullptr, nullptr});
+  CHECK(!rig.sup->adopt(999'999'999));  // no such process: a clear error
+  REQUIRE(rig.sup->adopt(pid));
+  CHECK(rig.sup->adopted());
+  CHECK(rig.sup->pid() == pid);
+  CHECK(!rig.sup->adopt(pid));  // already supervised
+
+  rig.driver = std::make_unique<Driver>(&rig.loop, *rig.client, Driver::Options{{{"web", "s", 8}}, 10, 5000});
+  auto resolve = [&](const std::string& backend, const std::string& address,
+                     std::uint16_t port) -> std::optional<std::string> {
+    if (backend != "web" || address != "127.0.0.1") return std::nullopt;
+    if (port == a.port) return std::string("i-a");
+    if (port == b.port) return std::string("i-b");
+    return std::nullopt;
+  };
+  std::optional<tl::expected<std::vector<AdoptedMember>, DriverError>> adopted;
+  rig.driver->adopt_members(resolve, [&](auto r) { adopted = std::move(r); });
+  REQUIRE(rig.run_until([&] { return adopted.has_value(); }, 5000));
+  REQUIRE(*adopted);
+  REQUIRE((*adopted)->size() == 2);
+  for (const AdoptedMember& m : **adopted) {
+    CHECK(m.backend == "web");
+    CHECK(m.slot == (m.instance_id == "i-a" ? 1U : 2U));
+    CHECK(m.in_rotation == (m.instance_id == "i-a"));
+  }
+  CHECK(rig.driver->assignment("web").at("i-a") == 1);
+  // What HAProxy has is what the new driver wants: the reconcile moves nothing.
+  auto rec = rig.reconcile();
+  REQUIRE(rec);
+  CHECK(rec->commands == 0);
+  CHECK(rig.slot_state("s1").in_rotation());
+  // The adopted members are the driver's own: back into rotation, drained out.
+  REQUIRE(rig.op([&](auto cb) { rig.driver->set_rotation("web", "i-b", true, cb); }));
+  CHECK(rig.slot_state("s2").in_rotation());
+  REQUIRE(rig.op([&](auto cb) { rig.driver->drain_instance("web", "i-a", 2000, cb); }));
+  CHECK(rig.slot_state("s1").in_maint());
+  CHECK(http_get(rig.fe_port, "/").status == 200);
+  CHECK(starts == 0);
+
+  // An adopted HAProxy that dies is replaced like a child.
+  ::kill(pid, SIGKILL);
+  REQUIRE(rig.run_until([&] { return rig.sup->pid() > 0 && rig.sup->pid() != pid; }, 5000));
+  CHECK(starts == 1);
+  CHECK(!rig.sup->adopted());
+}
+
 TEST_CASE("bad commands and a missing socket give errors, not crashes", "[haproxy][integration]") {
   Rig rig;
   auto r = rig.command("set server web/s99 state ready");
