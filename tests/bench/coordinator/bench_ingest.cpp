@@ -541,6 +541,7 @@ struct BenchArgs {
   std::uint64_t liveness = 5;
   std::uint64_t connect_rate = 2000;  // new connections per second, all swarm processes together
   bool verbose = false;
+  std::optional<std::uint64_t> zmtp_heartbeat_ms;  // none: the gateway's default
 };
 
 // CPU seconds of every swarm process together (they share the 2 cores with
@@ -569,6 +570,14 @@ int run_bench(const BenchArgs& args) {
   config.report_interval_ms = kReportIntervalMs;
   config.heartbeat_interval_ms = 1000;
   config.liveness = static_cast<std::uint32_t>(args.liveness);  // 5 by default: a loaded machine must not lose agents
+  if (args.zmtp_heartbeat_ms) {
+    // ZMTP PING interval on the gateway's ROUTER (0: off). Each PING arms a
+    // time-out timer that the next inbound frame cancels, and libzmq 4.3's
+    // cancel_timer() walks every timer of the I/O thread: with thousands of
+    // peers that walk is most of the I/O thread's CPU.
+    config.router.heartbeat_ivl_ms = static_cast<int>(*args.zmtp_heartbeat_ms);
+    config.router.heartbeat_timeout_ms = static_cast<int>(3 * *args.zmtp_heartbeat_ms);
+  }
   std::string server_public;
   if (args.curve) {
     auto keys = tx::generate_curve_keypair();
@@ -609,9 +618,9 @@ int run_bench(const BenchArgs& args) {
     }
     children.pids.push_back(pid);
   }
-  std::printf("bench_ingest: %llu agents in %zu processes, CURVE %s, gateway on %s\n",
+  std::printf("bench_ingest: %llu agents in %zu processes, CURVE %s, gateway on %s, ZMTP heartbeat %d ms\n",
               static_cast<unsigned long long>(args.agents), children.pids.size(), args.curve ? "on" : "off",
-              endpoint->c_str());
+              endpoint->c_str(), config.router.heartbeat_ivl_ms);
   std::fflush(stdout);
 
   LagProbe lag;
@@ -820,7 +829,8 @@ int usage(const char* message) {
   std::fprintf(stderr,
                "bench_ingest: %s\n"
                "usage: bench_ingest [--agents N (1000)] [--curve] [--seconds S (20)] "
-               "[--per-process K (5000)] [--connect-timeout S (180)] [--liveness L (5)] [--connect-rate R (2000/s)] [--verbose]\n",
+               "[--per-process K (5000)] [--connect-timeout S (180)] [--liveness L (5)] [--connect-rate R (2000/s)]\n"
+               "       [--zmtp-heartbeat-ms MS (gateway default; 0 = off)] [--verbose]\n",
                message);
   return 2;
 }
@@ -856,6 +866,10 @@ int main(int argc, char** argv) {
       ok = number(1, 15'000, bench.per_process);
     } else if (flag == "--connect-rate") {
       ok = number(100, 100'000, bench.connect_rate);
+    } else if (flag == "--zmtp-heartbeat-ms") {
+      std::uint64_t ms = 0;
+      ok = number(0, 60'000, ms);
+      bench.zmtp_heartbeat_ms = ms;
     } else if (flag == "--liveness") {
       ok = number(1, 100, bench.liveness);
     } else if (flag == "--connect-timeout") {
