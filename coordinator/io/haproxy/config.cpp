@@ -1,6 +1,7 @@
 #include "coordinator/io/haproxy/config.hpp"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 namespace tide::haproxy {
@@ -62,6 +63,13 @@ tl::expected<std::string, std::string> render_config(const ConfigSpec& spec) {
     }
     if (b.health_check && (!valid_token(b.check_path) || b.check_path[0] != '/')) {
       return Err("backend '" + b.name + "': check_path must start with '/'");
+    }
+    std::set<std::uint32_t> used;
+    for (const SlotSpec& slot : b.slots_in_use) {
+      const std::string where = "backend '" + b.name + "': slot " + std::to_string(slot.slot);
+      if (slot.slot == 0 || slot.slot > b.slot_count) return Err(where + " is outside 1.." + std::to_string(b.slot_count));
+      if (!used.insert(slot.slot).second) return Err(where + " is in use twice");
+      if (!valid_token(slot.address) || slot.port == 0) return Err(where + ": bad address or port");
     }
   }
 
@@ -145,15 +153,31 @@ tl::expected<std::string, std::string> render_config(const ConfigSpec& spec) {
     line("");
     line("backend " + b.name);
     line("  balance " + b.balance);
-    std::string tmpl = "  server-template " + b.slot_prefix + " 1-" + std::to_string(b.slot_count) +
-                       " 127.0.0.1:1 disabled";
+    std::string check;
     if (b.health_check) {
       line("  option httpchk GET " + b.check_path);
-      tmpl += " check inter " + std::to_string(b.check_inter_ms) + "ms rise " + std::to_string(b.check_rise) +
+      check = " check inter " + std::to_string(b.check_inter_ms) + "ms rise " + std::to_string(b.check_rise) +
               " fall " + std::to_string(b.check_fall);
     }
     line("  # Slots are pre-declared: tide points them at instances at run time.");
-    line(tmpl);
+    if (b.slots_in_use.empty()) {
+      line("  server-template " + b.slot_prefix + " 1-" + std::to_string(b.slot_count) + " 127.0.0.1:1 disabled" +
+           check);
+      continue;
+    }
+    // The same servers (names and ids) as the template, some already in use.
+    std::map<std::uint32_t, const SlotSpec*> in_use;
+    for (const SlotSpec& slot : b.slots_in_use) in_use[slot.slot] = &slot;
+    for (std::uint32_t n = 1; n <= b.slot_count; ++n) {
+      auto it = in_use.find(n);
+      const std::string name = "  server " + b.slot_prefix + std::to_string(n) + " ";
+      if (it == in_use.end()) {
+        line(name + "127.0.0.1:1 disabled" + check);
+      } else {
+        line(name + bind_target(it->second->address, it->second->port) + (it->second->ready ? "" : " disabled") +
+             check);
+      }
+    }
   }
   return c;
 }

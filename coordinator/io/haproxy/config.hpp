@@ -12,6 +12,16 @@
 
 namespace tide::haproxy {
 
+// A slot that starts out pointing at an instance (a reload that must not lose
+// the membership: HAProxy 2.6's server-state-file does not keep addresses set
+// at run time).
+struct SlotSpec {
+  std::uint32_t slot = 0;  // 1..slot_count
+  std::string address;     // IP literal
+  std::uint16_t port = 0;  // 1..65535
+  bool ready = true;       // false: declared in maintenance (`disabled`)
+};
+
 struct BackendSpec {
   std::string name;            // backend name, [A-Za-z0-9_.-]+; the frontend is "fe_<name>"
   std::string bind_address = "127.0.0.1";
@@ -28,6 +38,10 @@ struct BackendSpec {
   std::uint32_t check_inter_ms = 2000;
   std::uint32_t check_rise = 2;
   std::uint32_t check_fall = 3;
+  // Empty: every slot starts in maintenance at a placeholder address (one
+  // `server-template` line). Otherwise the slots are declared one by one and
+  // these start at their instance's endpoint.
+  std::vector<SlotSpec> slots_in_use{};
 };
 
 // One path-prefix rule of a shared frontend: `use_backend <backend> if { path_beg <path_prefix> }`.

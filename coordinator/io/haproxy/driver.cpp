@@ -323,6 +323,9 @@ void Driver::adopt_members(Resolver resolve, AdoptCallback cb) {
     m_client.send("show servers state " + backend, [this, alive, acc, backend, resolve, one_done](RuntimeClient::Answer a) {
       if (alive.expired()) return;
       BackendState* b = find(backend);
+      // A backend the running HAProxy does not have (the configuration
+      // changed) has nothing to adopt.
+      if (!a && a.error().kind == ApiError::Kind::Rejected) return one_done();
       if (!a || b == nullptr) {
         if (!acc->error && !a) acc->error = api_error(a.error());
         return one_done();

@@ -84,6 +84,32 @@ std::string read_text(const std::filesystem::path& path) {
   return text;
 }
 
+// The configuration file starts with the digest of the configuration it was
+// rendered from without slots in use ("same configuration" at the next start).
+constexpr std::string_view kDigestPrefix = "# tide configuration ";
+
+void write_haproxy_config(const std::filesystem::path& path, const std::string& digest, const std::string& text) {
+  std::ofstream(path) << kDigestPrefix << digest << "\n" << text;
+}
+
+std::string config_digest(const std::string& file_text) {
+  if (file_text.rfind(kDigestPrefix, 0) != 0) return "";
+  const auto end = file_text.find('\n');
+  return file_text.substr(kDigestPrefix.size(), end == std::string::npos ? std::string::npos : end - kDigestPrefix.size());
+}
+
+// One "Name: value" line of `show info`; "" when absent.
+std::string info_field(const std::string& info, const std::string& name) {
+  const std::string key = name + ": ";
+  for (std::size_t at = 0; at < info.size();) {
+    std::size_t end = info.find('\n', at);
+    if (end == std::string::npos) end = info.size();
+    if (info.compare(at, key.size(), key) == 0) return info.substr(at + key.size(), end - at - key.size());
+    at = end + 1;
+  }
+  return "";
+}
+
 // The HAProxy an earlier coordinator of this state directory started and left
 // serving (it crashed, or stopped with keep_running_on_stop): the pid in its
 // pid file, if that process is an haproxy running our configuration file.
@@ -212,17 +238,15 @@ tl::expected<void, std::string> Server::start_load_balancer() {
     spec.frontends = haproxy_frontends(m_config.load_balancer);
     auto text = haproxy::render_config(spec);
     if (!text) return tl::make_unexpected("load_balancer: " + text.error());
+    m_lb_spec = spec;
+    m_lb_digest = sha256_hex(*text);
     const auto path = m_config.state_dir / "haproxy.cfg";
-    // An HAProxy left serving by the previous coordinator keeps serving when
-    // it runs exactly this configuration: adopting it interrupts nothing.
-    // One with another configuration is replaced (a brief interruption).
-    int running = running_haproxy(spec.pid_file, path);
-    if (running > 0 && read_text(path) != *text) {
-      spdlog::warn("HAProxy pid {} runs an older configuration; replacing it", running);
-      stop_haproxy(running);
-      running = 0;
-    }
-    if (running == 0) std::ofstream(path) << *text;
+    // An HAProxy left serving by the previous coordinator is adopted: it
+    // keeps serving. When it runs an older configuration it is reloaded with
+    // this one once the fleet is restored (reload_lb_with_membership).
+    const int running = running_haproxy(spec.pid_file, path);
+    const bool same_config = config_digest(read_text(path)) == m_lb_digest;
+    if (running == 0) write_haproxy_config(path, m_lb_digest, *text);
     haproxy::Supervisor::Options options;
     options.haproxy_binary = m_config.load_balancer.haproxy_path;
     options.config_path = path.string();
@@ -241,11 +265,14 @@ tl::expected<void, std::string> Server::start_load_balancer() {
     m_haproxy = std::make_unique<haproxy::Supervisor>(m_loop, options, events);
     if (running > 0) {
       if (auto adopted = m_haproxy->adopt(running); adopted) {
-        spdlog::info("adopted the running HAProxy (pid {}): it keeps serving", running);
+        spdlog::info("adopted the running HAProxy (pid {}): it keeps serving{}", running,
+                     same_config ? "" : "; it runs an older configuration and is reloaded once the fleet is restored");
         m_lb_adopted = true;
+        m_lb_reload_pending = !same_config;
       } else {
         spdlog::warn("{}; starting a new HAProxy", adopted.error());
         stop_haproxy(running);
+        write_haproxy_config(path, m_lb_digest, *text);
       }
     }
     if (!m_lb_adopted) {
@@ -267,9 +294,18 @@ tl::expected<void, std::string> Server::start_load_balancer() {
 void Server::start_lb_reconcile() {
   m_lb_restored = true;
   if (!m_lb) return;
+  if (m_lb_reload_pending) {
+    m_lb_reload_pending = false;
+    reload_lb_with_membership();
+    return;
+  }
   // A freshly started HAProxy needs a moment before its socket answers; an
   // adopted one is checked at once.
-  schedule_lb_reconcile(m_lb_adopted ? 0 : 200);
+  start_lb_reconciles(m_lb_adopted ? 0 : 200);
+}
+
+void Server::start_lb_reconciles(std::uint64_t first_delay_ms) {
+  schedule_lb_reconcile(first_delay_ms);
   // After an HAProxy restart every slot is back in maintenance; the periodic
   // reconcile puts wanted members back.
   m_lb->reconcile_every(m_config.load_balancer.reconcile_interval_ms,
@@ -280,6 +316,82 @@ void Server::start_lb_reconcile() {
                           }
                           for (const auto& note : result->notes) spdlog::info("LB reconcile: {}", note);
                         });
+}
+
+// The adopted HAProxy runs an older configuration. A reload (SIGUSR2 to its
+// master) keeps the listening sockets, so no connection is refused, and the
+// new worker starts from a configuration that declares the current members in
+// their slots — so it serves them from its first request. HAProxy's
+// server-state-file cannot do this: 2.6 does not restore run-time addresses.
+void Server::reload_lb_with_membership() {
+  m_lb_client->send("show info", [this](haproxy::RuntimeClient::Answer info) {
+    if (m_stopping) return;
+    const std::string old_worker = info ? info_field(*info, "Pid") : "";
+    haproxy::ConfigSpec spec = m_lb_spec;
+    for (auto& backend : spec.backends) {
+      const auto& wanted = m_lb->wanted(backend.name);
+      for (const auto& [id, slot] : m_lb->assignment(backend.name)) {
+        auto member = wanted.find(id);
+        if (member == wanted.end() || slot > backend.slot_count) continue;
+        backend.slots_in_use.push_back(
+            haproxy::SlotSpec{slot, member->second.address, member->second.port, member->second.in_rotation});
+      }
+    }
+    const auto path = m_config.state_dir / "haproxy.cfg";
+    auto text = haproxy::render_config(spec);
+    if (text) write_haproxy_config(path, m_lb_digest, *text);
+    tl::expected<void, std::string> reloaded = tl::make_unexpected(text ? std::string() : text.error());
+    if (text) reloaded = m_haproxy->reload();
+    if (!reloaded) {
+      // Fail static: the old configuration keeps serving what it serves.
+      spdlog::error("HAProxy reload with the new configuration failed: {}; the old configuration keeps serving",
+                    reloaded.error());
+      start_lb_reconciles(0);
+      return;
+    }
+    spdlog::info("HAProxy (pid {}) reloaded with the new configuration; {} members carried over", m_haproxy->pid(),
+                 [&] {
+                   std::size_t n = 0;
+                   for (const auto& backend : spec.backends) n += backend.slots_in_use.size();
+                   return n;
+                 }());
+    await_new_lb_worker(old_worker, 100);
+  });
+}
+
+// The runtime API connection still talks to the old worker, which finishes
+// its connections and goes: reconnect until a new worker answers (every
+// 50 ms, at most 5 s), then reconcile whatever changed meanwhile.
+void Server::await_new_lb_worker(std::string old_worker, int polls_left) {
+  struct Ctx {
+    Server* self;
+    std::string old_worker;
+    int polls_left;
+  };
+  auto* timer = new uv_timer_t;
+  uv_timer_init(m_loop, timer);
+  timer->data = new Ctx{this, std::move(old_worker), polls_left};
+  uv_timer_start(
+      timer,
+      [](uv_timer_t* t) {
+        std::unique_ptr<Ctx> ctx(static_cast<Ctx*>(t->data));
+        uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+        Server* self = ctx->self;
+        if (self->m_stopping) return;
+        self->m_lb_client->reset();
+        self->m_lb_client->send("show info", [self, old = ctx->old_worker,
+                                              left = ctx->polls_left](haproxy::RuntimeClient::Answer info) {
+          if (self->m_stopping) return;
+          const std::string worker = info ? info_field(*info, "Pid") : "";
+          if ((!worker.empty() && worker != old) || left <= 1) {
+            if (worker.empty() || worker == old) spdlog::warn("no new HAProxy worker answered after the reload");
+            self->start_lb_reconciles(0);
+            return;
+          }
+          self->await_new_lb_worker(old, left - 1);
+        });
+      },
+      50, 0);
 }
 
 tl::expected<void, std::string> Server::start_provider() {

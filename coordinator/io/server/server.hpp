@@ -28,6 +28,7 @@
 #include "coordinator/core/schedule.hpp"
 #include "coordinator/io/json/policy_json.hpp"
 #include "coordinator/io/notify/notifier.hpp"
+#include "coordinator/io/haproxy/config.hpp"
 #include "coordinator/io/server/agent_gateway.hpp"
 #include "coordinator/io/server/config.hpp"
 #include "coordinator/io/server/http_api.hpp"
@@ -102,6 +103,9 @@ class Server final : public AgentGatewayHandler {
   [[nodiscard]] tl::expected<void, std::string> start_provider();
   void schedule_lb_reconcile(std::uint64_t delay_ms);
   void start_lb_reconcile();
+  void start_lb_reconciles(std::uint64_t first_delay_ms);
+  void reload_lb_with_membership();
+  void await_new_lb_worker(std::string old_worker, int polls_left);
   void adopt_lb_members(RestoreInput input, std::function<void(RestoreInput)> next);
   void restore_with_provider(RestoreInput input, std::function<void(tl::expected<void, std::string>)> ready);
   void restore(std::function<void(tl::expected<void, std::string>)> ready);
@@ -183,6 +187,11 @@ class Server final : public AgentGatewayHandler {
   // have, so a reconcile may run (before that it would empty the slots).
   bool m_lb_restored = false;
   bool m_lb_adopted = false;  // HAProxy was already running at start and kept serving
+  // The adopted HAProxy runs an older configuration: once the fleet is
+  // restored it is reloaded with the new one, its membership written in.
+  bool m_lb_reload_pending = false;
+  haproxy::ConfigSpec m_lb_spec;  // embedded: the configuration without slots in use
+  std::string m_lb_digest;        // sha256 of its rendering: "same configuration" at the next start
 };
 
 }  // namespace tide::coordinator

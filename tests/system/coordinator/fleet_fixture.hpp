@@ -27,19 +27,15 @@ class Fleet {
     m_agent_port = st::free_port();
     m_frontend_port = st::free_port();
     m_tag = "tide-system-" + std::to_string(::getpid()) + "-" + std::to_string(m_api_port);
-    std::ofstream(m_dir / "coordinator.yaml")
-        << "state_dir: " << (m_dir / "state").string() << "\n"
-        << "log_level: info\n"
-        << "tick_interval_ms: 100\n"
-        << "agents:\n  listen: tcp://127.0.0.1:" << m_agent_port << "\n"
-        << "  report_interval_ms: 500\n  heartbeat_interval_ms: 500\n"
-        << "api:\n  listen_port: " << m_api_port << "\n"
-        // Its own loopback /24, so system tests running side by side never
-        // hand out the same instance address.
-        << "provider:\n  local:\n    address_prefix: \"127." << 10 + (m_api_port / 256) % 200 << '.'
-        << m_api_port % 256 << ".\"\n"
-        << "load_balancer:\n  reconcile_interval_ms: 1000\n" << lb_options << "  backends:\n"
-        << "    - name: web\n      bind_port: " << m_frontend_port << "\n      slots: 16\n";
+    m_lb_options = lb_options;
+    write_config();
+  }
+
+  // Rewrites coordinator.yaml with another slot count for backend "web" (a
+  // load-balancer configuration change the next start picks up).
+  void set_backend_slots(int slots) {
+    m_slots = slots;
+    write_config();
   }
 
   ~Fleet() {
@@ -130,7 +126,25 @@ class Fleet {
   std::filesystem::path m_dir;
   std::uint16_t m_api_port = 0, m_agent_port = 0, m_frontend_port = 0;
   std::string m_tag;
+  std::string m_lb_options;
+  int m_slots = 16;
   std::unique_ptr<st::Child> m_coordinator;
+
+  void write_config() const {
+    std::ofstream(m_dir / "coordinator.yaml")
+        << "state_dir: " << (m_dir / "state").string() << "\n"
+        << "log_level: info\n"
+        << "tick_interval_ms: 100\n"
+        << "agents:\n  listen: tcp://127.0.0.1:" << m_agent_port << "\n"
+        << "  report_interval_ms: 500\n  heartbeat_interval_ms: 500\n"
+        << "api:\n  listen_port: " << m_api_port << "\n"
+        // Its own loopback /24, so system tests running side by side never
+        // hand out the same instance address.
+        << "provider:\n  local:\n    address_prefix: \"127." << 10 + (m_api_port / 256) % 200 << '.'
+        << m_api_port % 256 << ".\"\n"
+        << "load_balancer:\n  reconcile_interval_ms: 1000\n" << m_lb_options << "  backends:\n"
+        << "    - name: web\n      bind_port: " << m_frontend_port << "\n      slots: " << m_slots << "\n";
+  }
 };
 
 

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <fstream>
 #include <thread>
 
@@ -128,6 +129,45 @@ TEST_CASE("coordinator restarts keep HAProxy serving: a crash and a stop under l
   CHECK(result.socket_errors == 0);
   CHECK(fleet.haproxy_processes() == haproxy);
   CHECK(log.find("adopted the running HAProxy") != std::string::npos);
+  CHECK(st::http("GET", fleet.frontend(), "/").status == 200);
+}
+
+TEST_CASE("a changed load-balancer configuration reloads HAProxy with its members: no request gets a 503",
+          "[system]") {
+  Fleet fleet("  keep_running_on_stop: true\n");
+  fleet.start_coordinator();
+  fleet.create_group(2, 200);
+  REQUIRE(st::eventually(30s, [&] { return fleet.in_service() == 2; }));
+  const auto haproxy = fleet.haproxy_processes();
+  REQUIRE(haproxy.size() == 2);  // master and worker
+
+  st::Child wrk({"wrk", "-t2", "-c8", "-d8s", fleet.frontend() + "/"}, fleet.dir() / "wrk.log");
+  std::this_thread::sleep_for(2s);
+  fleet.stop_coordinator();
+  fleet.set_backend_slots(24);
+  fleet.start_coordinator();
+  REQUIRE(st::eventually(10s, [&] { return fleet.in_service() == 2; }));
+  REQUIRE(wrk.wait(20s).has_value());
+
+  const auto result = st::parse_wrk(st::read_file(fleet.dir() / "wrk.log"));
+  INFO(result.output);
+  const std::string log = fleet.log();
+  INFO(log.substr(log.size() > 6000 ? log.size() - 6000 : 0));
+  CHECK(log.find("reloaded with the new configuration; 2 members carried over") != std::string::npos);
+  CHECK(result.requests > 1000);
+  // The new worker serves the members from its first request: no 503. (The
+  // old worker closes its idle keep-alive connections as it goes, which wrk
+  // counts as read errors; a browser retries those.)
+  CHECK(result.non_2xx == 0);
+  // The master kept the listening sockets: same master, a new worker.
+  const auto after = fleet.haproxy_processes();
+  const pid_t master = *std::min_element(haproxy.begin(), haproxy.end());  // forked before its worker
+  CHECK(std::find(after.begin(), after.end(), master) != after.end());
+  CHECK(after != haproxy);
+  CHECK(st::read_file(fleet.dir() / "state" / "haproxy.cfg").find("server s24 ") != std::string::npos);
+  // The slots are the coordinator's: it scales in through them.
+  REQUIRE(fleet.set_desired(1) == 200);
+  REQUIRE(st::eventually(30s, [&] { return fleet.live_instances() == 1; }));
   CHECK(st::http("GET", fleet.frontend(), "/").status == 200);
 }
 

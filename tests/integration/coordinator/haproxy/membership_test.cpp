@@ -129,6 +129,29 @@ TEST_CASE("render_config declares slots, the admin socket and the retry policy",
   CHECK(c->find("disabled check inter 2000ms rise 2 fall 3") != std::string::npos);
 }
 
+TEST_CASE("render_config declares slots in use one by one, the others as the template would", "[haproxy][config]") {
+  ConfigSpec spec;
+  spec.stats_socket = "/tmp/x/admin.sock";
+  spec.backends.push_back(BackendSpec{.name = "web", .bind_port = 8080, .slot_count = 4});
+  spec.backends[0].slots_in_use = {SlotSpec{3, "127.0.1.7", 9000, true}, SlotSpec{1, "127.0.1.8", 9001, false}};
+  auto c = render_config(spec);
+  REQUIRE(c);
+  CHECK(c->find("server-template") == std::string::npos);
+  CHECK(c->find("  server s1 127.0.1.8:9001 disabled\n"
+                "  server s2 127.0.0.1:1 disabled\n"
+                "  server s3 127.0.1.7:9000\n"
+                "  server s4 127.0.0.1:1 disabled\n") != std::string::npos);
+
+  spec.backends[0].slots_in_use = {SlotSpec{5, "127.0.1.7", 9000, true}};
+  CHECK(render_config(spec).error().find("slot 5 is outside 1..4") != std::string::npos);
+  spec.backends[0].slots_in_use = {SlotSpec{2, "127.0.1.7", 9000, true}, SlotSpec{2, "127.0.1.9", 9000, true}};
+  CHECK(render_config(spec).error().find("slot 2 is in use twice") != std::string::npos);
+  spec.backends[0].slots_in_use = {SlotSpec{2, "127.0.1.7 x", 9000, true}};
+  CHECK(render_config(spec).error().find("bad address") != std::string::npos);
+  spec.backends[0].slots_in_use = {SlotSpec{2, "127.0.1.7", 0, true}};
+  CHECK(!render_config(spec));
+}
+
 TEST_CASE("render_config refuses bad specs with a clear error", "[haproxy][config]") {
   ConfigSpec ok;
   ok.stats_socket = "/tmp/a.sock";
