@@ -29,6 +29,13 @@ tl::expected<std::string, TransportError> Router::bind() {
     socket.set(zmq::sockopt::maxmsgsize, m_options.max_frame_bytes);
     socket.set(zmq::sockopt::heartbeat_ivl, m_options.heartbeat_ivl_ms);
     socket.set(zmq::sockopt::heartbeat_timeout, m_options.heartbeat_timeout_ms);
+    socket.set(zmq::sockopt::backlog, m_options.backlog);
+    if (m_options.tcp_keepalive_idle_s > 0) {
+      socket.set(zmq::sockopt::tcp_keepalive, 1);
+      socket.set(zmq::sockopt::tcp_keepalive_idle, m_options.tcp_keepalive_idle_s);
+      socket.set(zmq::sockopt::tcp_keepalive_intvl, m_options.tcp_keepalive_interval_s);
+      socket.set(zmq::sockopt::tcp_keepalive_cnt, m_options.tcp_keepalive_count);
+    }
     socket.set(zmq::sockopt::sndhwm, m_options.sndhwm);
     socket.set(zmq::sockopt::rcvhwm, m_options.rcvhwm);
     if (m_options.curve_server_secret_z85) {

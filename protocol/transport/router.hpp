@@ -3,7 +3,8 @@
 // Options follow protocol/SPEC.md, "Transport": ROUTER_MANDATORY (a send to a
 // gone peer is an error, not a silent drop), ROUTER_HANDOVER (a reconnecting
 // agent with the same routing id takes over), MAXMSGSIZE = kMaxFrameBytes (an
-// oversized frame disconnects that peer only), LINGER 0, ZMTP heartbeats.
+// oversized frame disconnects that peer only), LINGER 0, TCP keep-alive, a
+// large listen backlog; ZMTP pings only from the agents (see RouterOptions).
 //
 // With curve_server_secret_z85 set the socket is a CURVE server. Bind a
 // ZapHandler in the same zmq::context_t BEFORE bind(): without a ZAP handler
@@ -38,8 +39,24 @@ struct RouterOptions {
   bool mandatory = true;                    // ZMQ_ROUTER_MANDATORY
   bool handover = true;                     // ZMQ_ROUTER_HANDOVER
   std::int64_t max_frame_bytes = static_cast<std::int64_t>(protocol::kMaxFrameBytes);
-  int heartbeat_ivl_ms = 5000;              // ZMQ_HEARTBEAT_IVL (ZMTP ping)
+  // ZMTP pings from this side: off by default. libzmq 4.3 cancels a timer by
+  // walking all of them (poller_base_t::cancel_timer), and every incoming
+  // frame cancels its peer's ping timeout, so at 10,000 peers the I/O thread
+  // spent 70 % of its time there and starved (bench_ingest, perf). The
+  // gateway's own HEARTBEAT/liveness detects dead agents, TCP keep-alive
+  // closes their connections, and the agents' DEALERs still ping us.
+  int heartbeat_ivl_ms = 0;                 // ZMQ_HEARTBEAT_IVL; 0 = off
   int heartbeat_timeout_ms = 15000;         // ZMQ_HEARTBEAT_TIMEOUT
+  // Kernel keep-alive (no libzmq timers): a peer whose host died is
+  // disconnected after idle + count × interval seconds. idle 0 = off.
+  int tcp_keepalive_idle_s = 30;
+  int tcp_keepalive_interval_s = 10;
+  int tcp_keepalive_count = 3;
+  // Listen backlog (ZMQ_BACKLOG; libzmq's default is 100): thousands of
+  // agents reconnecting at once after a coordinator restart must not have
+  // their SYNs dropped into TCP's seconds-long back-off. The kernel caps it at
+  // net.core.somaxconn.
+  int backlog = 4096;
   int sndhwm = 1000;                        // messages, per peer
   int rcvhwm = 1000;                        // messages, per peer
 };
