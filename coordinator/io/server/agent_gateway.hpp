@@ -136,6 +136,7 @@ class AgentGateway {
                 std::span<const std::uint8_t> frame);
   void on_hello(const transport::PeerId& peer, std::string_view user_id, const protocol::Hello& hello);
   void on_tick();
+  void answer_report_with_heartbeat(const transport::PeerId& peer);
   void end_session(const transport::PeerId& peer, std::string_view reason, bool notify);
   bool send(const transport::PeerId& peer, const protocol::Message& message);
   void send_error(const transport::PeerId& peer, protocol::ErrorCode code, std::string message,
@@ -145,6 +146,7 @@ class AgentGateway {
   uv_loop_t* m_loop;
   GatewayConfig m_config;
   AgentGatewayHandler& m_handler;
+  std::vector<std::uint8_t> m_heartbeat_frame;  // encoded once
   zmq::context_t m_context;
   std::unique_ptr<transport::ZapHandler> m_zap;
   std::unique_ptr<transport::Router> m_router;
