@@ -298,121 +298,99 @@ void Driver::drain_poll(BackendState& b, const std::string& id, std::uint32_t sl
   });
 }
 
-void Driver::adopt_members(Resolver resolve, AdoptCallback cb) {
-  struct Acc {
+void Driver::for_each_backend_state(bool unknown_is_empty, BackendStep step, StepDone done) {
+  struct Fan {
     std::size_t left = 0;
-    std::vector<AdoptedMember> adopted;
-    std::optional<DriverError> error;
-    AdoptCallback cb;
+    std::optional<DriverError> error;  // the first one
+    StepDone done;
   };
-  auto acc = std::make_shared<Acc>();
-  acc->left = m_backends.size();
-  acc->cb = std::move(cb);
+  auto fan = std::make_shared<Fan>(Fan{m_backends.size(), std::nullopt, std::move(done)});
   if (m_backends.empty()) {
-    after(m_loop, 0, [acc] { acc->cb(acc->adopted); });
+    after(m_loop, 0, [fan] { fan->done(std::nullopt); });
     return;
   }
-  auto one_done = [acc] {
-    if (--acc->left > 0) return;
-    if (acc->error) acc->cb(tl::make_unexpected(*acc->error));
-    else acc->cb(std::move(acc->adopted));
+  StepDone one_done = [fan](std::optional<DriverError> error) {
+    if (error && !fan->error) fan->error = std::move(error);
+    if (--fan->left == 0) fan->done(fan->error);
   };
   std::weak_ptr<bool> alive = m_alive;
   for (auto& [name, state] : m_backends) {
     const std::string backend = name;
-    m_client.send("show servers state " + backend, [this, alive, acc, backend, resolve, one_done](RuntimeClient::Answer a) {
-      if (alive.expired()) return;
-      BackendState* b = find(backend);
-      // A backend the running HAProxy does not have (the configuration
-      // changed) has nothing to adopt.
-      if (!a && a.error().kind == ApiError::Kind::Rejected) return one_done();
-      if (!a || b == nullptr) {
-        if (!acc->error && !a) acc->error = api_error(a.error());
-        return one_done();
-      }
-      auto actual = parse_servers_state(*a);
-      if (!actual) {
-        if (!acc->error) {
-          acc->error = DriverError{DriverError::Kind::Api, ApiError::Kind::BadAnswer, backend + ": " + actual.error()};
-        }
-        return one_done();
-      }
-      for (const ServerState& st : *actual) {
-        auto slot = slot_index(st.server, b->spec.slot_prefix, b->spec.slot_count);
-        if (!slot) continue;
-        auto id = resolve(backend, st.address, st.port);
-        if (!id || b->assignment.contains(*id)) continue;
-        b->assignment[*id] = *slot;
-        b->wanted[*id] = WantedMember{st.address, st.port, st.in_rotation()};
-        acc->adopted.push_back(AdoptedMember{backend, *id, *slot, st.in_rotation()});
-      }
-      one_done();
-    });
+    m_client.send("show servers state " + backend,
+                  [this, alive, backend, unknown_is_empty, step, one_done](RuntimeClient::Answer a) {
+                    if (alive.expired()) return;
+                    if (!a) {
+                      // A backend this HAProxy does not have (its configuration is older).
+                      if (unknown_is_empty && a.error().kind == ApiError::Kind::Rejected) return one_done(std::nullopt);
+                      return one_done(api_error(a.error()));
+                    }
+                    BackendState* b = find(backend);
+                    if (b == nullptr) return one_done(std::nullopt);
+                    auto actual = parse_servers_state(*a);
+                    if (!actual) {
+                      return one_done(
+                          DriverError{DriverError::Kind::Api, ApiError::Kind::BadAnswer, backend + ": " + actual.error()});
+                    }
+                    step(*b, std::move(*actual), one_done);
+                  });
   }
 }
 
-void Driver::reconcile(ReconcileCallback cb) {
-  struct Acc {
-    std::size_t left = 0;
-    ReconcileResult result;
-    std::optional<DriverError> error;
-    ReconcileCallback cb;
-  };
-  auto acc = std::make_shared<Acc>();
-  acc->left = m_backends.size();
-  acc->cb = std::move(cb);
-  auto one_done = [acc] {
-    if (--acc->left > 0) return;
-    if (acc->error) acc->cb(tl::make_unexpected(*acc->error));
-    else acc->cb(acc->result);
-  };
-  if (m_backends.empty()) {
-    after(m_loop, 0, [acc] { acc->cb(acc->result); });
-    return;
-  }
-  std::weak_ptr<bool> alive = m_alive;
-  for (auto& [name, state] : m_backends) {
-    const std::string backend = name;
-    m_client.send("show servers state " + backend, [this, alive, acc, backend, one_done](RuntimeClient::Answer a) {
-      if (alive.expired()) return;
-      BackendState* b = find(backend);
-      if (!a || b == nullptr) {
-        if (!acc->error && !a) acc->error = api_error(a.error());
-        return one_done();
-      }
-      auto actual = parse_servers_state(*a);
-      if (!actual) {
-        if (!acc->error) {
-          acc->error = DriverError{DriverError::Kind::Api, ApiError::Kind::BadAnswer, backend + ": " + actual.error()};
+void Driver::adopt_members(Resolver resolve, AdoptCallback cb) {
+  auto adopted = std::make_shared<std::vector<AdoptedMember>>();
+  for_each_backend_state(
+      true,
+      [adopted, resolve = std::move(resolve)](BackendState& b, std::vector<ServerState> actual, const StepDone& done) {
+        for (const ServerState& st : actual) {
+          auto slot = slot_index(st.server, b.spec.slot_prefix, b.spec.slot_count);
+          if (!slot) continue;
+          auto id = resolve(b.spec.name, st.address, st.port);
+          if (!id || b.assignment.contains(*id)) continue;
+          b.assignment[*id] = *slot;
+          b.wanted[*id] = WantedMember{st.address, st.port, st.in_rotation()};
+          adopted->push_back(AdoptedMember{b.spec.name, *id, *slot, st.in_rotation()});
         }
-        return one_done();
-      }
-      BackendPlanInput in;
-      in.backend = backend;
-      in.slot_prefix = b->spec.slot_prefix;
-      in.slot_count = b->spec.slot_count;
-      in.wanted = b->wanted;
-      in.assignment = b->assignment;
-      in.actual = std::move(*actual);
-      for (const auto& [slot, q] : b->slot_ops) in.busy_slots.insert(slot);
-      BackendPlan plan = plan_backend(in);
-      // Slots owned by running operations keep their assignment; others follow the plan.
-      std::map<std::string, std::uint32_t> next = plan.assignment;
-      for (const auto& [id, slot] : b->assignment) {
-        if (in.busy_slots.contains(slot)) next[id] = slot;
-      }
-      b->assignment = std::move(next);
-      for (auto& u : plan.unplaced) acc->result.unplaced.push_back(backend + "/" + u);
-      for (auto& n : plan.notes) acc->result.notes.push_back(std::move(n));
-      acc->result.commands += plan.commands.size();
-      std::vector<std::string> cmds;
-      for (const auto& c : plan.commands) cmds.push_back(c.render());
-      run_commands(std::move(cmds), [acc, one_done](tl::expected<void, DriverError> r) {
-        if (!r && !acc->error) acc->error = r.error();
-        one_done();
+        done(std::nullopt);
+      },
+      [adopted, cb = std::move(cb)](std::optional<DriverError> error) {
+        if (error) cb(tl::make_unexpected(*error));
+        else cb(std::move(*adopted));
       });
-    });
-  }
+}
+
+void Driver::reconcile(ReconcileCallback cb) {
+  auto result = std::make_shared<ReconcileResult>();
+  for_each_backend_state(
+      false,
+      [this, result](BackendState& b, std::vector<ServerState> actual, const StepDone& done) {
+        BackendPlanInput in;
+        in.backend = b.spec.name;
+        in.slot_prefix = b.spec.slot_prefix;
+        in.slot_count = b.spec.slot_count;
+        in.wanted = b.wanted;
+        in.assignment = b.assignment;
+        in.actual = std::move(actual);
+        for (const auto& [slot, q] : b.slot_ops) in.busy_slots.insert(slot);
+        BackendPlan plan = plan_backend(in);
+        // Slots owned by running operations keep their assignment; others follow the plan.
+        std::map<std::string, std::uint32_t> next = plan.assignment;
+        for (const auto& [id, slot] : b.assignment) {
+          if (in.busy_slots.contains(slot)) next[id] = slot;
+        }
+        b.assignment = std::move(next);
+        for (auto& u : plan.unplaced) result->unplaced.push_back(b.spec.name + "/" + u);
+        for (auto& n : plan.notes) result->notes.push_back(std::move(n));
+        result->commands += plan.commands.size();
+        std::vector<std::string> cmds;
+        for (const auto& c : plan.commands) cmds.push_back(c.render());
+        run_commands(std::move(cmds), [done](tl::expected<void, DriverError> r) {
+          done(r ? std::nullopt : std::optional<DriverError>(r.error()));
+        });
+      },
+      [result, cb = std::move(cb)](std::optional<DriverError> error) {
+        if (error) cb(tl::make_unexpected(*error));
+        else cb(*result);
+      });
 }
 
 void Driver::reconcile_every(std::uint64_t interval_ms, ReconcileCallback on_result) {

@@ -135,7 +135,15 @@ class Driver {
   };
   using Step = std::function<void(RuntimeClient::Answer)>;
 
+  using StepDone = std::function<void(std::optional<DriverError>)>;
+  using BackendStep = std::function<void(BackendState&, std::vector<ServerState> actual, const StepDone& done)>;
+
   BackendState* find(const std::string& backend);
+  // Reads `show servers state` of every backend and hands each parsed answer
+  // to `step`, which calls its `done` when finished; `done` then sees the
+  // first error of all. unknown_is_empty: a backend HAProxy does not have
+  // is skipped instead of failing.
+  void for_each_backend_state(bool unknown_is_empty, BackendStep step, StepDone done);
   void enqueue(BackendState& b, std::uint32_t slot, std::function<void()> op);
   void finish(BackendState& b, std::uint32_t slot);
   void run_commands(std::vector<std::string> commands, std::function<void(tl::expected<void, DriverError>)> done);

@@ -60,7 +60,11 @@ std::uint64_t monotonic_us() {
 }  // namespace
 
 AgentGateway::AgentGateway(uv_loop_t* loop, GatewayConfig config, AgentGatewayHandler& handler)
-    : m_loop(loop), m_config(std::move(config)), m_handler(handler), m_context(1) {
+    : m_loop(loop),
+      m_config(std::move(config)),
+      m_handler(handler),
+      m_heartbeat_frame(protocol::encode(protocol::Message{protocol::Heartbeat{}})),
+      m_context(1) {
   std::random_device device;
   m_session_salt = (static_cast<std::uint64_t>(device()) << 32U) ^ device();
 }
@@ -323,7 +327,6 @@ void AgentGateway::answer_report_with_heartbeat(const transport::PeerId& peer) {
   if (it == m_sessions.end()) return;
   const std::uint64_t now = uv_now(m_loop);
   if (now - it->second.last_tx_ms < m_config.heartbeat_interval_ms / 2) return;
-  if (m_heartbeat_frame.empty()) m_heartbeat_frame = protocol::encode(protocol::Message{protocol::Heartbeat{}});
   if (m_router->send(peer, m_heartbeat_frame)) it->second.last_tx_ms = now;
 }
 
@@ -337,8 +340,6 @@ void AgentGateway::on_tick() {
   // report is beaten at most 1.35 intervals apart (agents allow `liveness`
   // intervals).
   const std::uint64_t beat_after = m_config.heartbeat_interval_ms + m_config.heartbeat_interval_ms / 4;
-  // Every HEARTBEAT is the same frame.
-  if (m_heartbeat_frame.empty()) m_heartbeat_frame = protocol::encode(protocol::Message{protocol::Heartbeat{}});
   for (auto& [peer, session] : m_sessions) {
     if (now - session.last_rx_ms > lost_after) {
       lost.push_back(peer);

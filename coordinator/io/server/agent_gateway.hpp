@@ -146,7 +146,7 @@ class AgentGateway {
   uv_loop_t* m_loop;
   GatewayConfig m_config;
   AgentGatewayHandler& m_handler;
-  std::vector<std::uint8_t> m_heartbeat_frame;  // encoded once
+  const std::vector<std::uint8_t> m_heartbeat_frame;  // every HEARTBEAT is this frame
   zmq::context_t m_context;
   std::unique_ptr<transport::ZapHandler> m_zap;
   std::unique_ptr<transport::Router> m_router;

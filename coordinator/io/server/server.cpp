@@ -328,6 +328,7 @@ void Server::reload_lb_with_membership() {
     if (m_stopping) return;
     const std::string old_worker = info ? info_field(*info, "Pid") : "";
     haproxy::ConfigSpec spec = m_lb_spec;
+    std::size_t carried = 0;
     for (auto& backend : spec.backends) {
       const auto& wanted = m_lb->wanted(backend.name);
       for (const auto& [id, slot] : m_lb->assignment(backend.name)) {
@@ -335,13 +336,16 @@ void Server::reload_lb_with_membership() {
         if (member == wanted.end() || slot > backend.slot_count) continue;
         backend.slots_in_use.push_back(
             haproxy::SlotSpec{slot, member->second.address, member->second.port, member->second.in_rotation});
+        ++carried;
       }
     }
     const auto path = m_config.state_dir / "haproxy.cfg";
     auto text = haproxy::render_config(spec);
-    if (text) write_haproxy_config(path, m_lb_digest, *text);
     tl::expected<void, std::string> reloaded = tl::make_unexpected(text ? std::string() : text.error());
-    if (text) reloaded = m_haproxy->reload();
+    if (text) {
+      write_haproxy_config(path, m_lb_digest, *text);
+      reloaded = m_haproxy->reload();
+    }
     if (!reloaded) {
       // Fail static: the old configuration keeps serving what it serves.
       spdlog::error("HAProxy reload with the new configuration failed: {}; the old configuration keeps serving",
@@ -350,11 +354,7 @@ void Server::reload_lb_with_membership() {
       return;
     }
     spdlog::info("HAProxy (pid {}) reloaded with the new configuration; {} members carried over", m_haproxy->pid(),
-                 [&] {
-                   std::size_t n = 0;
-                   for (const auto& backend : spec.backends) n += backend.slots_in_use.size();
-                   return n;
-                 }());
+                 carried);
     await_new_lb_worker(old_worker, 100);
   });
 }
