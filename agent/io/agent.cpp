@@ -132,8 +132,14 @@ tl::expected<void, std::string> Agent::start() {
   }
 
   for (std::size_t i = 0; i < m_config.probes.size(); ++i) {
+    const auto& probe = m_config.probes[i];
+    const ProbeTiming timing = probe_timing(m_config, probe);
+    spdlog::info("{} {} ({}): every {} ms until it first passes, then every {} ms",
+                 probe.role == SourceRole::Readiness ? "readiness probe" : "health check", probe.name,
+                 protocol::to_string(probe.kind), std::min(timing.startup_period_ms, timing.period_ms),
+                 timing.period_ms);
     m_probes.push_back(std::make_unique<ProbeRunner>(
-        m_loop, m_config.probes[i], [this, i](const ProbeOutcome& o) { on_probe(i, o); }));
+        m_loop, probe, timing, [this, i](const ProbeOutcome& o) { return on_probe(i, o); }));
     m_probes.back()->start();
   }
 
@@ -481,8 +487,9 @@ void Agent::readiness_changed() {
   pump_link();
 }
 
-void Agent::on_probe(std::size_t index, const ProbeOutcome& o) {
+bool Agent::on_probe(std::size_t index, const ProbeOutcome& o) {
   if (m_readiness.record_probe(index, o.success, o.message, o.latency_ms)) readiness_changed();
+  return m_readiness.probe(index).passing();
 }
 
 void Agent::on_notify_readable() {

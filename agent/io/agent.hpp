@@ -71,7 +71,7 @@ class Agent {
   void handle(const protocol::Message& message);
 
   // readiness
-  void on_probe(std::size_t index, const ProbeOutcome& outcome);
+  bool on_probe(std::size_t index, const ProbeOutcome& outcome);  // the probe passes now
   void on_notify_readable();
   void readiness_changed();
 

@@ -72,6 +72,18 @@ Result get_uint(const Ctx& ctx, const YAML::Node& parent, const std::string& nam
   return parse_uint_text(ctx, node, key, node.Scalar(), out, min, max);
 }
 
+template <typename T>
+Result get_optional_uint(const Ctx& ctx, const YAML::Node& parent, const std::string& name,
+                         const std::string& key, std::optional<T>& out, std::uint64_t min,
+                         std::uint64_t max) {
+  const auto node = parent[name];
+  if (!node.IsDefined() || node.IsNull()) return {};
+  T value{};
+  if (auto r = get_uint(ctx, parent, name, key, value, min, max); !r) return r;
+  out = value;
+  return {};
+}
+
 Result get_bool(const Ctx& ctx, const YAML::Node& parent, const std::string& name,
                 const std::string& key, bool& out) {
   const auto node = parent[name];
@@ -102,8 +114,8 @@ tl::expected<std::string, std::string> read_small_file(const std::string& path) 
 Result parse_probe(const Ctx& ctx, const YAML::Node& node, const std::string& key, SourceRole role,
                    ProbeConfig& p) {
   TRY(check_keys(ctx, key, node, {"name", "type", "url", "address", "command", "period_ms",
-                                  "timeout_ms", "initial_delay_ms", "success_threshold",
-                                  "failure_threshold"}));
+                                  "startup_period_ms", "timeout_ms", "initial_delay_ms",
+                                  "success_threshold", "failure_threshold"}));
   p.role = role;
   std::string type;
   TRY(get_string(ctx, node, "type", key + ".type", type));
@@ -119,7 +131,9 @@ Result parse_probe(const Ctx& ctx, const YAML::Node& node, const std::string& ke
   TRY(get_string(ctx, node, "url", key + ".url", p.url));
   TRY(get_string(ctx, node, "address", key + ".address", p.address));
   TRY(get_string(ctx, node, "command", key + ".command", p.command));
-  TRY(get_uint(ctx, node, "period_ms", key + ".period_ms", p.period_ms, 10, 3'600'000));
+  TRY(get_optional_uint(ctx, node, "period_ms", key + ".period_ms", p.period_ms, 10, 3'600'000));
+  TRY(get_optional_uint(ctx, node, "startup_period_ms", key + ".startup_period_ms", p.startup_period_ms,
+                        kMinReadinessPeriodMs, kMaxReadinessPeriodMs));
   TRY(get_uint(ctx, node, "timeout_ms", key + ".timeout_ms", p.timeout_ms, 1, 3'600'000));
   TRY(get_uint(ctx, node, "initial_delay_ms", key + ".initial_delay_ms", p.initial_delay_ms, 0, 3'600'000));
   TRY(get_uint(ctx, node, "success_threshold", key + ".success_threshold", p.success_threshold, 1, 1000));
@@ -208,7 +222,11 @@ Result parse_yaml(const Ctx& ctx, const YAML::Node& root, AgentConfig& c) {
     TRY(get_uint(ctx, n, "backoff_max_ms", "link.backoff_max_ms", c.backoff_max_ms, 1, 600'000));
   }
   if (auto n = root["readiness"]; n.IsDefined() && !n.IsNull()) {
-    TRY(check_keys(ctx, "readiness", n, {"notify", "probes"}));
+    TRY(check_keys(ctx, "readiness", n, {"period_ms", "startup_period_ms", "notify", "probes"}));
+    TRY(get_uint(ctx, n, "period_ms", "readiness.period_ms", c.readiness_period_ms,
+                 kMinReadinessPeriodMs, kMaxReadinessPeriodMs));
+    TRY(get_uint(ctx, n, "startup_period_ms", "readiness.startup_period_ms", c.readiness_startup_period_ms,
+                 kMinReadinessPeriodMs, kMaxReadinessPeriodMs));
     TRY(get_bool(ctx, n, "notify", "readiness.notify", c.notify_readiness));
     TRY(parse_probe_list(ctx, n["probes"], "readiness.probes", SourceRole::Readiness, c.probes));
   }
@@ -286,6 +304,17 @@ Result apply_environment(const Environment& env, AgentConfig& c) {
   auto port = env_value(env, "TIDE_SERVICE_PORT");
   if (!port) return tl::make_unexpected(port.error());
   if (*port) TRY(parse_uint_text(ctx, YAML::Node(), "TIDE_SERVICE_PORT", **port, c.service_port, 0, 65535));
+  // An empty value leaves the default: a launcher passes every variable,
+  // empty when the launch configuration does not set it.
+  for (const auto& [name, target] : std::initializer_list<std::pair<const char*, std::uint32_t*>>{
+           {"TIDE_READINESS_PERIOD_MS", &c.readiness_period_ms},
+           {"TIDE_READINESS_STARTUP_PERIOD_MS", &c.readiness_startup_period_ms}}) {
+    auto v = env_value(env, name);
+    if (!v) return tl::make_unexpected(v.error());
+    if (*v && !(*v)->empty()) {
+      TRY(parse_uint_text(ctx, YAML::Node(), name, **v, *target, kMinReadinessPeriodMs, kMaxReadinessPeriodMs));
+    }
+  }
   auto state = env_value(env, "TIDE_STATE_DIR");
   if (!state) return tl::make_unexpected(state.error());
   if (*state && !(*state)->empty()) c.state_dir = **state;
@@ -353,6 +382,23 @@ Result validate(AgentConfig& c) {
 }
 
 }  // namespace
+
+ProbeTiming probe_timing(const AgentConfig& config, const ProbeConfig& probe) {
+  ProbeTiming t;
+  t.initial_delay_ms = probe.initial_delay_ms;
+  switch (probe.role) {
+    case SourceRole::Readiness:
+      t.period_ms = probe.period_ms.value_or(config.readiness_period_ms);
+      t.startup_period_ms = probe.startup_period_ms.value_or(config.readiness_startup_period_ms);
+      break;
+    case SourceRole::Health:
+      // A health check starts passing; there is no readiness to hurry for.
+      t.period_ms = probe.period_ms.value_or(kDefaultHealthPeriodMs);
+      t.startup_period_ms = probe.startup_period_ms.value_or(t.period_ms);
+      break;
+  }
+  return t;
+}
 
 std::string ConfigError::to_string() const { return file + ": " + key + ": " + what; }
 

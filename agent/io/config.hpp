@@ -12,6 +12,7 @@
 
 #include <tl/expected.hpp>
 
+#include "agent/core/probe_schedule.hpp"
 #include "agent/core/readiness.hpp"
 
 namespace tide::agent {
@@ -23,7 +24,10 @@ struct ProbeConfig {
   std::string url;      // http: http://host[:port]/path
   std::string address;  // tcp: host:port
   std::string command;  // exec: run with /bin/sh -c; exit 0 passes
-  std::uint32_t period_ms = 1000;
+  // Unset: a readiness probe takes readiness.period_ms and
+  // readiness.startup_period_ms, a health check 1000 ms for both.
+  std::optional<std::uint32_t> period_ms;          // start to start once it passed
+  std::optional<std::uint32_t> startup_period_ms;  // start to start until it first passes
   std::uint32_t timeout_ms = 1000;
   std::uint32_t initial_delay_ms = 0;
   std::uint32_t success_threshold = 1;
@@ -34,6 +38,14 @@ struct HookConfig {
   std::string command;  // /bin/sh -c
   std::uint32_t timeout_ms = 3'600'000;  // upper bound of HOOK_RUN's timeout_ms
 };
+
+// Defaults and bounds of readiness.period_ms and readiness.startup_period_ms
+// (and their environment variables).
+inline constexpr std::uint32_t kDefaultReadinessPeriodMs = 1000;
+inline constexpr std::uint32_t kDefaultReadinessStartupPeriodMs = 100;
+inline constexpr std::uint32_t kDefaultHealthPeriodMs = 1000;
+inline constexpr std::uint32_t kMinReadinessPeriodMs = 10;
+inline constexpr std::uint32_t kMaxReadinessPeriodMs = 60'000;
 
 enum class ShutdownAction : std::uint8_t { Exit, Poweroff, None };
 
@@ -61,6 +73,11 @@ struct AgentConfig {
   std::uint32_t backoff_max_ms = 5000;
 
   // readiness and health
+  // Readiness probes run every readiness_startup_period_ms until they first
+  // pass, so a booting instance enters rotation soon after it is ready, then
+  // every readiness_period_ms.
+  std::uint32_t readiness_period_ms = kDefaultReadinessPeriodMs;
+  std::uint32_t readiness_startup_period_ms = kDefaultReadinessStartupPeriodMs;
   bool notify_readiness = false;   // READY=1 on the notify socket is required
   std::string notify_socket;       // unix datagram socket path; empty = none
   std::vector<ProbeConfig> probes; // readiness probes, then health checks
@@ -86,6 +103,9 @@ struct ConfigError {
   std::string what;
   [[nodiscard]] std::string to_string() const;
 };
+
+// The schedule of one configured probe: its own periods, or its section's.
+[[nodiscard]] ProbeTiming probe_timing(const AgentConfig& config, const ProbeConfig& probe);
 
 using Environment = std::map<std::string, std::string>;
 

@@ -202,8 +202,8 @@ void exec_probe(uv_loop_t* loop, const std::string& command, std::uint32_t timeo
   });
 }
 
-ProbeRunner::ProbeRunner(uv_loop_t* loop, ProbeConfig config, ProbeDoneFn on_result)
-    : m_loop(loop), m_config(std::move(config)), m_on_result(std::move(on_result)),
+ProbeRunner::ProbeRunner(uv_loop_t* loop, ProbeConfig config, ProbeTiming timing, ProbeResultFn on_result)
+    : m_loop(loop), m_config(std::move(config)), m_timing(timing), m_on_result(std::move(on_result)),
       m_timer(new uv_timer_t), m_alive(std::make_shared<bool>(true)) {
   uv_timer_init(m_loop, m_timer);
   m_timer->data = this;
@@ -217,14 +217,23 @@ ProbeRunner::~ProbeRunner() {
 }
 
 void ProbeRunner::start() {
-  uv_timer_start(m_timer, on_timer, m_config.initial_delay_ms, m_config.period_ms);
+  uv_update_time(m_loop);
+  m_schedule.emplace(m_timing, uv_now(m_loop));
+  arm();
 }
 
 void ProbeRunner::stop() {
   uv_timer_stop(m_timer);
-  m_in_flight = false;
+  m_schedule.reset();
   *m_alive = false;
   m_alive = std::make_shared<bool>(true);
+}
+
+void ProbeRunner::arm() {
+  if (!m_schedule || m_schedule->in_flight()) return;
+  const std::uint64_t now = uv_now(m_loop);
+  const std::uint64_t next = m_schedule->next_attempt_ms();
+  uv_timer_start(m_timer, on_timer, next > now ? next - now : 0, 0);
 }
 
 void ProbeRunner::on_timer(uv_timer_t* timer) {
@@ -232,13 +241,14 @@ void ProbeRunner::on_timer(uv_timer_t* timer) {
 }
 
 void ProbeRunner::attempt() {
+  if (!m_schedule) return;
+  const std::uint64_t now = uv_now(m_loop);
   // The previous attempt is still bounded by its timeout; never stack them.
-  if (m_in_flight) return;
-  m_in_flight = true;
+  if (!m_schedule->due(now)) return arm();
+  m_schedule->attempt_started(now);
+  // May run before the probe function returns (a bad address fails at once).
   auto done = [this, alive = m_alive](const ProbeOutcome& o) {
-    if (!*alive) return;
-    m_in_flight = false;
-    m_on_result(o);
+    if (*alive) finished(o);
   };
   switch (m_config.kind) {
     case protocol::ProbeKind::Http:
@@ -251,9 +261,20 @@ void ProbeRunner::attempt() {
       exec_probe(m_loop, m_config.command, m_config.timeout_ms, done);
       break;
     case protocol::ProbeKind::Notify:
-      m_in_flight = false;
+      // Not a probe: the notify socket feeds readiness itself. Never runs again.
+      m_schedule.reset();
       break;
   }
+}
+
+void ProbeRunner::finished(const ProbeOutcome& outcome) {
+  auto alive = m_alive;
+  const bool passing = m_on_result(outcome);
+  // on_result may have stopped (or destroyed) this runner.
+  if (!*alive || !m_schedule) return;
+  uv_update_time(m_loop);
+  m_schedule->attempt_finished(uv_now(m_loop), passing);
+  arm();
 }
 
 }  // namespace tide::agent

@@ -111,3 +111,108 @@ TEST_CASE("environment overrides the file with _FILE variants and TIDE_READINESS
   CHECK(bad.error().key == "TIDE_ENROLLMENT_TOKEN_FILE");
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("readiness periods: defaults, file, per-probe, health checks", "[agent][config]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("tide-agent-periods-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const tide::agent::Environment env{{"TIDE_INSTANCE_ID", "i-1"}};
+
+  // Defaults: 100 ms until the probe first passes, then 1 s.
+  std::ofstream(dir / "defaults.yaml") << "readiness:\n  probes:\n    - type: tcp\n      address: 127.0.0.1:1\n"
+                                          "health:\n  checks:\n    - type: tcp\n      name: alive\n      address: 127.0.0.1:1\n";
+  auto c = tide::agent::load_config(dir / "defaults.yaml", env);
+  REQUIRE(c);
+  CHECK(c->readiness_period_ms == 1000);
+  CHECK(c->readiness_startup_period_ms == 100);
+  REQUIRE(c->probes.size() == 2);
+  auto t = tide::agent::probe_timing(*c, c->probes[0]);
+  CHECK(t.startup_period_ms == 100);
+  CHECK(t.period_ms == 1000);
+  // A health check starts passing: no startup period of its own.
+  t = tide::agent::probe_timing(*c, c->probes[1]);
+  CHECK(t.startup_period_ms == 1000);
+  CHECK(t.period_ms == 1000);
+
+  // The section sets every readiness probe's default; a probe's own keys win.
+  std::ofstream(dir / "set.yaml") << "readiness:\n  period_ms: 2000\n  startup_period_ms: 50\n  probes:\n"
+                                     "    - type: tcp\n      address: 127.0.0.1:1\n"
+                                     "    - type: tcp\n      name: own\n      address: 127.0.0.1:2\n"
+                                     "      period_ms: 500\n      startup_period_ms: 20\n";
+  c = tide::agent::load_config(dir / "set.yaml", env);
+  REQUIRE(c);
+  REQUIRE(c->probes.size() == 2);
+  t = tide::agent::probe_timing(*c, c->probes[0]);
+  CHECK(t.startup_period_ms == 50);
+  CHECK(t.period_ms == 2000);
+  t = tide::agent::probe_timing(*c, c->probes[1]);
+  CHECK(t.startup_period_ms == 20);
+  CHECK(t.period_ms == 500);
+
+  // The environment overrides the section (not a probe's own keys); an
+  // empty value leaves what the file says.
+  auto env2 = env;
+  env2["TIDE_READINESS_PERIOD_MS"] = "250";
+  env2["TIDE_READINESS_STARTUP_PERIOD_MS"] = "";
+  c = tide::agent::load_config(dir / "set.yaml", env2);
+  REQUIRE(c);
+  CHECK(c->readiness_period_ms == 250);
+  CHECK(c->readiness_startup_period_ms == 50);
+  t = tide::agent::probe_timing(*c, c->probes[0]);
+  CHECK(t.period_ms == 250);
+  CHECK(tide::agent::probe_timing(*c, c->probes[1]).period_ms == 500);
+
+  // Environment only, as the local provider starts agents: the env-http probe
+  // takes the section's periods.
+  auto env3 = env;
+  env3["TIDE_READINESS_HTTP"] = "http://127.0.1.5:8080/ready";
+  env3["TIDE_READINESS_PERIOD_MS"] = "300";
+  env3["TIDE_READINESS_STARTUP_PERIOD_MS"] = "30";
+  c = tide::agent::load_config(std::nullopt, env3);
+  REQUIRE(c);
+  REQUIRE(c->probes.size() == 1);
+  t = tide::agent::probe_timing(*c, c->probes[0]);
+  CHECK(t.period_ms == 300);
+  CHECK(t.startup_period_ms == 30);
+
+  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+           {"TIDE_READINESS_PERIOD_MS", "9"},
+           {"TIDE_READINESS_PERIOD_MS", "60001"},
+           {"TIDE_READINESS_STARTUP_PERIOD_MS", "fast"},
+           {"TIDE_READINESS_STARTUP_PERIOD_MS", "-1"}}) {
+    auto bad_env = env;
+    bad_env[name] = value;
+    auto bad = tide::agent::load_config(std::nullopt, bad_env);
+    INFO(name << "=" << value);
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().file == "(environment)");
+    CHECK(bad.error().key == name);
+    CHECK(bad.error().what.find("10..60000") != std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("check-config bounds the readiness periods and names file, line and key", "[agent][config]") {
+  auto r = check("readiness:\n  period_ms: 5\n", "TIDE_INSTANCE_ID=i-1");
+  CHECK(r.status == 2);
+  CHECK(r.output.find(".yaml:2: readiness.period_ms: must be an integer in 10..60000, got '5'") != std::string::npos);
+
+  r = check("readiness:\n  notify: false\n  startup_period_ms: 60001\n", "TIDE_INSTANCE_ID=i-1");
+  CHECK(r.status == 2);
+  CHECK(r.output.find(".yaml:3: readiness.startup_period_ms: must be an integer in 10..60000, got '60001'") !=
+        std::string::npos);
+
+  r = check("readiness:\n  probes:\n    - type: http\n      url: http://127.0.0.1:1/\n      startup_period_ms: soon\n",
+            "TIDE_INSTANCE_ID=i-1");
+  CHECK(r.status == 2);
+  CHECK(r.output.find(".yaml:5: readiness.probes[0].startup_period_ms: must be an integer in 10..60000") !=
+        std::string::npos);
+
+  r = check("readiness:\n  period_ms: 10\n  startup_period_ms: 60000\n", "TIDE_INSTANCE_ID=i-1");
+  INFO(r.output);
+  CHECK(r.status == 0);
+
+  r = check("", "TIDE_INSTANCE_ID=i-1 TIDE_READINESS_PERIOD_MS=1");
+  CHECK(r.status == 2);
+  CHECK(r.output.find("(environment): TIDE_READINESS_PERIOD_MS: must be an integer in 10..60000, got '1'") !=
+        std::string::npos);
+}

@@ -354,3 +354,34 @@ TEST_CASE("a key the coordinator's ZAP handler refuses never gets a session", "[
   CHECK(f.coord->zap_refused >= 1);
   CHECK_FALSE(f.agent->exited());
 }
+
+TEST_CASE("a readiness probe runs at its startup period until first ready, then at its period", "[agent][probes]") {
+  Fixture f;
+  // An exec probe that logs each attempt and passes once a file exists.
+  const auto attempts = f.dir / "attempts";
+  const auto ready = f.dir / "ready";
+  f.start_agent("readiness:\n  period_ms: 60000\n  startup_period_ms: 50\n  probes:\n"
+                "    - name: file\n      type: exec\n      command: \"echo x >> '" + attempts.string() +
+                "'; test -f '" + ready.string() + "'\"\n");
+  auto count_attempts = [&] {
+    std::ifstream in(attempts);
+    std::size_t n = 0;
+    for (std::string line; std::getline(in, line);) ++n;
+    return n;
+  };
+  // At a 60 s period there would be one attempt; the startup period repeats it.
+  REQUIRE(f.wait_count<Report>(1, 5000));
+  CHECK(run_until(&f.loop, [&] { return count_attempts() >= 4; }, 10'000));
+  CHECK_FALSE(f.reports().back().first.ready);
+
+  std::ofstream(ready) << "1\n";
+  const auto t0 = wall_ms();
+  auto became_ready = f.wait_report([](const Report& r) { return r.ready; }, t0, 10'000);
+  REQUIRE(became_ready);
+
+  // Seen ready once: the next attempt is a minute away.
+  const auto after_ready = count_attempts();
+  run_for(&f.loop, 1500);
+  CHECK(count_attempts() == after_ready);
+  CHECK(f.reports().back().first.ready);
+}
