@@ -1,7 +1,9 @@
 #include "coordinator/io/provider/local_provider.hpp"
 
 #include <arpa/inet.h>
+#include <array>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstring>
@@ -14,12 +16,15 @@
 #include <set>
 #include <sstream>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <utility>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "coordinator/io/provider/exit_report.hpp"
 #include "coordinator/io/provider/process_table.hpp"
 #include "coordinator/io/provider/uv_work.hpp"
 
@@ -32,8 +37,10 @@ namespace {
 // The session leader of every instance. It starts the agent (environment
 // only, nothing inherited but PATH) and the application, records their pids
 // in ./pids (atomically, for the provider and for re-adoption after a
-// coordinator crash), and lives as long as the application does; when the
-// application exits it stops the agent, so the instance is gone as a whole.
+// coordinator crash), and lives as long as the application does. When the
+// application exits it writes its status to ./app.exit (the provider reports
+// it; the file's mtime dates the exit) and stops the agent, so the instance is
+// gone as a whole.
 constexpr const char* kLauncherScript = R"sh(
 agent_pid=0
 if [ -n "$_TIDE_AGENT" ]; then
@@ -59,6 +66,7 @@ app_pid=$!
 printf '%s %s %s\n' "$$" "$app_pid" "$agent_pid" >pids.tmp && mv -f pids.tmp pids
 wait "$app_pid"
 status=$?
+printf '%s\n' "$status" >app.exit
 if [ "$agent_pid" != 0 ]; then kill -TERM "$agent_pid" 2>/dev/null; wait "$agent_pid"; fi
 exit "$status"
 )sh";
@@ -186,6 +194,26 @@ std::string read_small_file(const fs::path& path, std::size_t max_bytes) {
   return text;
 }
 
+// A file's modification time in Unix epoch milliseconds, if it exists.
+std::optional<std::int64_t> mtime_ms(const fs::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
+}
+
+// The launcher's app.exit: the application's status and a newline. Missing
+// or incomplete (being written) reads as nullopt.
+std::optional<int> read_exit_status(const fs::path& path) {
+  const std::string text = read_small_file(path, 16);
+  int status = -1;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), status);
+  if (ec != std::errc{} || end == text.data() || end == text.data() + text.size() || *end != '\n' ||
+      status < 0 || status > 255) {
+    return std::nullopt;
+  }
+  return status;
+}
+
 // The launcher's "leader app agent" pid line, with start times looked up now.
 std::optional<std::array<ProcessRef, 3>> read_pids(const fs::path& dir) {
   std::ifstream in(dir / "pids");
@@ -206,6 +234,12 @@ std::optional<std::array<ProcessRef, 3>> read_pids(const fs::path& dir) {
 
 bool ref_alive(const ProcessRef& p) { return p.pid > 0 && process_alive(p.pid, p.start_ticks); }
 
+std::int64_t system_clock_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 bool record_alive(const Record& r) {
   if (r.launching) return false;
   if (ref_alive(r.leader) || ref_alive(r.app) || ref_alive(r.agent)) return true;
@@ -224,6 +258,48 @@ bool environ_has_instance(pid_t pid, const std::string& instance_id) {
     if (entry == wanted) return true;
   }
   return false;
+}
+
+// Files the launcher and the provider keep in an instance's directory.
+constexpr const char* kAppLog = "app.log";
+constexpr const char* kExitFile = "app.exit";          // written by the launcher
+constexpr const char* kReportedMark = "exit-reported";  // the exit handler was called
+
+// What is known about an application that exited.
+struct AppExitFacts {
+  int exit_status = -1;         // as the launcher's shell saw it; -1 unknown
+  std::int64_t uptime_ms = 0;
+  std::string tail;             // output_tail() of app.log
+  [[nodiscard]] std::string message() const { return describe_app_exit(exit_status, uptime_ms, tail); }
+};
+
+// Gathers what the launcher left about an exited application. Returns nullopt
+// while its status is still to come (app.exit not yet written and the launcher
+// alive) if wait_for_launcher is set. Small bounded file reads only.
+std::optional<AppExitFacts> collect_exit(const fs::path& dir, const Record& r, bool wait_for_launcher) {
+  const auto status = read_exit_status(dir / kExitFile);
+  if (!status && wait_for_launcher && ref_alive(r.leader)) return std::nullopt;
+  AppExitFacts facts;
+  facts.exit_status = status.value_or(-1);
+  // The launcher writes ./pids just after starting the application and
+  // app.exit just after it exits: their mtimes bound its life on one clock.
+  const std::int64_t started = mtime_ms(dir / "pids").value_or(r.started_at_ms);
+  const std::int64_t ended = (status ? mtime_ms(dir / kExitFile) : std::nullopt).value_or(system_clock_ms());
+  facts.uptime_ms = std::max<std::int64_t>(0, ended - started);
+  std::error_code ec;
+  const auto size = fs::file_size(dir / kAppLog, ec);
+  facts.tail = output_tail(read_small_file(dir / kAppLog, kOutputTailBytes),
+                           !ec && size > kOutputTailBytes);
+  return facts;
+}
+
+// SIGKILLs whatever is left of an instance whose application is gone (an agent
+// that ignored SIGTERM, the launcher waiting for it, children the application
+// left behind), so that forgetting the instance orphans nothing.
+void kill_leftovers(const Record& r) {
+  if (!live_group_members(r.pgid, r.leader.start_ticks).empty()) ::kill(-r.pgid, SIGKILL);
+  if (ref_alive(r.agent)) ::kill(r.agent.pid, SIGKILL);
+  if (ref_alive(r.leader)) ::kill(r.leader.pid, SIGKILL);
 }
 
 ProviderInstance to_instance(const Record& r, InstanceState state, std::string message = {}) {
@@ -246,12 +322,6 @@ int probe_bind(const std::string& address, std::uint16_t port) {
   if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) result = errno;
   ::close(fd);
   return result;
-}
-
-std::int64_t system_clock_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 std::string validate(const LaunchRequest& r) {
@@ -284,6 +354,30 @@ struct LocalChild {
   LocalProvider::State* state = nullptr;
 };
 
+namespace {
+
+// A pidfd on an instance's application (the launcher's child, not ours),
+// polled on the loop: it turns readable when the application exits.
+struct ExitPoll {
+  uv_poll_t handle{};
+  int fd = -1;
+  std::weak_ptr<LocalProvider::State> state;
+  std::string provider_id;
+  std::uint64_t token = 0;
+  Record record;
+};
+
+// One instance whose application is being watched for an unasked exit, from
+// opening its pidfd until the exit handler has been called. A token tells a
+// watch from a later one of the same id, so that the results of work begun
+// for a cancelled watch are dropped.
+struct ExitWatch {
+  std::uint64_t token = 0;
+  ExitPoll* poll = nullptr;  // set while the pidfd is polled
+};
+
+}  // namespace
+
 struct LocalProvider::State {
   uv_loop_t* loop = nullptr;
   LocalProviderOptions options;
@@ -294,6 +388,9 @@ struct LocalProvider::State {
   std::map<std::string, std::vector<LaunchCallback>> launching;
   std::map<std::string, std::vector<TerminateCallback>> terminating;
   std::map<pid_t, LocalChild*> children;  // launchers we spawned and still watch
+  ExitHandler* exit_handler = nullptr;    // the provider's; null once it is destroyed
+  std::map<std::string, ExitWatch> watches;
+  std::uint64_t last_watch_token = 0;
 
   [[nodiscard]] bool alive() const { return metrics != nullptr; }
 
@@ -350,10 +447,14 @@ ProviderInstance inspect_record(const Paths& paths, Record r, std::uint32_t star
     fs::remove(paths.record(r.provider_id), ec);
     return to_instance(r, InstanceState::Gone, "the launch did not complete");
   }
-  if (record_alive(r)) return to_instance(r, InstanceState::Running);
+  // An instance lives as long as its application: the launcher and the agent
+  // only serve it (the launcher stops the agent when the application exits).
+  if (ref_alive(r.app)) return to_instance(r, InstanceState::Running);
+  const auto facts = collect_exit(paths.instance(r.provider_id), r, false);
+  kill_leftovers(r);
   std::error_code ec;
   fs::remove(paths.record(r.provider_id), ec);
-  return to_instance(r, InstanceState::Gone, "its processes have exited");
+  return to_instance(r, InstanceState::Gone, facts ? facts->message() : "its processes have exited");
 }
 
 std::vector<Record> load_records(const Paths& paths) {
@@ -397,9 +498,10 @@ Outcome<Prepared> prepare_launch(LocalProvider::State& s, const LaunchRequest& r
         }
         continue;
       }
-      if (record_alive(r)) {
+      if (ref_alive(r.app)) {
         return Prepared{LaunchResult{r.provider_id, r.address, r.port, true}, r};
       }
+      kill_leftovers(r);
       std::error_code ec;
       fs::remove(s.paths.record(r.provider_id), ec);
       continue;
@@ -441,6 +543,11 @@ Outcome<Prepared> prepare_launch(LocalProvider::State& s, const LaunchRequest& r
   fs::create_directories(dir);
   std::error_code ec;
   fs::remove(dir / "pids", ec);
+  // A key launched again reuses the directory: what the last application
+  // left there must not be read as news about this one.
+  fs::remove(dir / kExitFile, ec);
+  fs::remove(dir / kReportedMark, ec);
+  fs::rename(dir / kAppLog, dir / (std::string(kAppLog) + ".1"), ec);
   write_record(s.paths, r);
   return Prepared{std::nullopt, r};
 }
@@ -488,6 +595,230 @@ void abandon_launch(const StatePtr& s, const Record& r, pid_t leader) {
       [](Outcome<bool>) {});
 }
 
+// ---- exit watches -------------------------------------------------------------
+//
+// Every instance with a record (launched here, or adopted from the state dir)
+// gets a pidfd on its application once an exit handler is set. When it turns
+// readable and no terminate() has cancelled the watch, the launcher's app.exit
+// and the end of app.log are read on the pool, the agent is sent SIGTERM, an
+// "exit-reported" mark is left in the instance directory (so no later watch,
+// in this process or after a restart, reports the exit again) and the handler
+// is called on the loop.
+
+// How long to wait for the launcher's app.exit after the application's pidfd
+// turned readable: the launcher writes it as soon as it has reaped the
+// application, so a few ms; the bound matters only for a stopped launcher.
+constexpr std::uint64_t kExitStatusRetryMs = 5;
+constexpr int kExitStatusAttempts = 200;
+
+int open_pidfd(pid_t pid) {
+  // glibc 2.36's <sys/pidfd.h> lacks extern "C"; the system call is the same.
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0U));
+}
+
+void close_poll(ExitPoll* poll) {
+  uv_poll_stop(&poll->handle);
+  uv_close(reinterpret_cast<uv_handle_t*>(&poll->handle), [](uv_handle_t* h) {
+    auto* p = static_cast<ExitPoll*>(h->data);
+    ::close(p->fd);
+    delete p;
+  });
+}
+
+bool watch_current(const LocalProvider::State& s, const std::string& id, std::uint64_t token) {
+  const auto it = s.watches.find(id);
+  return it != s.watches.end() && it->second.token == token;
+}
+
+void cancel_watch(LocalProvider::State& s, const std::string& id) {
+  const auto it = s.watches.find(id);
+  if (it == s.watches.end()) return;
+  if (it->second.poll != nullptr) close_poll(it->second.poll);
+  s.watches.erase(it);
+}
+
+void cancel_all_watches(LocalProvider::State& s) {
+  for (auto& [id, watch] : s.watches) {
+    if (watch.poll != nullptr) close_poll(watch.poll);
+  }
+  s.watches.clear();
+}
+
+struct Collected {
+  bool app_alive = false;              // a spurious wake-up: nothing to report
+  std::optional<AppExitFacts> facts;   // empty: app.exit is still to come
+};
+
+void deliver_exit(const StatePtr& s, const Record& r, const AppExitFacts& facts) {
+  s->watches.erase(r.provider_id);
+  if (s->exit_handler == nullptr || !*s->exit_handler) return;
+  InstanceExit exit;
+  exit.provider_id = r.provider_id;
+  exit.instance_id = r.instance_id;
+  exit.message = facts.message();
+  exit.uptime_ms = facts.uptime_ms;
+  exit.exit_status = facts.exit_status;
+  exit.term_signal = signal_from_shell_status(facts.exit_status);
+  exit.output_tail = facts.tail;
+  spdlog::info("local provider: {} ({}): {}", r.provider_id, r.instance_id, exit.message);
+  // A copy: the handler may replace itself through set_exit_handler.
+  const ExitHandler handler = *s->exit_handler;
+  handler(std::move(exit));
+}
+
+void report_exit(const StatePtr& s, Record r, std::uint64_t token, int attempt) {
+  const bool wait_for_launcher = attempt < kExitStatusAttempts;
+  run_in_pool<Collected>(
+      s->loop,
+      [s, r, wait_for_launcher]() -> Outcome<Collected> {
+        Collected out;
+        if (ref_alive(r.app)) {
+          out.app_alive = true;
+          return out;
+        }
+        const fs::path dir = s->paths.instance(r.provider_id);
+        out.facts = collect_exit(dir, r, wait_for_launcher);
+        if (!out.facts) return out;
+        // The launcher stops the agent too, unless it is gone itself; an agent
+        // beside a dead application must not go on reporting.
+        if (ref_alive(r.agent)) ::kill(r.agent.pid, SIGTERM);
+        const std::lock_guard lock(s->records_mutex);
+        const int fd = ::open((dir / kReportedMark).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0) ::close(fd);
+        return out;
+      },
+      [s, r, token, attempt](Outcome<Collected> out) {
+        if (!s->alive() || !watch_current(*s, r.provider_id, token)) return;
+        if (!out) {
+          spdlog::warn("local provider: reading how {} exited: {}", r.provider_id, out.error().message);
+          deliver_exit(s, r, AppExitFacts{});
+          return;
+        }
+        if (out->app_alive) {
+          spdlog::warn("local provider: {}: its application's pidfd woke up although it runs; "
+                       "no longer watching it (list() still checks it)",
+                       r.provider_id);
+          s->watches.erase(r.provider_id);
+          return;
+        }
+        if (!out->facts) {
+          run_after(s->loop, kExitStatusRetryMs, [s, r, token, attempt] {
+            if (s->alive() && watch_current(*s, r.provider_id, token)) report_exit(s, r, token, attempt + 1);
+          });
+          return;
+        }
+        deliver_exit(s, r, *out->facts);
+      });
+}
+
+void on_exit_poll(uv_poll_t* handle, int status, int /*events*/) {
+  auto* poll = static_cast<ExitPoll*>(handle->data);
+  const StatePtr s = poll->state.lock();
+  // cancel_watch() closes the poll, so a live poll always has its watch.
+  if (!s || !s->alive() || !watch_current(*s, poll->provider_id, poll->token)) return;
+  s->watches[poll->provider_id].poll = nullptr;
+  const Record r = poll->record;
+  const std::uint64_t token = poll->token;
+  close_poll(poll);
+  if (status < 0) {
+    spdlog::warn("local provider: watching {}'s application failed: {}; list() still checks it",
+                 r.provider_id, uv_strerror(status));
+    s->watches.erase(r.provider_id);
+    return;
+  }
+  report_exit(s, r, token, 0);
+}
+
+struct Opened {
+  enum class Kind : std::uint8_t { Skip, Watch, Exited };
+  Kind kind = Kind::Skip;
+  int fd = -1;
+  Record record;
+  std::string problem;  // why it cannot be watched, for the log
+};
+
+// Starts watching the application of the instance recorded under id, if an
+// exit handler is set and it is not already watched, launched or terminated.
+void start_watch(const StatePtr& s, const std::string& id) {
+  if (!s->alive() || s->exit_handler == nullptr || !*s->exit_handler) return;
+  if (s->watches.count(id) != 0 || s->launching.count(id) != 0 || s->terminating.count(id) != 0) {
+    return;
+  }
+  const std::uint64_t token = ++s->last_watch_token;
+  s->watches[id] = ExitWatch{token, nullptr};
+  run_in_pool<Opened>(
+      s->loop,
+      [s, id]() -> Outcome<Opened> {
+        const std::lock_guard lock(s->records_mutex);
+        Opened out;
+        auto r = read_record_file(s->paths.record(id), nullptr);
+        if (!r || r->launching || r->app.pid <= 0) return out;
+        if (fs::exists(s->paths.instance(id) / kReportedMark)) return out;
+        out.record = *r;
+        const int fd = open_pidfd(r->app.pid);
+        if (fd < 0 && errno != ESRCH) {
+          out.problem = std::string("pidfd_open: ") + std::strerror(errno);
+          return out;
+        }
+        // Opened first, checked second: when the pid still names our
+        // application after the open, the pidfd refers to it.
+        if (fd < 0 || !ref_alive(r->app)) {
+          if (fd >= 0) ::close(fd);
+          out.kind = Opened::Kind::Exited;
+          return out;
+        }
+        out.kind = Opened::Kind::Watch;
+        out.fd = fd;
+        return out;
+      },
+      [s, id, token](Outcome<Opened> opened) {
+        const bool current = s->alive() && watch_current(*s, id, token);
+        if (!opened) {
+          if (current) {
+            spdlog::warn("local provider: cannot watch {}: {}", id, opened.error().message);
+            s->watches.erase(id);
+          }
+          return;
+        }
+        if (!current) {
+          if (opened->fd >= 0) ::close(opened->fd);
+          return;
+        }
+        switch (opened->kind) {
+          case Opened::Kind::Skip:
+            if (!opened->problem.empty()) {
+              spdlog::warn("local provider: cannot watch {}: {}; list() still checks it", id,
+                           opened->problem);
+            }
+            s->watches.erase(id);
+            return;
+          case Opened::Kind::Exited:
+            report_exit(s, opened->record, token, 0);
+            return;
+          case Opened::Kind::Watch:
+            break;
+        }
+        auto* poll = new ExitPoll{};
+        poll->fd = opened->fd;
+        poll->state = s;
+        poll->provider_id = id;
+        poll->token = token;
+        poll->record = opened->record;
+        poll->handle.data = poll;
+        if (const int rc = uv_poll_init(s->loop, &poll->handle, poll->fd); rc != 0) {
+          spdlog::warn("local provider: cannot watch {}: uv_poll_init: {}", id, uv_strerror(rc));
+          ::close(poll->fd);
+          delete poll;
+          s->watches.erase(id);
+          return;
+        }
+        // Watches must not keep the coordinator's loop alive.
+        uv_unref(reinterpret_cast<uv_handle_t*>(&poll->handle));
+        uv_poll_start(&poll->handle, UV_READABLE, on_exit_poll);
+        s->watches[id].poll = poll;
+      });
+}
+
 void poll_launch(const StatePtr& s, Record r, std::uint64_t deadline) {
   run_in_pool<std::optional<Record>>(
       s->loop,
@@ -513,6 +844,7 @@ void poll_launch(const StatePtr& s, Record r, std::uint64_t deadline) {
         if (*out) {
           const Record& done = **out;
           s->finish_launch(key, LaunchResult{done.provider_id, done.address, done.port, false});
+          start_watch(s, key);
           return;
         }
         const bool exited = s->children.count(r.pgid) == 0;
@@ -662,6 +994,7 @@ LocalProvider::LocalProvider(uv_loop_t* loop, LocalProviderOptions options)
   m_state->paths = Paths{fs::path(options.state_dir) / "records", fs::path(options.state_dir) / "instances"};
   m_state->options = std::move(options);
   m_state->metrics = &m_metrics;
+  m_state->exit_handler = &m_exit_handler;
   // Creating two directories at start-up is the one blocking file operation;
   // it happens before the loop runs any instance work.
   std::error_code ec;
@@ -671,6 +1004,8 @@ LocalProvider::LocalProvider(uv_loop_t* loop, LocalProviderOptions options)
 
 LocalProvider::~LocalProvider() {
   m_state->metrics = nullptr;
+  m_state->exit_handler = nullptr;
+  cancel_all_watches(*m_state);
   m_state->launching.clear();
   m_state->terminating.clear();
   // Stop watching the launchers; the instances themselves keep running.
@@ -679,6 +1014,36 @@ LocalProvider::~LocalProvider() {
              [](uv_handle_t* h) { delete static_cast<LocalChild*>(h->data); });
   }
   m_state->children.clear();
+}
+
+void LocalProvider::set_exit_handler(ExitHandler handler) {
+  Provider::set_exit_handler(std::move(handler));
+  const StatePtr s = m_state;
+  if (!m_exit_handler) {
+    cancel_all_watches(*s);
+    return;
+  }
+  // Watch every instance recorded in the state dir: those launched here and
+  // those an earlier coordinator left running.
+  run_in_pool<std::vector<std::string>>(
+      s->loop,
+      [s]() -> Outcome<std::vector<std::string>> {
+        const std::lock_guard lock(s->records_mutex);
+        std::vector<std::string> ids;
+        for (const auto& r : load_records(s->paths)) {
+          if (!r.launching) ids.push_back(r.provider_id);
+        }
+        return ids;
+      },
+      [s](Outcome<std::vector<std::string>> ids) {
+        if (!s->alive()) return;
+        if (!ids) {
+          spdlog::warn("local provider: cannot read instance records to watch them: {}",
+                       ids.error().message);
+          return;
+        }
+        for (const auto& id : *ids) start_watch(s, id);
+      });
 }
 
 std::string LocalProvider::instance_dir(std::string_view provider_id) const {
@@ -716,8 +1081,12 @@ void LocalProvider::launch(LaunchRequest request, LaunchCallback done) {
         }
         if (prepared->existing) {
           s->finish_launch(key, *prepared->existing);
+          start_watch(s, key);
           return;
         }
+        // A watch left from an earlier instance of this key is about a
+        // process the new one replaces.
+        cancel_watch(*s, key);
         spawn_launcher(s, request, prepared->record);
       });
 }
@@ -739,6 +1108,8 @@ void LocalProvider::terminate(std::string provider_id, std::uint32_t grace_ms, T
     });
     return;
   }
+  // Asked: whatever its application does from now on is not news.
+  cancel_watch(*s, provider_id);
   auto& waiting = s->terminating[provider_id];
   waiting.push_back(std::move(done));
   if (waiting.size() > 1) return;
@@ -808,7 +1179,15 @@ void LocalProvider::list(ListCallback done) {
       },
       [s, done = std::move(done)](Outcome<std::vector<ProviderInstance>> out) {
         if (!s->alive()) return;
-        if (!out) s->count_failure(&ProviderMetrics::list);
+        if (!out) {
+          s->count_failure(&ProviderMetrics::list);
+        } else {
+          // Instances adopted by list() (a launch a crash interrupted) are
+          // watched from now on; the others already are.
+          for (const auto& i : *out) {
+            if (i.state == InstanceState::Running) start_watch(s, i.provider_id);
+          }
+        }
         done(std::move(out));
       });
 }

@@ -10,7 +10,20 @@
 // records:
 //
 //   <state_dir>/records/<provider_id>.json   one per instance, written atomically
-//   <state_dir>/instances/<provider_id>/     app.log, agent.log, agent-state/, pids
+//   <state_dir>/instances/<provider_id>/     app.log (stdout and stderr), app.log.1 (of
+//                                            the key's previous instance), agent.log,
+//                                            agent-state/, pids, app.exit, exit-reported
+//
+// An instance lives as long as its application. When the application exits
+// the launcher writes its status to app.exit and stops the agent. With an
+// exit handler set, the provider watches every recorded application through
+// a pidfd and, unless terminate() was called for it, reports the exit once
+// (status or signal, uptime, the end of app.log) within milliseconds, sends
+// the agent SIGTERM in case the launcher could not, and marks the instance
+// directory (exit-reported) so that a restarted provider does not report it
+// again. list() and describe() call an instance whose application is dead
+// Gone (with the same description of the exit) and SIGKILL what is left of
+// it.
 //
 // The provider id is the request's idempotency key.
 #pragma once
@@ -55,6 +68,9 @@ class LocalProvider final : public Provider {
   void terminate(std::string provider_id, std::uint32_t grace_ms, TerminateCallback done) override;
   void list(ListCallback done) override;
   void describe(std::string provider_id, DescribeCallback done) override;
+  // Watches the application of every instance launched here or recorded in
+  // state_dir (a pidfd each); see the file comment.
+  void set_exit_handler(ExitHandler handler) override;
 
   // The directory holding an instance's logs and agent state.
   [[nodiscard]] std::string instance_dir(std::string_view provider_id) const;

@@ -4,7 +4,7 @@
 // is asynchronous: it returns at once and its callback runs later on the loop
 // thread that owns the provider (never inside the call itself). No call blocks
 // the loop; file and /proc work runs on the libuv thread pool and child
-// processes are watched through uv_spawn exit callbacks and uv timers.
+// processes are watched through uv_spawn exit callbacks, pidfds and uv timers.
 //
 // The structs here are plain data and deliberately independent of the
 // coordinator's model (coordinator/core/model.hpp); the control loop maps
@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <tl/expected.hpp>
@@ -98,6 +99,25 @@ struct ProviderMetrics {
   OperationCounters describe;
 };
 
+// An instance whose application stopped although nobody asked the provider to
+// terminate it (crash, kill -9, a command that exits at once).
+struct InstanceExit {
+  std::string provider_id;
+  std::string instance_id;    // tide's id from the instance's tag
+  std::string message;        // e.g. "application exited with status 127 after 0.04 s; last output: sh: 1: nosuch: not found"
+  std::int64_t uptime_ms = 0; // how long the application ran
+  // The application's exit status as the shell that started it saw it
+  // (0..255), or -1 when nobody could see it (its launcher was gone too).
+  int exit_status = -1;
+  // N when exit_status is 128 + N for a signal N (1..64): shells report a
+  // process killed by signal N so, and cannot tell it from `exit 128+N`.
+  int term_signal = 0;
+  // The application's last output lines (at most 5, from its last 1 KiB),
+  // joined by " | ", control characters and invalid UTF-8 replaced by '?'.
+  std::string output_tail;
+};
+using ExitHandler = std::function<void(InstanceExit)>;
+
 using LaunchCallback = std::function<void(tl::expected<LaunchResult, ProviderError>)>;
 using TerminateCallback = std::function<void(tl::expected<void, ProviderError>)>;
 using ListCallback = std::function<void(tl::expected<std::vector<ProviderInstance>, ProviderError>)>;
@@ -132,10 +152,17 @@ class Provider {
 
   virtual void describe(std::string provider_id, DescribeCallback done) = 0;
 
+  // Reports every instance whose application exits unasked, once, on the loop
+  // thread. Providers that cannot watch keep the default (nothing is reported;
+  // the coordinator's periodic list() finds them). An empty handler stops the
+  // reports.
+  virtual void set_exit_handler(ExitHandler handler) { m_exit_handler = std::move(handler); }
+
   [[nodiscard]] const ProviderMetrics& metrics() const { return m_metrics; }
 
  protected:
   ProviderMetrics m_metrics;
+  ExitHandler m_exit_handler;
 };
 
 // Checks an instance id or idempotency key: 1..128 bytes of [A-Za-z0-9._:-],

@@ -3,14 +3,17 @@
 // no process it started is left running.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <dirent.h>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <netinet/in.h>
 #include <optional>
@@ -25,6 +28,7 @@
 #include <uv.h>
 
 #include "coordinator/io/provider/exec_provider.hpp"
+#include "coordinator/io/provider/exit_report.hpp"
 #include "coordinator/io/provider/local_provider.hpp"
 #include "coordinator/io/provider/process_table.hpp"
 
@@ -481,6 +485,304 @@ TEST_CASE("local: bad launch requests get clear errors") {
   CHECK(provider.metrics().launch.calls == 4);
   CHECK(provider.metrics().launch.failures == 4);
   CHECK(processes_tagged(sb.tag).empty());
+}
+
+// ---- exit reports -------------------------------------------------------------
+
+namespace {
+
+// Collects what the exit handler reports, with when it arrived.
+struct ExitLog {
+  std::vector<InstanceExit> exits;
+  std::vector<Clock::time_point> at;
+  ExitHandler handler() {
+    return [this](InstanceExit e) {
+      exits.push_back(std::move(e));
+      at.push_back(Clock::now());
+    };
+  }
+};
+
+bool running(pid_t pid) {
+  const auto st = read_proc_stat(pid);
+  return st && st->state != 'Z' && st->state != 'X';
+}
+
+LaunchRequest with_fake_agent(LaunchRequest r) {
+  r.agent.agent_path = kData + "/fake-agent";
+  r.agent.coordinator_endpoint = "tcp://127.0.0.1:9";
+  r.agent.enrollment_token = "tok";
+  return r;
+}
+
+struct Pids {
+  pid_t leader = 0;
+  pid_t app = 0;
+  pid_t agent = 0;
+};
+
+Pids pids_of(const Sandbox& sb, const std::string& id) {
+  const auto record = read_record(sb, id);
+  return Pids{record.at("leader").at("pid").get<pid_t>(), record.at("app").at("pid").get<pid_t>(),
+              record.at("agent").at("pid").get<pid_t>()};
+}
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+}  // namespace
+
+TEST_CASE("exit report: the output tail keeps the last lines, whole and printable") {
+  CHECK(output_tail("one\ntwo\n", false) == "one | two");
+  CHECK(output_tail("1\n2\n\n3\n4\n5\n6\n7\n", false) == "3 | 4 | 5 | 6 | 7");
+  CHECK(output_tail("1\n2\n3\n", false, 2) == "2 | 3");
+  CHECK(output_tail("tial line\nwhole line\n", true) == "whole line");
+  CHECK(output_tail("only a partial line", true) == "only a partial line");
+  CHECK(output_tail("a\tb\x01\r\n", false) == "a b?");
+  CHECK(output_tail("caf\xc3\xa9 \xe2\x82\xac ok\n", false) == "caf\xc3\xa9 \xe2\x82\xac ok");
+  CHECK(output_tail("bad \xc3 \xff \xed\xa0\x80 end\n", false) == "bad ? ? ??? end");
+  CHECK(output_tail("cut \xe2\x82", false) == "cut ??");
+  CHECK(output_tail("", false).empty());
+  CHECK(output_tail("\n  \n", false).empty());
+}
+
+TEST_CASE("exit report: statuses, signals and unknown exits are described") {
+  CHECK(signal_from_shell_status(137) == 9);
+  CHECK(signal_from_shell_status(143) == 15);
+  CHECK(signal_from_shell_status(128) == 0);
+  CHECK(signal_from_shell_status(127) == 0);
+  CHECK(signal_from_shell_status(255) == 0);
+  CHECK(describe_app_exit(127, 40, "sh: 1: nosuch: not found") ==
+        "application exited with status 127 after 0.04 s; last output: sh: 1: nosuch: not found");
+  CHECK(describe_app_exit(137, 1'234, "") == "application was killed by signal 9 (SIGKILL) after 1.23 s");
+  CHECK(describe_app_exit(-1, 5'000, "x") ==
+        "application exited (status unknown: its launcher was gone) after 5.00 s; last output: x");
+  CHECK(describe_app_exit(0, -5, "") == "application exited with status 0 after 0.00 s");
+}
+
+TEST_CASE("local: kill -9 of a launched application is reported once, and its agent is stopped") {
+  Sandbox sb;
+  TestLoop loop;
+  LocalProvider provider(loop.get(), sb.local_options());
+  ExitLog log;
+  provider.set_exit_handler(log.handler());
+  const auto req = with_fake_agent(sb.request("killed", "echo serving; exec sleep 600"));
+  const auto launched = do_launch(loop, provider, req);
+  REQUIRE(launched);
+  const auto pids = pids_of(sb, launched->provider_id);
+  REQUIRE(pids.agent > 0);
+  REQUIRE(eventually([&] { return running(pids.agent) && running(pids.app); }, 5'000));
+  loop.spin([] { return false; }, 200);  // the application runs a while
+  CHECK(log.exits.empty());
+
+  const auto killed_at = Clock::now();
+  REQUIRE(::kill(pids.app, SIGKILL) == 0);
+  loop.spin([&] { return !log.exits.empty(); }, 10'000);
+  REQUIRE(log.exits.size() == 1);
+  std::printf("kill -9 -> exit handler: %.1f ms\n", ms_between(killed_at, log.at.front()));
+  const auto& exit = log.exits.front();
+  CHECK(exit.provider_id == launched->provider_id);
+  CHECK(exit.instance_id == req.instance_id);
+  CHECK(exit.term_signal == SIGKILL);
+  CHECK(exit.exit_status == 128 + SIGKILL);
+  CHECK(exit.message.find("killed by signal 9 (SIGKILL)") != std::string::npos);
+  CHECK(exit.output_tail == "serving");
+  CHECK(exit.uptime_ms >= 100);
+  CHECK(exit.uptime_ms < 60'000);
+
+  // The agent beside the dead application does not go on reporting.
+  CHECK(eventually([&] { return !running(pids.agent); }, 10'000));
+  loop.spin([] { return false; }, 300);
+  CHECK(log.exits.size() == 1);  // once
+
+  const auto listed = do_list(loop, provider);
+  REQUIRE(listed);
+  REQUIRE(listed->size() == 1);
+  CHECK(listed->front().state == InstanceState::Gone);
+  CHECK(listed->front().message.find("SIGKILL") != std::string::npos);
+  REQUIRE(do_terminate(loop, provider, launched->provider_id, 1'000));  // still succeeds
+  CHECK(processes_tagged(sb.tag).empty());
+  CHECK(log.exits.size() == 1);
+}
+
+TEST_CASE("local: an application that exits at once is reported with its status and last output") {
+  Sandbox sb;
+  TestLoop loop;
+  LocalProvider provider(loop.get(), sb.local_options());
+  ExitLog log;
+  provider.set_exit_handler(log.handler());
+  struct Case {
+    std::string name;
+    std::string command;
+    int status;
+    std::string output;
+  };
+  const std::vector<Case> cases{
+      {"exit3", "echo starting up; echo giving up >&2; exit 3", 3, "starting up | giving up"},
+      {"nosuch", "nosuch-command-tide --flag", 127, "nosuch-command-tide: not found"},
+      {"clean", "true", 0, ""},
+  };
+  std::map<std::string, LaunchResult> launched;
+  for (const auto& c : cases) {
+    const auto r = do_launch(loop, provider, with_fake_agent(sb.request(c.name, c.command)));
+    REQUIRE(r);
+    launched[c.name] = *r;
+  }
+  loop.spin([&] { return log.exits.size() >= cases.size(); }, 10'000);
+  loop.spin([] { return false; }, 300);  // nothing more comes
+  REQUIRE(log.exits.size() == cases.size());
+  for (const auto& c : cases) {
+    INFO(c.name);
+    const auto it = std::find_if(log.exits.begin(), log.exits.end(),
+                                 [&](const InstanceExit& e) { return e.instance_id == sb.tag + c.name; });
+    REQUIRE(it != log.exits.end());
+    INFO(it->message);
+    CHECK(it->provider_id == launched[c.name].provider_id);
+    CHECK(it->exit_status == c.status);
+    CHECK(it->term_signal == 0);
+    CHECK(it->message.rfind("application exited with status " + std::to_string(c.status) + " after ", 0) == 0);
+    CHECK(it->output_tail.find(c.output) != std::string::npos);
+    if (!c.output.empty()) CHECK(it->message.find("; last output: ") != std::string::npos);
+    CHECK(it->uptime_ms >= 0);
+    CHECK(it->uptime_ms < 5'000);
+  }
+  // The agents were stopped, the instances are gone, terminate still succeeds.
+  CHECK(eventually([&] { return processes_tagged(sb.tag).empty(); }, 10'000));
+  for (const auto& [name, r] : launched) REQUIRE(do_terminate(loop, provider, r.provider_id, 1'000));
+  CHECK(log.exits.size() == cases.size());
+}
+
+TEST_CASE("local: terminate() is not reported as an exit") {
+  Sandbox sb;
+  TestLoop loop;
+  LocalProvider provider(loop.get(), sb.local_options());
+  ExitLog log;
+  provider.set_exit_handler(log.handler());
+  const auto plain = do_launch(loop, provider, with_fake_agent(sb.request("asked1", "exec sleep 600")));
+  const auto stubborn = do_launch(loop, provider, sb.request("asked2", "trap '' TERM; while :; do sleep 0.05; done"));
+  REQUIRE(plain);
+  REQUIRE(stubborn);
+  loop.spin([] { return false; }, 200);  // let the watches start
+  REQUIRE(do_terminate(loop, provider, plain->provider_id, 2'000));
+  REQUIRE(do_terminate(loop, provider, stubborn->provider_id, 200));  // SIGKILL after the grace
+  loop.spin([] { return false; }, 500);
+  CHECK(log.exits.empty());
+  CHECK(processes_tagged(sb.tag).empty());
+}
+
+TEST_CASE("local: a restarted provider reports exits of the instances it adopts, once") {
+  Sandbox sb;
+  TestLoop loop;
+  std::map<std::string, LaunchResult> launched;
+  {
+    LocalProvider before(loop.get(), sb.local_options());
+    ExitLog unused;
+    before.set_exit_handler(unused.handler());
+    for (const char* name : {"live", "died"}) {
+      auto r = do_launch(loop, before, with_fake_agent(sb.request(name, "echo up; exec sleep 600")));
+      REQUIRE(r);
+      launched[name] = *r;
+    }
+  }  // the "coordinator" goes away; its instances keep running
+  // One application dies while no coordinator runs; its launcher notes it.
+  const auto died = pids_of(sb, launched["died"].provider_id);
+  REQUIRE(::kill(died.app, SIGKILL) == 0);
+  REQUIRE(eventually([&] { return !running(died.leader); }, 10'000));
+
+  const auto live = pids_of(sb, launched["live"].provider_id);
+  ExitLog log;
+  {
+    LocalProvider after(loop.get(), sb.local_options());
+    after.set_exit_handler(log.handler());
+    // The exit that happened meanwhile is reported as soon as it is seen.
+    loop.spin([&] { return !log.exits.empty(); }, 10'000);
+    REQUIRE(log.exits.size() == 1);
+    CHECK(log.exits[0].instance_id == sb.tag + "died");
+    CHECK(log.exits[0].term_signal == SIGKILL);
+    CHECK(log.exits[0].output_tail == "up");
+
+    loop.spin([] { return false; }, 300);  // the adopted application is watched
+    CHECK(running(live.app));
+    const auto killed_at = Clock::now();
+    REQUIRE(::kill(live.app, SIGKILL) == 0);
+    loop.spin([&] { return log.exits.size() >= 2; }, 10'000);
+    REQUIRE(log.exits.size() == 2);
+    std::printf("kill -9 -> exit handler (adopted): %.1f ms\n", ms_between(killed_at, log.at[1]));
+    CHECK(log.exits[1].provider_id == launched["live"].provider_id);
+    CHECK(log.exits[1].instance_id == sb.tag + "live");
+    CHECK(log.exits[1].term_signal == SIGKILL);
+    CHECK(eventually([&] { return !running(live.agent); }, 10'000));
+  }
+  // A third start over the same state dir does not report them again.
+  LocalProvider third(loop.get(), sb.local_options());
+  ExitLog again;
+  third.set_exit_handler(again.handler());
+  loop.spin([] { return false; }, 500);
+  CHECK(again.exits.empty());
+  const auto listed = do_list(loop, third);
+  REQUIRE(listed);
+  CHECK(listed->size() == 2);
+  for (const auto& i : *listed) CHECK(i.state == InstanceState::Gone);
+  for (const auto& [name, r] : launched) REQUIRE(do_terminate(loop, third, r.provider_id, 1'000));
+  CHECK(processes_tagged(sb.tag).empty());
+  CHECK(log.exits.size() == 2);
+}
+
+TEST_CASE("local: the agent of an application that died after its launcher is stopped by the provider") {
+  Sandbox sb;
+  TestLoop loop;
+  LocalProvider provider(loop.get(), sb.local_options());
+  ExitLog log;
+  provider.set_exit_handler(log.handler());
+  const auto launched = do_launch(loop, provider, with_fake_agent(sb.request("orphan", "exec sleep 600")));
+  REQUIRE(launched);
+  const auto pids = pids_of(sb, launched->provider_id);
+  REQUIRE(eventually([&] { return running(pids.agent); }, 5'000));
+  REQUIRE(::kill(pids.leader, SIGKILL) == 0);  // nobody is left to stop the agent
+  loop.spin([&] { return !running(pids.leader); }, 5'000);
+  CHECK(running(pids.app));
+  CHECK(log.exits.empty());
+
+  REQUIRE(::kill(pids.app, SIGKILL) == 0);
+  loop.spin([&] { return !log.exits.empty(); }, 10'000);
+  REQUIRE(log.exits.size() == 1);
+  CHECK(log.exits[0].exit_status == -1);  // only the launcher could have seen it
+  CHECK(log.exits[0].message.find("status unknown") != std::string::npos);
+  CHECK(eventually([&] { return !running(pids.agent); }, 10'000));
+  const auto described = do_describe(loop, provider, launched->provider_id);
+  REQUIRE(described);
+  CHECK(described->state == InstanceState::Gone);
+  REQUIRE(do_terminate(loop, provider, launched->provider_id, 1'000));
+  CHECK(processes_tagged(sb.tag).empty());
+}
+
+// Informal: kill -9 -> handler latency over many instances. Run with
+// `provider_tests "[latency]"`.
+TEST_CASE("local: exit report latency", "[.][latency]") {
+  Sandbox sb;
+  TestLoop loop;
+  LocalProvider provider(loop.get(), sb.local_options());
+  ExitLog log;
+  provider.set_exit_handler(log.handler());
+  std::vector<double> samples;
+  for (int i = 0; i < 30; ++i) {
+    const auto r = do_launch(loop, provider, with_fake_agent(sb.request("lat" + std::to_string(i), "exec sleep 600")));
+    REQUIRE(r);
+    const auto pids = pids_of(sb, r->provider_id);
+    loop.spin([] { return false; }, 50);
+    const std::size_t before = log.exits.size();
+    const auto t0 = Clock::now();
+    REQUIRE(::kill(pids.app, SIGKILL) == 0);
+    loop.spin([&] { return log.exits.size() > before; }, 10'000);
+    REQUIRE(log.exits.size() == before + 1);
+    samples.push_back(ms_between(t0, log.at.back()));
+    REQUIRE(do_terminate(loop, provider, r->provider_id, 1'000));
+  }
+  std::sort(samples.begin(), samples.end());
+  std::printf("kill -9 -> exit handler over %zu: min %.1f ms, median %.1f ms, p90 %.1f ms, max %.1f ms\n",
+              samples.size(), samples.front(), samples[samples.size() / 2], samples[samples.size() * 9 / 10],
+              samples.back());
 }
 
 // ---- exec provider ---------------------------------------------------------
