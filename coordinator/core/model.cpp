@@ -161,6 +161,11 @@ tl::expected<void, ModelError> validate(const LaunchConfiguration& config) {
   if (config.agent.report_interval_ms < 100 || config.agent.report_interval_ms > 60'000) {
     return fail("agent.report_interval_ms must be 100..60000");
   }
+  if (config.agent.readiness_period_ms != 0 &&
+      (config.agent.readiness_period_ms < kMinReadinessPeriodMs ||
+       config.agent.readiness_period_ms > kMaxReadinessPeriodMs)) {
+    return fail("agent.readiness_period_ms must be 0 (the agent's default) or 10..60000");
+  }
   return {};
 }
 

@@ -113,10 +113,18 @@ template <> std::optional<ActivityStatus> from_string<ActivityStatus>(std::strin
 
 // ---- launch configuration -------------------------------------------------
 
+// Bounds of AgentSettings::readiness_period_ms when set (the agent's own).
+inline constexpr std::uint32_t kMinReadinessPeriodMs = 10;
+inline constexpr std::uint32_t kMaxReadinessPeriodMs = 60'000;
+
 // Settings handed to the agent that runs beside each instance.
 struct AgentSettings {
   std::string readiness_path = "/ready";   // HTTP path the agent probes for readiness
   std::uint32_t report_interval_ms = 1000;
+  // How often the agent probes readiness once the application was first
+  // ready; 0 = the agent's own default (readiness.period_ms, 1 s). Bounds:
+  // kMinReadinessPeriodMs..kMaxReadinessPeriodMs.
+  std::uint32_t readiness_period_ms = 0;
   friend bool operator==(const AgentSettings&, const AgentSettings&) = default;
 };
 

@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
   auto* lc = app.add_subcommand("lc", "launch configurations")->require_subcommand(1);
   lc->alias("launch-config");
   {
-    static std::string name, command, readiness_path = "/ready";
+    static std::string name, command, readiness_path = "/ready", readiness_period;
     static int port = 0;
     static double price = 0.0;
     static std::vector<std::string> env;
@@ -108,12 +108,21 @@ int main(int argc, char** argv) {
     create->add_option("--port", port, "the application's port")->required()->check(CLI::Range(1, 65535));
     create->add_option("--env", env, "extra environment, KEY=VALUE (repeatable)");
     create->add_option("--readiness-path", readiness_path, "HTTP path the agent probes")->capture_default_str();
+    create->add_option("--readiness-period", readiness_period,
+                       "how often the agent probes readiness once the application was ready, e.g. 200ms "
+                       "(10ms..60s; default: the agent's own, 1s)");
     create->add_option("--hourly-price", price, "price per instance-hour, for cost reports");
     create->callback([&] {
+      json agent{{"readiness_path", readiness_path}};
+      if (!readiness_period.empty()) {
+        auto ms = tide::tidectl::parse_duration_ms(readiness_period);
+        if (!ms) throw CLI::ValidationError("--readiness-period", ms.error());
+        agent["readiness_period_ms"] = *ms;  // the coordinator checks the bounds
+      }
       request = {"POST", "/v1/launch-configurations",
                  json{{"id", name}, {"command", command}, {"port", port},
                       {"env", parse_pairs(env, "--env")},
-                      {"agent", {{"readiness_path", readiness_path}}},
+                      {"agent", agent},
                       {"hourly_price", price}},
                  render_object};
     });

@@ -15,7 +15,8 @@ json to_json(const LaunchConfiguration& config) {
               {"port", config.port},
               {"env", config.env},
               {"agent", {{"readiness_path", config.agent.readiness_path},
-                         {"report_interval_ms", config.agent.report_interval_ms}}},
+                         {"report_interval_ms", config.agent.report_interval_ms},
+                         {"readiness_period_ms", config.agent.readiness_period_ms}}},
               {"hourly_price", config.hourly_price},
               {"created_ms", config.created_ms}};
 }
@@ -155,7 +156,12 @@ tl::expected<LaunchConfiguration, JsonError> launch_configuration_from_json(cons
     Fields af(agent, "agent.");
     TIDE_JSON_TRY(af.text("readiness_path", config.agent.readiness_path, 1024));
     TIDE_JSON_TRY(af.integer<std::uint32_t>("report_interval_ms", config.agent.report_interval_ms, 100, 60'000));
+    TIDE_JSON_TRY(af.integer<std::uint32_t>("readiness_period_ms", config.agent.readiness_period_ms, 0,
+                                            kMaxReadinessPeriodMs));
     TIDE_JSON_TRY(af.no_unknown_keys());
+    if (config.agent.readiness_period_ms != 0 && config.agent.readiness_period_ms < kMinReadinessPeriodMs) {
+      return af.fail("readiness_period_ms", "must be 0 (the agent's default) or 10..60000");
+    }
     if (config.agent.readiness_path.empty() || config.agent.readiness_path[0] != '/') {
       return af.fail("readiness_path", "must start with '/'");
     }

@@ -23,7 +23,8 @@ struct JsonError {
 [[nodiscard]] nlohmann::json to_json(const Activity& activity);
 
 // A new launch configuration from a POST body (id, command, port, env,
-// agent.readiness_path, hourly_price). Unknown keys are refused.
+// agent.readiness_path, agent.report_interval_ms, agent.readiness_period_ms,
+// hourly_price). Unknown keys are refused.
 [[nodiscard]] tl::expected<LaunchConfiguration, JsonError> launch_configuration_from_json(
     const nlohmann::json& body);
 

@@ -81,6 +81,7 @@ json launch_request_json(const LaunchRequest& r) {
                 {"coordinator_public_key", r.agent.coordinator_public_key},
                 {"enrollment_token", r.agent.enrollment_token},
                 {"readiness_path", r.agent.readiness_path},
+                {"readiness_period_ms", r.agent.readiness_period_ms},
                 {"log_level", r.agent.log_level}}}};
 }
 

@@ -54,13 +54,14 @@ if [ -n "$_TIDE_AGENT" ]; then
     TIDE_SERVICE_ADDRESS="$TIDE_INSTANCE_ADDRESS" \
     TIDE_SERVICE_PORT="$TIDE_INSTANCE_PORT" \
     TIDE_READINESS_HTTP="http://$TIDE_INSTANCE_ADDRESS:$TIDE_INSTANCE_PORT$_TIDE_A_READY" \
+    TIDE_READINESS_PERIOD_MS="$_TIDE_A_READY_PERIOD" \
     TIDE_STATE_DIR="$PWD/agent-state" \
     TIDE_LOG_LEVEL="$_TIDE_A_LOG" \
     "$_TIDE_AGENT" >>agent.log 2>&1 </dev/null &
   agent_pid=$!
 fi
 app_command=$_TIDE_APP_COMMAND
-unset _TIDE_APP_COMMAND _TIDE_AGENT _TIDE_A_ENDPOINT _TIDE_A_PUBKEY _TIDE_A_TOKEN _TIDE_A_GROUP _TIDE_A_READY _TIDE_A_LOG
+unset _TIDE_APP_COMMAND _TIDE_AGENT _TIDE_A_ENDPOINT _TIDE_A_PUBKEY _TIDE_A_TOKEN _TIDE_A_GROUP _TIDE_A_READY _TIDE_A_READY_PERIOD _TIDE_A_LOG
 /bin/sh -c "$app_command" >>app.log 2>&1 </dev/null &
 app_pid=$!
 printf '%s %s %s\n' "$$" "$app_pid" "$agent_pid" >pids.tmp && mv -f pids.tmp pids
@@ -573,6 +574,9 @@ std::vector<std::string> launcher_env(const LocalProviderOptions& o, const Launc
   env["_TIDE_A_TOKEN"] = req.agent.enrollment_token;
   env["_TIDE_A_GROUP"] = req.group;
   env["_TIDE_A_READY"] = req.agent.readiness_path;
+  // Empty leaves the agent's default.
+  env["_TIDE_A_READY_PERIOD"] =
+      req.agent.readiness_period_ms == 0 ? std::string() : std::to_string(req.agent.readiness_period_ms);
   env["_TIDE_A_LOG"] = req.agent.log_level;
   std::vector<std::string> out;
   out.reserve(env.size());

@@ -40,6 +40,7 @@ struct AgentSettings {
   std::string coordinator_public_key;   // Z85 CURVE public key, 40 chars, or empty
   std::string enrollment_token;         // one-time token for the first HELLO
   std::string readiness_path = "/ready";  // HTTP path probed on the application
+  std::uint32_t readiness_period_ms = 0;  // the agent's readiness probe period; 0 = its default
   std::string log_level = "info";
 };
 

@@ -789,6 +789,7 @@ void Server::launch(const Launch& command) {
   request.agent.coordinator_public_key = m_server_public_key;
   request.agent.enrollment_token = command.enrollment_token;
   request.agent.readiness_path = config->agent.readiness_path;
+  request.agent.readiness_period_ms = config->agent.readiness_period_ms;
   request.agent.log_level = m_config.provider.local.agent_log_level;
   const std::string id = command.instance_id;
   m_provider->launch(std::move(request),

@@ -185,10 +185,19 @@ CREATE TABLE notification_targets (
 ) STRICT;
 )sql";
 
+// Schema v4: a launch configuration sets the agent's readiness probe period
+// (0 = the agent's default). Rows written before keep the default.
+constexpr const char* kSchemaV4 = R"sql(
+ALTER TABLE launch_configurations
+  ADD COLUMN agent_readiness_period_ms INTEGER NOT NULL DEFAULT 0
+  CHECK (agent_readiness_period_ms = 0 OR agent_readiness_period_ms BETWEEN 10 AND 60000);
+)sql";
+
 constexpr std::array kMigrations{
     Migration{1, "launch configurations, scaling groups, instances, activities", kSchemaV1},
     Migration{2, "idempotency keys for provider calls; lookup indexes", kSchemaV2},
     Migration{3, "scaling policies, scheduled actions, lifecycle hooks, notification targets", kSchemaV3},
+    Migration{4, "launch configurations: agent readiness probe period", kSchemaV4},
 };
 
 }  // namespace

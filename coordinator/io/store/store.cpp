@@ -99,7 +99,7 @@ class RowReader {
 
 constexpr const char* kLcColumns =
     "name, version, command, port, env_json, agent_readiness_path, agent_report_interval_ms, "
-    "hourly_price, created_ms";
+    "hourly_price, created_ms, agent_readiness_period_ms";
 
 void bind_launch_configuration(Statement& s, const LaunchConfiguration& c) {
   nlohmann::json env = nlohmann::json::object();
@@ -114,6 +114,7 @@ void bind_launch_configuration(Statement& s, const LaunchConfiguration& c) {
   s.bind(7, i64(c.agent.report_interval_ms));
   s.bind(8, c.hourly_price);
   s.bind(9, c.created_ms);
+  s.bind(10, i64(c.agent.readiness_period_ms));
 }
 
 Result<LaunchConfiguration> read_launch_configuration(const Statement& s,
@@ -141,6 +142,7 @@ Result<LaunchConfiguration> read_launch_configuration(const Statement& s,
   c.agent.report_interval_ms = row.u32(6, "agent_report_interval_ms");
   c.hourly_price = row.real(7);
   c.created_ms = row.i64(8);
+  c.agent.readiness_period_ms = row.u32(9, "agent_readiness_period_ms");
   if (row.error()) return tl::unexpected(*row.error());
   return c;
 }
@@ -392,7 +394,7 @@ Result<void> Store::insert_launch_configuration(const LaunchConfiguration& confi
   const std::string operation = op("insert launch configuration", config.id, config.version);
   if (auto v = validate(config); !v) return invalid(operation, v.error());
   static const std::string sql = std::string("INSERT INTO launch_configurations (") + kLcColumns +
-                                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+                                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
   auto s = m_db.prepare(operation, sql.c_str());
   if (!s) return tl::unexpected(s.error());
   bind_launch_configuration(**s, config);
@@ -453,7 +455,7 @@ Result<void> Store::update_launch_configuration(const LaunchConfiguration& confi
   static const std::string sql =
       "UPDATE launch_configurations SET command = ?3, port = ?4, env_json = ?5, "
       "agent_readiness_path = ?6, agent_report_interval_ms = ?7, hourly_price = ?8, created_ms = "
-      "?9 "
+      "?9, agent_readiness_period_ms = ?10 "
       "WHERE name = ?1 AND version = ?2";
   auto s = m_db.prepare(operation, sql.c_str());
   if (!s) return tl::unexpected(s.error());

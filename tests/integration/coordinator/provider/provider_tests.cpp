@@ -289,6 +289,7 @@ TEST_CASE("local: the agent starts beside the application with its own environme
   req.agent.coordinator_public_key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
   req.agent.enrollment_token = "tok-123";
   req.agent.readiness_path = "/ready";
+  req.agent.readiness_period_ms = 250;
   req.agent.log_level = "debug";
 
   const auto launched = do_launch(loop, provider, req);
@@ -303,7 +304,7 @@ TEST_CASE("local: the agent starts beside the application with its own environme
         "TIDE_COORDINATOR_PUBLIC_KEY=rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7",
         "TIDE_INSTANCE_ID=" + req.instance_id, "TIDE_ENROLLMENT_TOKEN=tok-123", "TIDE_GROUP=web",
         "TIDE_SERVICE_ADDRESS=" + addr, "TIDE_SERVICE_PORT=" + port,
-        "TIDE_READINESS_HTTP=http://" + addr + ":" + port + "/ready",
+        "TIDE_READINESS_HTTP=http://" + addr + ":" + port + "/ready", "TIDE_READINESS_PERIOD_MS=250",
         "TIDE_STATE_DIR=" + provider.instance_dir(launched->provider_id) + "/agent-state",
         "TIDE_LOG_LEVEL=debug"}) {
     CHECK(env.find(line + "\n") != std::string::npos);
@@ -319,6 +320,61 @@ TEST_CASE("local: the agent starts beside the application with its own environme
 
   REQUIRE(do_terminate(loop, provider, launched->provider_id, 2'000));
   CHECK(processes_tagged(sb.tag).empty());
+}
+
+TEST_CASE("local: an unset readiness period reaches the agent as an empty variable") {
+  Sandbox sb;
+  TestLoop loop;
+  LocalProvider provider(loop.get(), sb.local_options());
+  auto req = sb.request("agent0", "exec sleep 600");
+  req.agent.agent_path = kData + "/fake-agent";
+  req.agent.coordinator_endpoint = "tcp://127.0.0.1:7400";
+  req.agent.enrollment_token = "tok-0";
+  req.agent.log_level = "info";
+  const auto launched = do_launch(loop, provider, req);
+  REQUIRE(launched);
+  const fs::path env_file = fs::path(provider.instance_dir(launched->provider_id)) / "agent-state" / "env.txt";
+  REQUIRE(eventually([&] { return read_file(env_file).find("TIDE_LOG_LEVEL") != std::string::npos; }, 5'000));
+  // Empty: the agent keeps its own default (agent/io/config.cpp).
+  const std::string env = "\n" + read_file(env_file);
+  CHECK(env.find("\nTIDE_READINESS_PERIOD_MS=\n") != std::string::npos);
+  REQUIRE(do_terminate(loop, provider, launched->provider_id, 2'000));
+  CHECK(processes_tagged(sb.tag).empty());
+}
+
+TEST_CASE("local: the real agent probes readiness at the launch configuration's period") {
+  Sandbox sb;
+  TestLoop loop;
+  LocalProvider provider(loop.get(), sb.local_options());
+  auto req = sb.request("realagent", "exec sleep 600");
+  req.agent.agent_path = std::string(TIDE_BIN_DIR) + "/tide-agent";
+  // No coordinator listens there: the agent keeps retrying, which is enough
+  // for it to start its probes.
+  req.agent.coordinator_endpoint = "tcp://127.0.0.1:9";
+  req.agent.enrollment_token = "tok-1";
+  req.agent.readiness_path = "/ready";
+  req.agent.readiness_period_ms = 250;
+  req.agent.log_level = "info";
+  const auto launched = do_launch(loop, provider, req);
+  REQUIRE(launched);
+  const fs::path log = fs::path(provider.instance_dir(launched->provider_id)) / "agent.log";
+  const std::string expected = "readiness probe env-http (http): every 100 ms until it first passes, then every 250 ms";
+  CHECK(eventually([&] { return read_file(log).find(expected) != std::string::npos; }, 10'000));
+  INFO(read_file(log));
+  CHECK(read_file(log).find("tide-agent") != std::string::npos);
+  REQUIRE(do_terminate(loop, provider, launched->provider_id, 5'000));
+  CHECK(processes_tagged(sb.tag).empty());
+}
+
+TEST_CASE("exec: the launch request carries the agent's readiness period") {
+  LaunchRequest req;
+  req.instance_id = "i-1";
+  req.agent.readiness_period_ms = 120;
+  auto j = launch_request_json(req);
+  CHECK(j.at("agent").at("readiness_period_ms") == 120);
+  CHECK(j.at("agent").at("readiness_path") == "/ready");
+  req.agent.readiness_period_ms = 0;  // the agent's default
+  CHECK(launch_request_json(req).at("agent").at("readiness_period_ms") == 0);
 }
 
 TEST_CASE("local: concurrent launches get distinct addresses") {

@@ -39,8 +39,15 @@ TEST_CASE("launch configurations round-trip", "[store][crud]") {
   auto store = Store::open(dir.file("tide.db"));
   TIDE_REQUIRE_OK(store);
   LaunchConfiguration config = sample_config();
+  config.agent.readiness_period_ms = 150;
   TIDE_REQUIRE_OK(store->insert_launch_configuration(config));
   auto read = store->get_launch_configuration("web", 1);
+  TIDE_REQUIRE_OK(read);
+  CHECK(*read == config);
+  // Rewritten in place while unused: the period goes back to the agent's default.
+  config.agent.readiness_period_ms = 0;
+  TIDE_REQUIRE_OK(store->update_launch_configuration(config));
+  read = store->get_launch_configuration("web", 1);
   TIDE_REQUIRE_OK(read);
   CHECK(*read == config);
 

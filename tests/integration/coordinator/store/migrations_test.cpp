@@ -143,6 +143,57 @@ TEST_CASE("a version 1 file is upgraded and keeps its rows", "[store][migrations
   CHECK(*store->integrity_check() == "ok");
 }
 
+TEST_CASE("a version 3 file gains agent_readiness_period_ms = 0 and keeps its rows",
+          "[store][migrations]") {
+  TempDir dir;
+  const std::string path = dir.file("tide.db");
+  {
+    auto db = Database::open(path, OpenOptions{});
+    TIDE_REQUIRE_OK(db);
+    auto version = migrate(*db, 3);
+    TIDE_REQUIRE_OK(version);
+    REQUIRE(*version == 3);
+    CHECK(count(*db, "SELECT count(*) FROM pragma_table_info('launch_configurations') "
+                     "WHERE name = 'agent_readiness_period_ms'") == 0);
+    // A launch configuration, used by a group, as a version-3 tide wrote them.
+    TIDE_REQUIRE_OK(db->exec(
+        "seed v3",
+        "INSERT INTO launch_configurations VALUES ('web', 1, 'run', 8080, '{}', "
+        "'/healthz', 700, 0.5, 10);"
+        "INSERT INTO scaling_groups VALUES ('g', 0, 4, 2, 'web', 1, 'newest_instance', "
+        "'be', 0, 1000, 2000, 3000, 4000, 0, 2, 1000, 2.0, 60000, 0.3, 0.1, 10000, 1, 20, 21);"));
+  }
+  auto store = Store::open(path);
+  TIDE_REQUIRE_OK(store);
+  CHECK(store->schema_version() == latest_schema_version());
+  auto config = store->get_launch_configuration("web", 1);
+  TIDE_REQUIRE_OK(config);
+  CHECK(config->agent.readiness_path == "/healthz");
+  CHECK(config->agent.report_interval_ms == 700);
+  CHECK(config->agent.readiness_period_ms == 0);  // the agent's default
+
+  // The new column round-trips through a new version of the configuration.
+  LaunchConfiguration next = *config;
+  next.agent.readiness_period_ms = 250;
+  auto created = store->create_launch_configuration_version(next);
+  TIDE_REQUIRE_OK(created);
+  auto stored = store->get_launch_configuration("web", created->version);
+  TIDE_REQUIRE_OK(stored);
+  CHECK(stored->agent.readiness_period_ms == 250);
+  CHECK(stored->agent.readiness_path == "/healthz");
+
+  // Out of bounds is refused by the store's validation and by the column's CHECK.
+  next.agent.readiness_period_ms = 5;
+  auto refused = store->create_launch_configuration_version(next);
+  REQUIRE_FALSE(refused);
+  CHECK_THAT(refused.error().message, Catch::Contains("readiness_period_ms"));
+  auto raw = store->database().exec(
+      "raw insert", "INSERT INTO launch_configurations VALUES ('raw', 1, 'run', 8080, '{}', "
+                    "'/ready', 1000, 0, 10, 70000)");
+  CHECK_FALSE(raw);
+  CHECK(*store->integrity_check() == "ok");
+}
+
 TEST_CASE("a file from a newer tide is refused and left untouched", "[store][migrations]") {
   TempDir dir;
   const std::string path = dir.file("tide.db");

@@ -1,0 +1,78 @@
+// Launch configurations as the admin API reads and writes them: the agent
+// settings, their bounds, and unknown keys refused.
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "coordinator/io/json/json_model.hpp"
+
+using namespace tide::coordinator;
+using nlohmann::json;
+
+namespace {
+
+json lc_body() {
+  return json{{"id", "web"}, {"command", "run-app"}, {"port", 8080}};
+}
+
+}  // namespace
+
+TEST_CASE("launch configuration agent settings default and round-trip", "[json][lc]") {
+  auto plain = launch_configuration_from_json(lc_body());
+  REQUIRE(plain);
+  CHECK(plain->agent.readiness_period_ms == 0);  // the agent's default
+  CHECK(to_json(*plain)["agent"]["readiness_period_ms"] == 0);
+
+  json body = lc_body();
+  body["agent"] = {{"readiness_path", "/healthz"}, {"report_interval_ms", 500}, {"readiness_period_ms", 100}};
+  auto config = launch_configuration_from_json(body);
+  REQUIRE(config);
+  CHECK(config->agent.readiness_path == "/healthz");
+  CHECK(config->agent.report_interval_ms == 500);
+  CHECK(config->agent.readiness_period_ms == 100);
+  CHECK(validate(*config));
+
+  // What the API shows can be sent back as the agent object of a new body.
+  const json shown = to_json(*config);
+  CHECK(shown["agent"] == body["agent"]);
+  json again = lc_body();
+  again["agent"] = shown["agent"];
+  auto reparsed = launch_configuration_from_json(again);
+  REQUIRE(reparsed);
+  CHECK(reparsed->agent == config->agent);
+}
+
+TEST_CASE("launch configuration readiness_period_ms is 0 or 10..60000", "[json][lc]") {
+  for (const std::uint32_t ok : {0u, 10u, 100u, 60'000u}) {
+    json body = lc_body();
+    body["agent"] = {{"readiness_period_ms", ok}};
+    auto config = launch_configuration_from_json(body);
+    INFO(ok);
+    REQUIRE(config);
+    CHECK(config->agent.readiness_period_ms == ok);
+    CHECK(validate(*config));
+  }
+  for (const json& bad : {json(9), json(60'001), json(-1), json("100ms"), json(1.5)}) {
+    json body = lc_body();
+    body["agent"] = {{"readiness_period_ms", bad}};
+    auto config = launch_configuration_from_json(body);
+    INFO(bad.dump());
+    REQUIRE_FALSE(config);
+    CHECK(config.error().field == "agent.readiness_period_ms");
+  }
+  LaunchConfiguration direct;
+  direct.id = "web";
+  direct.agent.readiness_period_ms = 5;
+  auto refused = validate(direct);
+  REQUIRE_FALSE(refused);
+  CHECK_THAT(refused.error().message, Catch::Contains("readiness_period_ms"));
+}
+
+TEST_CASE("launch configuration agent object refuses unknown keys", "[json][lc]") {
+  json body = lc_body();
+  body["agent"] = {{"readiness_period", 100}};
+  auto config = launch_configuration_from_json(body);
+  REQUIRE_FALSE(config);
+  CHECK(config.error().field == "agent.readiness_period");
+  CHECK(config.error().message == "unknown field");
+}
