@@ -14,8 +14,19 @@
 //   GET  /health                200
 //   GET|POST /admin/ready?state=0|1   flips readiness at run time
 //   GET  /stats                 {"requests","served_before_ready","ready","uptime_ms",
-//                               "ready_unix_ms","first_served_unix_ms",...}
+//                               "ready_unix_ms","first_served_unix_ms","requests_per_s","busy_pct",...}
 // Any other path is treated as the application path "/".
+//
+// Load metrics. With $NOTIFY_SOCKET set (the tide-agent's notify socket), the
+// application reports its own load every --metrics-interval-ms as custom
+// metrics, one sd_notify datagram "METRIC=name=value" per metric:
+//   app_requests_per_s  application requests answered per second
+//   app_busy_pct        % of wall-clock time spent handling application
+//                       requests (its one worker's utilisation; 100 = saturated)
+// Both measure the demand on this application, not the host: other processes
+// on the machine cannot raise them (the CPU burnt by ?cpu_ms is measured in
+// wall-clock time, so a busy host does not shorten or lengthen it), which makes
+// them the metrics the alarm tests and the demo scale on.
 //
 // SIGTERM / SIGINT: stop accepting, close idle connections, finish requests in
 // flight (answering them with "Connection: close"), exit 0. A hard deadline
@@ -55,6 +66,7 @@ struct Options {
   double cpu_ms_per_request = 0.0;
   std::string name = "sample";
   std::uint64_t drain_timeout_ms = 10'000;
+  std::uint64_t metrics_interval_ms = 1000;  // 0: report no load metrics
   bool notify = true;
 };
 
@@ -85,6 +97,7 @@ struct Server {
   uv_tcp_t listener{};
   uv_timer_t ready_timer{};
   uv_timer_t drain_deadline{};
+  uv_timer_t metrics_timer{};
   uv_signal_t sigterm{};
   uv_signal_t sigint{};
   std::unordered_set<Conn*> conns;
@@ -92,6 +105,14 @@ struct Server {
   std::uint64_t requests = 0;             // application requests answered 200
   std::uint64_t served_before_ready = 0;  // application requests that arrived before ready
   std::uint64_t total_requests = 0;       // every parsed request, any path
+  std::uint64_t busy_ns = 0;              // wall-clock time spent handling application requests
+  // The load metrics: counters at the previous report, and the latest values.
+  std::uint64_t metrics_at_ns = 0;
+  std::uint64_t metrics_requests = 0;
+  std::uint64_t metrics_busy_ns = 0;
+  double requests_per_s = 0.0;
+  double busy_pct = 0.0;
+  bool metrics_failed = false;  // a report could not be sent (logged once)
   bool ready = false;
   bool stopping = false;
   // Wall-clock times (Unix epoch ms, 0 = not yet) of the latest flip to ready
@@ -198,25 +219,65 @@ std::string json_escape(std::string_view s) {
   return out;
 }
 
-// Sends one sd_notify datagram to $NOTIFY_SOCKET, if set. Best effort: the
-// application keeps running whatever happens to the notification.
-void sd_notify(const Server& s, const char* text) {
-  if (!s.opt.notify) return;
+// $NOTIFY_SOCKET, or nullptr when notifications are off or it is not set.
+const char* notify_socket(const Server& s) {
+  if (!s.opt.notify) return nullptr;
   const char* path = std::getenv("NOTIFY_SOCKET");
-  if (path == nullptr || path[0] == '\0') return;
+  return path == nullptr || path[0] == '\0' ? nullptr : path;
+}
+
+// Sends one sd_notify datagram to $NOTIFY_SOCKET, if set. Best effort: the
+// application keeps running whatever happens to the notification. Returns
+// errno of a failed send (0: sent or nothing to do).
+int send_notify(const Server& s, const char* text) {
+  const char* path = notify_socket(s);
+  if (path == nullptr) return 0;
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   std::size_t len = std::strlen(path);
-  if (len >= sizeof sa.sun_path) return;
+  if (len >= sizeof sa.sun_path) return ENAMETOOLONG;
   std::memcpy(sa.sun_path, path, len);
   if (path[0] == '@') sa.sun_path[0] = '\0';  // abstract namespace
   int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return;
+  if (fd < 0) return errno;
   auto sa_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
+  int err = 0;
   if (::sendto(fd, text, std::strlen(text), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&sa), sa_len) < 0) {
-    std::fprintf(stderr, "tide-sample-app: NOTIFY_SOCKET %s: %s\n", path, std::strerror(errno));
+    err = errno;
   }
   ::close(fd);
+  return err;
+}
+
+void sd_notify(const Server& s, const char* text) {
+  if (const int err = send_notify(s, text); err != 0) {
+    std::fprintf(stderr, "tide-sample-app: NOTIFY_SOCKET %s: %s\n", notify_socket(s), std::strerror(err));
+  }
+}
+
+// Every --metrics-interval-ms: the load since the previous report, sent as
+// custom metrics. The agent may bind its socket after the application starts,
+// so a failed send is logged once and tried again at the next interval.
+void on_metrics_timer(uv_timer_t* t) {
+  auto& s = *static_cast<Server*>(t->data);
+  const std::uint64_t now = uv_hrtime();
+  const std::uint64_t elapsed_ns = now - s.metrics_at_ns;
+  if (elapsed_ns == 0) return;
+  s.requests_per_s = static_cast<double>(s.requests - s.metrics_requests) * 1e9 / static_cast<double>(elapsed_ns);
+  // A request handled across the boundary counts in the interval it ended in.
+  s.busy_pct = std::min(100.0, 100.0 * static_cast<double>(s.busy_ns - s.metrics_busy_ns) / static_cast<double>(elapsed_ns));
+  s.metrics_at_ns = now;
+  s.metrics_requests = s.requests;
+  s.metrics_busy_ns = s.busy_ns;
+  char text[128];
+  std::snprintf(text, sizeof text, "METRIC=app_requests_per_s=%.1f\nMETRIC=app_busy_pct=%.1f", s.requests_per_s,
+                s.busy_pct);
+  const int err = send_notify(s, text);
+  if (err != 0 && !s.metrics_failed) {
+    std::fprintf(stderr, "tide-sample-app: cannot report load metrics to NOTIFY_SOCKET %s: %s (retrying)\n",
+                 notify_socket(s), std::strerror(err));
+  }
+  s.metrics_failed = err != 0;
 }
 
 std::uint64_t unix_ms() {
@@ -343,6 +404,8 @@ void handle_request(Conn* c, const Request& rq) {
                        ",\"uptime_ms\":" + std::to_string(uv_now(s.loop) - s.start_ms) +
                        ",\"ready_unix_ms\":" + std::to_string(s.ready_unix_ms) +
                        ",\"first_served_unix_ms\":" + std::to_string(s.first_served_unix_ms) +
+                       ",\"requests_per_s\":" + std::to_string(s.requests_per_s) +
+                       ",\"busy_pct\":" + std::to_string(s.busy_pct) +
                        ",\"name\":\"" + json_escape(s.opt.name) + "\"" +
                        ",\"address\":\"" + json_escape(s.bound_address) + "\"" +
                        ",\"port\":" + std::to_string(s.bound_port) + "}\n";
@@ -367,6 +430,7 @@ void handle_request(Conn* c, const Request& rq) {
       reply(503, "text/plain", "not ready\n");
       return;
     }
+    const std::uint64_t handling_since = uv_hrtime();
     double cpu_ms = s.opt.cpu_ms_per_request;
     if (auto v = query_param(rq.query, "cpu_ms")) {
       if (auto d = parse_double(*v); d && *d <= 10'000.0) cpu_ms = *d;
@@ -387,6 +451,8 @@ void handle_request(Conn* c, const Request& rq) {
       c->delayed_response = make_response(s, 200, "text/plain", body, keep_alive, head);
       uv_timer_start(&c->delay_timer, on_delay_timer, delay_ms, 0);
     }
+    // A delay is waiting, not work: only the handling itself counts as busy.
+    s.busy_ns += uv_hrtime() - handling_since;
   }
 }
 
@@ -544,6 +610,7 @@ void on_signal(uv_signal_t* sig, int signum) {
   sd_notify(*s, "STOPPING=1");
   uv_close(reinterpret_cast<uv_handle_t*>(&s->listener), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&s->ready_timer), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&s->metrics_timer), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&s->sigterm), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&s->sigint), nullptr);
   auto copy = s->conns;
@@ -598,8 +665,14 @@ int run(Server& s) {
 
   uv_timer_init(s.loop, &s.ready_timer);
   uv_timer_init(s.loop, &s.drain_deadline);
+  uv_timer_init(s.loop, &s.metrics_timer);
   s.ready_timer.data = &s;
   s.drain_deadline.data = &s;
+  s.metrics_timer.data = &s;
+  if (s.opt.metrics_interval_ms > 0 && notify_socket(s) != nullptr) {
+    s.metrics_at_ns = uv_hrtime();
+    uv_timer_start(&s.metrics_timer, on_metrics_timer, s.opt.metrics_interval_ms, s.opt.metrics_interval_ms);
+  }
   uv_signal_init(s.loop, &s.sigterm);
   uv_signal_init(s.loop, &s.sigint);
   s.sigterm.data = &s;
@@ -637,7 +710,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 10'000.0));
   app.add_option("--name", s.opt.name, "instance name shown in responses")->envname("TIDE_INSTANCE_ID");
   app.add_option("--drain-timeout-ms", s.opt.drain_timeout_ms, "on SIGTERM, longest wait for requests in flight");
-  app.add_flag("!--no-notify", s.opt.notify, "do not send READY=1 to $NOTIFY_SOCKET");
+  app.add_option("--metrics-interval-ms", s.opt.metrics_interval_ms,
+                 "report app_requests_per_s and app_busy_pct to $NOTIFY_SOCKET this often (0: never)")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{3'600'000}));
+  app.add_flag("!--no-notify", s.opt.notify, "send nothing (READY=1, metrics) to $NOTIFY_SOCKET");
   CLI11_PARSE(app, argc, argv);
   return run(s);
 }

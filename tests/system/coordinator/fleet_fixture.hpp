@@ -1,11 +1,13 @@
 // The fixture of the coordinator system tests: one tide-coordinator with its
 // own state dir, ports, loopback /24 and process tag; everything it started
-// is stopped when the fixture goes.
+// is stopped when the fixture goes, and — through its Reaper — when the test
+// process dies without getting there (ctest's time-out, Ctrl-C).
 #pragma once
 
 #include <signal.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <fstream>
 
 #include <catch2/catch.hpp>
@@ -22,12 +24,14 @@ namespace st = tide::system_test;
 class Fleet {
  public:
   // `lb_options`: extra `load_balancer:` lines, e.g. "  keep_running_on_stop: true\n".
-  explicit Fleet(const std::string& lb_options = "") : m_dir(st::make_temp_dir("tide-system")) {
+  explicit Fleet(const std::string& lb_options = "")
+      : m_dir(st::make_temp_dir("tide-system")), m_reaper(m_dir) {
     m_api_port = st::free_port();
     m_agent_port = st::free_port();
     m_frontend_port = st::free_port();
     m_tag = "tide-system-" + std::to_string(::getpid()) + "-" + std::to_string(m_api_port);
     m_lb_options = lb_options;
+    write_agent_wrapper();
     write_config();
   }
 
@@ -47,8 +51,9 @@ class Fleet {
       m_coordinator->wait(10s);
       m_coordinator.reset();
     }
+    // Whatever is left names the directory or runs in it.
     for (const pid_t pid : st::processes_matching(m_tag)) ::kill(pid, SIGKILL);
-    for (const pid_t pid : st::processes_matching((m_dir / "state").string())) ::kill(pid, SIGKILL);
+    m_reaper.finish();
     std::error_code ec;
     if (std::getenv("TIDE_KEEP_SYSTEM_DIRS") == nullptr) std::filesystem::remove_all(m_dir, ec);
   }
@@ -57,7 +62,7 @@ class Fleet {
     m_coordinator = std::make_unique<st::Child>(
         std::vector<std::string>{std::string(TIDE_BIN_DIR) + "/tide-coordinator", "--config",
                                  (m_dir / "coordinator.yaml").string()},
-        m_dir / "coordinator.log");
+        m_dir / "coordinator.log", std::map<std::string, std::string>{{"TIDE_SYSTEM_TEST_DIR", m_dir.string()}});
     REQUIRE(st::eventually(15s, [&] { return api("GET", "/healthz").status == 200; }));
   }
 
@@ -85,10 +90,14 @@ class Fleet {
   }
 
   // Group "web" of tide-sample-app instances behind the frontend. `extra`
-  // overrides or adds group fields; `app_flags` go to the application.
+  // overrides or adds group fields; `app_flags` go to the application. The
+  // application reports its load (app_requests_per_s, app_busy_pct) every
+  // 500 ms on its agent's notify socket (write_agent_wrapper); the command
+  // runs in the instance's directory, beside agent-state/.
   void create_group(int desired, int ready_after_ms, const json& extra = json::object(),
                     const std::string& app_flags = "") {
-    const std::string command = std::string(TIDE_BIN_DIR) + "/tide-sample-app --ready-after-ms " +
+    const std::string command = "NOTIFY_SOCKET=\"$PWD/agent-state/notify.sock\" exec " + std::string(TIDE_BIN_DIR) +
+                                "/tide-sample-app --metrics-interval-ms 500 --ready-after-ms " +
                                 std::to_string(ready_after_ms) + " --name " + m_tag + " " + app_flags;
     REQUIRE(api("POST", "/v1/launch-configurations", json{{"id", "app"}, {"command", command}, {"port", 8080}}).status == 201);
     json body{{"name", "web"}, {"launch_configuration", "app"}, {"min", 0}, {"max", 6},
@@ -108,6 +117,20 @@ class Fleet {
     return body.is_object() ? body : json::object();
   }
   [[nodiscard]] int in_service() const { return group().value("in_service", -1); }
+  // The group's average of `metric` over the last 10 s as the coordinator's
+  // /metrics shows it (in-service, warmed-up instances), if it has one.
+  [[nodiscard]] std::optional<double> group_metric(const std::string& metric) const {
+    const std::string text = api("GET", "/metrics").text;
+    const std::string key = "tide_group_metric{group=\"web\",metric=\"" + metric + "\"} ";
+    const auto at = text.find(key);
+    if (at == std::string::npos) return std::nullopt;
+    const auto begin = at + key.size();
+    const auto end = text.find('\n', begin);
+    double value = 0.0;
+    const auto [ptr, ec] = std::from_chars(text.data() + begin, text.data() + (end == std::string::npos ? text.size() : end), value);
+    if (ec != std::errc{}) return std::nullopt;
+    return value;
+  }
   [[nodiscard]] int live_instances() const { return group().value("actual", -1); }
   [[nodiscard]] std::size_t app_processes() const {
     std::size_t apps = 0;
@@ -124,11 +147,27 @@ class Fleet {
 
  private:
   std::filesystem::path m_dir;
+  st::Reaper m_reaper;  // after m_dir: it watches it
   std::uint16_t m_api_port = 0, m_agent_port = 0, m_frontend_port = 0;
   std::string m_tag;
   std::string m_lb_options;
   int m_slots = 16;
   std::unique_ptr<st::Child> m_coordinator;
+
+  // The local provider starts every agent with a fixed environment and no
+  // notify socket (nothing in the launch configuration asks for one), so the
+  // coordinator runs this wrapper as its agent: the real tide-agent with an
+  // sd_notify socket in its state dir, where the application beside it sends
+  // its load metrics (METRIC=name=value). A real image configures the same
+  // with notify.socket in agent.yaml.
+  void write_agent_wrapper() const {
+    const auto path = m_dir / "tide-agent-with-notify";
+    std::ofstream(path) << "#!/bin/sh\n"
+                        << "TIDE_NOTIFY_SOCKET=\"$TIDE_STATE_DIR/notify.sock\" exec " << TIDE_BIN_DIR
+                        << "/tide-agent \"$@\"\n";
+    std::filesystem::permissions(path, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                                           std::filesystem::perms::group_exec);
+  }
 
   void write_config() const {
     std::ofstream(m_dir / "coordinator.yaml")
@@ -140,7 +179,8 @@ class Fleet {
         << "api:\n  listen_port: " << m_api_port << "\n"
         // Its own loopback /24, so system tests running side by side never
         // hand out the same instance address.
-        << "provider:\n  local:\n    address_prefix: \"127." << 10 + (m_api_port / 256) % 200 << '.'
+        << "provider:\n  local:\n    agent_path: " << (m_dir / "tide-agent-with-notify").string() << "\n"
+        << "    address_prefix: \"127." << 10 + (m_api_port / 256) % 200 << '.'
         << m_api_port % 256 << ".\"\n"
         << "load_balancer:\n  reconcile_interval_ms: 1000\n" << m_lb_options << "  backends:\n"
         << "    - name: web\n      bind_port: " << m_frontend_port << "\n      slots: " << m_slots << "\n";
