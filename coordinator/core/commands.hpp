@@ -48,21 +48,36 @@ struct Terminate {
   std::string provider_id;        // may be empty for a launch whose result was lost
   std::string idempotency_key;
   InstanceOrigin origin = InstanceOrigin::Launched;
+  // How long the provider lets the application stop before it is killed
+  // (the group's drain timeout, capped at kMaxTerminateGraceMs).
+  std::uint32_t grace_ms = 0;
 };
 
-struct LbRegister {  // put into rotation (HAProxy: set addr, state ready)
+inline constexpr std::uint32_t kMaxTerminateGraceMs = 30'000;
+
+// Put into rotation (HAProxy: point a slot at address:port, state ready).
+// The shell answers LbRegisterFailed when the load balancer refuses it for
+// good (a bad address, no free slot, an unknown backend); a transient failure
+// (HAProxy restarting) is repaired by the shell's periodic LB reconcile.
+struct LbRegister {
   std::string backend;
   std::string instance_id;
   std::string address;
   std::uint16_t port = 0;
 };
 
-struct LbDrain {  // out of rotation, let sessions finish; the shell answers LbDrained
+// Out of rotation: stop new requests, let those in flight finish for at most
+// timeout_ms, then free the slot. The shell answers LbDrained either way.
+struct LbDrain {
   std::string backend;
   std::string instance_id;
+  std::uint32_t timeout_ms = 0;
 };
 
-struct LbRemove {  // free the slot (HAProxy: state maint)
+// Out of rotation at once and the slot freed, without waiting for sessions:
+// the instance is gone (vanished, or its address now belongs to another).
+// A no-op when the instance holds no slot.
+struct LbRemove {
   std::string backend;
   std::string instance_id;
 };
@@ -74,6 +89,18 @@ struct SendDrain {  // protocol DRAIN to the agent
 
 struct SendUndrain {  // protocol UNDRAIN: the agent drains but tide no longer wants it
   std::string instance_id;
+};
+
+// Which agents may connect (the ZAP handler's allow-list, DESIGN.md
+// "Security"): `agent_key` is bound to the instance (empty: none yet), and
+// `enrollment_open` says the instance still waits for its first HELLO, so an
+// unknown key may try its enrollment token. Emitted whenever either changes;
+// `revoke` drops the instance from the list (it left the fleet).
+struct SetAgentAccess {
+  std::string instance_id;
+  std::string agent_key;
+  bool enrollment_open = false;
+  bool revoke = false;
 };
 
 // Protocol HOOK_RUN to the agent: run its lifecycle-hook script `script`
@@ -97,7 +124,7 @@ struct NotifyHookTimeout {
 };
 
 using Command = std::variant<PersistInstance, PersistGroup, RecordActivity, UpdateActivity, Launch,
-                             Terminate, LbRegister, LbDrain, LbRemove, SendDrain, SendUndrain, RunHook,
-                             NotifyHookTimeout>;
+                             Terminate, LbRegister, LbDrain, LbRemove, SendDrain, SendUndrain, SetAgentAccess,
+                             RunHook, NotifyHookTimeout>;
 
 }  // namespace tide::coordinator

@@ -50,16 +50,26 @@ struct TerminateCompleted {
   std::string instance_id;
 };
 
-// The provider says the instance is gone although tide did not ask (process
-// exited, VM deleted).
+// The provider says the instance is gone although tide did not ask (its
+// application exited, the VM was deleted). Before the instance was first in
+// service this is a failed launch (retry policy); after, an unexpected
+// termination that is replaced at once.
 struct InstanceVanished {
   std::string instance_id;
-  std::string message;
+  std::string message;  // the provider's words: exit status, the tail of the output
 };
 
-// The LB reports 0 sessions on a draining server.
+// The LB reports 0 sessions on a draining server (or the drain deadline
+// passed, or the drain failed: the slot is out of rotation either way).
 struct LbDrained {
   std::string instance_id;
+};
+
+// The load balancer refused an LbRegister for good (bad address, no free
+// slot, unknown backend): the instance is not in rotation.
+struct LbRegisterFailed {
+  std::string instance_id;
+  std::string message;
 };
 
 // The shell's periodic tick: timers (boot timeout, liveness, drain deadline,
@@ -67,6 +77,6 @@ struct LbDrained {
 struct Tick {};
 
 using Event = std::variant<AgentHello, AgentReport, AgentLost, LaunchSucceeded, LaunchFailed,
-                           TerminateCompleted, InstanceVanished, LbDrained, Tick>;
+                           TerminateCompleted, InstanceVanished, LbDrained, LbRegisterFailed, Tick>;
 
 }  // namespace tide::coordinator

@@ -53,6 +53,8 @@ struct Tally {
   std::uint32_t replacing = 0;    // counting replacements not in service yet
   std::uint32_t unhealthy = 0;    // counting and unhealthy (fail-static share)
   std::uint32_t replaceable = 0;  // counting, unhealthy and not protected
+  std::uint32_t lost = 0;         // counting, unhealthy because contact was lost (fail-static share)
+  std::uint32_t lost_replaceable = 0;  // lost and not protected: held back under fail-static
   friend bool operator==(const Tally&, const Tally&) = default;
 };
 
@@ -60,14 +62,27 @@ constexpr std::uint8_t kCounting = 1U << 0U;
 constexpr std::uint8_t kReplacing = 1U << 1U;
 constexpr std::uint8_t kUnhealthy = 1U << 2U;
 constexpr std::uint8_t kReplaceable = 1U << 3U;
+constexpr std::uint8_t kLost = 1U << 4U;
+constexpr std::uint8_t kLostReplaceable = 1U << 5U;
 
 std::uint8_t tally_bits(const Instance& i) {
-  if (!counts(i)) return 0;
+  if (!counts(i)) {
+    // Lost contact and already being replaced still says "lost together"
+    // (fail-static): the first of several losses is replaced before the
+    // next one is reported.
+    const bool lost_replaced = !is_terminal(i.state) && i.exit_reason == ExitReason::Replace &&
+                               i.health == Health::Unhealthy && i.runtime.contact_lost;
+    return lost_replaced ? kLost : 0;
+  }
   unsigned bits = kCounting;
   if (i.runtime.is_replacement && is_starting(i.state)) bits |= kReplacing;
   if (i.health == Health::Unhealthy) {
     bits |= kUnhealthy;
     if (!i.protected_from_scale_in) bits |= kReplaceable;
+    if (i.runtime.contact_lost) {
+      bits |= kLost;
+      if (!i.protected_from_scale_in) bits |= kLostReplaceable;
+    }
   }
   return static_cast<std::uint8_t>(bits);
 }
@@ -77,6 +92,8 @@ void add_bits(Tally& t, std::uint8_t bits) {
   if ((bits & kReplacing) != 0) ++t.replacing;
   if ((bits & kUnhealthy) != 0) ++t.unhealthy;
   if ((bits & kReplaceable) != 0) ++t.replaceable;
+  if ((bits & kLost) != 0) ++t.lost;
+  if ((bits & kLostReplaceable) != 0) ++t.lost_replaceable;
 }
 
 void remove_bits(Tally& t, std::uint8_t bits) {
@@ -84,11 +101,14 @@ void remove_bits(Tally& t, std::uint8_t bits) {
   if ((bits & kReplacing) != 0) --t.replacing;
   if ((bits & kUnhealthy) != 0) --t.unhealthy;
   if ((bits & kReplaceable) != 0) --t.replaceable;
+  if ((bits & kLost) != 0) --t.lost;
+  if ((bits & kLostReplaceable) != 0) --t.lost_replaceable;
 }
 
 std::string describe(const Tally& t) {
   return "counting " + std::to_string(t.counting) + ", replacing " + std::to_string(t.replacing) + ", unhealthy " +
-         std::to_string(t.unhealthy) + ", replaceable " + std::to_string(t.replaceable);
+         std::to_string(t.unhealthy) + ", replaceable " + std::to_string(t.replaceable) + ", lost " + std::to_string(t.lost) +
+         ", lost replaceable " + std::to_string(t.lost_replaceable);
 }
 
 bool is_hook_state(LifecycleState state) {
@@ -196,12 +216,19 @@ bool exceeds_share(std::size_t count, std::size_t total, double share) {
   return static_cast<double>(count) > share * static_cast<double>(total);
 }
 
+bool fail_static_applies(std::size_t lost, std::size_t counting, double share) {
+  return counting >= kFailStaticMinInstances && lost >= kFailStaticMinLost && exceeds_share(lost, counting, share);
+}
+
 bool wants_rotation(const Instance& i) {
   // A launch hook holds the instance out of rotation even when it is ready.
   if (i.state == LifecycleState::PendingLaunchHook) return false;
-  if (i.runtime.health_held) return i.runtime.in_lb;
   if (!is_connected_state(i.state)) return false;
-  return i.runtime.ready.value_or(false) && i.health == Health::Healthy && !i.runtime.agent_draining &&
+  // Under fail-static an instance the coordinator lost contact with is judged
+  // by its last report, as if it were healthy: a monitoring failure must not
+  // empty the load balancer.
+  const bool healthy = i.health == Health::Healthy || i.runtime.health_held;
+  return i.runtime.ready.value_or(false) && healthy && !i.runtime.agent_draining &&
          i.exit_reason == ExitReason::None;
 }
 
@@ -253,6 +280,22 @@ Fleet::GroupState* Fleet::find_group(std::string_view name) {
 }
 
 void Fleet::persist(const Entry& e, std::vector<Command>& out) { out.emplace_back(PersistInstance{e.inst}); }
+
+void Fleet::share_access(const Entry& e, std::vector<Command>& out) const {
+  const Instance& i = e.inst;
+  out.emplace_back(SetAgentAccess{i.id, i.agent_key, i.agent_key.empty() && !i.enrollment_token_hash.empty(), false});
+}
+
+std::uint32_t Fleet::drain_timeout(const GroupState& g) {
+  return static_cast<std::uint32_t>(std::clamp<std::int64_t>(g.cfg.drain_timeout_ms, 0, UINT32_MAX));
+}
+
+Terminate Fleet::terminate_command(const Entry& e) const {
+  const Instance& i = e.inst;
+  const auto grace = static_cast<std::uint32_t>(
+      std::clamp<std::int64_t>(e.group->cfg.drain_timeout_ms, 0, std::int64_t{kMaxTerminateGraceMs}));
+  return Terminate{i.id, i.group, i.provider_id, i.idempotency_key, i.origin, grace};
+}
 
 void Fleet::update_deadline(Entry& e) {
   const Instance& i = e.inst;
@@ -491,7 +534,7 @@ tl::expected<void, ModelError> Fleet::set_capacity(std::string_view group, std::
   return {};
 }
 
-tl::expected<std::string, ModelError> Fleet::attach(std::string_view group, std::string address, std::uint16_t port,
+tl::expected<Attached, ModelError> Fleet::attach(std::string_view group, std::string address, std::uint16_t port,
                                                     bool protect, bool increment_desired, TimeMs now_ms,
                                                     std::vector<Command>& out) {
   GroupState* g = find_group(group);
@@ -525,13 +568,21 @@ tl::expected<std::string, ModelError> Fleet::attach(std::string_view group, std:
     out.emplace_back(PersistGroup{g->cfg});
   }
   persist(e, out);
+  share_access(e, out);
   record_finished_activity(g->cfg.name, ActivityType::Attach,
                            "user attached " + e.inst.address + ":" + std::to_string(port) +
                                (protect ? " (protected from scale-in)" : ""),
                            ActivityStatus::Successful, now_ms, {ActivityInstance{e.inst.id, "attached", true}}, out);
   std::string id = e.inst.id;
+  const Instance before = e.inst;
   reconcile(*g, now_ms, out, "instance " + id + " attached");
-  return id;
+  return Attached{snapshot(id, before), token.token};
+}
+
+Instance Fleet::snapshot(const std::string& id, const Instance& before) const {
+  if (const Instance* now = instance(id)) return *now;
+  if (m_last_departed.id == id) return m_last_departed;
+  return before;
 }
 
 // A user takes an instance out of its group (detach, terminate): checks it
@@ -558,16 +609,17 @@ tl::expected<Fleet::Entry*, ModelError> Fleet::leave_on_request(std::string_view
   return e;
 }
 
-tl::expected<void, ModelError> Fleet::detach(std::string_view instance_id, bool decrement_desired, TimeMs now_ms,
-                                             std::vector<Command>& out) {
+tl::expected<Instance, ModelError> Fleet::detach(std::string_view instance_id, bool decrement_desired, TimeMs now_ms,
+                                                 std::vector<Command>& out) {
   auto e = leave_on_request(instance_id, decrement_desired, "detach", now_ms, out);
   if (!e) return tl::make_unexpected(e.error());
   GroupState& g = *(*e)->group;
-  const std::string activity = start_activity(g, ActivityType::Detach, "user detached " + (*e)->inst.id, now_ms,
-                                              {(*e)->inst.id}, out);
-  begin_drain(**e, ExitReason::Detach, activity, now_ms, out);
-  reconcile(g, now_ms, out, "instance " + std::string(instance_id) + " detached");
-  return {};
+  const Instance before = (*e)->inst;
+  const std::string activity = start_activity(g, ActivityType::Detach, "user detached " + before.id, now_ms,
+                                              {before.id}, out);
+  begin_drain(**e, ExitReason::Detach, activity, now_ms, out);  // may end the instance at once
+  reconcile(g, now_ms, out, "instance " + before.id + " detached");
+  return snapshot(before.id, before);
 }
 
 tl::expected<void, ModelError> Fleet::remove_group(std::string_view name) {
@@ -582,31 +634,33 @@ tl::expected<void, ModelError> Fleet::remove_group(std::string_view name) {
   return {};
 }
 
-tl::expected<void, ModelError> Fleet::terminate(std::string_view instance_id, bool decrement_desired,
-                                                TimeMs now_ms, std::vector<Command>& out) {
+tl::expected<Instance, ModelError> Fleet::terminate(std::string_view instance_id, bool decrement_desired,
+                                                    TimeMs now_ms, std::vector<Command>& out) {
   auto e = leave_on_request(instance_id, decrement_desired, "terminate", now_ms, out);
   if (!e) return tl::make_unexpected(e.error());
   GroupState& g = *(*e)->group;
+  const Instance before = (*e)->inst;
   const std::string activity =
       start_activity(g, ActivityType::TerminateInstance,
                      "user terminated " + (*e)->inst.id + (decrement_desired ? ", desired capacity lowered" : ""),
                      now_ms, {(*e)->inst.id}, out);
   begin_drain(**e, ExitReason::User, activity, now_ms, out);
-  reconcile(g, now_ms, out, "instance " + std::string(instance_id) + " terminated by the user");
-  return {};
+  reconcile(g, now_ms, out, "instance " + before.id + " terminated by the user");
+  return snapshot(before.id, before);
 }
 
-tl::expected<void, ModelError> Fleet::set_protected(std::string_view instance_id, bool value, TimeMs now_ms,
-                                                    std::vector<Command>& out) {
+tl::expected<Instance, ModelError> Fleet::set_protected(std::string_view instance_id, bool value, TimeMs now_ms,
+                                                        std::vector<Command>& out) {
   Entry* e = find(instance_id);
   if (e == nullptr) return fail("unknown instance " + std::string(instance_id));
-  if (e->inst.protected_from_scale_in == value) return {};
+  const Instance before = e->inst;
+  if (before.protected_from_scale_in == value) return before;
   e->inst.protected_from_scale_in = value;
   retally(*e);
   persist(*e, out);
   // Unprotecting may allow a pending scale-in or replacement.
-  reconcile(*e->group, now_ms, out, "protection of " + e->inst.id + (value ? " set" : " cleared"));
-  return {};
+  reconcile(*e->group, now_ms, out, "protection of " + before.id + (value ? " set" : " cleared"));
+  return snapshot(before.id, before);
 }
 
 // ---- the rule -------------------------------------------------------------
@@ -623,7 +677,7 @@ void Fleet::apply_rule(Entry& e, TimeMs now, std::vector<Command>& out) {
         out.emplace_back(LbRegister{lb.backend, i.id, i.address, lb.port != 0 ? lb.port : i.port});
         i.runtime.lb_member = true;
       } else {
-        out.emplace_back(LbDrain{lb.backend, i.id});
+        out.emplace_back(LbDrain{lb.backend, i.id, drain_timeout(*e.group)});
       }
     }
     i.runtime.in_lb = want;
@@ -635,6 +689,11 @@ void Fleet::apply_rule(Entry& e, TimeMs now, std::vector<Command>& out) {
     next = transition(i.state, LifecycleEvent::NotReady);
   }
   if (next) {
+    if (i.state == LifecycleState::Warming && *next == LifecycleState::InService) {
+      // The launch is complete only now: the retry policy starts afresh.
+      e.group->consecutive_failures = 0;
+      e.group->next_launch_ms = 0;
+    }
     set_state(e, *next, now);
     persist(e, out);
   }
@@ -642,46 +701,58 @@ void Fleet::apply_rule(Entry& e, TimeMs now, std::vector<Command>& out) {
 
 // ---- health and fail-static -------------------------------------------------
 
-void Fleet::mark_unhealthy(Entry& e, std::string reason, TimeMs now) {
+void Fleet::mark_unhealthy(Entry& e, std::string reason, bool contact_lost, TimeMs now) {
   e.inst.health = Health::Unhealthy;
   e.inst.health_reason = std::move(reason);
   e.inst.unhealthy_since_ms = now;
+  e.inst.runtime.contact_lost = contact_lost;
   retally(e);
   update_deadline(e);
 }
 
 void Fleet::health_changed(GroupState& g, std::span<Entry* const> changed, TimeMs now, std::vector<Command>& out) {
-  // Those that turned unhealthy within the window are some of the unhealthy
-  // ones: count them only when the unhealthy could be too many.
+  // Those that lost contact within the window are some of the lost ones:
+  // count them only when the lost could be too many.
   const std::size_t total = g.tally.counting;
-  if (!g.fail_static && exceeds_share(g.tally.unhealthy, total, g.cfg.fail_static_share)) {
+  if (!g.fail_static && fail_static_applies(g.tally.lost, total, g.cfg.fail_static_share)) {
     std::size_t recent = 0;
     const TimeMs window_start = now - g.cfg.liveness_window_ms;
     for (const Member& m : g.members) {
       const Instance& i = m.entry->inst;
-      if ((m.entry->tally_bits & kUnhealthy) != 0 && i.unhealthy_since_ms > window_start) ++recent;
+      if ((m.entry->tally_bits & kLost) != 0 && i.unhealthy_since_ms > window_start) ++recent;
     }
-    if (exceeds_share(recent, total, g.cfg.fail_static_share)) {
+    if (fail_static_applies(recent, total, g.cfg.fail_static_share)) {
       g.fail_static = true;
       std::vector<std::string> ids;
+      // Those that lost contact within the window go back to what their
+      // last report says (they may have left rotation a moment ago, before
+      // the others were lost too).
+      std::vector<Entry*> held;
       for (const Member& m : g.members) {
         Instance& i = m.entry->inst;
-        if (counts(i) && i.health == Health::Unhealthy && i.unhealthy_since_ms > window_start) {
+        if ((m.entry->tally_bits & kLost) != 0 && (m.entry->tally_bits & kCounting) != 0 &&
+            i.unhealthy_since_ms > window_start) {
           i.runtime.health_held = true;
+          held.push_back(m.entry);
         }
       }
+      for (Entry* e : held) apply_rule(*e, now, out);
       g.fail_static_activity = start_activity(
           g, ActivityType::FailStatic,
-          "fail-static: " + std::to_string(recent) + " of " + std::to_string(total) +
-              " instances turned unhealthy within " + std::to_string(g.cfg.liveness_window_ms) +
-              " ms, more than " + percent(g.cfg.fail_static_share) +
-              "; replacing none and leaving the load balancer as it is until at most " +
-              percent(g.cfg.fail_static_share) + " are unhealthy",
+          "fail-static: lost contact with " + std::to_string(recent) + " of " + std::to_string(total) +
+              " instances within " + std::to_string(g.cfg.liveness_window_ms) + " ms (more than " +
+              percent(g.cfg.fail_static_share) + ", at least " + std::to_string(kFailStaticMinLost) + " of at least " +
+              std::to_string(kFailStaticMinInstances) +
+              "): a monitoring failure is likelier than so many crashes, so those instances stay in the load "
+              "balancer as they are and are not replaced until contact returns or at most " +
+              percent(g.cfg.fail_static_share) + " are lost; instances known to be broken are still replaced",
           now, std::move(ids), out);
     }
   }
   for (Entry* e : changed) {
-    if (g.fail_static && e->inst.health == Health::Unhealthy) e->inst.runtime.health_held = true;
+    if (g.fail_static && e->inst.health == Health::Unhealthy && e->inst.runtime.contact_lost) {
+      e->inst.runtime.health_held = true;
+    }
     apply_rule(*e, now, out);
     persist(*e, out);
   }
@@ -691,8 +762,8 @@ void Fleet::health_changed(GroupState& g, std::span<Entry* const> changed, TimeM
 void Fleet::check_fail_static_exit(GroupState& g, TimeMs now, std::vector<Command>& out) {
   if (!g.fail_static) return;
   const std::size_t total = g.tally.counting;
-  const std::size_t unhealthy = g.tally.unhealthy;
-  if (exceeds_share(unhealthy, total, g.cfg.fail_static_share)) return;
+  const std::size_t lost = g.tally.lost;
+  if (fail_static_applies(lost, total, g.cfg.fail_static_share)) return;
   g.fail_static = false;
   auto it = m_activities.find(g.fail_static_activity);
   if (it != m_activities.end()) {
@@ -700,7 +771,7 @@ void Fleet::check_fail_static_exit(GroupState& g, TimeMs now, std::vector<Comman
     m_activities.erase(it);
     a.status = ActivityStatus::Successful;
     a.end_ms = now;
-    a.cause += "; resumed: " + std::to_string(unhealthy) + " of " + std::to_string(total) + " unhealthy";
+    a.cause += "; resumed: contact lost with " + std::to_string(lost) + " of " + std::to_string(total);
     out.emplace_back(UpdateActivity{std::move(a)});
   }
   g.fail_static_activity.clear();
@@ -739,6 +810,7 @@ Fleet::Entry& Fleet::launch_one(GroupState& g, TimeMs now, std::vector<Command>&
   // provider is asked, so a restart finds the launch and never repeats it
   // under another key.
   persist(e, out);
+  share_access(e, out);
   out.emplace_back(Launch{e.inst.id, g.cfg.name, e.inst.idempotency_key, e.inst.launch_configuration_id,
                           e.inst.launch_configuration_version, std::move(token.token)});
   return e;
@@ -792,14 +864,16 @@ void Fleet::finish_drain(Entry& e, TimeMs now, std::vector<Command>& out) {
   set_state(e, *transition(i.state, LifecycleEvent::TerminateHookDone), now);
   update_deadline(e);
   persist(e, out);  // terminating is on disk before the provider is asked
-  out.emplace_back(Terminate{i.id, i.group, i.provider_id, i.idempotency_key, i.origin});
+  out.emplace_back(terminate_command(e));
 }
 
 // Persists a terminal instance, closes its activity entry and forgets it.
 void Fleet::finish_terminal(Entry& e, bool ok, const std::string& message, TimeMs now, std::vector<Command>& out) {
   persist(e, out);
+  out.emplace_back(SetAgentAccess{e.inst.id, e.inst.agent_key, false, true});
   const std::string activity = e.inst.activity_id;
   const std::string id = e.inst.id;
+  m_last_departed = e.inst;
   erase(e);
   activity_instance_done(activity, id, ok, message, now, out);
 }
@@ -816,15 +890,19 @@ void Fleet::reconcile(GroupState& g, TimeMs now, std::vector<Command>& out, std:
   // Replace unhealthy instances: launch first, then remove; rate limited. A
   // disabled group replaces nothing (and runs no policies or schedules,
   // which live in the shell), but still follows desired changes a user makes.
-  if (g.cfg.enabled && !g.fail_static && g.tally.replaceable > 0) {
+  // Under fail-static the instances that lost contact are held; the ones
+  // known to be broken are still replaced.
+  const std::uint32_t replaceable = g.tally.replaceable - (g.fail_static ? g.tally.lost_replaceable : 0U);
+  if (g.cfg.enabled && replaceable > 0) {
     if (!may_launch) {
       g.launch_waiting = true;
     } else if (const std::uint32_t limit = replacement_limit(g.cfg); g.tally.replacing < limit) {
       std::uint32_t replacing = g.tally.replacing;
       std::vector<Entry*> unhealthy;
-      unhealthy.reserve(g.tally.replaceable);
+      unhealthy.reserve(replaceable);
       for (const Member& m : g.members) {
-        if ((m.entry->tally_bits & kReplaceable) != 0) unhealthy.push_back(m.entry);
+        const std::uint8_t bits = m.entry->tally_bits;
+        if ((bits & kReplaceable) != 0 && !(g.fail_static && (bits & kLost) != 0)) unhealthy.push_back(m.entry);
       }
       std::sort(unhealthy.begin(), unhealthy.end(), [](const Entry* a, const Entry* b) {
         return std::tie(a->inst.unhealthy_since_ms, a->inst.id) < std::tie(b->inst.unhealthy_since_ms, b->inst.id);
@@ -907,7 +985,9 @@ void Fleet::handle(const Event& event, TimeMs now_ms, std::vector<Command>& out)
         else if constexpr (std::is_same_v<T, TerminateCompleted>) on_terminated(e, now_ms, out);
         else if constexpr (std::is_same_v<T, InstanceVanished>) on_vanished(e, now_ms, out);
         else if constexpr (std::is_same_v<T, LbDrained>) on_lb_drained(e, now_ms, out);
+        else if constexpr (std::is_same_v<T, LbRegisterFailed>) on_lb_register_failed(e, now_ms, out);
         else if constexpr (std::is_same_v<T, Tick>) on_tick(now_ms, out);
+        else static_assert(sizeof(T) == 0, "an Event alternative has no handler");
       },
       event);
 }
@@ -922,6 +1002,7 @@ void Fleet::on_hello(const AgentHello& ev, TimeMs now, std::vector<Command>& out
   if (i.agent_key.empty() && !ev.agent_key.empty()) {
     i.agent_key = ev.agent_key;
     changed = true;
+    share_access(*e, out);
   }
   if (!ev.address.empty() && ev.address != i.address) {
     i.address = ev.address;
@@ -959,6 +1040,24 @@ void Fleet::on_report(const AgentReport& ev, TimeMs now, std::vector<Command>& o
   const bool in_grace = now < started + cfg.health_check_grace_period_ms;
   const bool report_healthy = ev.healthy || in_grace;
   const bool health_flip = (i.health == Health::Healthy) != report_healthy;
+  if (i.runtime.contact_lost && !health_flip) {
+    // Contact is back but the instance is unhealthy all the same: from now
+    // on it is the agent's verdict, which fail-static never holds.
+    i.runtime.contact_lost = false;
+    i.runtime.health_held = false;
+    i.health_reason = ev.health_reason.empty() ? "agent reports unhealthy" : ev.health_reason;
+    retally(*e);
+    i.runtime.ready = ev.ready;
+    i.runtime.agent_healthy = ev.healthy;
+    i.runtime.agent_draining = ev.draining;
+    update_deadline(*e);
+    apply_rule(*e, now, out);
+    persist(*e, out);
+    GroupState& g = *e->group;
+    check_fail_static_exit(g, now, out);
+    reconcile(g, now, out, "instance " + i.id + " reports unhealthy");
+    return;
+  }
   // The common case: nothing changed. Only the liveness deadline moves.
   if (i.runtime.ready == ev.ready && i.runtime.agent_healthy == ev.healthy &&
       i.runtime.agent_draining == ev.draining && !health_flip) {
@@ -979,12 +1078,13 @@ void Fleet::on_report(const AgentReport& ev, TimeMs now, std::vector<Command>& o
   if (health_flip && is_member_state(i.state) && i.exit_reason == ExitReason::None) {
     Entry* changed[] = {e};
     if (!report_healthy) {
-      mark_unhealthy(*e, ev.health_reason.empty() ? "agent reports unhealthy" : ev.health_reason, now);
+      mark_unhealthy(*e, ev.health_reason.empty() ? "agent reports unhealthy" : ev.health_reason, false, now);
     } else {
       i.health = Health::Healthy;
       i.health_reason.clear();
       i.unhealthy_since_ms = 0;
       i.runtime.health_held = false;
+      i.runtime.contact_lost = false;
       retally(*e);
       update_deadline(*e);
     }
@@ -1009,7 +1109,7 @@ void Fleet::on_lost(const AgentLost& ev, TimeMs now, std::vector<Command>& out) 
   Instance& i = e->inst;
   i.runtime.agent_connected = false;
   if (i.health == Health::Unhealthy || !is_connected_state(i.state) || i.exit_reason != ExitReason::None) return;
-  mark_unhealthy(*e, "agent lost" + (ev.reason.empty() ? std::string() : ": " + ev.reason), now);
+  mark_unhealthy(*e, "agent lost" + (ev.reason.empty() ? std::string() : ": " + ev.reason), true, now);
   Entry* changed[] = {e};
   health_changed(*e->group, changed, now, out);
 }
@@ -1018,16 +1118,9 @@ void Fleet::on_launch_succeeded(const LaunchSucceeded& ev, TimeMs now, std::vect
   Entry* e = find(ev.instance_id);
   if (e == nullptr || e->inst.state != LifecycleState::Pending) return;
   Instance& i = e->inst;
-  GroupState& g = *e->group;
-  const bool launch_hooks = std::any_of(g.hooks.begin(), g.hooks.end(), [](const LifecycleHook& h) {
-    return h.transition == HookTransition::Launching;
-  });
-  if (!launch_hooks) {
-    // With launch hooks the launch succeeds only when they continue
-    // (hooks_done): an abandoned one counts as a failed launch.
-    g.consecutive_failures = 0;
-    g.next_launch_ms = 0;
-  }
+  // The failure count is reset only when the instance first goes into
+  // service (apply_rule): an application that dies at start is a failed
+  // launch however fast the provider said it started.
   i.provider_id = ev.provider_id;
   i.address = ev.address;
   i.port = ev.port;
@@ -1064,17 +1157,9 @@ void Fleet::on_launch_failed(const LaunchFailed& ev, TimeMs now, std::vector<Com
   Entry* e = find(ev.instance_id);
   if (e == nullptr || e->inst.state != LifecycleState::Pending) return;
   GroupState& g = *e->group;
-  ++g.consecutive_failures;
-  const std::int64_t delay = retry_delay_ms(g.cfg.retry, g.consecutive_failures);
-  g.next_launch_ms = now + delay;
   const std::string id = e->inst.id;
   set_state(*e, *transition(e->inst.state, LifecycleEvent::LaunchFailed), now);
-  std::string retry = delay == 0 ? "retrying now"
-                                 : "next attempt in " + std::to_string(delay) + " ms";
-  record_finished_activity(g.cfg.name, ActivityType::LaunchFailed,
-                           "launch of " + id + " failed (" + std::to_string(g.consecutive_failures) +
-                               " in a row): " + ev.message + "; " + retry,
-                           ActivityStatus::Failed, now, {ActivityInstance{id, ev.message, false}}, out);
+  count_failed_launch(g, id, ev.message, now, out);
   finish_terminal(*e, false, ev.message, now, out);
   reconcile(g, now, out, "retrying after launch failure of " + id);
 }
@@ -1096,20 +1181,60 @@ void Fleet::on_vanished(const InstanceVanished& ev, TimeMs now, std::vector<Comm
   const auto next = transition(i.state, LifecycleEvent::Vanished);
   if (!next) return;
   GroupState& g = *e->group;
-  const bool expected = i.state == LifecycleState::Terminating;
+  // Leaving anyway (scale-in, replacement, detach, termination): the end tide
+  // wanted, only sooner.
+  const bool expected = i.state == LifecycleState::Terminating || i.exit_reason != ExitReason::None;
+  // It never served: the launch failed (retry policy), whatever the cause —
+  // a command that exits at once must not be relaunched in a tight loop.
+  const bool never_served = !expected && i.origin == InstanceOrigin::Launched &&
+                            (i.state == LifecycleState::Booting || i.state == LifecycleState::PendingLaunchHook ||
+                             i.state == LifecycleState::Warming);
   const LbBinding& lb = g.cfg.lb;
   if (i.runtime.lb_member && !lb.backend.empty()) out.emplace_back(LbRemove{lb.backend, i.id});
   i.runtime.in_lb = false;
   i.runtime.lb_member = false;
+  const std::string was(to_string(i.state));
   set_state(*e, *next, now);
   const std::string id = i.id;
-  if (!expected) {
+  if (never_served) {
+    count_failed_launch(g, id, "the instance stopped before it was ever in service (" + was + "): " + ev.message,
+                        now, out);
+  } else if (!expected) {
     record_finished_activity(g.cfg.name, ActivityType::TerminateUnexpectedly,
-                             "instance " + id + " (" + to_string(i.state).data() + ") vanished: " + ev.message,
+                             "instance " + id + " (" + was + ") vanished: " + ev.message,
                              ActivityStatus::Successful, now, {ActivityInstance{id, ev.message, true}}, out);
   }
   finish_terminal(*e, expected, ev.message, now, out);
   reconcile(g, now, out, "instance " + id + " vanished");
+}
+
+void Fleet::count_failed_launch(GroupState& g, const std::string& instance_id, const std::string& message, TimeMs now,
+                                std::vector<Command>& out) {
+  ++g.consecutive_failures;
+  const std::int64_t delay = retry_delay_ms(g.cfg.retry, g.consecutive_failures);
+  g.next_launch_ms = now + delay;
+  const std::string retry = delay == 0 ? "retrying now" : "next attempt in " + std::to_string(delay) + " ms";
+  record_finished_activity(g.cfg.name, ActivityType::LaunchFailed,
+                           "launch of " + instance_id + " failed (" + std::to_string(g.consecutive_failures) +
+                               " in a row): " + message + "; " + retry,
+                           ActivityStatus::Failed, now, {ActivityInstance{instance_id, message, false}}, out);
+}
+
+void Fleet::on_lb_register_failed(const LbRegisterFailed& ev, TimeMs now, std::vector<Command>& out) {
+  Entry* e = find(ev.instance_id);
+  if (e == nullptr) return;
+  Instance& i = e->inst;
+  i.runtime.in_lb = false;
+  i.runtime.lb_member = false;
+  if (!is_member_state(i.state) || i.exit_reason != ExitReason::None) return;
+  if (i.health == Health::Healthy || i.runtime.contact_lost) {
+    // An instance the load balancer cannot take serves nobody: replace it.
+    mark_unhealthy(*e, "the load balancer refused it: " + ev.message, false, now);
+    Entry* changed[] = {e};
+    health_changed(*e->group, changed, now, out);
+    return;
+  }
+  apply_rule(*e, now, out);
 }
 
 void Fleet::on_lb_drained(const LbDrained& ev, TimeMs now, std::vector<Command>& out) {
@@ -1138,7 +1263,7 @@ void Fleet::on_tick(TimeMs now, std::vector<Command>& out) {
       if (i.state == LifecycleState::Booting) {
         if (i.exit_reason == ExitReason::None && i.health == Health::Healthy) {
           mark_unhealthy(*e, "no HELLO within the boot timeout of " + std::to_string(g.cfg.boot_timeout_ms) + " ms",
-                         now);
+                         false, now);
           changed.push_back(e);
         }
       } else if (is_connected_state(i.state)) {
@@ -1146,7 +1271,7 @@ void Fleet::on_tick(TimeMs now, std::vector<Command>& out) {
           mark_unhealthy(*e,
                          "no report for " + std::to_string(now - i.runtime.last_report_ms) +
                              " ms (liveness window " + std::to_string(g.cfg.liveness_window_ms) + " ms)",
-                         now);
+                         true, now);
           changed.push_back(e);
         }
       } else if (i.state == LifecycleState::Draining) {
@@ -1172,6 +1297,11 @@ void Fleet::on_tick(TimeMs now, std::vector<Command>& out) {
 
 // ---- restart ----------------------------------------------------------------
 
+// Order matters (docs/lifecycle.md, "Crash safety"): whatever vanished while
+// the coordinator was down leaves the load balancer first, then strays go,
+// then interrupted launches are asked for again, and only then does the
+// reconciler launch anything new — so a new instance that is given a
+// vanished one's address never inherits its slot.
 void Fleet::restore(RestoreInput input, TimeMs now, std::vector<Command>& out) {
   for (LaunchConfiguration& c : input.launch_configurations) {
     auto key = std::make_pair(c.id, c.version);
@@ -1207,7 +1337,8 @@ void Fleet::restore(RestoreInput input, TimeMs now, std::vector<Command>& out) {
   for (const LbMember& m : input.lb) lb_by_id.emplace(m.instance_id, &m);
 
   std::vector<Entry*> adopted;
-  std::vector<std::pair<Entry*, std::string>> vanished;
+  std::vector<Entry*> relaunch;
+  std::vector<Entry*> vanished;
   for (Instance& stored : input.instances) {
     if (is_terminal(stored.state)) continue;
     GroupState* g = find_group(stored.group);
@@ -1219,6 +1350,7 @@ void Fleet::restore(RestoreInput input, TimeMs now, std::vector<Command>& out) {
     Instance& i = e.inst;
     m_instances.insert_or_assign(i.id, std::move(entry));
     add_member(*g, e);
+    if (auto it = lb_by_id.find(i.id); it != lb_by_id.end()) i.runtime.lb_member = true;
     if (i.origin == InstanceOrigin::Attached) {
       adopted.push_back(&e);
       continue;
@@ -1231,27 +1363,61 @@ void Fleet::restore(RestoreInput input, TimeMs now, std::vector<Command>& out) {
     if (hit) {
       matched[*hit] = true;
       adopted.push_back(&e);
-      continue;
+    } else if (i.state == LifecycleState::Pending) {
+      relaunch.push_back(&e);
+    } else {
+      vanished.push_back(&e);
     }
-    if (i.state == LifecycleState::Pending) {
-      // The launch may never have reached the provider: ask again with the
-      // same idempotency key, so a launch that did happen is not repeated.
-      EnrollmentToken token = m_deps.new_enrollment_token();
-      i.enrollment_token_hash = std::move(token.hash);
-      persist(e, out);
-      out.emplace_back(Launch{i.id, i.group, i.idempotency_key, i.launch_configuration_id,
-                              i.launch_configuration_version, std::move(token.token)});
-      continue;
-    }
-    vanished.emplace_back(&e, "not running at the provider after a coordinator restart");
   }
 
-  // Adopted instances: the agent reconnects within the liveness window; until
-  // then the LB keeps what it has for in-service ones.
+  // 1. Vanished: out of the load balancer at once, then gone.
+  for (Entry* e : vanished) {
+    Instance& i = e->inst;
+    GroupState& g = *e->group;
+    const bool expected = i.state == LifecycleState::Terminating || i.state == LifecycleState::PendingTerminateHook;
+    if (i.runtime.lb_member && !g.cfg.lb.backend.empty()) out.emplace_back(LbRemove{g.cfg.lb.backend, i.id});
+    i.runtime.lb_member = false;
+    const std::string id = i.id;
+    const std::string was = std::string(to_string(i.state));
+    const std::string message = "not running at the provider after a coordinator restart";
+    set_state(*e, LifecycleState::Terminated, now);
+    if (!expected) {
+      record_finished_activity(g.cfg.name, ActivityType::TerminateUnexpectedly,
+                               "instance " + id + " (" + was + ") " + message, ActivityStatus::Successful, now,
+                               {ActivityInstance{id, message, true}}, out);
+    }
+    finish_terminal(*e, expected, expected ? "terminated" : message, now, out);
+  }
+  // LB slots held for instances tide does not know at all.
+  for (const LbMember& m : input.lb) {
+    if (find(m.instance_id) == nullptr) out.emplace_back(LbRemove{m.backend, m.instance_id});
+  }
+
+  // 2. Strays: tide-tagged instances the store does not know.
+  for (std::size_t k = 0; k < input.provider.size(); ++k) {
+    const ProviderInstance& p = input.provider[k];
+    if (matched[k] || !p.tagged_by_tide) continue;
+    if (!p.instance_id.empty() && find(p.instance_id) != nullptr) continue;
+    out.emplace_back(Terminate{p.instance_id, {}, p.provider_id, p.idempotency_key, InstanceOrigin::Launched,
+                               kMaxTerminateGraceMs});
+    record_finished_activity({}, ActivityType::TerminateStray,
+                             "provider runs " + p.provider_id + " tagged by tide (instance " +
+                                 (p.instance_id.empty() ? "?" : p.instance_id) +
+                                 ") that the store does not know: terminating it",
+                             ActivityStatus::Successful, now,
+                             {ActivityInstance{p.instance_id.empty() ? p.provider_id : p.instance_id, "terminated", true}},
+                             out);
+  }
+
+  // 3. Adopted instances: the agent reconnects within the liveness window.
+  //    A slot that already serves one keeps serving it; no slot is pointed
+  //    at an instance before its agent reported ready in this coordinator's
+  //    life (THE RULE, from the first report on).
   for (Entry* e : adopted) {
     Instance& i = e->inst;
     const LbBinding& lb = e->group->cfg.lb;
     i.runtime.last_report_ms = now;
+    share_access(*e, out);
     auto lb_it = lb_by_id.find(i.id);
     const LbMember* member = lb_it == lb_by_id.end() ? nullptr : lb_it->second;
     if (i.state == LifecycleState::Pending) {
@@ -1263,32 +1429,33 @@ void Fleet::restore(RestoreInput input, TimeMs now, std::vector<Command>& out) {
       }
       continue;
     }
-    if (member != nullptr) i.runtime.lb_member = true;
     if (i.state == LifecycleState::InService) {
-      // Last known: in rotation. Assume ready until the first report.
-      i.runtime.ready = true;
-      i.runtime.in_lb = member != nullptr && member->in_rotation;
-      if (!i.runtime.in_lb && !lb.backend.empty()) {
-        out.emplace_back(LbRegister{lb.backend, i.id, i.address, lb.port != 0 ? lb.port : i.port});
-        i.runtime.in_lb = true;
-        i.runtime.lb_member = true;
+      if (lb.backend.empty() || (member != nullptr && member->in_rotation)) {
+        // Serving as the last coordinator left it: keep it until the first
+        // report says otherwise.
+        i.runtime.ready = true;
+        i.runtime.in_lb = !lb.backend.empty();
+      } else {
+        set_state(*e, *transition(i.state, LifecycleEvent::NotReady), now);
+        persist(*e, out);
       }
-    } else if (member != nullptr && member->in_rotation && !lb.backend.empty()) {
-      out.emplace_back(LbDrain{lb.backend, i.id});
     }
-    if (i.state == LifecycleState::Draining && i.runtime.lb_member && !lb.backend.empty()) {
-      out.emplace_back(LbDrain{lb.backend, i.id});  // the shell resumes polling for 0 sessions
+    if (member != nullptr && member->in_rotation && !i.runtime.in_lb && !lb.backend.empty()) {
+      out.emplace_back(LbDrain{lb.backend, i.id, drain_timeout(*e->group)});
+    } else if (i.state == LifecycleState::Draining && i.runtime.lb_member && !lb.backend.empty()) {
+      out.emplace_back(LbDrain{lb.backend, i.id, drain_timeout(*e->group)});  // the shell resumes polling for 0 sessions
     }
-    if (i.state == LifecycleState::Draining && !i.runtime.lb_member) finish_drain(*e, now, out);
-    else if (i.state == LifecycleState::Terminating) {
-      out.emplace_back(Terminate{i.id, i.group, i.provider_id, i.idempotency_key, i.origin});
+    if (i.state == LifecycleState::Draining && !i.runtime.lb_member) {
+      finish_drain(*e, now, out);
+    } else if (i.state == LifecycleState::Terminating) {
+      out.emplace_back(terminate_command(*e));
     } else if (i.state == LifecycleState::PendingTerminateHook) {
       // Held again with fresh actions (new tokens, deadline now + timeout);
       // agent scripts are asked for again at the agent's HELLO.
       if (!start_hooks(*e, HookTransition::Terminating, now, out)) {
         set_state(*e, *transition(i.state, LifecycleEvent::TerminateHookDone), now);
         persist(*e, out);
-        out.emplace_back(Terminate{i.id, i.group, i.provider_id, i.idempotency_key, i.origin});
+        out.emplace_back(terminate_command(*e));
       }
     } else if (i.state == LifecycleState::PendingLaunchHook) {
       if (!start_hooks(*e, HookTransition::Launching, now, out)) {
@@ -1299,42 +1466,17 @@ void Fleet::restore(RestoreInput input, TimeMs now, std::vector<Command>& out) {
     if (find(i.id) != nullptr) update_deadline(*e);
   }
 
-  for (auto& [e, message] : vanished) {
+  // 4. Launches that may never have reached the provider: ask again with the
+  //    same idempotency key (a launch that did happen is not repeated), with
+  //    a fresh enrollment token (the old one was only in the lost memory).
+  for (Entry* e : relaunch) {
     Instance& i = e->inst;
-    GroupState& g = *e->group;
-    const bool expected = i.state == LifecycleState::Terminating || i.state == LifecycleState::PendingTerminateHook;
-    if (auto it = lb_by_id.find(i.id); it != lb_by_id.end() && !g.cfg.lb.backend.empty()) {
-      out.emplace_back(LbRemove{g.cfg.lb.backend, i.id});
-    }
-    const std::string id = i.id;
-    const std::string was = std::string(to_string(i.state));
-    set_state(*e, LifecycleState::Terminated, now);
-    if (!expected) {
-      record_finished_activity(g.cfg.name, ActivityType::TerminateUnexpectedly,
-                               "instance " + id + " (" + was + ") " + message, ActivityStatus::Successful, now,
-                               {ActivityInstance{id, message, true}}, out);
-    }
-    finish_terminal(*e, expected, expected ? "terminated" : message, now, out);
-  }
-
-  // Strays: tide-tagged instances the store does not know.
-  for (std::size_t k = 0; k < input.provider.size(); ++k) {
-    const ProviderInstance& p = input.provider[k];
-    if (matched[k] || !p.tagged_by_tide) continue;
-    if (!p.instance_id.empty() && find(p.instance_id) != nullptr) continue;
-    out.emplace_back(Terminate{p.instance_id, {}, p.provider_id, p.idempotency_key, InstanceOrigin::Launched});
-    record_finished_activity({}, ActivityType::TerminateStray,
-                             "provider runs " + p.provider_id + " tagged by tide (instance " +
-                                 (p.instance_id.empty() ? "?" : p.instance_id) +
-                                 ") that the store does not know: terminating it",
-                             ActivityStatus::Successful, now,
-                             {ActivityInstance{p.instance_id.empty() ? p.provider_id : p.instance_id, "terminated", true}},
-                             out);
-  }
-
-  // LB slots held for instances tide no longer has.
-  for (const LbMember& m : input.lb) {
-    if (find(m.instance_id) == nullptr) out.emplace_back(LbRemove{m.backend, m.instance_id});
+    EnrollmentToken token = m_deps.new_enrollment_token();
+    i.enrollment_token_hash = std::move(token.hash);
+    persist(*e, out);
+    share_access(*e, out);
+    out.emplace_back(Launch{i.id, i.group, i.idempotency_key, i.launch_configuration_id,
+                            i.launch_configuration_version, std::move(token.token)});
   }
 
   // Activities whose instances are all gone are over.
@@ -1356,6 +1498,7 @@ void Fleet::restore(RestoreInput input, TimeMs now, std::vector<Command>& out) {
     out.emplace_back(UpdateActivity{std::move(a)});
   }
 
+  // 5. Only now: capacity.
   for (auto& [name, g] : m_groups) reconcile(*g, now, out, "coordinator restarted");
 }
 
@@ -1456,9 +1599,6 @@ void Fleet::hooks_done(Entry& e, HookResult result, const std::string& hook_name
   drop_actions(e);
   if (i.state == LifecycleState::PendingLaunchHook) {
     if (result == HookResult::Continue) {
-      // The launch is complete only now.
-      g.consecutive_failures = 0;
-      g.next_launch_ms = 0;
       e.hook_note.clear();
       set_state(e, *transition(i.state, LifecycleEvent::LaunchHookDone), now);
       update_deadline(e);
@@ -1473,16 +1613,8 @@ void Fleet::hooks_done(Entry& e, HookResult result, const std::string& hook_name
     }
     // Abandoned: a failed launch (retry policy), drained and terminated; the
     // reconciler launches a replacement once the back-off allows.
-    ++g.consecutive_failures;
-    const std::int64_t delay = retry_delay_ms(g.cfg.retry, g.consecutive_failures);
-    g.next_launch_ms = now + delay;
     const std::string id = i.id;
-    const std::string message = "abandoned by lifecycle hook " + hook_name + ": " + e.hook_note;
-    const std::string retry = delay == 0 ? "retrying now" : "next attempt in " + std::to_string(delay) + " ms";
-    record_finished_activity(g.cfg.name, ActivityType::LaunchFailed,
-                             "launch of " + id + " failed (" + std::to_string(g.consecutive_failures) +
-                                 " in a row): " + message + "; " + retry,
-                             ActivityStatus::Failed, now, {ActivityInstance{id, message, false}}, out);
+    count_failed_launch(g, id, "abandoned by lifecycle hook " + hook_name + ": " + e.hook_note, now, out);
     // The launch's activity closed when the provider confirmed it; the
     // launch_failed row above is this instance's record from here on.
     i.activity_id.clear();
@@ -1494,7 +1626,7 @@ void Fleet::hooks_done(Entry& e, HookResult result, const std::string& hook_name
     set_state(e, *transition(i.state, LifecycleEvent::TerminateHookDone), now);
     update_deadline(e);
     persist(e, out);  // terminating is on disk before the provider is asked
-    out.emplace_back(Terminate{i.id, i.group, i.provider_id, i.idempotency_key, i.origin});
+    out.emplace_back(terminate_command(e));
   }
 }
 

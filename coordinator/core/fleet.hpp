@@ -78,12 +78,25 @@ struct FleetDeps {
 // How many replacements may be in flight at once: max(1, floor(rate * desired)).
 [[nodiscard]] std::uint32_t replacement_limit(const ScalingGroup& group);
 
-// Fail-static trigger: strictly more than `share` of `total`.
+// Strictly more than `share` of `total`.
 [[nodiscard]] bool exceeds_share(std::size_t count, std::size_t total, double share);
+
+// Fail-static guards against a monitoring failure (docs/lifecycle.md,
+// "Fail-static"): the coordinator loses contact with several instances of a
+// sizeable group at once while nothing says they are broken. It applies when
+// the group counts at least kFailStaticMinInstances instances, and at least
+// kFailStaticMinLost of them — and strictly more than `share` — lost contact
+// within one liveness window. Instances that are known to be broken (their
+// agent reports them unhealthy, they vanished at the provider, they never
+// said HELLO) never count: they are replaced whatever the group's size.
+inline constexpr std::size_t kFailStaticMinInstances = 4;
+inline constexpr std::size_t kFailStaticMinLost = 2;
+[[nodiscard]] bool fail_static_applies(std::size_t lost, std::size_t counting, double share);
 
 // THE RULE, for one instance: in rotation iff the latest report says ready,
 // it is healthy and nobody drains it (neither tide nor the agent). Under
-// fail-static a held instance keeps whatever the LB has.
+// fail-static an instance held after losing contact is judged by its last
+// report as if it were healthy.
 [[nodiscard]] bool wants_rotation(const Instance& instance);
 
 // Heartbeats extend a lifecycle action by its hook's heartbeat timeout, but
@@ -141,6 +154,13 @@ struct RestoreInput {
   std::vector<LifecycleHook> hooks;
 };
 
+// What attach() hands back: the new instance and the one-time enrollment
+// token its agent needs (only the token's hash is kept).
+struct Attached {
+  Instance instance;
+  std::string enrollment_token;
+};
+
 class Fleet {
  public:
   explicit Fleet(FleetDeps deps);
@@ -167,12 +187,14 @@ class Fleet {
   [[nodiscard]] tl::expected<void, ModelError> set_hooks(std::string_view group, std::vector<LifecycleHook> hooks);
   // Adds an existing server; it waits for its agent's HELLO (boot timeout).
   // Raises desired by one when `increment_desired` (refused above max).
-  [[nodiscard]] tl::expected<std::string, ModelError> attach(std::string_view group, std::string address,
+  [[nodiscard]] tl::expected<Attached, ModelError> attach(std::string_view group, std::string address,
                                                              std::uint16_t port, bool protect,
                                                              bool increment_desired, TimeMs now_ms,
                                                              std::vector<Command>& out);
-  // Drains the instance and lets it leave the group alive.
-  [[nodiscard]] tl::expected<void, ModelError> detach(std::string_view instance_id, bool decrement_desired,
+  // Drains the instance and lets it leave the group alive. Returns the
+  // instance as the request left it (it may already be gone from the fleet:
+  // an instance that was never in rotation leaves at once).
+  [[nodiscard]] tl::expected<Instance, ModelError> detach(std::string_view instance_id, bool decrement_desired,
                                                       TimeMs now_ms, std::vector<Command>& out);
   // Forgets a group that has no instance left (terminal instances are gone
   // from memory already). Refused while any instance is alive.
@@ -180,10 +202,11 @@ class Fleet {
   // Drains and terminates one instance (also a protected one: the user asked
   // for it by name). Without `decrement_desired` the group launches a
   // replacement; with it, desired goes down by one (refused below min).
-  [[nodiscard]] tl::expected<void, ModelError> terminate(std::string_view instance_id, bool decrement_desired,
+  // Returns the instance as the request left it (see detach).
+  [[nodiscard]] tl::expected<Instance, ModelError> terminate(std::string_view instance_id, bool decrement_desired,
                                                          TimeMs now_ms, std::vector<Command>& out);
-  [[nodiscard]] tl::expected<void, ModelError> set_protected(std::string_view instance_id, bool value,
-                                                             TimeMs now_ms, std::vector<Command>& out);
+  [[nodiscard]] tl::expected<Instance, ModelError> set_protected(std::string_view instance_id, bool value,
+                                                                 TimeMs now_ms, std::vector<Command>& out);
 
   // ---- lifecycle actions (docs/lifecycle.md, "Lifecycle hooks") ----
   // Completes the instance's pending action of `hook_name` (empty: every
@@ -271,6 +294,7 @@ class Fleet {
   void on_terminated(const TerminateCompleted& e, TimeMs now, std::vector<Command>& out);
   void on_vanished(const InstanceVanished& e, TimeMs now, std::vector<Command>& out);
   void on_lb_drained(const LbDrained& e, TimeMs now, std::vector<Command>& out);
+  void on_lb_register_failed(const LbRegisterFailed& e, TimeMs now, std::vector<Command>& out);
   void on_tick(TimeMs now, std::vector<Command>& out);
 
   void reconcile(GroupState& g, TimeMs now, std::vector<Command>& out, std::string_view why);
@@ -296,7 +320,15 @@ class Fleet {
                                                                    std::string_view token);
   void apply_rule(Entry& e, TimeMs now, std::vector<Command>& out);
   void set_state(Entry& e, LifecycleState to, TimeMs now);
-  void mark_unhealthy(Entry& e, std::string reason, TimeMs now);
+  // contact_lost: the coordinator lost contact (AgentLost, liveness), as
+  // opposed to a verdict that the instance is broken.
+  void mark_unhealthy(Entry& e, std::string reason, bool contact_lost, TimeMs now);
+  // A failed launch: the retry policy's back-off and a launch_failed activity.
+  void count_failed_launch(GroupState& g, const std::string& instance_id, const std::string& message, TimeMs now,
+                           std::vector<Command>& out);
+  void share_access(const Entry& e, std::vector<Command>& out) const;
+  [[nodiscard]] static std::uint32_t drain_timeout(const GroupState& g);
+  [[nodiscard]] Terminate terminate_command(const Entry& e) const;
   void health_changed(GroupState& g, std::span<Entry* const> changed, TimeMs now, std::vector<Command>& out);
   void check_fail_static_exit(GroupState& g, TimeMs now, std::vector<Command>& out);
   void finish_terminal(Entry& e, bool ok, const std::string& message, TimeMs now, std::vector<Command>& out);
@@ -332,6 +364,10 @@ class Fleet {
   std::unordered_map<std::string, std::string, StringHash, std::equal_to<>> m_action_tokens;  // token -> instance
   std::uint64_t m_token_counter = 0;  // fallback action tokens (FleetDeps::new_action_token empty)
   std::vector<Entry*> m_scratch;  // reused by on_tick
+  // The last instance that left the fleet (finish_terminal): what a request
+  // that ended an instance at once answers with.
+  Instance m_last_departed;
+  [[nodiscard]] Instance snapshot(const std::string& id, const Instance& before) const;
 };
 
 }  // namespace tide::coordinator

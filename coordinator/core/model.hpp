@@ -178,7 +178,7 @@ struct ScalingGroup {
   std::int64_t drain_timeout_ms = 30'000;              // draining -> terminate at the latest
   std::int64_t warmup_ms = 0;                          // metrics ignored this long after in service
   RetryPolicy retry;
-  double fail_static_share = 0.3;   // > this share unhealthy within one window: replace none
+  double fail_static_share = 0.3;   // > this share lost contact within one window: hold those (fail_static_applies)
   double replacement_rate = 0.1;    // at most this share of desired replaced at a time (>= 1)
   std::int64_t liveness_window_ms = 10'000;  // no report this long: unhealthy; also the fail-static window
   bool enabled = true;              // disabled: no launches or scale-in, the rule still applies
@@ -207,6 +207,10 @@ struct InstanceRuntime {
   bool in_lb = false;             // in rotation: the core sent LbRegister and no drain since
   bool lb_member = false;         // holds an LB slot (registered once, LbRemove not yet sent)
   bool health_held = false;       // turned unhealthy under fail-static: LB left as it was
+  // Unhealthy because the coordinator lost contact (AgentLost, no report
+  // within the liveness window), not because anything said it is broken:
+  // only these can be a monitoring failure (fail-static).
+  bool contact_lost = false;
   bool is_replacement = false;    // launched to replace an unhealthy instance (rate limit)
   friend bool operator==(const InstanceRuntime&, const InstanceRuntime&) = default;
 };

@@ -149,6 +149,13 @@ void Driver::register_instance(const std::string& backend, const std::string& in
                                       "need an IP literal and a port 1..65535, got '" + address + "' port " +
                                           std::to_string(port)});
   }
+  std::vector<std::string> same_endpoint;
+  for (const auto& [id, member] : b->wanted) {
+    if (id != instance_id && member.address == address && member.port == port) same_endpoint.push_back(id);
+  }
+  for (const std::string& id : same_endpoint) {
+    remove_instance(backend, id, [](const tl::expected<OpResult, DriverError>&) {});
+  }
   std::uint32_t slot = 0;
   if (auto a = b->assignment.find(instance_id); a != b->assignment.end()) {
     slot = a->second;
@@ -183,25 +190,35 @@ void Driver::register_instance(const std::string& backend, const std::string& in
   });
 }
 
-void Driver::set_rotation(const std::string& backend, const std::string& instance_id, bool in_rotation,
-                          OpCallback cb) {
+void Driver::remove_instance(const std::string& backend, const std::string& instance_id, OpCallback cb) {
   const std::uint64_t start = uv_hrtime();
   BackendState* b = find(backend);
   if (b == nullptr) return fail_later(std::move(cb), {DriverError::Kind::UnknownBackend, {}, backend});
+  b->wanted.erase(instance_id);
   auto a = b->assignment.find(instance_id);
-  auto w = b->wanted.find(instance_id);
-  if (a == b->assignment.end() || w == b->wanted.end()) {
-    return fail_later(std::move(cb), {DriverError::Kind::UnknownInstance, {}, backend + "/" + instance_id});
+  if (a == b->assignment.end()) {
+    std::weak_ptr<bool> alive = m_alive;
+    after(m_loop, 0, [alive, backend, instance_id, start, cb = std::move(cb)] {
+      if (alive.expired()) return;
+      cb(OpResult{backend, instance_id, 0, {}, elapsed_us_since(start), false});
+    });
+    return;
   }
-  w->second.in_rotation = in_rotation;
   const std::uint32_t slot = a->second;
   const std::string server = slot_name(b->spec.slot_prefix, slot);
   std::weak_ptr<bool> alive = m_alive;
-  enqueue(*b, slot, [this, alive, backend, instance_id, in_rotation, slot, server, start, cb = std::move(cb)] {
-    SlotCommand c{in_rotation ? SlotCommand::Kind::SetReady : SlotCommand::Kind::SetMaint, backend, server, {}, 0};
+  enqueue(*b, slot, [this, alive, backend, instance_id, slot, server, start, cb = std::move(cb)] {
+    SlotCommand c{SlotCommand::Kind::SetMaint, backend, server, {}, 0};
     run_commands({c.render()}, [=, this](tl::expected<void, DriverError> r) {
       if (alive.expired()) return;
-      if (BackendState* bs = find(backend)) finish(*bs, slot);
+      if (BackendState* bs = find(backend)) {
+        // Free unless registered again meanwhile.
+        if (auto it = bs->assignment.find(instance_id);
+            it != bs->assignment.end() && it->second == slot && !bs->wanted.contains(instance_id)) {
+          bs->assignment.erase(it);
+        }
+        finish(*bs, slot);
+      }
       if (!r) return cb(tl::make_unexpected(r.error()));
       cb(OpResult{backend, instance_id, slot, server, elapsed_us_since(start), false});
     });

@@ -32,7 +32,7 @@ struct DriverError {
   enum class Kind : std::uint8_t {
     Api,              // the runtime API failed; api_kind says how
     UnknownBackend,
-    UnknownInstance,  // drain/set_rotation of an instance that has no slot
+    UnknownInstance,  // drain of an instance that has no slot
     NoFreeSlot,
     BadArgument,      // address or port refused before sending
   };
@@ -89,12 +89,16 @@ class Driver {
 
   // Points a free slot (or the instance's own) at address:port and puts it in
   // rotation: `set server be/sN addr A port P` + `set server be/sN state ready`.
+  // Another member of the backend at the same address:port can only be an
+  // instance that is gone (the provider reused its address): it is taken
+  // out first, so that no two slots ever point at one endpoint.
   void register_instance(const std::string& backend, const std::string& instance_id, const std::string& address,
                          std::uint16_t port, OpCallback cb);
 
-  // Keeps the slot but moves it out of (maint) or back into (ready) rotation:
-  // the instance's application stopped or started being ready.
-  void set_rotation(const std::string& backend, const std::string& instance_id, bool in_rotation, OpCallback cb);
+  // Takes the instance's slot out of rotation at once (`state maint`, no
+  // waiting for sessions) and frees it: the instance is gone. Succeeds
+  // without a command when the instance holds no slot.
+  void remove_instance(const std::string& backend, const std::string& instance_id, OpCallback cb);
 
   // `state drain`, then polls `show stat` until the slot has no session and
   // no queued request, or until timeout_ms (then `shutdown sessions server`);

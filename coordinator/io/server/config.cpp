@@ -111,6 +111,7 @@ tl::expected<CoordinatorConfig, ConfigError> parse_root(const YAML::Node& root, 
 
   Section provider(top.child("provider"), "provider", source);
   TIDE_TRY(provider.get("type", config.provider.type));
+  TIDE_TRY(provider.get("check_interval_ms", config.provider.check_interval_ms));
   Section local(provider.child("local"), "provider.local", source);
   TIDE_TRY(local.get("agent_path", config.provider.local.agent_path));
   TIDE_TRY(local.get("agent_log_level", config.provider.local.agent_log_level));

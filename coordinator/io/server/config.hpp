@@ -47,6 +47,10 @@ struct ProviderConfig {
   std::string type = "local";  // local | exec
   LocalProviderConfig local;
   ExecProviderConfig exec;
+  // How often the provider's list is compared with the fleet: what tide
+  // believes alive but the provider no longer runs has vanished. 0: never
+  // (the local provider also reports its instances' exits at once).
+  std::uint32_t check_interval_ms = 5'000;
 };
 
 struct LbBackendConfig {

@@ -154,6 +154,8 @@ void Server::register_routes() {
       for (const auto& backend : m_config.load_balancer.backends) known = known || backend.name == group->lb.backend;
       if (!known) return api_error(400, "load_balancer.backend: no backend '" + group->lb.backend + "' in the coordinator's configuration", "load_balancer.backend");
     }
+    // Written first so that a store failure refuses the request whole; the
+    // core's PersistGroup then finds the row.
     if (auto inserted = m_store->insert_group(*group); !inserted) return from_store_error(inserted.error());
     std::vector<Command> out;
     if (auto put = m_fleet->put_group(*group, now_ms(), out); !put) return api_error(400, put.error().message);
@@ -271,48 +273,50 @@ void Server::register_routes() {
     const bool protect = body.value("protected", false);
     const bool increment = body.value("increment_desired", true);
     std::vector<Command> out;
-    auto id = m_fleet->attach(request.path_params.at(0), body["address"].get<std::string>(),
-                              static_cast<std::uint16_t>(body["port"].get<std::int64_t>()), protect, increment,
-                              now_ms(), out);
-    if (!id) return api_error(m_fleet->group(request.path_params.at(0)) == nullptr ? 404 : 400, id.error().message);
+    auto attached = m_fleet->attach(request.path_params.at(0), body["address"].get<std::string>(),
+                                    static_cast<std::uint16_t>(body["port"].get<std::int64_t>()), protect, increment,
+                                    now_ms(), out);
+    if (!attached) {
+      return api_error(m_fleet->group(request.path_params.at(0)) == nullptr ? 404 : 400, attached.error().message);
+    }
     execute(std::move(out));
-    const Instance* instance = m_fleet->instance(*id);
-    json response = to_json(*instance);
+    json response = to_json(attached->instance);
     // The attached server's agent needs these to say HELLO.
     response["agent_endpoint"] = m_agent_endpoint;
     response["coordinator_public_key"] = m_server_public_key;
-    if (!m_last_issued_token.empty() && sha256_hex(m_last_issued_token) == instance->enrollment_token_hash) {
-      response["enrollment_token"] = m_last_issued_token;
-    }
+    response["enrollment_token"] = attached->enrollment_token;
     return created(response);
   });
   api.route("POST", R"(/v1/instances/([^/]+)/detach)", [this](const ApiRequest& request) {
     const bool decrement = body_or_empty(request).value("decrement_desired", false);
     std::vector<Command> out;
-    if (auto done = m_fleet->detach(request.path_params.at(0), decrement, now_ms(), out); !done) {
+    auto done = m_fleet->detach(request.path_params.at(0), decrement, now_ms(), out);
+    if (!done) {
       return api_error(m_fleet->instance(request.path_params.at(0)) == nullptr ? 404 : 400, done.error().message);
     }
     execute(std::move(out));
-    return ok(to_json(*m_fleet->instance(request.path_params.at(0))));
+    return ok(to_json(*done));
   });
   api.route("POST", R"(/v1/instances/([^/]+)/terminate)", [this](const ApiRequest& request) {
     const bool decrement = body_or_empty(request).value("decrement_desired", false);
     std::vector<Command> out;
-    if (auto done = m_fleet->terminate(request.path_params.at(0), decrement, now_ms(), out); !done) {
+    auto done = m_fleet->terminate(request.path_params.at(0), decrement, now_ms(), out);
+    if (!done) {
       return api_error(m_fleet->instance(request.path_params.at(0)) == nullptr ? 404 : 409, done.error().message);
     }
     execute(std::move(out));
-    return ok(to_json(*m_fleet->instance(request.path_params.at(0))));
+    return ok(to_json(*done));
   });
   api.route("POST", R"(/v1/instances/([^/]+)/protection)", [this](const ApiRequest& request) {
     const json& body = body_or_empty(request);
     if (!body.contains("protected") || !body["protected"].is_boolean()) return api_error(400, "protected: required boolean", "protected");
     std::vector<Command> out;
-    if (auto done = m_fleet->set_protected(request.path_params.at(0), body["protected"].get<bool>(), now_ms(), out); !done) {
+    auto done = m_fleet->set_protected(request.path_params.at(0), body["protected"].get<bool>(), now_ms(), out);
+    if (!done) {
       return api_error(m_fleet->instance(request.path_params.at(0)) == nullptr ? 404 : 400, done.error().message);
     }
     execute(std::move(out));
-    return ok(to_json(*m_fleet->instance(request.path_params.at(0))));
+    return ok(to_json(*done));
   });
 
   // ---- activities ----

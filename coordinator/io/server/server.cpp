@@ -184,16 +184,12 @@ void Server::start(std::function<void(tl::expected<void, std::string>)> ready) {
     ready(tl::make_unexpected("cannot create state_dir " + m_config.state_dir.string() + ": " + ec.message()));
     return;
   }
-  FleetDeps deps = production_deps();
-  deps.new_enrollment_token = [this] {
-    EnrollmentToken token;
-    token.token = random_hex(24);
-    token.hash = sha256_hex(token.token);
-    m_last_issued_token = token.token;
-    return token;
-  };
-  m_fleet = std::make_unique<Fleet>(std::move(deps));
-  for (auto step : {&Server::open_store, &Server::start_load_balancer, &Server::start_provider}) {
+  m_fleet = std::make_unique<Fleet>(production_deps());
+  // The agent link opens before the restore so that every launch — those the
+  // restore re-issues included — carries the same agent settings (endpoint,
+  // key). HELLOs are refused until the fleet is restored; agents retry.
+  for (auto step : {&Server::open_store, &Server::start_load_balancer, &Server::start_provider,
+                    &Server::start_agent_link}) {
     if (auto ok = (this->*step)(); !ok) {
       ready(tl::make_unexpected(ok.error()));
       return;
@@ -204,7 +200,8 @@ void Server::start(std::function<void(tl::expected<void, std::string>)> ready) {
       ready(restored);
       return;
     }
-    ready(start_links());
+    m_restored = true;
+    ready(start_api_and_timers());
   });
 }
 
@@ -428,9 +425,6 @@ void Server::restore(std::function<void(tl::expected<void, std::string>)> ready)
     return;
   }
   input.launch_configurations = std::move(*configs);
-  // The ZAP handler must know the stored agent keys and open enrollments
-  // before the agents of adopted instances reconnect.
-  for (const auto& instance : *instances) track_keys(instance);
   input.groups = std::move(*groups);
   for (auto& instance : *instances) {
     if (instance.state != LifecycleState::Terminated && instance.state != LifecycleState::LaunchFailed &&
@@ -514,7 +508,7 @@ void Server::restore_with_provider(RestoreInput input, std::function<void(tl::ex
   });
 }
 
-tl::expected<void, std::string> Server::start_links() {
+tl::expected<void, std::string> Server::start_agent_link() {
   GatewayConfig gateway;
   gateway.router.endpoint = m_config.agents.listen;
   gateway.report_interval_ms = m_config.agents.report_interval_ms;
@@ -535,7 +529,10 @@ tl::expected<void, std::string> Server::start_links() {
     m_agent_endpoint.replace(m_agent_endpoint.find("0.0.0.0"), 7, "127.0.0.1");
   }
   spdlog::info("agent link on {} (CURVE {})", *endpoint, m_config.agents.curve ? "on" : "off");
+  return {};
+}
 
+tl::expected<void, std::string> Server::start_api_and_timers() {
   HttpApiConfig api;
   api.address = m_config.api.listen_address;
   api.port = m_config.api.listen_port;
@@ -563,7 +560,58 @@ tl::expected<void, std::string> Server::start_links() {
         self->automation_tick();
       },
       m_config.tick_interval_ms, m_config.tick_interval_ms);
+  start_provider_checks();
   return {};
+}
+
+// The provider's own word on what runs: every instance tide believes alive
+// that the provider no longer lists (or lists as gone) vanished. Providers
+// that watch their instances (set_exit_handler) report most exits sooner;
+// this catches the rest (an exec provider, a VM deleted by hand).
+void Server::start_provider_checks() {
+  m_provider->set_exit_handler([this](provider::InstanceExit exit) {
+    if (m_stopping || exit.instance_id.empty()) return;
+    spdlog::warn("instance {} ({}): {}", exit.instance_id, exit.provider_id, exit.message);
+    handle(InstanceVanished{exit.instance_id, exit.message});
+  });
+  if (m_config.provider.check_interval_ms == 0) return;
+  m_provider_check = new uv_timer_t;
+  uv_timer_init(m_loop, m_provider_check);
+  m_provider_check->data = this;
+  uv_timer_start(
+      m_provider_check, [](uv_timer_t* timer) { static_cast<Server*>(timer->data)->check_provider(); },
+      m_config.provider.check_interval_ms, m_config.provider.check_interval_ms);
+}
+
+void Server::check_provider() {
+  if (m_stopping || m_provider_check_running) return;
+  m_provider_check_running = true;
+  const TimeMs asked_ms = now_ms();
+  m_provider->list([this, asked_ms](tl::expected<std::vector<provider::ProviderInstance>, provider::ProviderError> listed) {
+    m_provider_check_running = false;
+    if (m_stopping) return;
+    if (!listed) {
+      spdlog::debug("provider check: {}", listed.error().message);
+      return;
+    }
+    std::unordered_map<std::string, const provider::ProviderInstance*> running;
+    for (const auto& p : *listed) {
+      if (p.state != provider::InstanceState::Gone) running.emplace(p.provider_id, &p);
+    }
+    std::vector<std::pair<std::string, std::string>> gone;
+    for (const ScalingGroup* group : m_fleet->groups()) {
+      for (const Instance* instance : m_fleet->instances_of(group->name)) {
+        // Only what the provider confirmed before the list was asked for.
+        if (instance->origin != InstanceOrigin::Launched || instance->provider_id.empty() ||
+            instance->launched_ms == 0 || instance->launched_ms >= asked_ms ||
+            instance->state == LifecycleState::Pending || running.contains(instance->provider_id)) {
+          continue;
+        }
+        gone.emplace_back(instance->id, "the provider no longer runs " + instance->provider_id);
+      }
+    }
+    for (const auto& [id, message] : gone) handle(InstanceVanished{id, message});
+  });
 }
 
 void Server::stop(std::function<void()> done) {
@@ -571,10 +619,11 @@ void Server::stop(std::function<void()> done) {
   m_stopping = true;
   if (m_api) m_api->stop();
   if (m_gateway) m_gateway->stop("coordinator stopping");
-  if (m_tick != nullptr) {
-    uv_timer_stop(m_tick);
-    uv_close(reinterpret_cast<uv_handle_t*>(m_tick), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-    m_tick = nullptr;
+  for (uv_timer_t** timer : {&m_tick, &m_provider_check}) {
+    if (*timer == nullptr) continue;
+    uv_timer_stop(*timer);
+    uv_close(reinterpret_cast<uv_handle_t*>(*timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    *timer = nullptr;
   }
   if (m_lb) m_lb->reconcile_every(0);
   if (m_notifier) m_notifier->close();
@@ -593,12 +642,18 @@ void Server::stop(std::function<void()> done) {
 
 bool Server::allow_agent_key(std::string_view agent_key) {
   // A key bound to an instance, or any key while some instance waits for its
-  // first HELLO (its enrollment token then decides).
-  if (m_bound_keys.count(std::string(agent_key)) != 0) return true;
+  // first HELLO (its enrollment token then decides), or while the fleet is
+  // being restored (the HELLO is refused, and checked against the binding
+  // once the fleet is known).
+  if (!m_restored) return true;
+  if (m_bound_keys.contains(std::string(agent_key))) return true;
   return !m_open_enrollments.empty();
 }
 
 HelloVerdict Server::on_hello(const protocol::Hello& hello, std::string_view agent_key) {
+  if (!m_restored) {
+    return {false, protocol::ErrorCode::UnknownInstance, "the coordinator is starting; say HELLO again"};
+  }
   const Instance* instance = m_fleet->instance(hello.instance_id);
   if (instance == nullptr) {
     return {false, protocol::ErrorCode::UnknownInstance, "unknown instance '" + hello.instance_id + "'"};
@@ -676,17 +731,26 @@ void Server::execute(std::vector<Command> commands) {
   }
 }
 
-void Server::track_keys(const Instance& instance) {
-  const bool terminal = instance.state == LifecycleState::Terminated ||
-                        instance.state == LifecycleState::LaunchFailed ||
-                        instance.state == LifecycleState::Detached;
-  if (!instance.agent_key.empty() && !terminal) {
-    m_bound_keys.insert(instance.agent_key);
+void Server::set_agent_access(const SetAgentAccess& access) {
+  auto& known = m_agent_access[access.instance_id];
+  if (!known.empty()) {
+    auto it = m_bound_keys.find(known);
+    if (it != m_bound_keys.end() && --it->second == 0) m_bound_keys.erase(it);
+    known.clear();
   }
-  if (!terminal && instance.agent_key.empty() && !instance.enrollment_token_hash.empty()) {
-    m_open_enrollments.insert(instance.id);
+  if (access.revoke) {
+    m_agent_access.erase(access.instance_id);
+    m_open_enrollments.erase(access.instance_id);
+    return;
+  }
+  if (!access.agent_key.empty()) {
+    known = access.agent_key;
+    ++m_bound_keys[known];
+  }
+  if (access.enrollment_open) {
+    m_open_enrollments.insert(access.instance_id);
   } else {
-    m_open_enrollments.erase(instance.id);
+    m_open_enrollments.erase(access.instance_id);
   }
 }
 
@@ -695,7 +759,6 @@ bool Server::execute_one(const Command& command) {
       [this](const auto& c) -> bool {
         using T = std::decay_t<decltype(c)>;
         if constexpr (std::is_same_v<T, PersistInstance>) {
-          track_keys(c.instance);
           if (auto ok = m_store->upsert_instance(c.instance); !ok) {
             ++m_counters.store_failures;
             spdlog::error("store: {}", ok.error().message);
@@ -757,9 +820,12 @@ bool Server::execute_one(const Command& command) {
           spdlog::warn("lifecycle hook {} of {} timed out; default result {} applied", c.timeout.hook_name,
                        c.timeout.instance_id, to_string(c.timeout.default_result));
           notify_hook_timeout(c.timeout);
-        } else {
-          static_assert(std::is_same_v<T, SendUndrain>);
+        } else if constexpr (std::is_same_v<T, SendUndrain>) {
           (void)m_gateway->send_command(c.instance_id, protocol::Undrain{0});
+        } else if constexpr (std::is_same_v<T, SetAgentAccess>) {
+          set_agent_access(c);
+        } else {
+          static_assert(sizeof(T) == 0, "a Command alternative has no shell action");
         }
         return true;
       },
@@ -823,10 +889,7 @@ void Server::terminate(const Terminate& command) {
     handle(TerminateCompleted{id});
     return;
   }
-  const Instance* instance = m_fleet->instance(id);
-  const ScalingGroup* group = instance != nullptr ? m_fleet->group(instance->group) : nullptr;
-  const auto grace = static_cast<std::uint32_t>(group != nullptr ? std::min<std::int64_t>(group->drain_timeout_ms, 30'000) : 10'000);
-  m_provider->terminate(command.provider_id, grace, [this, id](tl::expected<void, provider::ProviderError> result) {
+  m_provider->terminate(command.provider_id, command.grace_ms, [this, id](tl::expected<void, provider::ProviderError> result) {
     if (!result) {
       spdlog::error("terminate {}: {}", id, result.error().message);
       // Left in terminating; the next restart's reconciliation finds it.
@@ -840,11 +903,23 @@ void Server::lb_register(const LbRegister& command) {
   if (!m_lb) return;
   ++m_counters.lb_operations;
   const std::string id = command.instance_id;
+  const std::string backend = command.backend;
   m_lb->register_instance(command.backend, id, command.address, command.port,
-                          [this, id](tl::expected<haproxy::OpResult, haproxy::DriverError> result) {
+                          [this, id, backend](tl::expected<haproxy::OpResult, haproxy::DriverError> result) {
                             if (!result) {
                               ++m_counters.lb_failures;
-                              spdlog::error("LB register {}: {}", id, result.error().detail);
+                              const haproxy::DriverError& error = result.error();
+                              spdlog::error("LB register {}: {}", id, error.detail);
+                              // A connection that failed or timed out is
+                              // repaired by the periodic reconcile (the
+                              // driver still wants the member); a refusal is
+                              // for good.
+                              const bool transient = error.kind == haproxy::DriverError::Kind::Api &&
+                                                     error.api_kind != haproxy::ApiError::Kind::Rejected;
+                              if (!transient) {
+                                m_lb->remove_instance(backend, id, [](const auto&) {});
+                                handle(LbRegisterFailed{id, error.detail});
+                              }
                               return;
                             }
                             m_counters.lb_latency.record_us(result->elapsed_us);
@@ -864,9 +939,8 @@ void Server::lb_drain(const LbDrain& command) {
     return;
   }
   ++m_counters.lb_operations;
-  const Instance* instance = m_fleet->instance(id);
-  const ScalingGroup* group = instance != nullptr ? m_fleet->group(instance->group) : nullptr;
-  const auto timeout = static_cast<std::uint64_t>(group != nullptr ? group->drain_timeout_ms : 30'000);
+  // 0 would mean the driver's default: the shortest deadline instead.
+  const std::uint64_t timeout = std::max<std::uint64_t>(command.timeout_ms, 1);
   m_lb->drain_instance(command.backend, id, timeout,
                        [this, id](tl::expected<haproxy::OpResult, haproxy::DriverError> result) {
                          if (!result) {
@@ -882,8 +956,18 @@ void Server::lb_drain(const LbDrain& command) {
 }
 
 void Server::lb_remove(const LbRemove& command) {
-  // drain_instance() already put the slot in maintenance and freed it.
-  spdlog::debug("LB: {} removed from {}", command.instance_id, command.backend);
+  if (!m_lb) return;
+  ++m_counters.lb_operations;
+  const std::string id = command.instance_id;
+  m_lb->remove_instance(command.backend, id, [this, id](tl::expected<haproxy::OpResult, haproxy::DriverError> result) {
+    if (!result) {
+      // The driver no longer wants it: the periodic reconcile takes the slot out.
+      ++m_counters.lb_failures;
+      spdlog::error("LB remove {}: {}", id, result.error().detail);
+    } else if (result->slot != 0) {
+      spdlog::info("LB: {} removed ({}/{}, {} us)", id, result->backend, result->server, result->elapsed_us);
+    }
+  });
 }
 
 }  // namespace tide::coordinator

@@ -109,7 +109,10 @@ class Server final : public AgentGatewayHandler {
   void adopt_lb_members(RestoreInput input, std::function<void(RestoreInput)> next);
   void restore_with_provider(RestoreInput input, std::function<void(tl::expected<void, std::string>)> ready);
   void restore(std::function<void(tl::expected<void, std::string>)> ready);
-  [[nodiscard]] tl::expected<void, std::string> start_links();
+  [[nodiscard]] tl::expected<void, std::string> start_agent_link();
+  [[nodiscard]] tl::expected<void, std::string> start_api_and_timers();
+  void start_provider_checks();
+  void check_provider();
   void register_routes();
   void register_spec_routes();
   void register_apply_routes();
@@ -142,7 +145,7 @@ class Server final : public AgentGatewayHandler {
   void handle(const Event& event);
   void execute(std::vector<Command> commands);
   bool execute_one(const Command& command);  // false: stop the batch (a persist failed)
-  void track_keys(const Instance& instance);
+  void set_agent_access(const SetAgentAccess& access);
   void launch(const Launch& command);
   void terminate(const Terminate& command);
   void lb_register(const LbRegister& command);
@@ -167,6 +170,9 @@ class Server final : public AgentGatewayHandler {
   std::unique_ptr<AgentGateway> m_gateway;
   std::unique_ptr<HttpApi> m_api;
   uv_timer_t* m_tick = nullptr;
+  uv_timer_t* m_provider_check = nullptr;  // check_provider() every provider.check_interval_ms
+  bool m_provider_check_running = false;
+  bool m_restored = false;  // the fleet is restored: HELLOs are taken
 
   LiveSpecs m_specs;
   MetricWindows m_metrics;
@@ -179,9 +185,10 @@ class Server final : public AgentGatewayHandler {
   // report → LB latency figure.
   std::unordered_map<std::string, std::uint64_t> m_rotation_started_us;
   ServerCounters m_counters;
-  std::unordered_set<std::string> m_bound_keys;        // agent keys bound to live instances
+  // The ZAP allow-list, kept by the core's SetAgentAccess commands.
+  std::unordered_map<std::string, std::string> m_agent_access;  // instance id -> bound key ("" none)
+  std::unordered_map<std::string, std::uint32_t> m_bound_keys;  // key -> instances bound to it
   std::unordered_set<std::string> m_open_enrollments;  // instances waiting for their first HELLO
-  std::string m_last_issued_token;  // the newest enrollment token, for attach's answer
   bool m_stopping = false;
   // The fleet is restored: its load-balancer membership is what HAProxy should
   // have, so a reconcile may run (before that it would empty the slots).

@@ -519,11 +519,24 @@ TEST_CASE("failed launches follow the retry policy and each failure is an activi
     h.now += 1;
     CHECK(only<Launch>(h.on(Tick{})).size() == 1);
   }
-  // Success resets the count: the next failure retries at once.
-  const auto id = h.pending().at(0);
+  // The provider's success alone does not reset the count: an application
+  // that dies at start is one more failed launch (back-off 4 s).
+  auto id = h.pending().at(0);
   h.on(LaunchSucceeded{id, "pid", "127.0.1.1", 8080});
-  h.on(InstanceVanished{id, "exited with status 1"});
-  CHECK(h.pending().size() == 1);
+  auto c = h.on(InstanceVanished{id, "exited with status 1"});
+  CHECK(only<Launch>(c).empty());
+  CHECK(activities(c, ActivityType::LaunchFailed).size() == 1);
+  h.now += 4'000;
+  CHECK(only<Launch>(h.on(Tick{})).size() == 1);
+  // Going into service resets it: a later failure retries at once.
+  id = h.pending().at(0);
+  h.on(LaunchSucceeded{id, "pid", "127.0.1.1", 8080});
+  h.on(AgentHello{id, "key", {}, 0});
+  h.on(AgentReport{id, true, true, {}, false});
+  REQUIRE(h.fleet.instance(id)->state == LifecycleState::InService);
+  c = h.on(InstanceVanished{id, "exited with status 1"});
+  CHECK(activities(c, ActivityType::TerminateUnexpectedly).size() == 1);
+  REQUIRE(h.pending().size() == 1);
   CHECK(only<Launch>(fail_current()).size() == 1);
 }
 

@@ -58,10 +58,11 @@ TEST_CASE("restore adopts, marks vanished, terminates strays, fixes the LB, neve
   for (const auto& r : only<LbRegister>(out)) CHECK(r.instance_id != "i-a");
   for (const auto& r : only<LbDrain>(out)) CHECK(r.instance_id != "i-a");
 
-  // Re-registered after the LB lost it.
-  const auto regs = only<LbRegister>(out);
-  REQUIRE(regs.size() == 1);
-  CHECK(regs[0].instance_id == "i-b");
+  // The LB lost b's slot: no slot is pointed at it before its agent reports
+  // ready in this coordinator's life. Out of rotation until then.
+  CHECK(only<LbRegister>(out).empty());
+  CHECK(fleet.instance("i-b")->state == LifecycleState::OutOfRotation);
+  CHECK_FALSE(fleet.instance("i-b")->runtime.in_lb);
 
   // Vanished: terminated, recorded, slot freed.
   CHECK(fleet.instance("i-c") == nullptr);
@@ -97,6 +98,53 @@ TEST_CASE("restore adopts, marks vanished, terminates strays, fixes the LB, neve
   std::set<std::string> removed;
   for (const auto& r : only<LbRemove>(out)) removed.insert(r.instance_id);
   CHECK(removed == std::set<std::string>{"i-c", "i-gone"});
+
+  // Order: what vanished leaves the LB before anything is launched.
+  std::size_t last_remove = 0, first_launch = out.size();
+  for (std::size_t k = 0; k < out.size(); ++k) {
+    if (std::holds_alternative<LbRemove>(out[k])) last_remove = k;
+    if (std::holds_alternative<Launch>(out[k]) && first_launch == out.size()) first_launch = k;
+  }
+  CHECK(last_remove < first_launch);
+
+  // b's first ready report puts it into rotation.
+  out.clear();
+  fleet.handle(AgentHello{"i-b", "key-b", {}, 0}, kNow + 100, out);
+  fleet.handle(AgentReport{"i-b", true, true, {}, false}, kNow + 200, out);
+  const auto regs = only<LbRegister>(out);
+  REQUIRE(regs.size() == 1);
+  CHECK(regs[0].instance_id == "i-b");
+  CHECK(fleet.instance("i-b")->state == LifecycleState::InService);
+}
+
+TEST_CASE("restore: a vanished instance's slot is removed before a replacement is launched on its address",
+          "[restore][crash]") {
+  RestoreInput in;
+  in.launch_configurations.push_back(web_config());
+  in.groups.push_back(web_group(1));
+  const Instance a = stored("i-a", LifecycleState::InService, "k-a");  // killed while the coordinator was down
+  in.instances = {a};
+  in.lb = {LbMember{"be_web", "i-a", true}};
+  Fleet fleet(deterministic_deps(5));
+  std::vector<Command> out;
+  fleet.restore(in, kNow, out);
+  std::optional<std::size_t> remove_at, launch_at;
+  for (std::size_t k = 0; k < out.size(); ++k) {
+    if (const auto* r = std::get_if<LbRemove>(&out[k]); r != nullptr && r->instance_id == "i-a") remove_at = k;
+    if (std::holds_alternative<Launch>(out[k]) && !launch_at) launch_at = k;
+  }
+  REQUIRE(remove_at);
+  REQUIRE(launch_at);
+  CHECK(*remove_at < *launch_at);
+  // The replacement is granted access for its enrollment before it launches.
+  const auto launch = std::get<Launch>(out[*launch_at]);
+  bool access = false;
+  for (std::size_t k = 0; k < *launch_at; ++k) {
+    if (const auto* s = std::get_if<SetAgentAccess>(&out[k]); s != nullptr && s->instance_id == launch.instance_id) {
+      access = s->enrollment_open;
+    }
+  }
+  CHECK(access);
 }
 
 TEST_CASE("restore launches what is missing only after counting adopted instances", "[restore][crash]") {

@@ -258,12 +258,43 @@ TEST_CASE("a registered sample app serves through the frontend", "[haproxy][inte
   CHECK(got.status == 200);
   CHECK(got.body.find("app-1") != std::string::npos);
 
-  // Out of rotation and back, keeping the slot.
-  REQUIRE(rig.op([&](auto cb) { rig.driver->set_rotation("web", "i-1", false, cb); }));
+  // Removed at once (the instance is gone): maint, the slot is free, and a
+  // reconcile does not bring it back.
+  auto removed = rig.op([&](auto cb) { rig.driver->remove_instance("web", "i-1", cb); });
+  REQUIRE(removed);
+  CHECK(removed->slot == 1);
   CHECK(rig.slot_state("s1").in_maint());
   CHECK(http_get(rig.fe_port, "/").status == 503);
-  REQUIRE(rig.op([&](auto cb) { rig.driver->set_rotation("web", "i-1", true, cb); }));
+  CHECK(rig.driver->assignment("web").empty());
+  auto rec = rig.reconcile();
+  REQUIRE(rec);
+  CHECK(rec->commands == 0);
+  CHECK(rig.slot_state("s1").in_maint());
+  // Removing what holds no slot succeeds and sends nothing.
+  auto again = rig.op([&](auto cb) { rig.driver->remove_instance("web", "i-1", cb); });
+  REQUIRE(again);
+  CHECK(again->slot == 0);
+  // Registered again: the lowest free slot.
+  REQUIRE(rig.op([&](auto cb) { rig.driver->register_instance("web", "i-1", "127.0.0.1", app.port, cb); }));
   CHECK(http_get(rig.fe_port, "/").status == 200);
+}
+
+TEST_CASE("an endpoint reused by a new instance leaves the old one's slot first", "[haproxy][integration]") {
+  Rig rig;
+  SampleApp app("app-1");
+  REQUIRE(rig.op([&](auto cb) { rig.driver->register_instance("web", "i-old", "127.0.0.1", app.port, cb); }));
+  CHECK(rig.slot_state("s1").in_rotation());
+  // The provider gave the vanished i-old's address to i-new.
+  auto r = rig.op([&](auto cb) { rig.driver->register_instance("web", "i-new", "127.0.0.1", app.port, cb); });
+  REQUIRE(r);
+  CHECK(r->slot == 2);
+  CHECK(rig.slot_state("s1").in_maint());
+  CHECK(rig.slot_state("s2").in_rotation());
+  CHECK(!rig.driver->assignment("web").contains("i-old"));
+  CHECK(!rig.driver->wanted("web").contains("i-old"));
+  auto rec = rig.reconcile();
+  REQUIRE(rec);
+  CHECK(rec->commands == 0);
 }
 
 TEST_CASE("one shared frontend routes by path prefix to two backends", "[haproxy][integration][frontends]") {
@@ -382,7 +413,7 @@ TEST_CASE("a new supervisor and driver adopt a running HAProxy and its members w
   SampleApp a("app-a"), b("app-b");
   REQUIRE(rig.op([&](auto cb) { rig.driver->register_instance("web", "i-a", "127.0.0.1", a.port, cb); }));
   REQUIRE(rig.op([&](auto cb) { rig.driver->register_instance("web", "i-b", "127.0.0.1", b.port, cb); }));
-  REQUIRE(rig.op([&](auto cb) { rig.driver->set_rotation("web", "i-b", false, cb); }));
+  REQUIRE(rig.command("set server web/s2 state maint"));  // i-b's application is not ready
   const int pid = rig.sup->pid();
   REQUIRE(pid > 0);
 
@@ -431,7 +462,7 @@ TEST_CASE("a new supervisor and driver adopt a running HAProxy and its members w
   CHECK(rec->commands == 0);
   CHECK(rig.slot_state("s1").in_rotation());
   // The adopted members are the driver's own: back into rotation, drained out.
-  REQUIRE(rig.op([&](auto cb) { rig.driver->set_rotation("web", "i-b", true, cb); }));
+  REQUIRE(rig.op([&](auto cb) { rig.driver->register_instance("web", "i-b", "127.0.0.1", b.port, cb); }));
   CHECK(rig.slot_state("s2").in_rotation());
   REQUIRE(rig.op([&](auto cb) { rig.driver->drain_instance("web", "i-a", 2000, cb); }));
   CHECK(rig.slot_state("s1").in_maint());
