@@ -17,7 +17,9 @@ std::uint32_t ProbeSchedule::current_period_ms() const {
   return m_seen_passing ? m_timing.period_ms : m_timing.startup_period_ms;
 }
 
-bool ProbeSchedule::due(std::uint64_t now_ms) const { return !m_in_flight && now_ms >= m_next_ms; }
+bool ProbeSchedule::due(std::uint64_t now_ms) const {
+  return !m_in_flight && now_ms >= m_next_ms;
+}
 
 void ProbeSchedule::attempt_started(std::uint64_t now_ms) {
   m_in_flight = true;
