@@ -92,11 +92,11 @@ class Fleet {
   // Group "web" of tide-sample-app instances behind the frontend. `extra`
   // overrides or adds group fields; `app_flags` go to the application. The
   // application reports its load (app_requests_per_s, app_busy_pct) every
-  // 500 ms on its agent's notify socket (write_agent_wrapper); the command
-  // runs in the instance's directory, beside agent-state/.
+  // 500 ms on its agent's notify socket (write_agent_wrapper), by a path
+  // relative to the instance's directory, where the command runs.
   void create_group(int desired, int ready_after_ms, const json& extra = json::object(),
                     const std::string& app_flags = "") {
-    const std::string command = "NOTIFY_SOCKET=\"$PWD/agent-state/notify.sock\" exec " + std::string(TIDE_BIN_DIR) +
+    const std::string command = "NOTIFY_SOCKET=agent-state/notify.sock exec " + std::string(TIDE_BIN_DIR) +
                                 "/tide-sample-app --metrics-interval-ms 500 --ready-after-ms " +
                                 std::to_string(ready_after_ms) + " --name " + m_tag + " " + app_flags;
     REQUIRE(api("POST", "/v1/launch-configurations", json{{"id", "app"}, {"command", command}, {"port", 8080}}).status == 201);
@@ -159,12 +159,14 @@ class Fleet {
   // coordinator runs this wrapper as its agent: the real tide-agent with an
   // sd_notify socket in its state dir, where the application beside it sends
   // its load metrics (METRIC=name=value). A real image configures the same
-  // with notify.socket in agent.yaml.
+  // with notify.socket in agent.yaml. The path is relative: the agent and the
+  // application both run in the instance's directory (agent-state/ is the
+  // agent's TIDE_STATE_DIR), and an absolute path under a deep temporary
+  // directory can exceed the 107 bytes a unix socket address holds.
   void write_agent_wrapper() const {
     const auto path = m_dir / "tide-agent-with-notify";
     std::ofstream(path) << "#!/bin/sh\n"
-                        << "TIDE_NOTIFY_SOCKET=\"$TIDE_STATE_DIR/notify.sock\" exec " << TIDE_BIN_DIR
-                        << "/tide-agent \"$@\"\n";
+                        << "TIDE_NOTIFY_SOCKET=agent-state/notify.sock exec " << TIDE_BIN_DIR << "/tide-agent \"$@\"\n";
     std::filesystem::permissions(path, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
                                            std::filesystem::perms::group_exec);
   }

@@ -1,8 +1,10 @@
 // The product brief's scenario end to end: `scripts/demo --quick`, headless,
 // on this build's binaries. Asserts what the demo's summary.json records —
-// no failed request, the lunch schedule and the CPU alarm scaled both groups
+// no failed request, the lunch schedule and the load alarm scaled both groups
 // and every such activity succeeded, the verification instance served, the
 // report was written — and that nothing the demo started is left running.
+// The alarms scale on the load the applications report (app_busy_pct), not
+// on host CPU, so other work on the machine does not decide the outcome.
 #include <catch2/catch.hpp>
 
 #include <sys/wait.h>
@@ -15,6 +17,8 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "tests/system/coordinator/system_harness.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -54,10 +58,15 @@ TEST_CASE("scripts/demo --quick runs the brief's scenario with no failed request
   REQUIRE(fs::exists(root / "scripts" / "demo"));
   char tmpl[] = "/tmp/tide-demo-test-XXXXXX";
   const fs::path dir = ::mkdtemp(tmpl);
+  // The demo makes its private directory in TMPDIR, here inside `dir`: if this
+  // test is killed (ctest's time-out, Ctrl-C) before the demo cleans up, the
+  // reaper kills everything that names `dir` or runs in it.
+  tide::system_test::Reaper reaper(dir);
   // A base port away from the interactive demo's default (17500).
   const std::string port = "17700";
   const std::string command = "cd '" + root.string() + "' && TIDE_BIN_DIR='" + std::string(TIDE_BIN_DIR) +
-                              "' TIDE_RESULTS_DIR='" + dir.string() + "' TIDE_DEMO_PORT=" + port +
+                              "' TIDE_RESULTS_DIR='" + dir.string() + "' TMPDIR='" + dir.string() +
+                              "' TIDE_DEMO_PORT=" + port +
                               " timeout -s INT 330 scripts/demo --quick < /dev/null > '" + (dir / "demo.log").string() +
                               "' 2>&1";
   const int status = std::system(command.c_str());
@@ -84,10 +93,10 @@ TEST_CASE("scripts/demo --quick runs the brief's scenario with no failed request
   CHECK(summary["verification"]["served"].get<bool>());
   CHECK(!summary["verification"]["instance"].get<std::string>().empty());
 
-  // business-servers: 1 attached + 2 at lunch (min 3) + 1 from the CPU alarm
-  // during the spike. The schedules' own activities may be missing when an
-  // alarm (the agents report host CPU, and the machine may be busy) already
-  // raised the group that far; that the schedule fired is in its fire times.
+  // business-servers: 1 attached + 2 at lunch (min 3) + 1 from the load alarm
+  // during the spike (each cluster's servers are saturated then: busy ~100 %,
+  // the quiet phases ~10 % or less, on any machine). That the schedules fired
+  // is in their fire times.
   const json& business = summary["groups"]["business-servers"];
   CHECK(business["lunch_start_fired"].get<bool>());
   CHECK(business["lunch_end_fired"].get<bool>());
@@ -113,11 +122,12 @@ TEST_CASE("scripts/demo --quick runs the brief's scenario with no failed request
   // Nothing the demo started is left: its instances, agents and HAProxy name
   // its private directory; wrk names the frontend's port.
   const std::string work = summary["work_dir"].get<std::string>();
-  REQUIRE(work.rfind("/tmp/tide-demo-", 0) == 0);
+  REQUIRE(work.rfind((dir / "tide-demo-").string(), 0) == 0);
   CHECK(processes_with(work).empty());
   CHECK(processes_with("127.0.0.1:" + std::to_string(std::stoi(port) + 500)).empty());
   CHECK(!fs::exists(work));
 
+  reaper.finish();
   std::error_code ec;
   fs::remove_all(dir, ec);
 }
