@@ -15,6 +15,27 @@ ApiResponse api_error(int status, std::string message, std::string field) {
   return response;
 }
 
+std::optional<std::size_t> json_nesting_over(std::string_view text, std::size_t max_depth) {
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (std::size_t k = 0; k < text.size(); ++k) {
+    const char c = text[k];
+    if (in_string) {
+      if (c == '\\') ++k;  // skip the escaped character
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return k;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return std::nullopt;
+}
+
 // One request waiting for the loop thread.
 struct HttpApi::Job {
   ApiRequest request;
@@ -72,6 +93,13 @@ void HttpApi::add(const std::string& method, const std::string& pattern, Handler
     for (const auto& [key, value] : req.params) job->request.params[key] = value;
     for (std::size_t i = 1; i < req.matches.size(); ++i) job->request.path_params.push_back(req.matches[i]);
     if (!req.body.empty()) {
+      // Every body is checked before it is parsed: the routes walk documents
+      // recursively, and a deep one would exhaust the stack.
+      if (auto at = json_nesting_over(req.body, kMaxJsonDepth)) {
+        reply(api_error(400, "the request body nests deeper than " + std::to_string(kMaxJsonDepth) +
+                                 " levels (at byte " + std::to_string(*at) + ")"));
+        return;
+      }
       auto body = nlohmann::json::parse(req.body, nullptr, false);
       if (body.is_discarded()) {
         reply(api_error(400, "the request body is not valid JSON"));

@@ -347,3 +347,58 @@ TEST_CASE("tidectl apply: the file, a second apply, a bad line", "[api][apply][t
   CHECK(listed.exit_code == 0);
   CHECK(listed.output.find("cpu average > 70 for 2 x 10s") != std::string::npos);
 }
+
+TEST_CASE("attach then detach or terminate before the agent connects answers with the instance (no crash)",
+          "[api][faults]") {
+  ServerFixture server;
+  REQUIRE(server.start_error().empty());
+  REQUIRE(server.call("POST", "/v1/launch-configurations", lc_body("web")).status == 201);
+  REQUIRE(server.call("POST", "/v1/groups", group_body("g", "web")).status == 201);
+  struct Row {
+    const char* verb;
+    json body;
+  };
+  const std::vector<Row> rows = {{"detach", json::object()},
+                                 {"detach", json{{"decrement_desired", true}}},
+                                 {"terminate", json::object()},
+                                 {"terminate", json{{"decrement_desired", true}}}};
+  int port = 9000;
+  for (const Row& row : rows) {
+    INFO(row.verb << " " << row.body.dump());
+    auto attached = server.call("POST", "/v1/groups/g/attach", json{{"address", "127.0.0.9"}, {"port", ++port}});
+    REQUIRE(attached.status == 201);
+    CHECK(attached.body["enrollment_token"].is_string());
+    CHECK_FALSE(attached.body["enrollment_token"].get<std::string>().empty());
+    const std::string id = attached.body["id"];
+    auto left = server.call("POST", "/v1/instances/" + id + "/" + row.verb, row.body);
+    CHECK(left.status == 200);
+    CHECK(left.body["id"] == id);
+    // The coordinator is still there and consistent.
+    auto health = server.call("GET", "/healthz");
+    CHECK(health.status == 200);
+    auto shown = server.call("GET", "/v1/instances/" + id);
+    CHECK(shown.status == 200);
+  }
+}
+
+TEST_CASE("a body nested deeper than the limit is refused with 400 on every route, before it is parsed",
+          "[api][faults]") {
+  ServerFixture server;
+  REQUIRE(server.start_error().empty());
+  const std::string deep(100'000, '[');
+  for (const char* path : {"/v1/apply", "/v1/groups", "/v1/launch-configurations"}) {
+    INFO(path);
+    httplib::Client client("127.0.0.1", server.port());
+    client.set_read_timeout(10, 0);
+    auto result = client.Post(path, deep, "application/json");
+    REQUIRE(result);
+    CHECK(result->status == 400);
+    CHECK(result->body.find("nests deeper") != std::string::npos);
+  }
+  CHECK(server.call("GET", "/healthz").status == 200);
+  // Brackets inside strings do not count, and 64 levels are fine.
+  CHECK_FALSE(json_nesting_over(R"({"a":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["})", 2));
+  CHECK(json_nesting_over("[[[", 2) == std::optional<std::size_t>(2));
+  CHECK_FALSE(json_nesting_over(std::string(64, '[') + std::string(64, ']'), 64));
+  CHECK_FALSE(json_nesting_over(R"(["\"[[[["])", 1));
+}
