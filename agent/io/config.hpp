@@ -42,7 +42,7 @@ struct HookConfig {
 // Defaults and bounds of readiness.period_ms and readiness.startup_period_ms
 // (and their environment variables).
 inline constexpr std::uint32_t kDefaultReadinessPeriodMs = 1000;
-inline constexpr std::uint32_t kDefaultReadinessStartupPeriodMs = 100;
+inline constexpr std::uint32_t kDefaultReadinessStartupPeriodMs = 50;
 inline constexpr std::uint32_t kDefaultHealthPeriodMs = 1000;
 inline constexpr std::uint32_t kMinReadinessPeriodMs = 10;
 inline constexpr std::uint32_t kMaxReadinessPeriodMs = 60'000;

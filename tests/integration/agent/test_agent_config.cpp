@@ -117,16 +117,16 @@ TEST_CASE("readiness periods: defaults, file, per-probe, health checks", "[agent
   std::filesystem::create_directories(dir);
   const tide::agent::Environment env{{"TIDE_INSTANCE_ID", "i-1"}};
 
-  // Defaults: 100 ms until the probe first passes, then 1 s.
+  // Defaults: 50 ms until the probe first passes, then 1 s.
   std::ofstream(dir / "defaults.yaml") << "readiness:\n  probes:\n    - type: tcp\n      address: 127.0.0.1:1\n"
                                           "health:\n  checks:\n    - type: tcp\n      name: alive\n      address: 127.0.0.1:1\n";
   auto c = tide::agent::load_config(dir / "defaults.yaml", env);
   REQUIRE(c);
   CHECK(c->readiness_period_ms == 1000);
-  CHECK(c->readiness_startup_period_ms == 100);
+  CHECK(c->readiness_startup_period_ms == 50);
   REQUIRE(c->probes.size() == 2);
   auto t = tide::agent::probe_timing(*c, c->probes[0]);
-  CHECK(t.startup_period_ms == 100);
+  CHECK(t.startup_period_ms == 50);
   CHECK(t.period_ms == 1000);
   // A health check starts passing: no startup period of its own.
   t = tide::agent::probe_timing(*c, c->probes[1]);

@@ -358,7 +358,7 @@ TEST_CASE("local: the real agent probes readiness at the launch configuration's 
   const auto launched = do_launch(loop, provider, req);
   REQUIRE(launched);
   const fs::path log = fs::path(provider.instance_dir(launched->provider_id)) / "agent.log";
-  const std::string expected = "readiness probe env-http (http): every 100 ms until it first passes, then every 250 ms";
+  const std::string expected = "readiness probe env-http (http): every 50 ms until it first passes, then every 250 ms";
   CHECK(eventually([&] { return read_file(log).find(expected) != std::string::npos; }, 10'000));
   INFO(read_file(log));
   CHECK(read_file(log).find("tide-agent") != std::string::npos);
