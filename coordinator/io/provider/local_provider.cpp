@@ -451,6 +451,13 @@ ProviderInstance inspect_record(const Paths& paths, Record r, std::uint32_t star
   // An instance lives as long as its application: the launcher and the agent
   // only serve it (the launcher stops the agent when the application exits).
   if (ref_alive(r.app)) return to_instance(r, InstanceState::Running);
+  // The application has just exited and its launcher is about to note the
+  // status: leave it a moment (killing it now would lose how the application
+  // ended); the exit watch reports the instance, the next look finds it gone.
+  std::error_code exists_ec;
+  if (ref_alive(r.leader) && !fs::exists(paths.instance(r.provider_id) / kExitFile, exists_ec)) {
+    return to_instance(r, InstanceState::Stopping, "its application exited; its launcher is finishing");
+  }
   const auto facts = collect_exit(paths.instance(r.provider_id), r, false);
   kill_leftovers(r);
   std::error_code ec;
