@@ -64,7 +64,10 @@ AgentGateway::AgentGateway(uv_loop_t* loop, GatewayConfig config, AgentGatewayHa
       m_config(std::move(config)),
       m_handler(handler),
       m_heartbeat_frame(protocol::encode(protocol::Message{protocol::Heartbeat{}})),
-      m_context(1) {
+      m_context(1),
+      m_sessions(SessionConfig{m_config.report_interval_ms, m_config.heartbeat_interval_ms, m_config.liveness,
+                               m_config.command_resend_ms, m_config.command_attempts,
+                               std::max<std::uint32_t>(20, m_config.heartbeat_interval_ms / 10)}) {
   std::random_device device;
   m_session_salt = (static_cast<std::uint64_t>(device()) << 32U) ^ device();
 }
@@ -107,7 +110,9 @@ void AgentGateway::stop(std::string_view reason) {
   if (m_router) {
     const protocol::Message goodbye = protocol::Goodbye{std::string(reason)};
     bool said_goodbye = false;
-    for (const auto& [peer, session] : m_sessions) said_goodbye = send(peer, goodbye) || said_goodbye;
+    m_sessions.for_each([&](const transport::PeerId& peer, Sessions::Session&) {
+      said_goodbye = send(peer, goodbye) || said_goodbye;
+    });
     // The ROUTER closes with linger 0, which discards whatever ZeroMQ's I/O
     // thread has not written yet: without this pause about one GOODBYE in
     // four was lost (gateway_tests, "stop() says GOODBYE"). Bounded, and
@@ -123,7 +128,6 @@ void AgentGateway::stop(std::string_view reason) {
     m_timer = nullptr;
   }
   m_sessions.clear();
-  m_peer_by_instance.clear();
 }
 
 const transport::TransportCounters& AgentGateway::transport_counters() const {
@@ -132,7 +136,7 @@ const transport::TransportCounters& AgentGateway::transport_counters() const {
 }
 
 bool AgentGateway::connected(const std::string& instance_id) const {
-  return m_peer_by_instance.count(instance_id) != 0;
+  return m_sessions.peer_of(instance_id) != nullptr;
 }
 
 std::string AgentGateway::new_session_id() {
@@ -150,7 +154,7 @@ bool AgentGateway::send(const transport::PeerId& peer, const protocol::Message& 
     spdlog::debug("agent link: send {} failed: {}", protocol::command_name(message), sent.error().detail);
     return false;
   }
-  if (auto it = m_sessions.find(peer); it != m_sessions.end()) it->second.last_tx_ms = uv_now(m_loop);
+  m_sessions.sent(peer, uv_now(m_loop));
   return true;
 }
 
@@ -189,8 +193,8 @@ void AgentGateway::on_frame(const transport::PeerId& peer, std::string_view user
     return;
   }
 
-  const auto it = m_sessions.find(peer);
-  if (it == m_sessions.end()) {
+  Sessions::Session* found = m_sessions.find(peer);
+  if (found == nullptr) {
     // SPEC 7.1.5: REPORT, ACK and HOOK_RESULT need a session; the agent says
     // HELLO again on 410 (a HEARTBEAT is answered the same way).
     if (std::holds_alternative<protocol::Report>(message) ||
@@ -204,37 +208,41 @@ void AgentGateway::on_frame(const transport::PeerId& peer, std::string_view user
     }
     return;
   }
-  Session& session = it->second;
+  Sessions::Session& session = *found;
   if (!session.agent_key.empty() && user_id != session.agent_key) {
     // A frame on this routing id from another key: never trust it.
     ++m_stats.bad_frames;
     return;
   }
-  session.last_rx_ms = uv_now(m_loop);
+  Sessions::heard(session, uv_now(m_loop));
+  // Copied: the handler may end the session (and free `session`).
+  const std::string instance_id = session.instance_id;
 
   std::visit(
       [&](auto& m) {
         using T = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<T, protocol::Report>) {
-          if (m.seq <= session.last_seq) {
+          if (!Sessions::fresh_report(session, m.seq)) {
             ++m_stats.reports_stale;
             return;
           }
-          session.last_seq = m.seq;
           ++m_stats.reports;
-          m_handler.on_report(session.instance_id, m);
+          m_handler.on_report(instance_id, m);
           m_latency.record_us(monotonic_us() - started_us);
           answer_report_with_heartbeat(peer);
         } else if constexpr (std::is_same_v<T, protocol::Heartbeat>) {
           // last_rx_ms is all a heartbeat carries.
         } else if constexpr (std::is_same_v<T, protocol::Ack>) {
-          if (m_pending.erase(m.command_id) != 0) m_handler.on_ack(session.instance_id, m.command_id);
+          if (m_sessions.acknowledged(m.command_id)) {
+            m_command_frames.erase(m.command_id);
+            m_handler.on_ack(instance_id, m.command_id);
+          }
         } else if constexpr (std::is_same_v<T, protocol::HookResult>) {
-          m_handler.on_hook_result(session.instance_id, m);
+          m_handler.on_hook_result(instance_id, m);
         } else if constexpr (std::is_same_v<T, protocol::Goodbye>) {
           end_session(peer, m.reason.empty() ? "agent said goodbye" : m.reason, true);
         } else if constexpr (std::is_same_v<T, protocol::Error>) {
-          spdlog::warn("agent {} reports error {}: {}", session.instance_id,
+          spdlog::warn("agent {} reports error {}: {}", instance_id,
                        static_cast<unsigned>(m.code), m.message);
         } else {
           // WELCOME, DRAIN, ... are the coordinator's own commands.
@@ -257,119 +265,75 @@ void AgentGateway::on_hello(const transport::PeerId& peer, std::string_view user
     return;
   }
   // A connection that spoke for another instance no longer does: that
-  // instance has lost its agent (otherwise its commands would go here).
-  if (auto current = m_sessions.find(peer);
-      current != m_sessions.end() && current->second.instance_id != hello.instance_id) {
-    end_session(peer, "the connection now speaks for instance " + hello.instance_id, true);
-  }
-  // One session per instance: a new HELLO (reconnect) replaces the old one
-  // without on_lost, so a reconnect does not make a healthy instance lost.
-  if (auto old = m_peer_by_instance.find(hello.instance_id); old != m_peer_by_instance.end()) {
-    if (old->second != peer) m_sessions.erase(old->second);
-  }
-  Session session;
-  session.instance_id = hello.instance_id;
-  session.agent_key = std::string(user_id);
-  session.session_id = new_session_id();
-  session.last_rx_ms = uv_now(m_loop);
-  const protocol::Welcome welcome{session.session_id, m_config.report_interval_ms,
-                                  m_config.heartbeat_interval_ms, m_config.liveness};
-  m_sessions[peer] = std::move(session);
-  m_peer_by_instance[hello.instance_id] = peer;
+  // instance has lost its agent (otherwise its commands would go here). A
+  // reconnect of the same instance replaces its session without on_lost, so
+  // a reconnect does not make a healthy instance lost.
+  const std::string session_id = new_session_id();
+  auto ended = m_sessions.open(peer, hello.instance_id, std::string(user_id), session_id, uv_now(m_loop));
   m_stats.sessions = m_sessions.size();
-  (void)send(peer, welcome);
-  // Commands that waited for this agent go out now.
-  const std::uint64_t now = uv_now(m_loop);
-  for (auto& [id, pending] : m_pending) {
-    if (pending.instance_id == hello.instance_id) pending.next_send_ms = now;
+  if (ended) {
+    ++m_stats.sessions_lost;
+    m_handler.on_lost(ended->instance_id, ended->reason);
   }
+  const protocol::Welcome welcome{session_id, m_config.report_interval_ms, m_config.heartbeat_interval_ms,
+                                  m_config.liveness};
+  (void)send(peer, welcome);
 }
 
 void AgentGateway::end_session(const transport::PeerId& peer, std::string_view reason, bool notify) {
-  const auto it = m_sessions.find(peer);
-  if (it == m_sessions.end()) return;
-  const std::string instance_id = it->second.instance_id;
-  m_sessions.erase(it);
-  if (auto by = m_peer_by_instance.find(instance_id); by != m_peer_by_instance.end() && by->second == peer) {
-    m_peer_by_instance.erase(by);
-  }
+  auto ended = m_sessions.close(peer, std::string(reason));
+  if (!ended) return;
   m_stats.sessions = m_sessions.size();
   ++m_stats.sessions_lost;
-  if (notify) m_handler.on_lost(instance_id, reason);
+  if (notify) m_handler.on_lost(ended->instance_id, ended->reason);
 }
 
 std::optional<std::uint64_t> AgentGateway::send_command(const std::string& instance_id,
                                                         protocol::Message command) {
-  const std::uint64_t id = m_next_command_id++;
+  const std::uint64_t now = uv_now(m_loop);
+  const auto [id, peer] = m_sessions.add_command(instance_id, now);
   set_command_id(command, id);
-  PendingCommand pending;
-  pending.instance_id = instance_id;
-  pending.frame = protocol::encode(command);
-  pending.next_send_ms = uv_now(m_loop);
-  const auto peer = m_peer_by_instance.find(instance_id);
-  if (peer != m_peer_by_instance.end() && m_router->send(peer->second, pending.frame)) {
-    pending.attempts = 1;
-    pending.next_send_ms += m_config.command_resend_ms;
+  auto& frame = m_command_frames[id] = protocol::encode(command);
+  if (!peer) return std::nullopt;
+  if (m_router->send(*peer, frame)) {
     ++m_stats.commands_sent;
+    m_sessions.sent(*peer, now);
+  } else {
+    m_sessions.send_failed(id, now);
   }
-  m_pending.emplace(id, std::move(pending));
-  if (peer == m_peer_by_instance.end()) return std::nullopt;
   return id;
 }
 
 // The HEARTBEAT a session is owed goes out when its REPORT arrives, so the
 // sends follow the agents' phases spread over the second instead of piling
-// up in one tick (at 10,000 agents that held the loop for ~10 ms). Half the
-// interval: a REPORT arriving just before the tick would send it still
-// leaves the session its beat. The tick covers sessions that do not report.
+// up in one tick (at 10,000 agents that held the loop for ~10 ms).
 void AgentGateway::answer_report_with_heartbeat(const transport::PeerId& peer) {
-  auto it = m_sessions.find(peer);  // the handler may have ended the session
-  if (it == m_sessions.end()) return;
   const std::uint64_t now = uv_now(m_loop);
-  if (now - it->second.last_tx_ms < m_config.heartbeat_interval_ms / 2) return;
-  if (m_router->send(peer, m_heartbeat_frame)) it->second.last_tx_ms = now;
+  if (!m_sessions.heartbeat_with_report(peer, now)) return;  // also: the handler ended the session
+  if (m_router->send(peer, m_heartbeat_frame)) m_sessions.sent(peer, now);
 }
 
 void AgentGateway::on_tick() {
   const std::uint64_t now = uv_now(m_loop);
-  const std::uint64_t interval = std::max(m_config.report_interval_ms, m_config.heartbeat_interval_ms);
-  const std::uint64_t lost_after = interval * m_config.liveness;
-  std::vector<transport::PeerId> lost;
-  // A quarter interval of slack: a reporting session is beaten by its next
-  // REPORT (every interval), not by a tick racing it; one that does not
-  // report is beaten at most 1.35 intervals apart (agents allow `liveness`
-  // intervals).
-  const std::uint64_t beat_after = m_config.heartbeat_interval_ms + m_config.heartbeat_interval_ms / 4;
-  for (auto& [peer, session] : m_sessions) {
-    if (now - session.last_rx_ms > lost_after) {
-      lost.push_back(peer);
-    } else if (now - session.last_tx_ms >= beat_after) {
-      if (m_router->send(peer, m_heartbeat_frame)) session.last_tx_ms = now;
-    }
+  auto due = m_sessions.poll(now);
+  for (const auto& peer : due.heartbeat) {
+    if (m_router->send(peer, m_heartbeat_frame)) m_sessions.sent(peer, now);
   }
-  for (const auto& peer : lost) end_session(peer, "no message within the liveness window", true);
-
-  for (auto it = m_pending.begin(); it != m_pending.end();) {
-    PendingCommand& pending = it->second;
-    if (now < pending.next_send_ms) {
-      ++it;
-      continue;
-    }
-    if (pending.attempts >= m_config.command_attempts) {
-      ++m_stats.commands_expired;
-      spdlog::warn("agent {}: command {} was never acknowledged", pending.instance_id, it->first);
-      it = m_pending.erase(it);
-      continue;
-    }
-    const auto peer = m_peer_by_instance.find(pending.instance_id);
-    // An attempt counts even when the agent is not connected, so a command
-    // for an agent that never comes back expires instead of piling up.
-    if (peer != m_peer_by_instance.end() && m_router->send(peer->second, pending.frame)) {
-      if (pending.attempts > 0) ++m_stats.commands_resent; else ++m_stats.commands_sent;
-    }
-    ++pending.attempts;
-    pending.next_send_ms = now + m_config.command_resend_ms;
-    ++it;
+  for (const auto& [peer, command_id] : due.resend) {
+    auto frame = m_command_frames.find(command_id);
+    if (frame == m_command_frames.end() || !m_router->send(peer, frame->second)) continue;
+    if (m_sessions.attempts(command_id) > 1) ++m_stats.commands_resent; else ++m_stats.commands_sent;
+    m_sessions.sent(peer, now);
+  }
+  for (const auto& expired : due.expired) {
+    ++m_stats.commands_expired;
+    m_command_frames.erase(expired.command_id);
+    spdlog::warn("agent {}: command {} was never acknowledged", expired.instance_id, expired.command_id);
+  }
+  m_stats.sessions = m_sessions.size();
+  for (const auto& lost : due.lost) {
+    ++m_stats.sessions_lost;
+    m_handler.on_lost(lost.instance_id, lost.reason);
   }
 }
 

@@ -1,9 +1,11 @@
 // AgentGateway: the coordinator's end of the agent protocol (protocol/SPEC.md).
 //
 // It owns the ROUTER socket and the ZAP handler, turns frames into protocol
-// messages, keeps one session per connected agent (HELLO → WELCOME, REPORT
-// sequence numbers, liveness, HEARTBEAT), and delivers commands (DRAIN,
-// UNDRAIN, HOOK_RUN, SHUTDOWN) with resends until the agent ACKs them.
+// messages and sends what the session rules ask for: one session per
+// connected agent (HELLO → WELCOME, REPORT sequence numbers, liveness,
+// HEARTBEAT) and commands (DRAIN, UNDRAIN, HOOK_RUN, SHUTDOWN) resent until
+// the agent ACKs them. The rules themselves are the pure SessionTable
+// (coordinator/core/session_table.hpp), tested on a fake clock.
 // Decisions about instances are not made here: they go to the Handler (the
 // control loop), which owns the fleet.
 //
@@ -22,6 +24,7 @@
 #include <uv.h>
 #include <zmq.hpp>
 
+#include "coordinator/core/session_table.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/transport/router.hpp"
 #include "protocol/transport/zap_handler.hpp"
@@ -117,20 +120,7 @@ class AgentGateway {
   [[nodiscard]] const transport::TransportCounters& transport_counters() const;
 
  private:
-  struct Session {
-    std::string instance_id;
-    std::string agent_key;
-    std::string session_id;
-    std::uint64_t last_seq = 0;
-    std::uint64_t last_rx_ms = 0;  // uv_now
-    std::uint64_t last_tx_ms = 0;
-  };
-  struct PendingCommand {
-    std::string instance_id;
-    std::vector<std::uint8_t> frame;
-    std::uint64_t next_send_ms = 0;
-    std::uint32_t attempts = 0;
-  };
+  using Sessions = SessionTable<transport::PeerId>;
 
   void on_frame(const transport::PeerId& peer, std::string_view user_id,
                 std::span<const std::uint8_t> frame);
@@ -151,11 +141,11 @@ class AgentGateway {
   std::unique_ptr<transport::ZapHandler> m_zap;
   std::unique_ptr<transport::Router> m_router;
   uv_timer_t* m_timer = nullptr;
-  std::unordered_map<transport::PeerId, Session> m_sessions;
-  std::unordered_map<std::string, transport::PeerId> m_peer_by_instance;
-  std::unordered_map<std::uint64_t, PendingCommand> m_pending;
+  // Sessions, liveness and command delivery: the decisions (core); the
+  // gateway sends what they ask for. Times are uv_now.
+  Sessions m_sessions;
+  std::unordered_map<std::uint64_t, std::vector<std::uint8_t>> m_command_frames;  // by command id, until ACK or expiry
   std::unordered_map<transport::PeerId, std::uint64_t> m_last_error_ms;  // ERROR rate limit
-  std::uint64_t m_next_command_id = 1;
   std::uint64_t m_session_counter = 0;
   std::uint64_t m_session_salt = 0;
   GatewayStats m_stats;
