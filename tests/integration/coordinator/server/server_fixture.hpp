@@ -2,6 +2,9 @@
 // background thread, a temporary state directory, the local provider, no
 // load balancer, the admin API on 127.0.0.1 with the port read back. The
 // test thread talks HTTP to it like tidectl does. Every wait is bounded.
+// Instances the local provider launched outlive the server by design (they
+// survive coordinator restarts): the fixture's Reaper kills them when the
+// fixture goes, and when the test process dies without getting there.
 #pragma once
 
 #include <chrono>
@@ -19,6 +22,7 @@
 #include <uv.h>
 
 #include "coordinator/io/server/server.hpp"
+#include "tests/support/reaper.hpp"
 
 namespace tide::coordinator::test {
 
@@ -35,6 +39,7 @@ class ServerFixture {
     const char* made = ::mkdtemp(pattern);
     if (made == nullptr) throw std::runtime_error("mkdtemp failed");
     m_dir = made;
+    m_reaper.emplace(m_dir);
     if (before_start) before_start(m_dir);
     CoordinatorConfig config;
     config.state_dir = m_dir;
@@ -75,6 +80,7 @@ class ServerFixture {
   ~ServerFixture() {
     uv_async_send(&m_async);
     m_thread.join();
+    m_reaper->finish();  // the instances the server launched
     std::error_code ec;
     std::filesystem::remove_all(m_dir, ec);
   }
@@ -106,6 +112,7 @@ class ServerFixture {
 
  private:
   std::filesystem::path m_dir;
+  std::optional<test_support::Reaper> m_reaper;  // watches m_dir
   uv_loop_t m_loop{};
   uv_async_t m_async{};
   std::unique_ptr<Server> m_server;
