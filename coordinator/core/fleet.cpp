@@ -6,6 +6,7 @@
 #include <limits>
 #include <set>
 #include <tuple>
+#include <unordered_set>
 #include <utility>
 
 #include "coordinator/core/lifecycle.hpp"
@@ -75,7 +76,9 @@ std::uint8_t tally_bits(const Instance& i) {
     return lost_replaced ? kLost : 0;
   }
   unsigned bits = kCounting;
-  if (i.runtime.is_replacement && is_starting(i.state)) bits |= kReplacing;
+  // A replacement that turned unhealthy before serving will never serve: it
+  // is replaced in turn and must not hold the room it would take.
+  if (i.runtime.is_replacement && is_starting(i.state) && i.health == Health::Healthy) bits |= kReplacing;
   if (i.health == Health::Unhealthy) {
     bits |= kUnhealthy;
     if (!i.protected_from_scale_in) bits |= kReplaceable;
@@ -232,6 +235,14 @@ bool wants_rotation(const Instance& i) {
          i.exit_reason == ExitReason::None;
 }
 
+int lb_claim_rank(const Instance& i) {
+  if (i.state == LifecycleState::Pending) return 0;
+  if (!is_member_state(i.state) || i.exit_reason != ExitReason::None) return 1;
+  if (i.state == LifecycleState::Booting) return 2;
+  if (i.state != LifecycleState::InService) return 3;
+  return 4;
+}
+
 // ---- Fleet internals ------------------------------------------------------
 
 struct Fleet::GroupState {
@@ -240,7 +251,7 @@ struct Fleet::GroupState {
   Tally tally;                             // sum of the members' tally_bits (Fleet::retally)
   std::uint32_t consecutive_failures = 0;  // failed launches in a row (retry policy)
   TimeMs next_launch_ms = 0;               // launches wait until then
-  bool launch_waiting = false;             // a Tick must reconcile once next_launch_ms passes
+  bool launch_waiting = false;             // a Tick must reconcile (once next_launch_ms passes)
   bool fail_static = false;
   std::string fail_static_activity;
   std::vector<LifecycleHook> hooks;        // lifecycle hooks of this group (both transitions)
@@ -314,9 +325,18 @@ void Fleet::update_deadline(Entry& e) {
 void Fleet::retally(Entry& e) {
   const std::uint8_t bits = tally_bits(e.inst);
   if (bits == e.tally_bits) return;
+  const bool room = (e.tally_bits & kReplacing) != 0 && (bits & kReplacing) == 0;
   remove_bits(e.group->tally, e.tally_bits);
   add_bits(e.group->tally, bits);
   e.tally_bits = bits;
+  if (room) room_for_replacement(*e.group);
+}
+
+void Fleet::room_for_replacement(GroupState& g) {
+  // However the replacement stopped taking room (in service by its REPORT or
+  // by the provider's late answer, unhealthy, scaled in, gone), an unhealthy
+  // instance waiting for its turn must not wait for an unrelated event.
+  if (g.tally.replaceable > 0) g.launch_waiting = true;
 }
 
 std::string Fleet::audit_group(const GroupState& g) {
@@ -374,8 +394,10 @@ void Fleet::erase(Entry& e) {
     g.members[index].entry->member_index = index;
   }
   g.members.pop_back();
+  const bool room = (e.tally_bits & kReplacing) != 0;
   remove_bits(g.tally, e.tally_bits);
   e.tally_bits = 0;
+  if (room) room_for_replacement(g);
   drop_actions(e);
   const std::string id = e.inst.id;  // e dies with the erase below
   m_instances.erase(id);
@@ -869,6 +891,15 @@ void Fleet::finish_drain(Entry& e, TimeMs now, std::vector<Command>& out) {
 
 // Persists a terminal instance, closes its activity entry and forgets it.
 void Fleet::finish_terminal(Entry& e, bool ok, const std::string& message, TimeMs now, std::vector<Command>& out) {
+  // Whichever way it leaves (a drain frees its slot on the way; a
+  // termination, a failed relaunch or a vanishing may not), the load
+  // balancer's slot held for it is freed: a slot kept for an instance tide
+  // forgot is lost for good.
+  if (e.inst.runtime.lb_member && !e.group->cfg.lb.backend.empty()) {
+    out.emplace_back(LbRemove{e.group->cfg.lb.backend, e.inst.id});
+  }
+  e.inst.runtime.lb_member = false;
+  e.inst.runtime.in_lb = false;
   persist(e, out);
   out.emplace_back(SetAgentAccess{e.inst.id, e.inst.agent_key, false, true});
   const std::string activity = e.inst.activity_id;
@@ -1034,6 +1065,7 @@ void Fleet::on_report(const AgentReport& ev, TimeMs now, std::vector<Command>& o
   Instance& i = e->inst;
   i.runtime.last_report_ms = now;
   i.runtime.agent_connected = true;
+  undrain_if_unwanted(*e, ev.draining, now, out);
   const ScalingGroup& cfg = e->group->cfg;
   // Health checks do not count during the grace period after launch.
   const TimeMs started = i.launched_ms != 0 ? i.launched_ms : i.created_ms;
@@ -1068,13 +1100,7 @@ void Fleet::on_report(const AgentReport& ev, TimeMs now, std::vector<Command>& o
   }
   i.runtime.ready = ev.ready;
   i.runtime.agent_healthy = ev.healthy;
-  const bool draining_flip = i.runtime.agent_draining != ev.draining;
   i.runtime.agent_draining = ev.draining;
-  if (draining_flip && ev.draining && i.exit_reason == ExitReason::None) {
-    // The agent drains (a DRAIN from before a restart, or its own STOPPING=1)
-    // although tide does not remove it; tell it tide does not ask for that.
-    out.emplace_back(SendUndrain{i.id});
-  }
   if (health_flip && is_member_state(i.state) && i.exit_reason == ExitReason::None) {
     Entry* changed[] = {e};
     if (!report_healthy) {
@@ -1289,7 +1315,7 @@ void Fleet::on_tick(TimeMs now, std::vector<Command>& out) {
     if (!changed.empty()) {
       health_changed(g, changed, now, out);
     } else if (g.launch_waiting && now >= g.next_launch_ms) {
-      reconcile(g, now, out, "retry back-off elapsed");
+      reconcile(g, now, out, g.consecutive_failures > 0 ? "retry back-off elapsed" : "room for a replacement");
     }
     check_fail_static_exit(g, now, out);
   }
@@ -1335,6 +1361,7 @@ void Fleet::restore(RestoreInput input, TimeMs now, std::vector<Command>& out) {
   std::vector<bool> matched(input.provider.size(), false);
   std::unordered_map<std::string_view, const LbMember*> lb_by_id;
   for (const LbMember& m : input.lb) lb_by_id.emplace(m.instance_id, &m);
+  const std::unordered_set<std::string> detached(input.detached.begin(), input.detached.end());
 
   std::vector<Entry*> adopted;
   std::vector<Entry*> relaunch;
@@ -1398,6 +1425,8 @@ void Fleet::restore(RestoreInput input, TimeMs now, std::vector<Command>& out) {
     const ProviderInstance& p = input.provider[k];
     if (matched[k] || !p.tagged_by_tide) continue;
     if (!p.instance_id.empty() && find(p.instance_id) != nullptr) continue;
+    // Detached: the user's server now, still carrying tide's tag.
+    if (!p.instance_id.empty() && detached.contains(p.instance_id)) continue;
     out.emplace_back(Terminate{p.instance_id, {}, p.provider_id, p.idempotency_key, InstanceOrigin::Launched,
                                kMaxTerminateGraceMs});
     record_finished_activity({}, ActivityType::TerminateStray,
@@ -1415,12 +1444,14 @@ void Fleet::restore(RestoreInput input, TimeMs now, std::vector<Command>& out) {
   //    life (THE RULE, from the first report on).
   for (Entry* e : adopted) {
     Instance& i = e->inst;
+    const std::string id = i.id;  // `i` dies with the entry when it leaves at once
     const LbBinding& lb = e->group->cfg.lb;
     i.runtime.last_report_ms = now;
     share_access(*e, out);
     auto lb_it = lb_by_id.find(i.id);
     const LbMember* member = lb_it == lb_by_id.end() ? nullptr : lb_it->second;
     if (i.state == LifecycleState::Pending) {
+      free_slot_of_pending(*e, out);
       const ProviderInstance* p = nullptr;
       if (auto it = by_key.find(i.idempotency_key); it != by_key.end()) p = &input.provider[it->second];
       if (p != nullptr) {
@@ -1428,6 +1459,12 @@ void Fleet::restore(RestoreInput input, TimeMs now, std::vector<Command>& out) {
         on_launch_succeeded(ev, now, out);
       }
       continue;
+    }
+    if (is_member_state(i.state) && i.exit_reason != ExitReason::None) {
+      // Chosen to leave, and the crash came before its draining row
+      // (begin_drain writes the exit reason first): leave now.
+      set_state(*e, *transition(i.state, LifecycleEvent::BeginDrain), now);
+      persist(*e, out);
     }
     if (i.state == LifecycleState::InService) {
       if (lb.backend.empty() || (member != nullptr && member->in_rotation)) {
@@ -1463,7 +1500,7 @@ void Fleet::restore(RestoreInput input, TimeMs now, std::vector<Command>& out) {
         persist(*e, out);
       }
     }
-    if (find(i.id) != nullptr) update_deadline(*e);
+    if (find(id) != nullptr) update_deadline(*e);
   }
 
   // 4. Launches that may never have reached the provider: ask again with the
@@ -1471,6 +1508,12 @@ void Fleet::restore(RestoreInput input, TimeMs now, std::vector<Command>& out) {
   //    a fresh enrollment token (the old one was only in the lost memory).
   for (Entry* e : relaunch) {
     Instance& i = e->inst;
+    free_slot_of_pending(*e, out);
+    // A new process with a new agent: the key and the address a HELLO of the
+    // lost one announced are not its own.
+    i.agent_key.clear();
+    i.address.clear();
+    i.port = 0;
     EnrollmentToken token = m_deps.new_enrollment_token();
     i.enrollment_token_hash = std::move(token.hash);
     persist(*e, out);
@@ -1500,6 +1543,30 @@ void Fleet::restore(RestoreInput input, TimeMs now, std::vector<Command>& out) {
 
   // 5. Only now: capacity.
   for (auto& [name, g] : m_groups) reconcile(*g, now, out, "coordinator restarted");
+}
+
+void Fleet::undrain_if_unwanted(Entry& e, bool reported_draining, TimeMs now, std::vector<Command>& out) {
+  // The agent drains (a DRAIN from before a restart, or its own STOPPING=1)
+  // although tide does not remove it: tell it tide does not ask for that.
+  Instance& i = e.inst;
+  if (!reported_draining || i.exit_reason != ExitReason::None || !is_member_state(i.state)) return;
+  const bool news = !i.runtime.agent_draining;
+  if (!news && now < i.runtime.undrain_sent_ms + kUndrainRepeatMs) return;
+  out.emplace_back(SendUndrain{i.id});
+  i.runtime.undrain_sent_ms = now;
+}
+
+void Fleet::free_slot_of_pending(Entry& e, std::vector<Command>& out) {
+  // A pending instance never was in rotation. The shell maps slots to stored
+  // rows by endpoint, and a pending row's address (announced by a HELLO
+  // before the provider's answer) may since belong to another instance:
+  // whoever that slot serves, it is not this instance's.
+  Instance& i = e.inst;
+  if (i.runtime.lb_member && !e.group->cfg.lb.backend.empty()) {
+    out.emplace_back(LbRemove{e.group->cfg.lb.backend, i.id});
+  }
+  i.runtime.lb_member = false;
+  i.runtime.in_lb = false;
 }
 
 // ---- lifecycle hooks --------------------------------------------------------

@@ -91,6 +91,13 @@ struct FleetDeps {
 // said HELLO) never count: they are replaced whatever the group's size.
 inline constexpr std::size_t kFailStaticMinInstances = 4;
 inline constexpr std::size_t kFailStaticMinLost = 2;
+
+// An agent that drains although tide does not remove the instance (a DRAIN
+// it kept from before a coordinator restart, or its application's
+// STOPPING=1) is sent UNDRAIN when its REPORT first says so, and again at
+// most this often while its REPORTs keep saying so: an UNDRAIN can be lost,
+// and the agent can drain again between two REPORTs.
+inline constexpr TimeMs kUndrainRepeatMs = 5'000;
 [[nodiscard]] bool fail_static_applies(std::size_t lost, std::size_t counting, double share);
 
 // THE RULE, for one instance: in rotation iff the latest report says ready,
@@ -141,6 +148,12 @@ struct LbMember {
   bool in_rotation = false;  // ready (true) or draining (false)
 };
 
+// After a restart the shell matches the load balancer's slots to stored rows
+// by endpoint; when two rows name one endpoint, the slot goes to the row with
+// the higher rank: in service, then the other states its agent said HELLO
+// in, then booting, then leaving, then pending (never served).
+[[nodiscard]] int lb_claim_rank(const Instance& i);
+
 struct RestoreInput {
   std::vector<LaunchConfiguration> launch_configurations;
   std::vector<ScalingGroup> groups;
@@ -148,6 +161,9 @@ struct RestoreInput {
   std::vector<Activity> running_activities; // rows with status running
   std::vector<ProviderInstance> provider;   // provider's list, all groups
   std::vector<LbMember> lb;                 // every backend's live slots
+  // Instances the user detached (terminal rows): their servers may still run
+  // at the provider with tide's tag, and are never taken for strays.
+  std::vector<std::string> detached;
   // Every group's lifecycle hooks (as set_hooks would set them), so that
   // instances stored in pending_launch_hook / pending_terminate_hook are held
   // again with fresh actions.
@@ -338,6 +354,10 @@ class Fleet {
   // protected_from_scale_in, runtime.is_replacement); debug builds and
   // audit() recount to catch a missed call.
   void retally(Entry& e);
+  // A replacement stopped taking room under the limit: reconcile at the next Tick.
+  static void room_for_replacement(GroupState& g);
+  void free_slot_of_pending(Entry& e, std::vector<Command>& out);
+  void undrain_if_unwanted(Entry& e, bool reported_draining, TimeMs now, std::vector<Command>& out);
   [[nodiscard]] static std::string audit_group(const GroupState& g);
   void update_deadline(Entry& e);
   void add_member(GroupState& g, Entry& e);

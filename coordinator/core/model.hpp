@@ -212,6 +212,7 @@ struct InstanceRuntime {
   // only these can be a monitoring failure (fail-static).
   bool contact_lost = false;
   bool is_replacement = false;    // launched to replace an unhealthy instance (rate limit)
+  TimeMs undrain_sent_ms = 0;     // last SendUndrain for a drain tide did not ask for
   friend bool operator==(const InstanceRuntime&, const InstanceRuntime&) = default;
 };
 

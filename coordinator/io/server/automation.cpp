@@ -118,14 +118,16 @@ void Server::record_metrics(const std::string& instance_id, const protocol::Repo
 void Server::automation_tick() {
   if (m_stopping) return;
   const TimeMs now = now_ms();
-  run_schedules(now);
+  run_schedules(wall_clock_ms(), now);
   if (now - m_last_policy_run_ms >= kPolicyIntervalMs) {
     m_last_policy_run_ms = now;
     run_policies(now);
   }
 }
 
-void Server::run_schedules(TimeMs now) {
+// `wall`: cron times follow the system clock, also after it was stepped;
+// `now`: the core's clock (Server::now_ms) for what the fleet records.
+void Server::run_schedules(TimeMs wall, TimeMs now) {
   if (m_specs.schedules.empty()) return;
   // Compiled each tick from the live specs: a handful of actions, and no
   // cache to keep in step with the API.
@@ -133,10 +135,10 @@ void Server::run_schedules(TimeMs now) {
   for (const auto& [key, action] : m_specs.schedules) {
     auto zone = find_zone(action.time_zone);
     if (!zone) continue;
-    auto entry = compile_schedule(action, **zone, action.last_fired_ms.value_or(now));
+    auto entry = compile_schedule(action, **zone, action.last_fired_ms.value_or(wall));
     if (entry) m_schedule_entries.push_back(std::move(*entry));
   }
-  for (const DueAction& due : due_actions(m_schedule_entries, now)) {
+  for (const DueAction& due : due_actions(m_schedule_entries, wall)) {
     const SpecKey key{due.group, due.name};
     const ScalingGroup* group = m_fleet->group(due.group);
     if (group == nullptr) continue;

@@ -141,14 +141,23 @@ void stop_haproxy(int pid) {
 }  // namespace
 
 Server::Server(uv_loop_t* loop, CoordinatorConfig config, std::filesystem::path binary_dir)
-    : m_loop(loop), m_config(std::move(config)), m_binary_dir(std::move(binary_dir)) {}
+    : m_loop(loop),
+      m_config(std::move(config)),
+      m_binary_dir(std::move(binary_dir)),
+      m_wall_at_start_ms(wall_clock_ms()),
+      m_steady_at_start(std::chrono::steady_clock::now()) {}
 
 Server::~Server() = default;
 
-TimeMs Server::now_ms() const {
+TimeMs Server::wall_clock_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+TimeMs Server::now_ms() const {
+  const auto elapsed = std::chrono::steady_clock::now() - m_steady_at_start;
+  return m_wall_at_start_ms + std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
 }
 
 // ---- start-up ---------------------------------------------------------------
@@ -427,8 +436,9 @@ void Server::restore(std::function<void(tl::expected<void, std::string>)> ready)
   input.launch_configurations = std::move(*configs);
   input.groups = std::move(*groups);
   for (auto& instance : *instances) {
-    if (instance.state != LifecycleState::Terminated && instance.state != LifecycleState::LaunchFailed &&
-        instance.state != LifecycleState::Detached) {
+    if (instance.state == LifecycleState::Detached) {
+      input.detached.push_back(instance.id);
+    } else if (!is_terminal(instance.state)) {
       input.instances.push_back(std::move(instance));
     }
   }
@@ -449,20 +459,26 @@ void Server::restore(std::function<void(tl::expected<void, std::string>)> ready)
 // membership: slots are matched to stored instances by backend and endpoint.
 void Server::adopt_lb_members(RestoreInput input, std::function<void(RestoreInput)> next) {
   if (!m_lb || !m_lb_adopted) return next(std::move(input));
-  std::map<std::tuple<std::string, std::string, std::uint16_t>, std::string> by_endpoint;
+  // Two stored rows can name one endpoint (the provider reuses addresses; a
+  // pending row keeps the address its lost process announced): the slot goes
+  // to the row likeliest to be what it serves (lb_claim_rank).
+  std::map<std::tuple<std::string, std::string, std::uint16_t>, const Instance*> by_endpoint;
   std::unordered_map<std::string, const ScalingGroup*> groups;
   for (const ScalingGroup& group : input.groups) groups.emplace(group.name, &group);
   for (const Instance& instance : input.instances) {
     auto group = groups.find(instance.group);
     if (group == groups.end() || group->second->lb.backend.empty() || instance.address.empty()) continue;
     const LbBinding& lb = group->second->lb;
-    by_endpoint.emplace(std::make_tuple(lb.backend, instance.address, lb.port != 0 ? lb.port : instance.port),
-                        instance.id);
+    auto [it, added] = by_endpoint.emplace(
+        std::make_tuple(lb.backend, instance.address, lb.port != 0 ? lb.port : instance.port), &instance);
+    if (!added && lb_claim_rank(instance) > lb_claim_rank(*it->second)) it->second = &instance;
   }
-  auto resolve = [by_endpoint = std::move(by_endpoint)](const std::string& backend, const std::string& address,
-                                                         std::uint16_t port) -> std::optional<std::string> {
-    auto it = by_endpoint.find(std::make_tuple(backend, address, port));
-    if (it == by_endpoint.end()) return std::nullopt;
+  std::map<std::tuple<std::string, std::string, std::uint16_t>, std::string> ids;
+  for (const auto& [endpoint, instance] : by_endpoint) ids.emplace(endpoint, instance->id);
+  auto resolve = [ids = std::move(ids)](const std::string& backend, const std::string& address,
+                                        std::uint16_t port) -> std::optional<std::string> {
+    auto it = ids.find(std::make_tuple(backend, address, port));
+    if (it == ids.end()) return std::nullopt;
     return it->second;
   };
   m_lb->adopt_members(resolve, [input = std::move(input), next = std::move(next)](
@@ -695,6 +711,34 @@ void Server::on_report(const std::string& instance_id, const protocol::Report& r
 
 void Server::on_lost(const std::string& instance_id, std::string_view reason) {
   handle(AgentLost{instance_id, std::string(reason)});
+  describe_at_provider(instance_id);
+}
+
+// An agent was lost: is its instance still running? The provider is asked
+// about that one instance at once, so a server that is gone leaves as
+// vanished now, not at the next provider check (a provider whose exit
+// reports missed it, an exec provider, a VM deleted by hand).
+void Server::describe_at_provider(const std::string& instance_id) {
+  const Instance* instance = m_fleet->instance(instance_id);
+  if (instance == nullptr || instance->origin != InstanceOrigin::Launched || instance->provider_id.empty() ||
+      instance->state == LifecycleState::Pending) {
+    return;
+  }
+  const TimeMs asked_ms = now_ms();
+  m_provider->describe(instance->provider_id, [this, instance_id, provider_id = instance->provider_id, asked_ms](
+                                                  tl::expected<provider::ProviderInstance, provider::ProviderError> described) {
+    if (m_stopping) return;
+    if (!described) {
+      spdlog::debug("provider describe {}: {}", provider_id, described.error().message);
+      return;
+    }
+    if (described->state != provider::InstanceState::Gone) return;
+    // Still the same launch, confirmed before the question was asked.
+    const Instance* current = m_fleet->instance(instance_id);
+    if (current == nullptr || current->provider_id != provider_id || current->launched_ms >= asked_ms) return;
+    handle(InstanceVanished{instance_id, described->message.empty() ? "the provider no longer runs " + provider_id
+                                                                     : described->message});
+  });
 }
 
 void Server::on_ack(const std::string& instance_id, std::uint64_t command_id) {

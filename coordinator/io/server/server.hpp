@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -97,7 +98,14 @@ class Server final : public AgentGatewayHandler {
   void on_hook_result(const std::string& instance_id, const protocol::HookResult& result) override;
 
  private:
+  // The core's clock: the wall clock read once at construction, advanced by
+  // the monotonic clock. Records carry (nearly) wall time; deadlines
+  // (liveness, boot, drain, hooks, back-off) never jump when the system
+  // clock is stepped — a clock set an hour ahead must not declare every
+  // agent lost. A restart reads the wall clock afresh.
   [[nodiscard]] TimeMs now_ms() const;
+  // The system clock, for what must follow it (cron schedules).
+  [[nodiscard]] static TimeMs wall_clock_ms();
   [[nodiscard]] tl::expected<void, std::string> open_store();
   [[nodiscard]] tl::expected<void, std::string> start_load_balancer();
   [[nodiscard]] tl::expected<void, std::string> start_provider();
@@ -113,6 +121,7 @@ class Server final : public AgentGatewayHandler {
   [[nodiscard]] tl::expected<void, std::string> start_api_and_timers();
   void start_provider_checks();
   void check_provider();
+  void describe_at_provider(const std::string& instance_id);
   void register_routes();
   void register_spec_routes();
   void register_apply_routes();
@@ -132,7 +141,7 @@ class Server final : public AgentGatewayHandler {
   void hooks_changed(const std::string& group);
   void forget_group_specs(const std::string& group);
   void record_metrics(const std::string& instance_id, const protocol::Report& report);
-  void run_schedules(TimeMs now);
+  void run_schedules(TimeMs wall, TimeMs now);
   void run_policies(TimeMs now);
   void automation_tick();
   // Sends what `build` makes for the group's notification targets, if any.
@@ -157,6 +166,8 @@ class Server final : public AgentGatewayHandler {
   uv_loop_t* m_loop;
   CoordinatorConfig m_config;
   std::filesystem::path m_binary_dir;
+  TimeMs m_wall_at_start_ms = 0;
+  std::chrono::steady_clock::time_point m_steady_at_start;
   std::string m_server_public_key;
   std::string m_agent_endpoint;
   std::uint16_t m_api_port = 0;

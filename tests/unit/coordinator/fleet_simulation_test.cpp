@@ -62,9 +62,12 @@
 //        can enroll (its HELLO is never refused);
 //   and Fleet::audit() is empty after every step.
 //
-// Known core bugs the simulation found are named switches (kBug* below):
-// the default run tolerates each one where its signature shows, and each has
-// its own [!mayfail] case with its minimal sequence.
+// The eight core bugs it found (a use after free and a stray termination of
+// a detached server in restore, adopted LB slots of pending instances left
+// in rotation or never released, a relaunch that kept the lost agent's key,
+// a drain forgotten across a crash, and two ways the replacement limit
+// stalled replacing) are fixed; each one's minimal sequence is a regression
+// case at the end.
 //
 // TIDE_SIM_SEED=<n> replays one seed and prints every event and command;
 // TIDE_SIM_SEEDS, TIDE_SIM_FIRST and TIDE_SIM_STEPS change which seeds and how
@@ -102,6 +105,7 @@ constexpr TimeMs kTickMs = 250;             // the shell's tick_interval_ms
 constexpr TimeMs kGatewaySweepMs = 100;     // the gateway checks liveness this often
 constexpr TimeMs kAgentLivenessMs = 3'000;  // 3 report intervals without a message: AgentLost
 constexpr TimeMs kProviderCheckMs = 5'000;  // provider.check_interval_ms
+constexpr TimeMs kLbReconcileMs = 5'000;    // load_balancer.reconcile_interval_ms
 constexpr TimeMs kReportMs = 1'000;         // report_interval_ms (+-10 % jitter)
 constexpr TimeMs kProbeStartupMs = 100;     // agent probes until first ready
 constexpr TimeMs kProbeMs = 1'000;          // then
@@ -235,66 +239,10 @@ std::string describe(const Command& command) {
 
 // ---- the simulation ------------------------------------------------------------
 
-// Known bugs of the core that the simulation found; each has a [!mayfail]
-// case at the end with its minimal sequence. A run meets one when the
-// bug's signature shows where an invariant fails (or, for the use after
-// free, when its precondition holds, before the undefined behaviour).
-// Tolerated (the default run), it is counted, and the seed ends there unless
-// the rest of the run can still be judged (I5, I6): nothing before it was
-// excused. Not tolerated (its own case), it fails like any violation.
-//
-// Fleet::restore, step 3: an adopted instance stored as draining to be
-// detached, with no LB slot, is detached at once (finish_drain ->
-// finish_terminal -> erase) and the loop then reads its erased entry
-// (`find(i.id)` with `i` a reference into it): use after free.
-constexpr const char* kBugRestoreDetachUseAfterFree = "restore-detach-use-after-free";
-// Fleet::restore ignores an LB slot adopted for a stored `pending` row (the
-// adopted-pending branch of step 3 `continue`s before the LB code, and step 4,
-// the relaunch, has none): the shell maps slots to stored rows by endpoint,
-// and a pending row can carry an address (Fleet::on_hello takes the address a
-// HELLO announces before the provider confirmed the launch) that the provider
-// has since given to another instance. The slot in rotation at that endpoint
-// is adopted for the pending instance and neither removed nor drained: it
-// serves whoever has the address (I1a/I1b/I1c).
-constexpr const char* kBugRestoreKeepsSlotOfPending = "restore-keeps-slot-of-pending";
-// Fleet::restore re-issues a pending launch with a fresh enrollment token but
-// keeps the agent key bound by the first process's HELLO: the new process's
-// agent (another key) is refused for good (I6) and the instance waits for its
-// boot timeout.
-constexpr const char* kBugRelaunchKeepsAgentKey = "relaunch-keeps-agent-key";
-// A replacement that turns unhealthy before it is in service still counts as
-// a replacement in flight (tally kReplacing) although it will never be in
-// service: with the group's replacement limit reached (1 below 20 desired at
-// the default rate) no unhealthy instance is ever replaced again, not even
-// this one (I3).
-constexpr const char* kBugUnhealthyReplacementBlocks = "unhealthy-replacement-blocks-replacing";
-// Room under the replacement limit appears and nothing reconciles the group,
-// so an unhealthy instance that waits for its turn waits for an unrelated
-// event — forever in a quiet group (I3). Two ways seen: a replacement goes
-// into service other than by its own REPORT (its agent reported ready before
-// the provider's LaunchSucceeded: on_launch_succeeded -> apply_rule; only
-// on_report clears runtime.is_replacement and reconciles); and a reconcile's
-// capacity step scales in the replacement in flight after its replacement
-// step found the limit full (the replacement step does not run again).
-constexpr const char* kBugReplacementRoomNoReconcile = "replacement-room-without-reconcile";
-// Fleet::begin_drain persists the instance with its exit reason before its
-// `draining` row (apply_rule's persist of out_of_rotation; on_launch_succeeded
-// persists booting/warming with the exit reason of a scale-in chosen while
-// pending). A crash between the two rows leaves a member state with an exit
-// reason, and Fleet::restore resumes nothing for it: it neither counts nor
-// leaves, forever (I3).
-constexpr const char* kBugRestoreForgetsDrain = "restore-forgets-begun-drain";
-// Fleet::restore, step 2: a detached instance still runs at the provider with
-// tide's tag, and the store's row for it is terminal (detached), which the
-// shell leaves out of RestoreInput::instances; restore takes it for a stray
-// and terminates the user's server (I5).
-constexpr const char* kBugRestoreTerminatesDetached = "restore-terminates-detached";
-
 struct Options {
   std::uint64_t seed = 1;
-  int steps = 200;                 // fault-phase steps (one random action, then time passes)
-  bool verbose = false;            // print every event and command
-  std::set<std::string> tolerate;  // known bugs (above) that end a seed instead of failing it
+  int steps = 200;       // fault-phase steps (one random action, then time passes)
+  bool verbose = false;  // print every event and command
 };
 
 // One violated invariant.
@@ -354,7 +302,6 @@ struct SimInstance {
   bool gone_reported = false;  // a coordinator was told it is gone: its address may be reused
   bool terminate_requested = false;
   bool user_owned = false;  // detached: the user's now
-  bool relaunched = false;  // a Launch re-issued for a fleet instance that had a process before
   bool refused_reported = false;
   TimeMs launch_answer_ms = 0;  // when the provider's answer reaches the coordinator
   // The application.
@@ -424,7 +371,13 @@ struct AgentTimer {
   AgentTimerKind kind = AgentTimerKind::Probe;
   std::uint64_t hello = 0;  // Hello: only the latest scheduled attempt is live
 };
-enum class CoreTimerKind : std::uint8_t { Tick, GatewaySweep, ProviderCheck, CrashDeadline };
+enum class CoreTimerKind : std::uint8_t {
+  Tick,
+  GatewaySweep,
+  ProviderCheck,
+  LbReconcile,
+  CrashDeadline
+};
 struct CoreTimer {
   std::uint64_t life = 0;
   CoreTimerKind kind = CoreTimerKind::Tick;
@@ -480,12 +433,6 @@ class Simulation {
   }
 
   [[nodiscard]] std::uint64_t events() const { return m_events; }
-  // The tolerated known bugs the run met.
-  [[nodiscard]] std::vector<Violation> known() const {
-    std::vector<Violation> all = m_known;
-    all.insert(all.end(), m_known_passed.begin(), m_known_passed.end());
-    return all;
-  }
   [[nodiscard]] const std::map<std::string, int>& counts() const { return m_counts; }
   [[nodiscard]] const std::map<std::string, TimeMs>& maxima() const { return m_max; }
 
@@ -565,7 +512,7 @@ class Simulation {
     m_now = std::max(m_now, until);
   }
 
-  [[nodiscard]] bool stopped() const { return !m_violations.empty() || !m_known.empty(); }
+  [[nodiscard]] bool stopped() const { return !m_violations.empty(); }
 
   void trace(const std::string& line) {
     if (m_opt.verbose) std::cout << "t=" << (m_now - kStart) << " " << line << '\n';
@@ -582,6 +529,7 @@ class Simulation {
     at(m_now + kTickMs, CoreTimer{m_life, CoreTimerKind::Tick});
     at(m_now + kGatewaySweepMs, CoreTimer{m_life, CoreTimerKind::GatewaySweep});
     at(m_now + kProviderCheckMs, CoreTimer{m_life, CoreTimerKind::ProviderCheck});
+    at(m_now + kLbReconcileMs, CoreTimer{m_life, CoreTimerKind::LbReconcile});
   }
 
   void crash(const std::string& why) {
@@ -606,12 +554,15 @@ class Simulation {
   void on(Restart&) {
     trace("** coordinator restarts");
     start_life();
-    m_adopted_pending.clear();
     RestoreInput in;
     in.launch_configurations.push_back(web_config());
     for (const auto& [name, g] : m_store_groups) in.groups.push_back(g);
     for (const auto& [id, row] : m_store_rows) {
-      if (!is_terminal(row.state)) in.instances.push_back(row);
+      if (row.state == LifecycleState::Detached) {
+        in.detached.push_back(id);
+      } else if (!is_terminal(row.state)) {
+        in.instances.push_back(row);
+      }
     }
     for (const auto& [id, a] : m_store_activities) {
       if (a.status == ActivityStatus::Running) in.running_activities.push_back(a);
@@ -623,37 +574,29 @@ class Simulation {
           ProviderInstance{s.provider_id, s.key, s.fleet_id, true, m_pool[s.addr].ip, s.port});
     }
     adopt_lb_members(in);
-    // TIDE_SIM_UNGUARDED=1 calls restore all the same: with the bug fixed
-    // (and in a sanitizer build, to see it), then remove this guard.
-    static const bool unguarded = std::getenv("TIDE_SIM_UNGUARDED") != nullptr;
-    if (auto id = detaching_without_slot(in); id && !unguarded) {
-      known_bug(kBugRestoreDetachUseAfterFree,
-                "the store holds " + *id +
-                    " draining to be detached, the provider runs it and it has no LB slot: "
-                    "Fleet::restore would detach it at once and read the erased entry",
-                true);
-      return;  // restore() would read freed memory
-    }
     std::vector<Command> out;
     m_fleet->restore(std::move(in), m_now, out);
     const std::uint64_t life = m_life;
-    m_restoring = true;
     execute(std::move(out), "restore");
-    m_restoring = false;
     if (m_up && m_life == life) lb_reconcile();
   }
 
   // Server::adopt_lb_members + Driver::adopt_members: slots (in index order,
   // also those in maintenance, which keep their address) are matched to
-  // stored instances by backend and endpoint; the first stored instance (by
-  // id) at an endpoint wins, the first slot of an instance wins.
+  // stored instances by backend and endpoint; of two stored instances at an
+  // endpoint the higher lb_claim_rank wins (the first by id on a tie), the
+  // first slot of an instance wins.
   void adopt_lb_members(RestoreInput& in) {
     for (Backend& b : m_backends) {
       std::map<std::pair<std::string, std::uint16_t>, std::string> by_endpoint;
+      std::map<std::string, int> rank;
       for (const Instance& i : in.instances) {
         const ScalingGroup* g = stored_group(i.group);
         if (g == nullptr || g->lb.backend != b.name || i.address.empty()) continue;
-        by_endpoint.emplace(std::make_pair(i.address, g->lb.port != 0 ? g->lb.port : i.port), i.id);
+        rank[i.id] = lb_claim_rank(i);
+        auto [it, added] = by_endpoint.emplace(
+            std::make_pair(i.address, g->lb.port != 0 ? g->lb.port : i.port), i.id);
+        if (!added && rank[i.id] > rank[it->second]) it->second = i.id;
       }
       for (std::size_t k = 0; k < b.slots.size(); ++k) {
         Slot& slot = b.slots[k];
@@ -669,16 +612,13 @@ class Simulation {
         }
         slot.instance_id = it->second;
         ++m_counts["LB slot adopted"];
-        for (const Instance& i : in.instances) {
-          if (i.id == it->second && i.state == LifecycleState::Pending)
-            m_adopted_pending.insert(i.id);
-        }
         in.lb.push_back(LbMember{b.name, it->second, ready});
       }
     }
   }
 
-  // The LB reconcile that runs right after the restore (plan_backend): slots
+  // The LB reconcile (plan_backend), right after the restore and every
+  // kLbReconcileMs: the driver keeps slots only for members it wants; slots
   // nobody wants and wanted-out-of-rotation slots go to maintenance; slots
   // with an operation running are left alone.
   void lb_reconcile() {
@@ -803,6 +743,10 @@ class Simulation {
         at(m_now + kProviderCheckMs, CoreTimer{m_life, CoreTimerKind::ProviderCheck});
         provider_check();
         break;
+      case CoreTimerKind::LbReconcile:
+        at(m_now + kLbReconcileMs, CoreTimer{m_life, CoreTimerKind::LbReconcile});
+        lb_reconcile();
+        break;
       case CoreTimerKind::CrashDeadline:
         if (m_crash_armed) crash("no command batch came");
         break;
@@ -921,7 +865,6 @@ class Simulation {
     if (m_pool[*addr].used) ++m_counts["address reused"];
     m_pool[*addr].used = true;
     m_pool[*addr].holder = s.sid;
-    s.relaunched = m_by_fleet_id.contains(c.instance_id);
     m_sims.push_back(s);
     m_by_fleet_id[c.instance_id] = s.sid;
     m_seen.erase(c.instance_id);  // a new process: nothing it said yet
@@ -949,11 +892,7 @@ class Simulation {
     if (s->user_owned) {
       const std::string what = "tide terminates " + s->provider_id + " (" + s->fleet_id +
                                "), which it detached: the server belongs to the user";
-      if (m_restoring && c.group.empty()) {
-        known_bug(kBugRestoreTerminatesDetached, what + " (a stray for Fleet::restore)", false);
-      } else {
-        violation("I5", what);
-      }
+      violation("I5", what);
     }
     s->terminate_requested = true;
     at(m_now + m_prov.between(10, 300), WorldEvent{s->sid, WorldKind::Kill, life});
@@ -1157,11 +1096,7 @@ class Simulation {
           const std::string what = "the agent of " + s.fleet_id + " (" + s.provider_id +
                                    ") is refused: the instance is bound to " + i->agent_key +
                                    ", the agent has " + s.agent_key;
-          if (s.relaunched && !i->agent_key.empty() && i->agent_key != s.agent_key) {
-            known_bug(kBugRelaunchKeepsAgentKey, "I6: " + what, false);
-          } else {
-            violation("I6", what);
-          }
+          violation("I6", what);
         }
         at(m_now + delay, ToAgent{s.sid, s.gen, AgentMsg::Refused});
         return;
@@ -1516,8 +1451,6 @@ class Simulation {
       why = converged();
       if (why.empty()) break;
       if (m_now >= deadline) {
-        std::string detail;
-        if (auto bug = stuck_by_known_bug(detail)) return known_bug(*bug, "I3: " + detail, true);
         violation("I3", "not converged " + std::to_string(kConvergeBoundMs) +
                             " ms after the faults stopped: " + why + describe_fleet());
         return;
@@ -1540,6 +1473,15 @@ class Simulation {
   // Empty when every group is as the user asked; else what is not.
   std::string converged() {
     if (!m_up) return "the coordinator is down";
+    for (const Backend& b : m_backends) {
+      // The driver keeps a slot for every member it wants (also out of
+      // rotation): one for an instance the fleet forgot is lost for good.
+      for (const auto& [id, w] : b.wanted) {
+        if (m_fleet->instance(id) == nullptr) {
+          return b.name + ": the driver keeps a slot for " + id + ", which the fleet does not know";
+        }
+      }
+    }
     for (const ScalingGroup* g : m_fleet->groups()) {
       Backend& b = *backend(g->lb.backend);
       // Protected instances are never scaled in and, unhealthy, only leave
@@ -1629,101 +1571,6 @@ class Simulation {
     m_violations.push_back(Violation{invariant, detail, m_now - kStart, m_step});
   }
 
-  // ends_run: nothing after it can be judged (undefined behaviour); else the
-  // run goes on and the bug is only counted.
-  void known_bug(const std::string& bug, const std::string& detail, bool ends_run) {
-    if (!m_opt.tolerate.contains(bug)) return violation(bug, detail);
-    trace("!! known bug " + bug + ": " + detail +
-          (ends_run ? " (tolerated: the run ends here)" : " (tolerated)"));
-    (ends_run ? m_known : m_known_passed).push_back(Violation{bug, detail, m_now - kStart, m_step});
-  }
-
-  // A slot in rotation breaks I1/I2; kBugRestoreKeepsSlotOfPending when the
-  // slot was adopted at the last restart for an instance stored as pending
-  // (a pending instance never was in the LB).
-  void rotation_violation(const std::string& invariant, const std::string& id,
-                          const std::string& detail) {
-    if (m_adopted_pending.contains(id)) {
-      return known_bug(kBugRestoreKeepsSlotOfPending,
-                       invariant + ": " + detail + " (adopted for a pending row)", true);
-    }
-    violation(invariant, detail);
-  }
-
-  // I3 failed: is it a known bug's doing?
-  std::optional<std::string> stuck_by_known_bug(std::string& detail) {
-    if (!m_up) return std::nullopt;
-    for (const ScalingGroup* g : m_fleet->groups()) {
-      for (const Instance* i : m_fleet->instances_of(g->name)) {
-        if (is_member_state(i->state) && i->state != LifecycleState::Pending &&
-            i->exit_reason != ExitReason::None) {
-          detail = i->id + " is " + std::string(to_string(i->state)) + " with exit reason " +
-                   std::string(to_string(i->exit_reason)) + " and never leaves";
-          return kBugRestoreForgetsDrain;
-        }
-      }
-      // Unhealthy and replaceable, room under the replacement limit, long
-      // after any launch back-off: nothing reconciled the group since the
-      // room appeared.
-      std::uint32_t replaceable = 0;
-      std::uint32_t in_flight = 0;
-
-      for (const Instance* i : m_fleet->instances_of(g->name)) {
-        const bool counting = is_member_state(i->state) && i->exit_reason == ExitReason::None;
-        const bool starting =
-            i->state == LifecycleState::Pending || i->state == LifecycleState::Booting ||
-            i->state == LifecycleState::PendingLaunchHook || i->state == LifecycleState::Warming;
-        if (counting && i->health == Health::Unhealthy && !i->protected_from_scale_in)
-          ++replaceable;
-        if (counting && i->runtime.is_replacement && starting) ++in_flight;
-      }
-      if (g->enabled && !m_fleet->in_fail_static(g->name) && replaceable > 0 &&
-          in_flight < replacement_limit(*g)) {
-        detail = g->name + ": " + std::to_string(replaceable) +
-                 " unhealthy instance(s) wait for a replacement with " + std::to_string(in_flight) +
-                 " of " + std::to_string(replacement_limit(*g)) + " in flight";
-        return kBugReplacementRoomNoReconcile;
-      }
-      for (const Instance* i : m_fleet->instances_of(g->name)) {
-        const bool starting =
-            i->state == LifecycleState::Pending || i->state == LifecycleState::Booting ||
-            i->state == LifecycleState::PendingLaunchHook || i->state == LifecycleState::Warming;
-        if (i->runtime.is_replacement && starting && i->health == Health::Unhealthy &&
-            i->exit_reason == ExitReason::None) {
-          detail = "replacement " + i->id + " is " + std::string(to_string(i->state)) +
-                   " and unhealthy (" + i->health_reason +
-                   "): it holds the replacement limit and is never replaced";
-          return kBugUnhealthyReplacementBlocks;
-        }
-      }
-    }
-    return std::nullopt;
-  }
-
-  // kBugRestoreDetachUseAfterFree's precondition: an instance restore adopts
-  // (attached, or found at the provider) stored as draining to be detached
-  // without an LB slot.
-  static std::optional<std::string> detaching_without_slot(const RestoreInput& in) {
-    std::set<std::string> members;
-    for (const LbMember& m : in.lb) members.insert(m.instance_id);
-    std::set<std::string> pids;
-    std::set<std::string> keys;
-    for (const ProviderInstance& p : in.provider) {
-      pids.insert(p.provider_id);
-      keys.insert(p.idempotency_key);
-    }
-    for (const Instance& i : in.instances) {
-      const bool adopted = i.origin == InstanceOrigin::Attached ||
-                           (!i.provider_id.empty() && pids.contains(i.provider_id)) ||
-                           (!i.idempotency_key.empty() && keys.contains(i.idempotency_key));
-      if (adopted && i.state == LifecycleState::Draining && i.exit_reason == ExitReason::Detach &&
-          !members.contains(i.id)) {
-        return i.id;
-      }
-    }
-    return std::nullopt;
-  }
-
   const ScalingGroup* stored_group(const std::string& name) const {
     auto it = m_store_groups.find(name);
     return it == m_store_groups.end() ? nullptr : &it->second;
@@ -1775,36 +1622,31 @@ class Simulation {
       if (holder >= 0) {
         const SimInstance& owner = m_sims[static_cast<std::size_t>(holder)];
         if (owner.running && owner.fleet_id != id) {
-          return rotation_violation("I1a", id,
-                                    where + " is in rotation for " + id + " but " + slot.address +
-                                        " is " + owner.fleet_id + " (" + owner.provider_id +
-                                        ") now");
+          return violation("I1a", where + " is in rotation for " + id + " but " + slot.address +
+                                      " is " + owner.fleet_id + " (" + owner.provider_id + ") now");
         }
       }
     }
     // I1b: its last delivered report said ready, healthy, not draining.
     auto seen = m_seen.find(id);
     if (seen == m_seen.end() || !seen->second.last_report) {
-      return rotation_violation("I1b", id,
-                                where + " is in rotation for " + id + ", which never reported");
+      return violation("I1b", where + " is in rotation for " + id + ", which never reported");
     }
     const AgentReport& r = *seen->second.last_report;
     if (!r.ready || !r.healthy || r.draining) {
-      return rotation_violation("I1b", id,
-                                where + " is in rotation for " + id +
-                                    " whose last report says ready=" + std::to_string(r.ready) +
-                                    " healthy=" + std::to_string(r.healthy) +
-                                    " draining=" + std::to_string(r.draining));
+      return violation("I1b", where + " is in rotation for " + id +
+                                  " whose last report says ready=" + std::to_string(r.ready) +
+                                  " healthy=" + std::to_string(r.healthy) +
+                                  " draining=" + std::to_string(r.draining));
     }
     // I1c: the core agrees.
     if (m_up) {
       const Instance* i = m_fleet->instance(id);
       if (i == nullptr || !i->runtime.in_lb) {
-        return rotation_violation("I1c", id,
-                                  where + " is in rotation for " + id + ", which the core " +
-                                      (i == nullptr ? "does not know"
-                                                    : "does not hold in rotation (" +
-                                                          std::string(to_string(i->state)) + ")"));
+        return violation("I1c", where + " is in rotation for " + id + ", which the core " +
+                                    (i == nullptr ? "does not know"
+                                                  : "does not hold in rotation (" +
+                                                        std::string(to_string(i->state)) + ")"));
       }
     }
     // I2: a dead application leaves rotation within its bound.
@@ -1819,19 +1661,17 @@ class Simulation {
     const TimeMs dead = s.app_dead_ms >= 0 ? s.app_dead_ms : s.gone_ms;
     if (seen->second.revealed_ms >= 0 && seen->second.revealed_life == m_life &&
         m_now > seen->second.revealed_ms + kRevealedBoundMs) {
-      return rotation_violation("I2a", id,
-                                where + " is in rotation for " + id +
-                                    " whose dead application was reported " +
-                                    std::to_string(m_now - seen->second.revealed_ms) + " ms ago");
+      return violation("I2a", where + " is in rotation for " + id +
+                                  " whose dead application was reported " +
+                                  std::to_string(m_now - seen->second.revealed_ms) + " ms ago");
     }
     const TimeMs since = std::max(dead, m_life_start);
     note_max("dead application in rotation, ms (bound " + std::to_string(kDeadBoundMs) + ")",
              m_now - since);
     if (m_now > since + kDeadBoundMs) {
-      return rotation_violation("I2b", id,
-                                where + " is in rotation for " + id + " whose application died " +
-                                    std::to_string(m_now - dead) + " ms ago (coordinator up for " +
-                                    std::to_string(m_now - m_life_start) + " ms)");
+      return violation("I2b", where + " is in rotation for " + id + " whose application died " +
+                                  std::to_string(m_now - dead) + " ms ago (coordinator up for " +
+                                  std::to_string(m_now - m_life_start) + " ms)");
     }
   }
 
@@ -1873,11 +1713,6 @@ class Simulation {
   std::uint64_t m_visible_exit_per_mille = 500;
 
   std::vector<Violation> m_violations;
-  std::vector<Violation> m_known;         // tolerated known bugs that ended the run
-  std::vector<Violation> m_known_passed;  // tolerated known bugs the run went on after
-  bool m_restoring = false;               // executing the restore's batch
-  std::set<std::string>
-      m_adopted_pending;                // stored pending rows the last restart adopted LB slots for
   std::map<std::string, int> m_counts;  // what happened, for the coverage line
   std::map<std::string, TimeMs> m_max;  // worst cases seen, against their bounds
 };
@@ -1893,31 +1728,21 @@ struct Outcome {
 };
 
 // Runs `seeds` seeds from `first`; returns the failing ones.
-std::vector<Outcome> run_seeds(std::uint64_t first, std::uint64_t seeds, int steps,
-                               const std::set<std::string>& tolerate) {
+std::vector<Outcome> run_seeds(std::uint64_t first, std::uint64_t seeds, int steps) {
   std::vector<Outcome> failed;
   std::map<std::string, int> counts;
-  std::map<std::string, int> known;
-  std::map<std::string, std::string> known_seeds;
   std::map<std::string, TimeMs> maxima;
   std::uint64_t events = 0;
   for (std::uint64_t seed = first; seed < first + seeds; ++seed) {
-    Simulation sim(Options{seed, steps, false, tolerate});
+    Simulation sim(Options{seed, steps, false});
     auto violations = sim.run();
     events += sim.events();
     for (const auto& [name, n] : sim.counts()) counts[name] += n;
     for (const auto& [name, v] : sim.maxima()) maxima[name] = std::max(maxima[name], v);
-    for (const Violation& v : sim.known()) {
-      if (++known[v.invariant] <= 3) known_seeds[v.invariant] += " " + std::to_string(seed);
-    }
     if (!violations.empty()) failed.push_back(Outcome{seed, std::move(violations)});
   }
   std::ostringstream s;
   s << seeds << " seeds x " << steps << " steps: " << events << " events;";
-  for (const auto& [name, n] : known) {
-    s << " known bug " << name << " met " << n << " time(s) (seeds" << known_seeds[name]
-      << " ...);";
-  }
   for (const auto& [name, n] : counts) s << ' ' << name << ' ' << n << ';';
   for (const auto& [name, v] : maxima) s << " worst " << name << ' ' << v << ';';
   WARN(s.str());
@@ -1947,19 +1772,12 @@ constexpr std::uint64_t kDefaultSeeds = 100;  // debug and sanitizer builds are 
 #endif
 constexpr int kDefaultSteps = 200;
 
-// Every known bug: the default run tolerates them (each has its own
-// [!mayfail] case below that does not).
-const std::set<std::string> kKnownBugs = {
-    kBugRestoreDetachUseAfterFree, kBugRestoreTerminatesDetached,  kBugRestoreKeepsSlotOfPending,
-    kBugRelaunchKeepsAgentKey,     kBugUnhealthyReplacementBlocks, kBugRestoreForgetsDrain,
-    kBugReplacementRoomNoReconcile};
-
 // The seeds and steps of a case, or the one seed TIDE_SIM_SEED replays with
 // every event and command printed.
-void run_case(std::uint64_t seeds, int steps, const std::set<std::string>& tolerate) {
+void run_case(std::uint64_t seeds, int steps) {
   steps = static_cast<int>(env_number("TIDE_SIM_STEPS", static_cast<std::uint64_t>(steps)));
   if (const char* one = std::getenv("TIDE_SIM_SEED")) {
-    Simulation sim(Options{std::strtoull(one, nullptr, 10), steps, true, tolerate});
+    Simulation sim(Options{std::strtoull(one, nullptr, 10), steps, true});
     const auto violations = sim.run();
     for (const Violation& v : violations) {
       std::cout << "VIOLATION " << v.invariant << " at step " << v.step << ", t=" << v.at_ms << ": "
@@ -1968,42 +1786,23 @@ void run_case(std::uint64_t seeds, int steps, const std::set<std::string>& toler
     CHECK(violations.empty());
     return;
   }
-  const auto failed = run_seeds(env_number("TIDE_SIM_FIRST", 1),
-                                env_number("TIDE_SIM_SEEDS", seeds), steps, tolerate);
+  const auto failed =
+      run_seeds(env_number("TIDE_SIM_FIRST", 1), env_number("TIDE_SIM_SEEDS", seeds), steps);
   INFO(report(failed));
   CHECK(failed.empty());
-}
-
-// A known bug's own case: the same seeds without tolerating it; stops at the
-// first seed that meets it.
-void run_known_bug_case(const std::string& bug) {
-  std::set<std::string> tolerate = kKnownBugs;
-  tolerate.erase(bug);
-  const std::uint64_t first = env_number("TIDE_SIM_FIRST", 1);
-  const std::uint64_t seeds = env_number("TIDE_SIM_SEEDS", kDefaultSeeds);
-  const int steps = static_cast<int>(env_number("TIDE_SIM_STEPS", kDefaultSteps));
-  for (std::uint64_t seed = first; seed < first + seeds; ++seed) {
-    Simulation sim(Options{seed, steps, false, tolerate});
-    const auto violations = sim.run();
-    if (!violations.empty() && violations.front().invariant == bug) {
-      FAIL("known bug " << bug << " met by seed " << seed << " at step " << violations.front().step
-                        << ": " << violations.front().detail << "\n  replay: TIDE_SIM_SEED=" << seed
-                        << " coordinator_core_tests \"[simulation]\"");
-    }
-  }
 }
 
 }  // namespace
 
 TEST_CASE("simulated fleets keep the rule, heal and converge under faults", "[simulation]") {
-  run_case(kDefaultSeeds, kDefaultSteps, kKnownBugs);
+  run_case(kDefaultSeeds, kDefaultSteps);
 }
 
 TEST_CASE("simulated fleets, many more seeds and longer runs", "[.][simulation-long]") {
-  run_case(20'000, 500, kKnownBugs);
+  run_case(20'000, 500);
 }
 
-// ---- the known bugs: each one's minimal sequence, then the simulation ----------
+// ---- the bugs the simulation found: each one's minimal sequence ----------------
 
 namespace {
 
@@ -2046,30 +1845,44 @@ bool names(const std::vector<Command>& commands, const std::string& id) {
 
 }  // namespace
 
-TEST_CASE("known bug: restore reads an erased entry after detaching an adopted instance at once",
-          "[simulation][!mayfail]") {
-  // Minimal sequence (not run here: it reads freed memory; a sanitizer build
-  // reports heap-use-after-free at fleet.cpp, restore step 3, `find(i.id)`):
-  //   RestoreInput: row x draining, exit_reason detach, the provider runs x,
-  //   no LB member for x  ->  restore(): finish_drain(x) -> detached ->
-  //   finish_terminal -> erase(x); then `if (find(i.id) ...)` with i in x.
-  run_known_bug_case(kBugRestoreDetachUseAfterFree);
+TEST_CASE(
+    "found by the simulation: restore detaches an adopted instance at once without reading its "
+    "erased entry",
+    "[simulation][regression]") {
+  // restore(): finish_drain(x) -> detached -> finish_terminal -> erase(x);
+  // the loop then read `i.id` with `i` in x (a sanitizer build reported
+  // heap-use-after-free).
+  RestoreInput in = restore_input(0);
+  Instance x = row("i-x", LifecycleState::Draining, "127.0.1.1");
+  x.exit_reason = ExitReason::Detach;
+  in.instances = {x};
+  in.provider = {runs(x, "127.0.1.1")};
+  Fleet fleet(deterministic_deps(1));
+  std::vector<Command> out;
+  fleet.restore(std::move(in), kStart, out);
+  CHECK(fleet.instance(x.id) == nullptr);
+  CHECK_FALSE(names<Terminate>(out, x.id));  // detached: the user's server
+  bool detached = false;
+  for (const PersistInstance& p : only<PersistInstance>(out))
+    detached = detached || (p.instance.id == x.id && p.instance.state == LifecycleState::Detached);
+  CHECK(detached);
 }
 
-TEST_CASE("known bug: restore terminates a detached server as a stray", "[simulation][!mayfail]") {
-  // The user detached x (row: detached, terminal); the shell passes only
-  // non-terminal rows; the provider still runs x with tide's tag.
+TEST_CASE("found by the simulation: restore never takes a detached server for a stray",
+          "[simulation][regression]") {
+  // The user detached x (row: detached, terminal, passed as
+  // RestoreInput::detached); the provider still runs x with tide's tag.
   RestoreInput in = restore_input(1);
   in.provider.push_back(ProviderInstance{"pid-x", "k-x", "i-x", true, "127.0.1.1", 8080});
+  in.detached.push_back("i-x");
   Fleet fleet(deterministic_deps(1));
   std::vector<Command> out;
   fleet.restore(std::move(in), kStart, out);
   CHECK_FALSE(names<Terminate>(out, "i-x"));
-  run_known_bug_case(kBugRestoreTerminatesDetached);
 }
 
-TEST_CASE("known bug: restore leaves an adopted slot of a relaunched pending instance in rotation",
-          "[simulation][!mayfail]") {
+TEST_CASE("found by the simulation: restore frees a slot adopted for a pending instance",
+          "[simulation][regression]") {
   for (const bool provider_runs_it : {false, true}) {
     CAPTURE(provider_runs_it);
     // x said HELLO (address 127.0.1.1) before the provider's answer, died,
@@ -2089,11 +1902,32 @@ TEST_CASE("known bug: restore leaves an adopted slot of a relaunched pending ins
     // A pending instance never was in rotation: its slot must go.
     CHECK((names<LbRemove>(out, x.id) || names<LbDrain>(out, x.id)));
   }
-  run_known_bug_case(kBugRestoreKeepsSlotOfPending);
 }
 
-TEST_CASE("known bug: a launch re-issued after a restart keeps the old agent key and cannot enroll",
-          "[simulation][!mayfail]") {
+TEST_CASE(
+    "found by the simulation: a slot adopted for an instance that leaves without a drain is freed",
+    "[simulation][regression]") {
+  // x was terminating when the coordinator crashed (its LbRemove had run);
+  // HAProxy's freed slot still shows x's address, so the shell adopts it
+  // for x (out of rotation).
+  RestoreInput in = restore_input(0);
+  const Instance x = row("i-x", LifecycleState::Terminating, "127.0.1.1");
+  in.instances = {x};
+  in.provider = {runs(x, "127.0.1.1")};
+  in.lb = {LbMember{"be_web", x.id, false}};
+  Fleet fleet(deterministic_deps(1));
+  std::vector<Command> out;
+  fleet.restore(std::move(in), kStart, out);
+  REQUIRE(names<Terminate>(out, x.id));
+  fleet.handle(TerminateCompleted{x.id}, kStart + 100, out);
+  REQUIRE(fleet.instance(x.id) == nullptr);
+  CHECK(names<LbRemove>(out, x.id));  // the slot the core held for x must be freed
+}
+
+TEST_CASE(
+    "found by the simulation: a launch re-issued after a restart forgets the lost agent's key: the "
+    "new agent enrolls",
+    "[simulation][regression]") {
   // x's first process said HELLO (key bound) before the provider's answer,
   // then died; the coordinator crashed; restore re-issues the launch.
   RestoreInput in = restore_input(1);
@@ -2110,11 +1944,10 @@ TEST_CASE("known bug: a launch re-issued after a restart keeps the old agent key
     open = open || (a.instance_id == x.id && a.enrollment_open);
   CHECK(open);
   CHECK(fleet.instance(x.id)->agent_key.empty());
-  run_known_bug_case(kBugRelaunchKeepsAgentKey);
 }
 
-TEST_CASE("known bug: an unhealthy replacement that never served blocks all replacements",
-          "[simulation][!mayfail]") {
+TEST_CASE("found by the simulation: an unhealthy replacement that never served is replaced in turn",
+          "[simulation][regression]") {
   Harness h(web_group(2));  // replacement limit 1
   h.bring_up();
   const std::string a = h.in_service().at(0);
@@ -2128,11 +1961,10 @@ TEST_CASE("known bug: an unhealthy replacement that never served blocks all repl
   auto later = h.on(Tick{});
   c.insert(c.end(), later.begin(), later.end());
   CHECK(only<Launch>(c).size() == 1);  // r must be replaced in turn
-  run_known_bug_case(kBugUnhealthyReplacementBlocks);
 }
 
-TEST_CASE("known bug: restore never resumes a drain whose draining row was not written",
-          "[simulation][!mayfail]") {
+TEST_CASE("found by the simulation: restore resumes a drain whose draining row was not written",
+          "[simulation][regression]") {
   // scale-in chose x: begin_drain wrote out_of_rotation (exit scale_in),
   // then LbDrain ran, and the coordinator crashed before the draining row.
   RestoreInput in = restore_input(1);
@@ -2147,13 +1979,12 @@ TEST_CASE("known bug: restore never resumes a drain whose draining row was not w
   fleet.restore(std::move(in), kStart, out);
   for (int k = 1; k <= 10; ++k) fleet.handle(Tick{}, kStart + k * 10'000, out);
   CHECK(names<Terminate>(out, x.id));  // it was leaving: it must be terminated
-  run_known_bug_case(kBugRestoreForgetsDrain);
 }
 
 TEST_CASE(
-    "known bug: room under the replacement limit appears and the next unhealthy instance waits "
-    "forever",
-    "[simulation][!mayfail]") {
+    "found by the simulation: room under the replacement limit is taken by the next unhealthy "
+    "instance",
+    "[simulation][regression]") {
   SECTION("a replacement goes into service by its launch answer") {
     Harness h(web_group(3));  // replacement limit 1
     h.bring_up();
@@ -2200,7 +2031,25 @@ TEST_CASE(
     }
     CHECK(only<Launch>(c).size() == 1);  // all[1] is still unhealthy and must be replaced
   }
-  SECTION("the simulation") {
-    run_known_bug_case(kBugReplacementRoomNoReconcile);
+}
+
+TEST_CASE("found by the simulation: an agent that drains again between two REPORTs is asked again",
+          "[simulation][regression]") {
+  // The agent drains on its own, is sent UNDRAIN, undrains and drains again
+  // before its next REPORT: every REPORT it sends says draining.
+  Harness h(web_group(1));
+  h.bring_up();
+  const std::string a = h.in_service().at(0);
+  auto c = h.on(AgentReport{a, false, true, {}, true});
+  REQUIRE(only<SendUndrain>(c).size() == 1);
+  std::size_t asked = 1;
+  for (int k = 1; k <= 12; ++k) {  // 12 s of REPORTs that all say draining
+    h.now += 1'000;
+    asked += only<SendUndrain>(h.on(AgentReport{a, false, true, {}, true})).size();
   }
+  CHECK(asked >= 3);  // asked again, at most every kUndrainRepeatMs
+  CHECK(asked <= 1 + 12'000 / kUndrainRepeatMs);
+  h.now += 1'000;
+  CHECK(only<SendUndrain>(h.on(AgentReport{a, true, true, {}, false})).empty());
+  CHECK(h.fleet.instance(a)->state == LifecycleState::InService);
 }
