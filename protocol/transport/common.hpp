@@ -44,7 +44,8 @@ struct TransportCounters {
   std::uint64_t bytes_in = 0;
   std::uint64_t frames_out = 0;       // frames accepted by zmq_send
   std::uint64_t bytes_out = 0;
-  std::uint64_t dropped_in = 0;       // malformed multipart messages, thrown callbacks
+  std::uint64_t dropped_in = 0;         // messages with a wrong frame count, thrown callbacks
+  std::uint64_t dropped_multipart = 0;  // of which: a wrong frame count (SPEC 3.1: one frame each)
   std::uint64_t send_errors = 0;      // every failed send (all kinds)
   std::uint64_t send_peer_gone = 0;   // of which PeerGone
   std::uint64_t send_would_block = 0; // of which WouldBlock

@@ -110,6 +110,14 @@ bool Dealer::receive_one() noexcept {
         (void)m_socket->recv(extra, zmq::recv_flags::dontwait);
       } while (extra.more());
       ++m_counters.dropped_in;
+      ++m_counters.dropped_multipart;
+      if (const auto n = detail::rate_limit(m_loop, m_last_warn_ms, m_suppressed_warnings);
+          n >= 0) {
+        spdlog::warn(
+            "transport: dealer dropped a message with a wrong frame count "
+            "({} similar warnings suppressed)",
+            n);
+      }
       return true;
     }
   } catch (const zmq::error_t& e) {

@@ -5,6 +5,9 @@
 // reports are latest-state only), RECONNECT_IVL 100 ms .. RECONNECT_IVL_MAX
 // 5 s, a small SNDHWM, MAXMSGSIZE = kMaxFrameBytes, LINGER 0, ZMTP heartbeats.
 //
+// A message of more than one frame is counted (dropped_in, dropped_multipart),
+// logged at most once a second and dropped (SPEC 3.1).
+//
 // send() never blocks: when the frame cannot be queued it fails with
 // WouldBlock and the caller drops it (the next REPORT supersedes it).
 // After liveness loss the agent close()s this Dealer and makes a new one.
@@ -105,6 +108,8 @@ class Dealer {
   MessageFn m_on_message;
   EventFn m_on_event;
   TransportCounters m_counters;
+  std::uint64_t m_last_warn_ms = 0;
+  std::uint64_t m_suppressed_warnings = 0;
 };
 
 }  // namespace tide::transport

@@ -79,9 +79,21 @@ bool Router::receive_one() noexcept {
     }
     if (!well_formed) {
       ++m_counters.dropped_in;
+      ++m_counters.dropped_multipart;
       if (const auto n = detail::rate_limit(m_loop, m_last_warn_ms, m_suppressed_warnings); n >= 0) {
         spdlog::warn("transport: router dropped a message with a wrong frame count "
                      "({} similar warnings suppressed)", n);
+      }
+      if (m_on_refused) {
+        try {
+          // Last statement touching `this`: the callback may close this Router.
+          m_on_refused(PeerId(routing_id.data<char>(), routing_id.size()),
+                       "a message must be one frame (SPEC 3.1)");
+        } catch (const std::exception& e) {
+          spdlog::error("transport: router on_refused threw: {}", e.what());
+        } catch (...) {
+          spdlog::error("transport: router on_refused threw a non-exception");
+        }
       }
       return true;
     }

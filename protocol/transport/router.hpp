@@ -11,7 +11,9 @@
 // Debian's libzmq lets every client key in.
 //
 // Each inbound message must be [routing-id, frame]; anything else is counted
-// in dropped_in and dropped. All callbacks run on the loop thread.
+// (dropped_in, dropped_multipart), dropped, and reported to on_refused so that
+// the protocol layer can count and answer it. All callbacks run on the loop
+// thread.
 #pragma once
 
 #include <cstdint>
@@ -67,6 +69,9 @@ class Router {
   // key in Z85), empty without CURVE; frame: valid only during the call.
   using MessageFn = std::function<void(const PeerId& routing_id, std::string_view user_id,
                                        std::span<const std::uint8_t> frame)>;
+  // A message the transport refused before on_message (today: one with more
+  // than one frame after the routing id); `reason` is human readable.
+  using RefusedFn = std::function<void(const PeerId& routing_id, std::string_view reason)>;
 
   Router(uv_loop_t* loop, zmq::context_t& context, RouterOptions options);
   ~Router();  // close()
@@ -76,6 +81,8 @@ class Router {
   // Set before bind(); may be replaced later. Exceptions thrown by it are
   // caught, logged and counted in dropped_in.
   void on_message(MessageFn fn) { m_on_message = std::move(fn); }
+  // Optional; same rules as on_message.
+  void on_refused(RefusedFn fn) { m_on_refused = std::move(fn); }
 
   // Creates the socket, binds it and starts polling. Returns the actual
   // endpoint (ZMQ_LAST_ENDPOINT), e.g. "tcp://127.0.0.1:41234".
@@ -102,6 +109,7 @@ class Router {
   std::optional<zmq::socket_t> m_socket;
   ZmqPoller* m_poller = nullptr;
   MessageFn m_on_message;
+  RefusedFn m_on_refused;
   TransportCounters m_counters;
   std::string m_bound_endpoint;
   std::uint64_t m_last_warn_ms = 0;

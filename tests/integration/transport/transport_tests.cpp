@@ -434,3 +434,77 @@ TEST_CASE_METHOD(LoopFixture, "a callback may close its own socket, and throwing
   REQUIRE_FALSE(r.has_value());
   CHECK(r.error().kind == TransportError::Kind::Closed);
 }
+
+TEST_CASE_METHOD(LoopFixture, "a multi-part message is counted, reported and dropped by the router",
+                 "[transport]") {
+  Router router(loop(), context(), local_router_options());
+  std::vector<Received> router_inbox;
+  collect(router, router_inbox);
+  std::vector<std::pair<PeerId, std::string>> refused;
+  router.on_refused(
+      [&](const PeerId& peer, std::string_view reason) { refused.emplace_back(peer, reason); });
+  auto endpoint = router.bind();
+  REQUIRE(endpoint);
+
+  // A raw DEALER may send what tide's Dealer never does: several frames.
+  zmq::socket_t raw(context(), zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.set(zmq::sockopt::routing_id, "a:raw");
+  raw.connect(*endpoint);
+  REQUIRE(raw.send(zmq::buffer(std::string("part-1")), zmq::send_flags::sndmore));
+  REQUIRE(raw.send(zmq::buffer(std::string("part-2")), zmq::send_flags::sndmore));
+  REQUIRE(raw.send(zmq::buffer(std::string("part-3")), zmq::send_flags::none));
+  REQUIRE(raw.send(zmq::buffer(std::string("single")), zmq::send_flags::none));
+
+  REQUIRE(run_until([&] { return !router_inbox.empty(); }));
+  CHECK(router.counters().dropped_multipart == 1);
+  CHECK(router.counters().dropped_in == 1);
+  REQUIRE(refused.size() == 1);
+  CHECK(refused[0].first == "a:raw");
+  CHECK_FALSE(refused[0].second.empty());
+  // Only the one-frame message got through, whole.
+  REQUIRE(router_inbox.size() == 1);
+  CHECK(router_inbox[0].body == "single");
+  CHECK(router.counters().frames_in == 1);
+}
+
+TEST_CASE_METHOD(LoopFixture, "a multi-part message is counted and dropped by the dealer",
+                 "[transport]") {
+  zmq::socket_t raw(context(), zmq::socket_type::router);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.set(zmq::sockopt::router_mandatory, 1);
+  raw.bind("tcp://127.0.0.1:*");
+  const std::string endpoint = raw.get(zmq::sockopt::last_endpoint);
+  Dealer dealer(loop(), context(), dealer_options(endpoint, "d"));
+  std::vector<std::string> dealer_inbox;
+  collect(dealer, dealer_inbox);
+  REQUIRE(dealer.connect());
+
+  // ROUTER_MANDATORY: the first frame fails until the dealer is connected.
+  const auto send_raw = [&](std::initializer_list<std::string> parts) {
+    if (!raw.send(zmq::buffer(std::string("a:d")),
+                  zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      return false;
+    }
+    std::size_t i = 0;
+    for (const auto& part : parts) {
+      const bool last = ++i == parts.size();
+      (void)raw.send(zmq::buffer(part), last ? zmq::send_flags::none : zmq::send_flags::sndmore);
+    }
+    return true;
+  };
+  bool sent = false;
+  REQUIRE(run_until([&] {
+    try {
+      if (!sent) sent = send_raw({"part-1", "part-2"});
+    } catch (const zmq::error_t&) {
+      // EHOSTUNREACH until the handshake is done.
+    }
+    return sent;
+  }));
+  REQUIRE(send_raw({"single"}));
+  REQUIRE(run_until([&] { return !dealer_inbox.empty(); }));
+  CHECK(dealer.counters().dropped_multipart == 1);
+  CHECK(dealer.counters().dropped_in == 1);
+  CHECK(dealer_inbox == std::vector<std::string>{"single"});
+}
