@@ -34,6 +34,11 @@ struct SessionConfig {
   // agents whose messages are still queued must not be declared lost for the
   // coordinator's own silence, so silence is counted from the stall's end.
   std::uint32_t poll_interval_ms = 100;
+  // The first command id this table hands out; later ones count up from it.
+  // Agents ignore (and only re-ACK) an id they have already applied, so ids
+  // must not start again at the same value after a coordinator restart: the
+  // shell passes a value that grows with time (SPEC 8).
+  std::uint64_t first_command_id = 1;
 };
 
 template <class Peer, class Hash = std::hash<Peer>>
@@ -66,7 +71,8 @@ class SessionTable {
     std::vector<Expired> expired;                         // never acknowledged: forgotten
   };
 
-  explicit SessionTable(SessionConfig config) : m_config(config) {}
+  explicit SessionTable(SessionConfig config)
+      : m_config(config), m_next_command_id(std::max<std::uint64_t>(1, config.first_command_id)) {}
 
   // A HELLO was accepted. Returns the session the peer spoke for before, if
   // it spoke for another instance (that instance lost its agent). A session

@@ -51,6 +51,17 @@ void set_command_id(protocol::Message& message, std::uint64_t id) {
       message);
 }
 
+// Command ids start at the wall-clock time in microseconds, so that a
+// restarted coordinator does not reuse the ids its agents have already
+// applied (they would only re-ACK them, SPEC 8): fewer than a million
+// commands a second keep them rising across restarts.
+std::uint64_t first_command_id() {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  return us > 0 ? static_cast<std::uint64_t>(us) : 1;
+}
+
 std::uint64_t monotonic_us() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                         std::chrono::steady_clock::now().time_since_epoch())
@@ -65,9 +76,10 @@ AgentGateway::AgentGateway(uv_loop_t* loop, GatewayConfig config, AgentGatewayHa
       m_handler(handler),
       m_heartbeat_frame(protocol::encode(protocol::Message{protocol::Heartbeat{}})),
       m_context(1),
-      m_sessions(SessionConfig{m_config.report_interval_ms, m_config.heartbeat_interval_ms, m_config.liveness,
-                               m_config.command_resend_ms, m_config.command_attempts,
-                               std::max<std::uint32_t>(20, m_config.heartbeat_interval_ms / 10)}) {
+      m_sessions(SessionConfig{
+          m_config.report_interval_ms, m_config.heartbeat_interval_ms, m_config.liveness,
+          m_config.command_resend_ms, m_config.command_attempts,
+          std::max<std::uint32_t>(20, m_config.heartbeat_interval_ms / 10), first_command_id()}) {
   std::random_device device;
   m_session_salt = (static_cast<std::uint64_t>(device()) << 32U) ^ device();
 }
@@ -89,6 +101,8 @@ tl::expected<std::string, transport::TransportError> AgentGateway::start() {
   m_router = std::make_unique<transport::Router>(m_loop, m_context, m_config.router);
   m_router->on_message([this](const transport::PeerId& peer, std::string_view user_id,
                               std::span<const std::uint8_t> frame) { on_frame(peer, user_id, frame); });
+  m_router->on_refused(
+      [this](const transport::PeerId& peer, std::string_view reason) { on_refused(peer, reason); });
   auto endpoint = m_router->bind();
   if (!endpoint) return endpoint;
 
@@ -160,13 +174,27 @@ bool AgentGateway::send(const transport::PeerId& peer, const protocol::Message& 
 
 void AgentGateway::send_error(const transport::PeerId& peer, protocol::ErrorCode code,
                               std::string message, std::uint64_t command_id) {
-  // At most one ERROR per peer and second, so garbage cannot amplify traffic.
-  const std::uint64_t now = uv_now(m_loop);
-  auto& last = m_last_error_ms[peer];
-  if (last != 0 && now - last < 1000) return;
-  last = now;
-  if (m_last_error_ms.size() > 100'000) m_last_error_ms.clear();  // bound the memory
+  // Answers to refused frames (400, 505) go out at most once a second per
+  // peer, so garbage cannot amplify traffic. 401, 404 and 410 answer a
+  // well-formed message one for one and are never held back: an agent needs
+  // each of them to act (back off, or say HELLO) (SPEC 12).
+  if (code == protocol::ErrorCode::BadMessage || code == protocol::ErrorCode::UnsupportedVersion) {
+    const std::uint64_t now = uv_now(m_loop);
+    // Bound the memory.
+    if (m_last_refusal_answer_ms.size() > 100'000) m_last_refusal_answer_ms.clear();
+    auto [last, first] = m_last_refusal_answer_ms.try_emplace(peer, now);
+    if (!first) {
+      if (now - last->second < 1000) return;
+      last->second = now;
+    }
+  }
   (void)send(peer, protocol::Error{code, std::move(message), command_id});
+}
+
+void AgentGateway::on_refused(const transport::PeerId& peer, std::string_view reason) {
+  ++m_stats.bad_frames;
+  ++m_stats.multipart_frames;
+  send_error(peer, protocol::ErrorCode::BadMessage, std::string(reason));
 }
 
 void AgentGateway::on_frame(const transport::PeerId& peer, std::string_view user_id,

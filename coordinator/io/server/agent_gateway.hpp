@@ -87,8 +87,10 @@ struct GatewayStats {
   std::uint64_t hellos_refused = 0;
   std::uint64_t reports = 0;
   std::uint64_t reports_stale = 0;     // seq not increasing
-  std::uint64_t bad_frames = 0;        // undecodable, unexpected or from the wrong key
-  std::uint64_t unknown_session = 0;   // REPORT without a session (answered 410)
+  // Every frame refused (SPEC 12); /metrics: tide_bad_frames_total.
+  std::uint64_t bad_frames = 0;        // undecodable, multi-part, unexpected or from the wrong key
+  std::uint64_t multipart_frames = 0;  // of bad_frames: more than one frame (SPEC 3.1)
+  std::uint64_t unknown_session = 0;   // needed a session, had none (answered 410)
   std::uint64_t sessions_lost = 0;
   std::uint64_t commands_sent = 0;
   std::uint64_t commands_resent = 0;
@@ -124,6 +126,7 @@ class AgentGateway {
 
   void on_frame(const transport::PeerId& peer, std::string_view user_id,
                 std::span<const std::uint8_t> frame);
+  void on_refused(const transport::PeerId& peer, std::string_view reason);
   void on_hello(const transport::PeerId& peer, std::string_view user_id, const protocol::Hello& hello);
   void on_tick();
   void answer_report_with_heartbeat(const transport::PeerId& peer);
@@ -145,7 +148,9 @@ class AgentGateway {
   // gateway sends what they ask for. Times are uv_now.
   Sessions m_sessions;
   std::unordered_map<std::uint64_t, std::vector<std::uint8_t>> m_command_frames;  // by command id, until ACK or expiry
-  std::unordered_map<transport::PeerId, std::uint64_t> m_last_error_ms;  // ERROR rate limit
+  // When each peer was last answered a refused frame (ERROR 400/505): those
+  // answers are limited to one a second per peer (SPEC 12).
+  std::unordered_map<transport::PeerId, std::uint64_t> m_last_refusal_answer_ms;
   std::uint64_t m_session_counter = 0;
   std::uint64_t m_session_salt = 0;
   GatewayStats m_stats;

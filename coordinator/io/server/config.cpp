@@ -5,6 +5,7 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 #include <yaml-cpp/yaml.h>
 
@@ -180,6 +181,24 @@ tl::expected<CoordinatorConfig, ConfigError> parse_root(const YAML::Node& root, 
   return config;
 }
 
+bool is_loopback_host(std::string_view host) {
+  return host.rfind("127.", 0) == 0 || host == "::1" || host == "localhost";
+}
+
+// Whether only this machine can reach a ZeroMQ bind endpoint: ipc://, or
+// tcp:// on a loopback address (a wildcard or an interface name is not).
+bool is_local_endpoint(std::string_view endpoint) {
+  if (endpoint.rfind("ipc://", 0) == 0) return true;
+  if (endpoint.rfind("tcp://", 0) != 0) return false;
+  const std::string_view address = endpoint.substr(6);
+  const auto colon = address.rfind(':');
+  if (colon == std::string_view::npos) return false;
+  std::string_view host = address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  return is_loopback_host(host);
+}
+
 }  // namespace
 
 tl::expected<void, ConfigError> validate(const CoordinatorConfig& config) {
@@ -193,13 +212,20 @@ tl::expected<void, ConfigError> validate(const CoordinatorConfig& config) {
   if (config.agents.listen.rfind("tcp://", 0) != 0 && config.agents.listen.rfind("ipc://", 0) != 0) {
     return fail("agents.listen", "must be a tcp:// or ipc:// endpoint");
   }
+  if (!config.agents.curve && !is_local_endpoint(config.agents.listen)) {
+    // Without CURVE nothing binds an agent to its instance: the enrollment
+    // token is sent in the clear on every HELLO and stays valid, a password
+    // anyone on the path could replay (protocol/SPEC.md 10.4).
+    return fail("agents.curve",
+                "false is allowed only with a loopback or ipc:// agents.listen (got '" +
+                    config.agents.listen +
+                    "'); agents on other machines need CURVE (set agents.curve: true)");
+  }
   if (config.agents.report_interval_ms < 100 || config.agents.report_interval_ms > 60'000) return fail("agents.report_interval_ms", "must be 100..60000");
   if (config.agents.heartbeat_interval_ms < 100 || config.agents.heartbeat_interval_ms > 60'000) return fail("agents.heartbeat_interval_ms", "must be 100..60000");
   if (config.agents.liveness < 2 || config.agents.liveness > 20) return fail("agents.liveness", "must be 2..20");
   if (config.api.listen_port == 0) return fail("api.listen_port", "must be 1..65535");
-  const bool loopback = config.api.listen_address.rfind("127.", 0) == 0 || config.api.listen_address == "::1" ||
-                        config.api.listen_address == "localhost";
-  if (!loopback && config.api.token.empty()) {
+  if (!is_loopback_host(config.api.listen_address) && config.api.token.empty()) {
     return fail("api.token", "required when api.listen_address is not loopback");
   }
   if (config.provider.type != "local" && config.provider.type != "exec") return fail("provider.type", "must be local or exec");

@@ -546,3 +546,98 @@ TEST_CASE_METHOD(GatewayFixture, "stop() says GOODBYE to every session", "[gatew
   // send_command after stop is refused, not a crash.
   CHECK_FALSE(gateway->send_command("i-1", protocol::Drain{0, 0}).has_value());
 }
+
+TEST_CASE_METHOD(GatewayFixture, "a multi-part message is counted as a bad frame and answered 400",
+                 "[gateway]") {
+  REQUIRE(start(quick_config(), false));
+  handler.tokens["i-1"] = "token-1";
+  auto agent = make_agent("i-1");
+  REQUIRE(hello(*agent, "i-1", "token-1"));
+
+  // A raw DEALER with the agent's routing id would take its connection over;
+  // this one speaks for nobody.
+  zmq::socket_t raw(agents_context, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.set(zmq::sockopt::routing_id, "a:raw");
+  raw.connect(endpoint);
+  const auto report = protocol::encode(make_report(1));
+  REQUIRE(raw.send(zmq::buffer(report), zmq::send_flags::sndmore));
+  REQUIRE(raw.send(zmq::buffer(report), zmq::send_flags::none));
+  REQUIRE(run_until([&] { return gateway->stats().bad_frames == 1; }));
+  CHECK(gateway->stats().multipart_frames == 1);
+  CHECK(gateway->transport_counters().dropped_multipart == 1);
+  CHECK(gateway->stats().unknown_session == 0);  // never decoded
+  zmq::message_t answer;
+  REQUIRE(run_until([&] { return raw.recv(answer, zmq::recv_flags::dontwait).has_value(); }));
+  const auto error =
+      protocol::decode(std::span<const std::uint8_t>(answer.data<std::uint8_t>(), answer.size()));
+  REQUIRE(error);
+  REQUIRE(std::holds_alternative<protocol::Error>(*error));
+  CHECK(std::get<protocol::Error>(*error).code == ErrorCode::BadMessage);
+
+  // The agent's session is untouched.
+  REQUIRE(agent->send(make_report(1)));
+  REQUIRE(run_until([&] { return handler.reports.size() == 1; }));
+}
+
+TEST_CASE_METHOD(GatewayFixture,
+                 "410, 401 and 404 are answered every time; only 400 and 505 are limited",
+                 "[gateway]") {
+  REQUIRE(start(quick_config(), false));
+  handler.tokens["i-1"] = "token-1";
+  auto agent = make_agent("i-1");
+  REQUIRE(agent->connect());
+  const std::uint64_t started_ms = now_ms();
+
+  // A garbage frame first: its 400 must not use up the answers below.
+  REQUIRE(run_until([&] { return agent->send_raw({0x92, 0x01, 0x02}); }));  // [1, 2]: no envelope
+  REQUIRE(run_until([&] { return agent->errors(ErrorCode::BadMessage) == 1; }));
+  // Two REPORTs without a session: each gets its 410 (SPEC 7.1.5).
+  REQUIRE(agent->send(make_report(1)));
+  REQUIRE(agent->send(make_report(2)));
+  REQUIRE(run_until([&] { return agent->errors(ErrorCode::UnknownSession) == 2; }));
+  // The agent says HELLO right after the 410: refused, it must hear why.
+  REQUIRE(hello(*agent, "i-ghost", "token-1"));
+  CHECK(agent->errors(ErrorCode::UnknownInstance) == 1);
+  REQUIRE(hello(*agent, "i-1", "wrong"));
+  CHECK(agent->errors(ErrorCode::Unauthorized) == 1);
+  // ... and the next right HELLO is welcomed.
+  REQUIRE(hello(*agent, "i-1", "token-1"));
+  CHECK(agent->count<protocol::Welcome>() == 1);
+  // All of it inside the one second the 400 limit spans.
+  INFO("took " << now_ms() - started_ms << " ms");
+  CHECK(now_ms() - started_ms < 1000);
+
+  // A second bad frame within the second is still not answered.
+  REQUIRE(agent->send_raw({0xc1}));
+  REQUIRE(run_until([&] { return gateway->stats().bad_frames == 2; }));
+  run_for(100);
+  if (now_ms() - started_ms < 1000) CHECK(agent->errors(ErrorCode::BadMessage) == 1);
+}
+
+TEST_CASE_METHOD(GatewayFixture, "command ids keep rising across a coordinator restart",
+                 "[gateway]") {
+  REQUIRE(start(quick_config(), false));
+  handler.tokens["i-1"] = "t";
+  auto agent = make_agent("i-1");
+  REQUIRE(hello(*agent, "i-1", "t"));
+  std::uint64_t last_id = 0;
+  for (int i = 0; i < 3; ++i) {
+    const auto id = gateway->send_command("i-1", protocol::Drain{0, 0});
+    REQUIRE(id);
+    CHECK(*id > last_id);
+    last_id = *id;
+  }
+  agent->close();
+  gateway->stop("restart");
+
+  // A new gateway (a restarted coordinator) must not hand out ids the agent
+  // has already applied: the agent would only ACK them again (SPEC 8).
+  gateway.reset();
+  REQUIRE(start(quick_config(), false));
+  auto again = make_agent("i-1");
+  REQUIRE(hello(*again, "i-1", "t"));
+  const auto after_restart = gateway->send_command("i-1", protocol::Drain{0, 0});
+  REQUIRE(after_restart);
+  CHECK(*after_restart > last_id);
+}
