@@ -24,6 +24,11 @@ target_link_libraries(tide::msgpack INTERFACE msgpackc-cxx)
 add_library(tide::uv ALIAS PkgConfig::LIBUV)
 add_library(tide::sqlite3 ALIAS PkgConfig::SQLITE3)
 
-# cpp-httplib (libcpp-httplib-dev): the admin API's HTTP server and tidectl's client.
+# cpp-httplib (libcpp-httplib-dev): tidectl's and the tests' HTTP client, the
+# webhook test servers.
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 add_library(tide::httplib ALIAS PkgConfig::HTTPLIB)
+# GNU libmicrohttpd (libmicrohttpd-dev): the admin API's HTTP server, one
+# epoll thread for every connection (slow clients hold no worker).
+pkg_check_modules(MICROHTTPD REQUIRED IMPORTED_TARGET libmicrohttpd)
+add_library(tide::microhttpd ALIAS PkgConfig::MICROHTTPD)

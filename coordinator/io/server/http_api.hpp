@@ -1,32 +1,35 @@
-// HttpApi: the admin API's HTTP server (cpp-httplib) whose handlers run on
-// the coordinator's libuv loop thread.
+// HttpApi: the admin API's HTTP server, whose handlers run on the
+// coordinator's libuv loop thread.
 //
-// cpp-httplib serves connections on its own threads. Those threads never
-// touch fleet state: each request is queued to the loop (uv_async) and the
-// HTTP thread waits for the loop's answer. So every handler sees and changes
-// state on the one thread that owns it, as DESIGN.md requires.
+// Connections are served by GNU libmicrohttpd on one thread of its own with
+// epoll: however many connections are slow or idle (a slowloris, a stuck
+// client), none of them holds a worker that another request needs. A request
+// is parsed and checked there (route, bearer token, body size, JSON nesting
+// and syntax), then queued to the loop (uv_async) while its connection is
+// suspended; the loop runs the handler and resumes the connection with the
+// answer. So every handler sees and changes state on the one thread that owns
+// it, as DESIGN.md requires, and the HTTP thread never waits for the loop.
 #pragma once
 
-#include <chrono>
-#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <regex>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 #include <tl/expected.hpp>
 #include <uv.h>
 
-namespace httplib {
-class Server;
-}
+struct MHD_Daemon;
+struct MHD_Connection;
 
 namespace tide::coordinator {
 
@@ -56,11 +59,16 @@ inline constexpr std::size_t kMaxJsonDepth = 64;
 [[nodiscard]] std::optional<std::size_t> json_nesting_over(std::string_view text, std::size_t max_depth);
 
 struct HttpApiConfig {
-  std::string address = "127.0.0.1";
-  std::uint16_t port = 7401;  // 0 = pick a free port (tests)
-  std::string token;          // bearer token; empty = no authentication
-  std::chrono::milliseconds handler_timeout{10'000};
+  std::string address = "127.0.0.1";  // IPv4 or IPv6 literal
+  std::uint16_t port = 7401;          // 0 = pick a free port (tests)
+  std::string token;                  // bearer token; empty = no authentication
   std::size_t max_body_bytes = 1 << 20;
+  // A connection that sends or reads nothing for this long is closed (idle
+  // keep-alive connections, stalled clients).
+  std::uint32_t idle_timeout_s = 10;
+  // Connections served at once; more are refused at accept (each costs one
+  // descriptor and a little memory, never a thread).
+  std::uint32_t max_connections = 1000;
 };
 
 class HttpApi {
@@ -72,29 +80,42 @@ class HttpApi {
   HttpApi(const HttpApi&) = delete;
   HttpApi& operator=(const HttpApi&) = delete;
 
-  // `pattern` is a regular expression over the path, e.g. R"(/v1/groups/([^/]+))".
-  // Register every route before start().
+  // `pattern` is a regular expression over the whole path, e.g.
+  // R"(/v1/groups/([^/]+))". Register every route before start().
   void route(const std::string& method, const std::string& pattern, Handler handler);
   // Routes without authentication (/healthz, /metrics).
   void public_route(const std::string& method, const std::string& pattern, Handler handler);
 
   // Binds and starts serving; returns the bound port.
   [[nodiscard]] tl::expected<std::uint16_t, std::string> start();
-  // Stops serving and joins the HTTP thread. Requests still queued are
-  // answered 503. Idempotent.
+  // Stops serving. Requests still queued for the loop are answered 503.
+  // Call it on the loop thread. Idempotent.
   void stop();
 
  private:
+  struct Route {
+    std::string method;
+    std::regex pattern;
+    std::shared_ptr<Handler> handler;
+    bool authenticated = true;
+  };
   struct Job;
+  struct Exchange;
+
   void add(const std::string& method, const std::string& pattern, Handler handler, bool authenticated);
+  // On the HTTP thread: one request's headers, body pieces and end.
+  int on_request(MHD_Connection* connection, const char* url, const char* method, const char* upload_data,
+                 std::size_t* upload_data_size, void** context);
+  // On the HTTP thread: the request is whole; answer it or queue it.
+  int dispatch(MHD_Connection* connection, Exchange& exchange, const std::string& url, const std::string& method);
   void run_queued();  // on the loop thread
 
   uv_loop_t* m_loop;
   HttpApiConfig m_config;
-  std::unique_ptr<httplib::Server> m_server;
-  std::thread m_thread;
+  std::vector<Route> m_routes;
+  MHD_Daemon* m_daemon = nullptr;
   uv_async_t* m_async = nullptr;
-  std::mutex m_mutex;
+  std::mutex m_mutex;  // guards m_queue and m_stopping
   std::deque<std::shared_ptr<Job>> m_queue;
   bool m_stopping = false;
 };
