@@ -209,6 +209,10 @@ void run_subprocess(uv_loop_t* loop, SubprocessRequest request,
     run->close(reinterpret_cast<uv_handle_t*>(&run->in));
   }
 
+  // The loop's cached time may be well behind (spawning took a while on a
+  // busy machine, or the loop had been idle): a time-out counted from it
+  // would fire early.
+  uv_update_time(loop);
   uv_timer_start(
       &run->timer,
       [](uv_timer_t* t) {

@@ -1,7 +1,10 @@
 // The admin API's routes (docs/api.md). Handlers run on the loop thread; a
 // request is validated whole before anything changes, so a refused request
 // leaves no trace.
+#include <algorithm>
+#include <initializer_list>
 #include <sstream>
+#include <string_view>
 
 #include <spdlog/spdlog.h>
 
@@ -58,6 +61,28 @@ ApiResponse from_store_error(const store::StoreError& error) {
 const json& body_or_empty(const ApiRequest& request) {
   static const json kEmpty = json::object();
   return request.body ? *request.body : kEmpty;
+}
+
+// The body of an action route: a JSON object (or none) with no key but
+// `allowed`, so a typo is a 400 naming it instead of a silent default.
+tl::expected<const json*, ApiResponse> action_body(const ApiRequest& request,
+                                                   std::initializer_list<std::string_view> allowed) {
+  const json& body = body_or_empty(request);
+  if (!body.is_object()) return tl::make_unexpected(api_error(400, "the request body must be a JSON object"));
+  for (const auto& [key, value] : body.items()) {
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      return tl::make_unexpected(api_error(400, key + ": unknown field", key));
+    }
+  }
+  return &body;
+}
+
+// An optional boolean field: `fallback` when absent, a 400 naming it when it
+// is anything but true or false.
+tl::expected<bool, ApiResponse> optional_bool(const json& body, const std::string& key, bool fallback) {
+  if (!body.contains(key)) return fallback;
+  if (!body[key].is_boolean()) return tl::make_unexpected(api_error(400, key + ": must be true or false", key));
+  return body[key].get<bool>();
 }
 
 void Server::register_routes() {
@@ -237,13 +262,27 @@ void Server::register_routes() {
   api.route("GET", "/v1/instances", [this](const ApiRequest& request) {
     json list = json::array();
     const bool all = request.params.count("all") != 0;
+    const bool one_group = request.params.count("group") != 0;
+    if (one_group && m_fleet->group(request.params.at("group")) == nullptr) {
+      return api_error(404, "no group '" + request.params.at("group") + "'");
+    }
+    if (all) {
+      // Terminal instances live on only in the store: the live ones as the
+      // fleet knows them, the others as recorded.
+      auto stored = one_group ? m_store->list_instances(request.params.at("group")) : m_store->list_instances();
+      if (!stored) return from_store_error(stored.error());
+      for (const Instance& row : *stored) {
+        const Instance* live = m_fleet->instance(row.id);
+        list.push_back(to_json(live != nullptr ? *live : row));
+      }
+      return ok(json{{"instances", list}});
+    }
     const auto add = [&](const std::string& group) {
       for (const Instance* instance : m_fleet->instances_of(group)) {
-        if (all || is_live(*instance)) list.push_back(to_json(*instance));
+        if (is_live(*instance)) list.push_back(to_json(*instance));
       }
     };
-    if (request.params.count("group") != 0) {
-      if (m_fleet->group(request.params.at("group")) == nullptr) return api_error(404, "no group '" + request.params.at("group") + "'");
+    if (one_group) {
       add(request.params.at("group"));
     } else {
       auto groups = m_store->list_groups();
@@ -262,7 +301,9 @@ void Server::register_routes() {
     return ok(to_json(*instance));
   });
   api.route("POST", R"(/v1/groups/([^/]+)/attach)", [this](const ApiRequest& request) {
-    const json& body = body_or_empty(request);
+    auto checked = action_body(request, {"address", "port", "protected", "increment_desired"});
+    if (!checked) return checked.error();
+    const json& body = **checked;
     if (!body.contains("address") || !body["address"].is_string() || body["address"].get<std::string>().empty()) {
       return api_error(400, "address: required string", "address");
     }
@@ -270,11 +311,13 @@ void Server::register_routes() {
         body["port"].get<std::int64_t>() > 65535) {
       return api_error(400, "port: required, 1..65535", "port");
     }
-    const bool protect = body.value("protected", false);
-    const bool increment = body.value("increment_desired", true);
+    const auto protect = optional_bool(body, "protected", false);
+    if (!protect) return protect.error();
+    const auto increment = optional_bool(body, "increment_desired", true);
+    if (!increment) return increment.error();
     std::vector<Command> out;
     auto attached = m_fleet->attach(request.path_params.at(0), body["address"].get<std::string>(),
-                                    static_cast<std::uint16_t>(body["port"].get<std::int64_t>()), protect, increment,
+                                    static_cast<std::uint16_t>(body["port"].get<std::int64_t>()), *protect, *increment,
                                     now_ms(), out);
     if (!attached) {
       return api_error(m_fleet->group(request.path_params.at(0)) == nullptr ? 404 : 400, attached.error().message);
@@ -288,9 +331,12 @@ void Server::register_routes() {
     return created(response);
   });
   api.route("POST", R"(/v1/instances/([^/]+)/detach)", [this](const ApiRequest& request) {
-    const bool decrement = body_or_empty(request).value("decrement_desired", false);
+    auto body = action_body(request, {"decrement_desired"});
+    if (!body) return body.error();
+    const auto decrement = optional_bool(**body, "decrement_desired", false);
+    if (!decrement) return decrement.error();
     std::vector<Command> out;
-    auto done = m_fleet->detach(request.path_params.at(0), decrement, now_ms(), out);
+    auto done = m_fleet->detach(request.path_params.at(0), *decrement, now_ms(), out);
     if (!done) {
       return api_error(m_fleet->instance(request.path_params.at(0)) == nullptr ? 404 : 400, done.error().message);
     }
@@ -298,9 +344,12 @@ void Server::register_routes() {
     return ok(to_json(*done));
   });
   api.route("POST", R"(/v1/instances/([^/]+)/terminate)", [this](const ApiRequest& request) {
-    const bool decrement = body_or_empty(request).value("decrement_desired", false);
+    auto body = action_body(request, {"decrement_desired"});
+    if (!body) return body.error();
+    const auto decrement = optional_bool(**body, "decrement_desired", false);
+    if (!decrement) return decrement.error();
     std::vector<Command> out;
-    auto done = m_fleet->terminate(request.path_params.at(0), decrement, now_ms(), out);
+    auto done = m_fleet->terminate(request.path_params.at(0), *decrement, now_ms(), out);
     if (!done) {
       return api_error(m_fleet->instance(request.path_params.at(0)) == nullptr ? 404 : 409, done.error().message);
     }
@@ -308,7 +357,9 @@ void Server::register_routes() {
     return ok(to_json(*done));
   });
   api.route("POST", R"(/v1/instances/([^/]+)/protection)", [this](const ApiRequest& request) {
-    const json& body = body_or_empty(request);
+    auto checked = action_body(request, {"protected"});
+    if (!checked) return checked.error();
+    const json& body = **checked;
     if (!body.contains("protected") || !body["protected"].is_boolean()) return api_error(400, "protected: required boolean", "protected");
     std::vector<Command> out;
     auto done = m_fleet->set_protected(request.path_params.at(0), body["protected"].get<bool>(), now_ms(), out);

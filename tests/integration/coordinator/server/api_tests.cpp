@@ -402,3 +402,66 @@ TEST_CASE("a body nested deeper than the limit is refused with 400 on every rout
   CHECK_FALSE(json_nesting_over(std::string(64, '[') + std::string(64, ']'), 64));
   CHECK_FALSE(json_nesting_over(R"(["\"[[[["])", 1));
 }
+
+TEST_CASE("instance action bodies: wrong types and unknown keys are a 400 naming the field, and change nothing",
+          "[api][hostile]") {
+  ServerFixture server;
+  REQUIRE(server.start_error().empty());
+  REQUIRE(server.call("POST", "/v1/launch-configurations", lc_body("web")).status == 201);
+  REQUIRE(server.call("POST", "/v1/groups", group_body("g", "web")).status == 201);
+  auto attached = server.call("POST", "/v1/groups/g/attach", json{{"address", "127.0.0.9"}, {"port", 9100}});
+  REQUIRE(attached.status == 201);
+  const std::string id = attached.body["id"];
+  struct Row {
+    std::string path;
+    json body;
+    std::string field;  // "" = no field (not an object)
+  };
+  const std::vector<Row> rows = {
+      {"/v1/groups/g/attach", json{{"address", "127.0.0.9"}, {"port", 9101}, {"protected", "yes"}}, "protected"},
+      {"/v1/groups/g/attach", json{{"address", "127.0.0.9"}, {"port", 9101}, {"increment_desired", "yes"}},
+       "increment_desired"},
+      {"/v1/groups/g/attach", json{{"address", "127.0.0.9"}, {"port", 9101}, {"protect", true}}, "protect"},
+      {"/v1/instances/" + id + "/detach", json{{"decrement_desired", 0}}, "decrement_desired"},
+      {"/v1/instances/" + id + "/detach", json::array(), ""},
+      {"/v1/instances/" + id + "/detach", json{{"decrement", true}}, "decrement"},
+      {"/v1/instances/" + id + "/terminate", json{{"decrement_desired", "true"}}, "decrement_desired"},
+      {"/v1/instances/" + id + "/terminate", json{{"force", true}}, "force"},
+      {"/v1/instances/" + id + "/protection", json{{"protected", true}, {"why", "x"}}, "why"},
+  };
+  for (const Row& row : rows) {
+    INFO(row.path << " " << row.body.dump());
+    const auto answer = server.call("POST", row.path, row.body);
+    CHECK(answer.status == 400);
+    if (row.field.empty()) {
+      CHECK_FALSE(answer.body.contains("field"));
+    } else {
+      CHECK(answer.body["field"] == row.field);
+    }
+  }
+  // Nothing changed: one attached instance, still there, desired 1.
+  auto listed = server.call("GET", "/v1/instances?group=g");
+  REQUIRE(listed.status == 200);
+  CHECK(listed.body["instances"].size() == 1);
+  CHECK(server.call("GET", "/v1/groups/g").body["desired"] == 1);
+}
+
+TEST_CASE("?all lists the instances that are gone too", "[api]") {
+  ServerFixture server;
+  REQUIRE(server.start_error().empty());
+  REQUIRE(server.call("POST", "/v1/launch-configurations", lc_body("web")).status == 201);
+  REQUIRE(server.call("POST", "/v1/groups", group_body("g", "web")).status == 201);
+  auto attached = server.call("POST", "/v1/groups/g/attach", json{{"address", "127.0.0.9"}, {"port", 9200}});
+  REQUIRE(attached.status == 201);
+  const std::string id = attached.body["id"];
+  REQUIRE(server.call("POST", "/v1/instances/" + id + "/detach", json{{"decrement_desired", true}}).status == 200);
+  CHECK(server.call("GET", "/v1/instances?group=g").body["instances"].empty());
+  for (const std::string path : {"/v1/instances?group=g&all", "/v1/instances?all"}) {
+    INFO(path);
+    const auto all = server.call("GET", path);
+    REQUIRE(all.status == 200);
+    REQUIRE(all.body["instances"].size() == 1);
+    CHECK(all.body["instances"][0]["id"] == id);
+    CHECK(all.body["instances"][0]["state"] == "detached");
+  }
+}
