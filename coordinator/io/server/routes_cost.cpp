@@ -2,6 +2,7 @@
 // hours and cost per group and launch configuration over a period, next to
 // what a fleet fixed at the period's peak would have cost. The arithmetic is
 // the core's (coordinator/core/cost.hpp); this reads the rows and the clock.
+#include <charconv>
 #include <cstdlib>
 
 #include "coordinator/core/cost.hpp"
@@ -50,10 +51,16 @@ json summary_json(const CostSummary& s) {
 tl::expected<std::optional<TimeMs>, ApiResponse> time_param(const ApiRequest& request, const char* key) {
   const auto it = request.params.find(key);
   if (it == request.params.end() || it->second.empty()) return std::optional<TimeMs>{};
-  char* end = nullptr;
-  const long long value = std::strtoll(it->second.c_str(), &end, 10);
-  if (end == it->second.c_str() || *end != '\0' || value < 0) {
-    return tl::make_unexpected(api_error(400, std::string(key) + ": epoch milliseconds, got '" + it->second + "'", key));
+  // Up to the end of year 9999 UTC: a number that overflows, or a time no
+  // record can have, is a mistake, not a time.
+  constexpr TimeMs kLatest = 253'402'300'799'999;
+  TimeMs value = 0;
+  const std::string& text = it->second;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || value < 0 || value > kLatest) {
+    return tl::make_unexpected(api_error(
+        400, std::string(key) + ": epoch milliseconds from 0 to " + std::to_string(kLatest) + ", got '" + text + "'",
+        key));
   }
   return std::optional<TimeMs>{value};
 }

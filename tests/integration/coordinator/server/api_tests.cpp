@@ -280,6 +280,13 @@ TEST_CASE("cost route: billed hours from stored instance rows", "[api][cost]") {
   CHECK(bad.status == 400);
   CHECK(bad.body["field"] == "from");
   CHECK(server.call("GET", "/v1/cost?from=2000&to=1000").status == 400);
+  // Numbers that overflow, or times past the year 9999, are not times.
+  for (const std::string query : {"to=99999999999999999999999", "from=-5", "to=253402300800000", "to=12abc"}) {
+    INFO(query);
+    const auto refused = server.call("GET", "/v1/cost?" + query);
+    CHECK(refused.status == 400);
+    CHECK(refused.body["field"] == query.substr(0, query.find('=')));
+  }
 }
 
 namespace {
