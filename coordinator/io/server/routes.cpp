@@ -438,6 +438,12 @@ std::string Server::metrics_text() const {
   out << "tide_reports_received_total " << gw.reports << '\n';
   metric("tide_bad_frames_total", "counter", "Frames dropped as malformed, unexpected or from the wrong key.");
   out << "tide_bad_frames_total " << gw.bad_frames << '\n';
+  metric("tide_bad_frames_multipart_total", "counter", "Of the bad frames: messages of more than one frame.");
+  out << "tide_bad_frames_multipart_total " << gw.multipart_frames << '\n';
+  metric("tide_reports_stale_total", "counter", "REPORTs dropped as stale or duplicate (seq not increasing).");
+  out << "tide_reports_stale_total " << gw.reports_stale << '\n';
+  metric("tide_unknown_session_total", "counter", "Messages that needed a session and had none (answered 410).");
+  out << "tide_unknown_session_total " << gw.unknown_session << '\n';
   metric("tide_hellos_refused_total", "counter", "HELLOs refused.");
   out << "tide_hellos_refused_total " << gw.hellos_refused << '\n';
   metric("tide_lb_operations_total", "counter", "Load-balancer operations.");
