@@ -886,6 +886,12 @@ class Simulation {
     }
     SimInstance* s = by_provider_id(c.provider_id);
     if (s == nullptr || !s->running) {
+      if (s != nullptr && !s->gone_reported) {
+        // Terminating an instance that is already dead tells tide it is
+        // gone: the provider may give its address to the next launch.
+        s->gone_reported = true;
+        release_address(*s);
+      }
       at(m_now + provider_delay(), ToCore{life, TerminateCompleted{c.instance_id}});
       return;
     }
