@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <uv.h>
 
+#include "common/files/private_files.hpp"
 #include "coordinator/io/server/config.hpp"
 #include "coordinator/io/server/server.hpp"
 
@@ -53,6 +54,14 @@ int main(int argc, char** argv) {
   }
   spdlog::set_pattern("%L %n: %v");
   spdlog::set_level(spdlog::level::from_str(config->log_level));
+
+  // The state directory holds the database and the CURVE secret key: it is
+  // created 0700 whatever the umask, and an existing one is tightened to at
+  // most 0750 (packaging makes it 0750 tide:tide).
+  if (auto state_dir = tide::files::ensure_private_dir(config->state_dir); !state_dir) {
+    spdlog::critical("cannot start: state_dir: {}", state_dir.error());
+    return 1;
+  }
 
   uv_loop_t* loop = uv_default_loop();
   tide::coordinator::Server server(loop, *config, self_dir(argv[0]));

@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/io/process.hpp"
+#include "common/files/private_files.hpp"
 #include "protocol/transport/curve.hpp"
 
 namespace tide::agent {
@@ -89,10 +90,11 @@ double Agent::random_unit() { return std::uniform_real_distribution<double>(0.0,
 tl::expected<void, std::string> Agent::start() {
   // Identity: a CURVE key pair kept in the state directory across restarts.
   if (!m_config.coordinator_public_key.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(m_config.state_dir, ec);
-    if (ec) return tl::make_unexpected("state_dir " + m_config.state_dir.string() + ": " + ec.message());
-    ::chmod(m_config.state_dir.c_str(), 0700);
+    // It holds the secret key: 0700 whatever the umask; a looser existing
+    // directory is tightened.
+    if (auto dir = files::ensure_private_dir(m_config.state_dir, files::kPrivateDir, files::kPrivateDir); !dir) {
+      return tl::make_unexpected("state_dir: " + dir.error());
+    }
     const auto key_file = m_config.state_dir / "agent.key";
     auto keys = transport::load_or_create_keypair_file(key_file);
     if (!keys) return tl::make_unexpected(key_file.string() + ": " + keys.error().detail);

@@ -152,8 +152,23 @@ tl::expected<void, ModelError> validate(const ScalingGroup& group) {
   return {};
 }
 
+std::string env_file_problem(std::string_view name, std::string_view path) {
+  if (name.empty() || name.find_first_of(std::string_view("=\0", 2)) != std::string_view::npos) {
+    return "the variable name must be non-empty, without '=' or NUL";
+  }
+  if (path.empty() || path.front() != '/') return "must be an absolute path";
+  if (path.find_first_of(std::string_view("\0\n\r", 3)) != std::string_view::npos) {
+    return "must not contain NUL or a line break";
+  }
+  return {};
+}
+
 tl::expected<void, ModelError> validate(const LaunchConfiguration& config) {
   if (!valid_name(config.id)) return fail("launch configuration id must be 1..128 bytes");
+  for (const auto& [name, path] : config.env_files) {
+    if (auto problem = env_file_problem(name, path); !problem.empty()) return fail("env_files." + name + ": " + problem);
+    if (config.env.count(name) != 0) return fail("env_files." + name + ": also set in env");
+  }
   if (config.version < 1) return fail("launch configuration version must be >= 1");
   if (!(config.hourly_price >= 0.0 && std::isfinite(config.hourly_price))) {
     return fail("hourly_price must be a finite number >= 0");

@@ -137,6 +137,9 @@ struct LaunchConfiguration {
   std::string command;                     // shell command that starts the application
   std::uint16_t port = 0;                  // the application's port
   std::map<std::string, std::string> env;  // extra environment
+  // Secret environment: NAME -> absolute path of a file the provider reads
+  // when it launches an instance, so the value is never stored.
+  std::map<std::string, std::string> env_files;
   AgentSettings agent;
   double hourly_price = 0.0;   // currency units per instance-hour, for cost accounting
   TimeMs created_ms = 0;
@@ -194,6 +197,11 @@ struct ModelError {
 // Checks bounds and the invariant min <= desired <= max.
 [[nodiscard]] tl::expected<void, ModelError> validate(const ScalingGroup& group);
 [[nodiscard]] tl::expected<void, ModelError> validate(const LaunchConfiguration& config);
+
+// Why `name` cannot be an environment variable read from a file, or `path`
+// cannot be its file ("" when both can): a name is non-empty without '=' or
+// NUL; a path is absolute, without NUL or newline.
+[[nodiscard]] std::string env_file_problem(std::string_view name, std::string_view path);
 
 // ---- instance -------------------------------------------------------------
 

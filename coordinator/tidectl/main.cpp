@@ -101,12 +101,14 @@ int main(int argc, char** argv) {
     static std::string name, command, readiness_path = "/ready", readiness_period;
     static int port = 0;
     static double price = 0.0;
-    static std::vector<std::string> env;
+    static std::vector<std::string> env, env_files;
     auto* create = lc->add_subcommand("create", "create a launch configuration (or its next version)");
     create->add_option("name", name, "name")->required();
     create->add_option("--command", command, "shell command that starts the application")->required();
     create->add_option("--port", port, "the application's port")->required()->check(CLI::Range(1, 65535));
     create->add_option("--env", env, "extra environment, KEY=VALUE (repeatable)");
+    create->add_option("--env-file", env_files,
+                       "secret environment read from a file at each launch, KEY=/absolute/path (repeatable)");
     create->add_option("--readiness-path", readiness_path, "HTTP path the agent probes")->capture_default_str();
     create->add_option("--readiness-period", readiness_period,
                        "how often the agent probes readiness once the application was ready, e.g. 200ms "
@@ -122,6 +124,7 @@ int main(int argc, char** argv) {
       request = {"POST", "/v1/launch-configurations",
                  json{{"id", name}, {"command", command}, {"port", port},
                       {"env", parse_pairs(env, "--env")},
+                      {"env_files", parse_pairs(env_files, "--env-file")},
                       {"agent", agent},
                       {"hourly_price", price}},
                  render_object};
@@ -231,11 +234,14 @@ int main(int argc, char** argv) {
   auto* instance = app.add_subcommand("instance", "instances")->require_subcommand(1);
   {
     static std::string list_group;
+    static bool list_all = false;
     auto* list = instance->add_subcommand("list", "list instances");
     list->add_option("--group,-g", list_group, "only this group's");
+    list->add_flag("--all,-a", list_all, "also instances that are gone (terminated, failed to launch, detached)");
     list->callback([&] {
       std::string path = "/v1/instances";
       if (!list_group.empty()) path += "?group=" + enc(list_group);
+      if (list_all) path += list_group.empty() ? "?all" : "&all";
       request = {"GET", path, std::nullopt,
                  render_list("instances",
                              {tide::tidectl::field("ID", "id"), tide::tidectl::field("GROUP", "group"),

@@ -11,6 +11,7 @@
 
 #include <zmq.h>
 
+#include "common/files/private_files.hpp"
 #include "protocol/transport/detail.hpp"
 
 namespace tide::transport {
@@ -153,7 +154,14 @@ tl::expected<CurveKeyPair, TransportError> load_keypair_file(const std::filesyst
 tl::expected<CurveKeyPair, TransportError> load_or_create_keypair_file(
     const std::filesystem::path& path) {
   std::error_code ec;
-  if (std::filesystem::exists(path, ec)) return load_keypair_file(path);
+  if (std::filesystem::exists(path, ec)) {
+    // The file is this binary's own: a mode left open by an older version or
+    // by hand is tightened (with a warning) rather than refused.
+    if (auto tightened = files::tighten_mode(path, files::kPrivateFile); !tightened) {
+      return tl::unexpected(TransportError{Kind::Io, tightened.error(), 0});
+    }
+    return load_keypair_file(path);
+  }
   if (ec) return tl::unexpected(file_error(path, "cannot check", ec.value()));
   auto keys = generate_curve_keypair();
   if (!keys) return keys;

@@ -51,8 +51,9 @@ struct CurveKeyPair {
 [[nodiscard]] tl::expected<CurveKeyPair, TransportError> load_keypair_file(
     const std::filesystem::path& path);
 
-// The agent's start-up helper: load the file, or generate and save a new pair
-// when the file does not exist yet.
+// The agent's and the coordinator's start-up helper: load the file (first
+// tightening it to 0600, with a warning, when group or others may read it),
+// or generate and save a new pair when the file does not exist yet.
 [[nodiscard]] tl::expected<CurveKeyPair, TransportError> load_or_create_keypair_file(
     const std::filesystem::path& path);
 

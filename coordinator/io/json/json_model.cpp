@@ -14,6 +14,7 @@ json to_json(const LaunchConfiguration& config) {
               {"command", config.command},
               {"port", config.port},
               {"env", config.env},
+              {"env_files", config.env_files},
               {"agent", {{"readiness_path", config.agent.readiness_path},
                          {"report_interval_ms", config.agent.report_interval_ms},
                          {"readiness_period_ms", config.agent.readiness_period_ms}}},
@@ -148,6 +149,17 @@ tl::expected<LaunchConfiguration, JsonError> launch_configuration_from_json(cons
     for (const auto& [key, value] : env.items()) {
       if (!value.is_string()) return f.fail("env." + key, "must be a string");
       config.env[key] = value.get<std::string>();
+    }
+  }
+  if (f.has("env_files")) {
+    const json& env_files = f.at("env_files");
+    if (!env_files.is_object()) return f.fail("env_files", "must be an object of absolute paths");
+    for (const auto& [key, value] : env_files.items()) {
+      if (!value.is_string()) return f.fail("env_files." + key, "must be a string");
+      const auto path = value.get<std::string>();
+      if (auto problem = env_file_problem(key, path); !problem.empty()) return f.fail("env_files." + key, problem);
+      if (config.env.count(key) != 0) return f.fail("env_files." + key, "is also set in env");
+      config.env_files[key] = path;
     }
   }
   if (f.has("agent")) {

@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/files/private_files.hpp"
 #include "coordinator/io/provider/exit_report.hpp"
 #include "coordinator/io/provider/process_table.hpp"
 #include "coordinator/io/provider/uv_work.hpp"
@@ -44,7 +45,7 @@ namespace {
 constexpr const char* kLauncherScript = R"sh(
 agent_pid=0
 if [ -n "$_TIDE_AGENT" ]; then
-  mkdir -p agent-state
+  mkdir -m 0700 -p agent-state
   env -i PATH="$PATH" \
     TIDE_COORDINATOR_ENDPOINT="$_TIDE_A_ENDPOINT" \
     TIDE_COORDINATOR_PUBLIC_KEY="$_TIDE_A_PUBKEY" \
@@ -150,8 +151,10 @@ struct Paths {
 // new record, never half of one.
 void write_atomically(const fs::path& path, const std::string& text) {
   const fs::path tmp = path.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, files::kPrivateFile);
   if (fd < 0) throw std::runtime_error("cannot write " + tmp.string() + ": " + std::strerror(errno));
+  // open() applied the umask, and a stale temporary keeps its old mode.
+  ::fchmod(fd, files::kPrivateFile);
   std::size_t off = 0;
   while (off < text.size()) {
     const ssize_t n = ::write(fd, text.data() + off, text.size() - off);
@@ -336,6 +339,12 @@ std::string validate(const LaunchRequest& r) {
     }
     if (value.find('\0') != std::string::npos) return "environment variable " + name + " holds a NUL byte";
   }
+  for (const auto& [name, path] : r.launch.env_files) {
+    if (name.empty() || name.find('=') != std::string::npos || name.find('\0') != std::string::npos) {
+      return "env_files name '" + name + "' is invalid";
+    }
+    if (path.empty() || path.front() != '/') return "env_files." + name + ": '" + path + "' is not an absolute path";
+  }
   if (!r.agent.agent_path.empty()) {
     if (r.agent.agent_path.front() != '/') return "agent path '" + r.agent.agent_path + "' is not absolute";
     if (!r.agent.readiness_path.empty() && r.agent.readiness_path.front() != '/') {
@@ -485,6 +494,7 @@ std::vector<Record> load_records(const Paths& paths) {
 struct Prepared {
   std::optional<LaunchResult> existing;
   Record record;
+  std::map<std::string, std::string> env_file_values;  // secrets: memory only, never in the record
 };
 
 Outcome<Prepared> prepare_launch(LocalProvider::State& s, const LaunchRequest& req,
@@ -502,12 +512,12 @@ Outcome<Prepared> prepare_launch(LocalProvider::State& s, const LaunchRequest& r
         // An interrupted launch of this very key: adopt it if it started.
         auto seen = inspect_record(s.paths, r, 0, now_ms);
         if (seen.state == InstanceState::Running) {
-          return Prepared{LaunchResult{seen.provider_id, seen.address, seen.port, true}, {}};
+          return Prepared{LaunchResult{seen.provider_id, seen.address, seen.port, true}, {}, {}};
         }
         continue;
       }
       if (ref_alive(r.app)) {
-        return Prepared{LaunchResult{r.provider_id, r.address, r.port, true}, r};
+        return Prepared{LaunchResult{r.provider_id, r.address, r.port, true}, r, {}};
       }
       kill_leftovers(r);
       std::error_code ec;
@@ -539,6 +549,9 @@ Outcome<Prepared> prepare_launch(LocalProvider::State& s, const LaunchRequest& r
                                             std::to_string(req.launch.port),
                                         true});
   }
+  // Read before anything is written, so an unreadable file leaves no trace.
+  auto env_file_values = read_env_files(req.launch.env_files);
+  if (!env_file_values) return tl::unexpected(env_file_values.error());
   Record r;
   r.provider_id = req.idempotency_key;
   r.instance_id = req.instance_id;
@@ -548,7 +561,11 @@ Outcome<Prepared> prepare_launch(LocalProvider::State& s, const LaunchRequest& r
   r.port = req.launch.port;
   r.started_at_ms = now_ms;
   const fs::path dir = s.paths.instance(r.provider_id);
-  fs::create_directories(dir);
+  // The launcher's environment holds the enrollment token and the agent's
+  // state directory inside holds its key: the instance directory is 0700.
+  if (auto made = files::ensure_private_dir(dir, files::kPrivateDir, files::kPrivateDir); !made) {
+    return tl::unexpected(ProviderError{made.error(), true});
+  }
   std::error_code ec;
   fs::remove(dir / "pids", ec);
   // A key launched again reuses the directory: what the last application
@@ -557,17 +574,18 @@ Outcome<Prepared> prepare_launch(LocalProvider::State& s, const LaunchRequest& r
   fs::remove(dir / kReportedMark, ec);
   fs::rename(dir / kAppLog, dir / (std::string(kAppLog) + ".1"), ec);
   write_record(s.paths, r);
-  return Prepared{std::nullopt, r};
+  return Prepared{std::nullopt, r, std::move(*env_file_values)};
 }
 
-std::vector<std::string> launcher_env(const LocalProviderOptions& o, const LaunchRequest& req,
-                                      const Record& r) {
+std::vector<std::string> launcher_env(const LocalProviderOptions& o, const LaunchRequest& req, const Record& r,
+                                      const std::map<std::string, std::string>& env_file_values) {
   std::map<std::string, std::string> env;
   for (const auto& name : o.inherited_env) {
     if (const char* value = std::getenv(name.c_str())) env[name] = value;
   }
   if (env.count("PATH") == 0) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
   for (const auto& [k, v] : req.launch.env) env[k] = v;
+  for (const auto& [k, v] : env_file_values) env[k] = v;
   const std::string port = std::to_string(r.port);
   env["TIDE_INSTANCE_ID"] = req.instance_id;
   env["TIDE_INSTANCE_ADDRESS"] = r.address;
@@ -694,7 +712,7 @@ void report_exit(const StatePtr& s, Record r, std::uint64_t token, int attempt) 
         // beside a dead application must not go on reporting.
         if (ref_alive(r.agent)) ::kill(r.agent.pid, SIGTERM);
         const std::lock_guard lock(s->records_mutex);
-        const int fd = ::open((dir / kReportedMark).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        const int fd = ::open((dir / kReportedMark).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, files::kPrivateFile);
         if (fd >= 0) ::close(fd);
         return out;
       },
@@ -875,10 +893,11 @@ void poll_launch(const StatePtr& s, Record r, std::uint64_t deadline) {
       });
 }
 
-void spawn_launcher(const StatePtr& s, const LaunchRequest& req, Record r) {
+void spawn_launcher(const StatePtr& s, const LaunchRequest& req, Record r,
+                    const std::map<std::string, std::string>& env_file_values) {
   auto* child = new LocalChild{};
   const std::string dir = s->paths.instance(r.provider_id).string();
-  std::vector<std::string> env = launcher_env(s->options, req, r);
+  std::vector<std::string> env = launcher_env(s->options, req, r, env_file_values);
   std::vector<char*> envp;
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
@@ -1006,11 +1025,15 @@ LocalProvider::LocalProvider(uv_loop_t* loop, LocalProviderOptions options)
   m_state->options = std::move(options);
   m_state->metrics = &m_metrics;
   m_state->exit_handler = &m_exit_handler;
-  // Creating two directories at start-up is the one blocking file operation;
-  // it happens before the loop runs any instance work.
-  std::error_code ec;
-  fs::create_directories(m_state->paths.records, ec);
-  fs::create_directories(m_state->paths.instances, ec);
+  // Creating the directories at start-up is the one blocking file operation;
+  // it happens before the loop runs any instance work. They are 0700 (records
+  // and instance directories are the coordinator's alone); looser existing
+  // ones are tightened. A failure shows up at the first launch.
+  for (const fs::path& dir : {fs::path(m_state->options.state_dir), m_state->paths.records, m_state->paths.instances}) {
+    if (auto made = files::ensure_private_dir(dir, files::kPrivateDir, files::kPrivateDir); !made) {
+      spdlog::warn("local provider: {}", made.error());
+    }
+  }
 }
 
 LocalProvider::~LocalProvider() {
@@ -1098,7 +1121,7 @@ void LocalProvider::launch(LaunchRequest request, LaunchCallback done) {
         // A watch left from an earlier instance of this key is about a
         // process the new one replaces.
         cancel_watch(*s, key);
-        spawn_launcher(s, request, prepared->record);
+        spawn_launcher(s, request, prepared->record, prepared->env_file_values);
       });
 }
 

@@ -1,5 +1,10 @@
 #include "coordinator/io/provider/provider.hpp"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
 namespace tide::provider {
 
 std::string_view to_string(InstanceState state) {
@@ -33,6 +38,30 @@ std::string check_identifier(std::string_view what, std::string_view value) {
     }
   }
   return {};
+}
+
+tl::expected<std::map<std::string, std::string>, ProviderError> read_env_files(
+    const std::map<std::string, std::string>& env_files) {
+  std::map<std::string, std::string> values;
+  for (const auto& [name, path] : env_files) {
+    const auto fail = [&name = name, &path = path](const std::string& why) {
+      return tl::unexpected(ProviderError{"env_files." + name + ": " + path + ": " + why, false});
+    };
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return fail(std::string("cannot read: ") + std::strerror(errno));
+    std::string value;
+    value.resize(kMaxEnvFileBytes + 1);
+    in.read(value.data(), static_cast<std::streamsize>(value.size()));
+    if (in.bad()) return fail(std::string("cannot read: ") + std::strerror(errno));
+    value.resize(static_cast<std::size_t>(in.gcount()));
+    if (value.size() > kMaxEnvFileBytes) return fail("larger than " + std::to_string(kMaxEnvFileBytes) + " bytes");
+    if (value.find('\0') != std::string::npos) return fail("holds a NUL byte");
+    // Files written by `echo` or an editor end with a newline that is not
+    // part of the secret.
+    if (!value.empty() && value.back() == '\n') value.pop_back();
+    values.emplace(name, std::move(value));
+  }
+  return values;
 }
 
 }  // namespace tide::provider

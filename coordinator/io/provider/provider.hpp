@@ -30,6 +30,11 @@ struct LaunchConfiguration {
   std::string command;                       // run as /bin/sh -c <command>
   std::uint16_t port = 0;                    // the application's port, 1..65535
   std::map<std::string, std::string> env;    // extra environment for the application
+  // Secret environment: NAME -> absolute path of a file on the coordinator's
+  // host. The local provider reads the files at launch (read_env_files); the
+  // exec provider hands the paths to its script. The values never reach the
+  // store.
+  std::map<std::string, std::string> env_files;
 };
 
 // How to start the agent beside the application. An empty agent_path means
@@ -169,5 +174,13 @@ class Provider {
 // Checks an instance id or idempotency key: 1..128 bytes of [A-Za-z0-9._:-],
 // not starting with '.', so it is safe as a file name. Returns why not, or "".
 [[nodiscard]] std::string check_identifier(std::string_view what, std::string_view value);
+
+// The values of a launch configuration's env_files: each file's content
+// without one trailing newline. Blocks (file reads): call it off the loop.
+// Fails, naming the variable and the file, when a file cannot be read, is
+// larger than kMaxEnvFileBytes or holds a NUL byte.
+inline constexpr std::size_t kMaxEnvFileBytes = 64 * 1024;
+[[nodiscard]] tl::expected<std::map<std::string, std::string>, ProviderError> read_env_files(
+    const std::map<std::string, std::string>& env_files);
 
 }  // namespace tide::provider

@@ -193,7 +193,7 @@ void Server::register_apply_routes() {
         const auto view = [](const LaunchConfiguration& c) {
           json j = to_json(c);
           return json{{"command", j["command"]}, {"port", j["port"]}, {"env", j["env"]},
-                      {"agent", j["agent"]}, {"hourly_price", j["hourly_price"]}};
+                      {"env_files", j["env_files"]}, {"agent", j["agent"]}, {"hourly_price", j["hourly_price"]}};
         };
         planned.change.fields = changed_fields(view(*latest), view(*config));
         planned.change.action = planned.change.fields.empty() ? "unchanged" : "update";

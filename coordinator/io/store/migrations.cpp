@@ -193,11 +193,19 @@ ALTER TABLE launch_configurations
   CHECK (agent_readiness_period_ms = 0 OR agent_readiness_period_ms BETWEEN 10 AND 60000);
 )sql";
 
+// Schema v5: a launch configuration names files to read secret environment
+// values from at launch (the paths only; the values are never stored).
+constexpr const char* kSchemaV5 = R"sql(
+ALTER TABLE launch_configurations
+  ADD COLUMN env_files_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(env_files_json));
+)sql";
+
 constexpr std::array kMigrations{
     Migration{1, "launch configurations, scaling groups, instances, activities", kSchemaV1},
     Migration{2, "idempotency keys for provider calls; lookup indexes", kSchemaV2},
     Migration{3, "scaling policies, scheduled actions, lifecycle hooks, notification targets", kSchemaV3},
     Migration{4, "launch configurations: agent readiness probe period", kSchemaV4},
+    Migration{5, "launch configurations: environment values read from files", kSchemaV5},
 };
 
 }  // namespace

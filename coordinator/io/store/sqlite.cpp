@@ -5,6 +5,8 @@
 
 #include <sqlite3.h>
 
+#include "common/files/private_files.hpp"
+
 namespace tide::coordinator::store {
 
 std::string_view to_string(StoreError::Kind kind) {
@@ -135,12 +137,36 @@ bool Statement::column_is_null(int index) const {
 
 // ---- Database ---------------------------------------------------------------
 
+namespace {
+
+// A file name rather than ":memory:", "" (a temporary database) or a URI.
+bool is_plain_file_path(const std::string& path) {
+  return !path.empty() && path != ":memory:" && path.rfind("file:", 0) != 0;
+}
+
+}  // namespace
+
 Result<Database> Database::open(const std::string& path, const OpenOptions& options) {
   Database db;
   db.m_path = path;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
   if (options.create) flags |= SQLITE_OPEN_CREATE;
   const std::string operation = "open " + path;
+  // The database and its -wal and -shm files hold secrets (launch
+  // configurations' environments, notification keys). SQLite creates a new
+  // database 0644 whatever the umask, and gives the -wal and -shm files the
+  // database's mode: so the file is made 0600 before SQLite opens it.
+  if (is_plain_file_path(path)) {
+    if (auto made = options.create ? files::ensure_private_file(path) : files::tighten_mode(path, files::kPrivateFile);
+        !made) {
+      return store_error(StoreError::Kind::Io, operation + ": " + made.error());
+    }
+    for (const char* suffix : {"-wal", "-shm"}) {
+      if (auto tightened = files::tighten_mode(path + suffix, files::kPrivateFile); !tightened) {
+        return store_error(StoreError::Kind::Io, operation + ": " + tightened.error());
+      }
+    }
+  }
   const int rc = sqlite3_open_v2(path.c_str(), &db.m_db, flags, nullptr);
   if (rc != SQLITE_OK) {
     StoreError error =

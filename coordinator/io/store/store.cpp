@@ -99,22 +99,45 @@ class RowReader {
 
 constexpr const char* kLcColumns =
     "name, version, command, port, env_json, agent_readiness_path, agent_report_interval_ms, "
-    "hourly_price, created_ms, agent_readiness_period_ms";
+    "hourly_price, created_ms, agent_readiness_period_ms, env_files_json";
+
+// A map of strings as a JSON object; invalid UTF-8 is replaced instead of
+// throwing (the values come from users).
+std::string string_map_json(const std::map<std::string, std::string>& map) {
+  const nlohmann::json object(map);
+  return object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Reads a column written by string_map_json; a malformed one fails the row.
+void read_string_map(RowReader& row, int column, const char* field, std::map<std::string, std::string>& out) {
+  const auto parsed = nlohmann::json::parse(row.text(column), nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded() || !parsed.is_object()) {
+    row.fail(std::string(field) + " is not a JSON object");
+    return;
+  }
+  for (const auto& [key, value] : parsed.items()) {
+    if (!value.is_string()) {
+      row.fail(std::string(field) + " value of '" + key + "' is not a string");
+      return;
+    }
+    out.emplace(key, value.get<std::string>());
+  }
+}
 
 void bind_launch_configuration(Statement& s, const LaunchConfiguration& c) {
-  nlohmann::json env = nlohmann::json::object();
-  for (const auto& [key, value] : c.env) env[key] = value;
+  const std::string env = string_map_json(c.env);
+  const std::string env_files = string_map_json(c.env_files);
   s.bind(1, std::string_view(c.id));
   s.bind(2, i64(c.version));
   s.bind(3, std::string_view(c.command));
   s.bind(4, i64(c.port));
-  // Replace invalid UTF-8 instead of throwing: env comes from users.
-  s.bind(5, std::string_view(env.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+  s.bind(5, std::string_view(env));
   s.bind(6, std::string_view(c.agent.readiness_path));
   s.bind(7, i64(c.agent.report_interval_ms));
   s.bind(8, c.hourly_price);
   s.bind(9, c.created_ms);
   s.bind(10, i64(c.agent.readiness_period_ms));
+  s.bind(11, std::string_view(env_files));
 }
 
 Result<LaunchConfiguration> read_launch_configuration(const Statement& s,
@@ -125,24 +148,13 @@ Result<LaunchConfiguration> read_launch_configuration(const Statement& s,
   c.version = row.u32(1, "version");
   c.command = row.text(2);
   c.port = row.u16(3, "port");
-  const std::string env_text = row.text(4);
-  const auto env = nlohmann::json::parse(env_text, nullptr, /*allow_exceptions=*/false);
-  if (env.is_discarded() || !env.is_object()) {
-    row.fail("env_json is not a JSON object");
-  } else {
-    for (const auto& [key, value] : env.items()) {
-      if (!value.is_string()) {
-        row.fail("env_json value of '" + key + "' is not a string");
-        break;
-      }
-      c.env.emplace(key, value.get<std::string>());
-    }
-  }
+  read_string_map(row, 4, "env_json", c.env);
   c.agent.readiness_path = row.text(5);
   c.agent.report_interval_ms = row.u32(6, "agent_report_interval_ms");
   c.hourly_price = row.real(7);
   c.created_ms = row.i64(8);
   c.agent.readiness_period_ms = row.u32(9, "agent_readiness_period_ms");
+  read_string_map(row, 10, "env_files_json", c.env_files);
   if (row.error()) return tl::unexpected(*row.error());
   return c;
 }
@@ -394,7 +406,7 @@ Result<void> Store::insert_launch_configuration(const LaunchConfiguration& confi
   const std::string operation = op("insert launch configuration", config.id, config.version);
   if (auto v = validate(config); !v) return invalid(operation, v.error());
   static const std::string sql = std::string("INSERT INTO launch_configurations (") + kLcColumns +
-                                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+                                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
   auto s = m_db.prepare(operation, sql.c_str());
   if (!s) return tl::unexpected(s.error());
   bind_launch_configuration(**s, config);
@@ -455,7 +467,7 @@ Result<void> Store::update_launch_configuration(const LaunchConfiguration& confi
   static const std::string sql =
       "UPDATE launch_configurations SET command = ?3, port = ?4, env_json = ?5, "
       "agent_readiness_path = ?6, agent_report_interval_ms = ?7, hourly_price = ?8, created_ms = "
-      "?9, agent_readiness_period_ms = ?10 "
+      "?9, agent_readiness_period_ms = ?10, env_files_json = ?11 "
       "WHERE name = ?1 AND version = ?2";
   auto s = m_db.prepare(operation, sql.c_str());
   if (!s) return tl::unexpected(s.error());

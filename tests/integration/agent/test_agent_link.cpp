@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -199,10 +200,13 @@ TEST_CASE("the agent survives a coordinator restart and says HELLO again with th
   f.coord->sessions.clear();
   REQUIRE(f.wait_count<protocol::Hello>(hellos + 1, 3000));
 
-  // Restarting the agent keeps its identity (the key file in the state dir).
+  // Restarting the agent keeps its identity (the key file in the state dir),
+  // tightening a state directory and key file left open by hand.
   f.agent->kill(SIGTERM);
   REQUIRE(run_until(&f.loop, [&] { return f.agent->exited(); }, 5000));
   const auto before = f.coord->count<protocol::Hello>();
+  REQUIRE(::chmod((f.dir / "state").c_str(), 0755) == 0);
+  REQUIRE(::chmod((f.dir / "state" / "agent.key").c_str(), 0644) == 0);
   f.start_agent("");
   REQUIRE(f.wait_count<protocol::Hello>(before + 1, 5000));
   CHECK(f.coord->all<protocol::Hello>().back().second.user_id == key);
@@ -211,6 +215,7 @@ TEST_CASE("the agent survives a coordinator restart and says HELLO again with th
   const auto perms = std::filesystem::status(key_file).permissions();
   CHECK((perms & (std::filesystem::perms::group_all | std::filesystem::perms::others_all)) ==
         std::filesystem::perms::none);
+  CHECK(std::filesystem::status(f.dir / "state").permissions() == std::filesystem::perms::owner_all);
 }
 
 TEST_CASE("DRAIN and UNDRAIN are honoured and acknowledged and idempotent", "[agent][commands]") {

@@ -116,3 +116,15 @@ TEST_CASE("load_or_create_keypair_file keeps the identity across restarts", "[tr
   REQUIRE(second);
   CHECK(*second == *first);
 }
+
+TEST_CASE("load_or_create_keypair_file tightens its own key file instead of refusing it", "[transport][curve]") {
+  TempDir dir;
+  const auto file = dir.path / "coordinator.key";
+  auto first = load_or_create_keypair_file(file);
+  REQUIRE(first);
+  REQUIRE(::chmod(file.c_str(), 0644) == 0);
+  auto again = load_or_create_keypair_file(file);
+  REQUIRE(again);
+  CHECK(*again == *first);
+  CHECK(mode_of(file) == 0600);
+}

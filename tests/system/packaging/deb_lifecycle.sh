@@ -135,6 +135,9 @@ getent passwd tide >/dev/null || fail "no tide user"
 getent group tide >/dev/null || fail "no tide group"
 [ "$(stat -c '%U:%G %a' /var/lib/tide)" = "tide:tide 750" ] || fail "/var/lib/tide is $(stat -c '%U:%G %a' /var/lib/tide)"
 [ "$(stat -c '%U %a' /var/lib/tide-agent)" = "root 700" ] || fail "/var/lib/tide-agent is $(stat -c '%U %a' /var/lib/tide-agent)"
+# It may hold api.token.
+[ "$(stat -c '%U:%G %a' /etc/tide/coordinator.yaml)" = "root:tide 640" ] ||
+  fail "/etc/tide/coordinator.yaml is $(stat -c '%U:%G %a' /etc/tide/coordinator.yaml)"
 
 step "binaries run"
 out=$(timeout 10 /usr/bin/tide-agent --version) || fail "tide-agent --version"
@@ -168,7 +171,8 @@ load_balancer:
 EOT
   chmod 0755 "$work"; chmod 0644 "$work/coordinator.yaml"
   # As the unit runs it: user tide, working directory /var/lib/tide.
-  (cd /var/lib/tide && exec timeout -k 5 60 setpriv --reuid=tide --regid=tide --init-groups \
+  # umask 022, as a root shell has it: the coordinator sets its own modes.
+  (cd /var/lib/tide && umask 022 && exec timeout -k 5 60 setpriv --reuid=tide --regid=tide --init-groups \
      /usr/bin/tide-coordinator --config "$work/coordinator.yaml") >"$work/coordinator.log" 2>&1 &
   coord_pid=$!
   up=0
@@ -182,6 +186,12 @@ EOT
   for f in tide.db coordinator.key haproxy.cfg; do
     [ "$(stat -c %U "/var/lib/tide/$f")" = tide ] || fail "/var/lib/tide/$f is not owned by tide"
   done
+  # The database (and its WAL, which holds launch configurations' environment)
+  # and the secret key are the coordinator's alone.
+  for f in tide.db tide.db-wal tide.db-shm coordinator.key; do
+    [ "$(stat -c %a "/var/lib/tide/$f")" = 600 ] || fail "/var/lib/tide/$f is mode $(stat -c %a "/var/lib/tide/$f")"
+  done
+  [ "$(stat -c %a /var/lib/tide)" = 750 ] || fail "/var/lib/tide became $(stat -c %a /var/lib/tide)"
   kill -INT "$coord_pid"
   wait "$coord_pid" || { cat "$work/coordinator.log"; fail "the coordinator did not stop cleanly on SIGINT"; }
   coord_pid=

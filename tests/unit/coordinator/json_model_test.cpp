@@ -76,3 +76,42 @@ TEST_CASE("launch configuration agent object refuses unknown keys", "[json][lc]"
   CHECK(config.error().field == "agent.readiness_period");
   CHECK(config.error().message == "unknown field");
 }
+
+TEST_CASE("launch configuration env_files take absolute paths and name the bad field", "[json][lc]") {
+  json body = lc_body();
+  body["env_files"] = {{"DB_PASSWORD", "/etc/tide/secrets/db"}};
+  auto config = launch_configuration_from_json(body);
+  REQUIRE(config);
+  CHECK(config->env_files == std::map<std::string, std::string>{{"DB_PASSWORD", "/etc/tide/secrets/db"}});
+  CHECK(validate(*config));
+  CHECK(to_json(*config)["env_files"] == body["env_files"]);
+
+  for (const json& bad : {json("relative/path"), json(""), json(std::string("/a\nb")), json(std::string("/a\0b", 4)),
+                          json(3)}) {
+    json refused_body = lc_body();
+    refused_body["env_files"] = {{"DB_PASSWORD", bad}};
+    auto refused = launch_configuration_from_json(refused_body);
+    INFO(bad.dump());
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().field == "env_files.DB_PASSWORD");
+  }
+  json both = lc_body();
+  both["env"] = {{"DB_PASSWORD", "inline"}};
+  both["env_files"] = {{"DB_PASSWORD", "/secret"}};
+  auto refused = launch_configuration_from_json(both);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().field == "env_files.DB_PASSWORD");
+
+  json not_object = lc_body();
+  not_object["env_files"] = json::array({"/secret"});
+  auto refused_list = launch_configuration_from_json(not_object);
+  REQUIRE_FALSE(refused_list);
+  CHECK(refused_list.error().field == "env_files");
+
+  LaunchConfiguration direct;
+  direct.id = "web";
+  direct.env_files = {{"KEY", "key.txt"}};
+  auto invalid = validate(direct);
+  REQUIRE_FALSE(invalid);
+  CHECK_THAT(invalid.error().message, Catch::Contains("env_files.KEY"));
+}

@@ -21,6 +21,7 @@
 #include <sstream>
 #include <string>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 
@@ -509,6 +510,83 @@ TEST_CASE("local: an instance whose processes died is reported gone, then forgot
   REQUIRE(relaunched);
   CHECK_FALSE(relaunched->existing);
   REQUIRE(do_terminate(loop, provider, relaunched->provider_id, 1'000));
+}
+
+TEST_CASE("local: state, record and instance files are private under umask 022") {
+  Sandbox sb;
+  TestLoop loop;
+  const mode_t saved = ::umask(022);
+  LocalProvider provider(loop.get(), sb.local_options());
+  auto req = sb.request("modes1", "exec sleep 30");
+  req.agent.enrollment_token = "secret-token";
+  const auto launched = do_launch(loop, provider, req);
+  ::umask(saved);
+  REQUIRE(launched);
+  const auto mode = [](const fs::path& p) {
+    struct stat st {};
+    REQUIRE(::stat(p.c_str(), &st) == 0);
+    return st.st_mode & 07777;
+  };
+  CHECK(mode(sb.dir / "state") == 0700);
+  CHECK(mode(sb.dir / "state" / "records") == 0700);
+  CHECK(mode(sb.dir / "state" / "instances") == 0700);
+  CHECK(mode(sb.dir / "state" / "instances" / launched->provider_id) == 0700);
+  CHECK(mode(sb.dir / "state" / "records" / (launched->provider_id + ".json")) == 0600);
+  REQUIRE(do_terminate(loop, provider, launched->provider_id, 2'000));
+
+  SECTION("looser directories left by an older coordinator are tightened at start") {
+    REQUIRE(::chmod((sb.dir / "state").c_str(), 0755) == 0);
+    REQUIRE(::chmod((sb.dir / "state" / "instances").c_str(), 0755) == 0);
+    LocalProvider restarted(loop.get(), sb.local_options());
+    CHECK(mode(sb.dir / "state") == 0700);
+    CHECK(mode(sb.dir / "state" / "instances") == 0700);
+  }
+}
+
+TEST_CASE("local: env_files are read at launch into the application's environment") {
+  Sandbox sb;
+  TestLoop loop;
+  LocalProvider provider(loop.get(), sb.local_options());
+  const fs::path secret = sb.dir / "db-password";
+  {
+    std::ofstream out(secret);
+    out << "s3cr3t value\n";
+  }
+  auto req = sb.request("envf1", "env > \"$MARK_DIR/app-env.txt\"; exec sleep 30");
+  req.launch.env = {{"MARK_DIR", sb.dir.string()}};
+  req.launch.env_files = {{"DB_PASSWORD", secret.string()}};
+  const auto launched = do_launch(loop, provider, req);
+  REQUIRE(launched);
+  REQUIRE(eventually([&] { return fs::exists(sb.dir / "app-env.txt") && !read_file(sb.dir / "app-env.txt").empty(); },
+                     5'000));
+  // One trailing newline is the file's, not the secret's.
+  CHECK(read_file(sb.dir / "app-env.txt").find("DB_PASSWORD=s3cr3t value\n") != std::string::npos);
+  // The value is not written to the provider's state.
+  CHECK(read_file(sb.dir / "state" / "records" / (launched->provider_id + ".json")).find("s3cr3t") ==
+        std::string::npos);
+  REQUIRE(do_terminate(loop, provider, launched->provider_id, 2'000));
+
+  auto missing = sb.request("envf2", "exec sleep 30");
+  missing.launch.env_files = {{"API_KEY", (sb.dir / "no-such-file").string()}};
+  const auto failed = do_launch(loop, provider, missing);
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error().message.find("env_files.API_KEY") != std::string::npos);
+  CHECK(failed.error().message.find("no-such-file") != std::string::npos);
+  CHECK(failed.error().message.find("No such file") != std::string::npos);
+  CHECK_FALSE(fs::exists(sb.dir / "state" / "records" / (missing.idempotency_key + ".json")));
+
+  auto relative = sb.request("envf3", "exec sleep 30");
+  relative.launch.env_files = {{"API_KEY", "secret.txt"}};
+  const auto refused = do_launch(loop, provider, relative);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message.find("not an absolute path") != std::string::npos);
+  CHECK(processes_tagged(sb.tag).empty());
+}
+
+TEST_CASE("exec: the launch request carries env_files as paths") {
+  LaunchRequest req;
+  req.launch.env_files = {{"DB_PASSWORD", "/etc/tide/secrets/db"}};
+  CHECK(launch_request_json(req).at("launch").at("env_files").at("DB_PASSWORD") == "/etc/tide/secrets/db");
 }
 
 TEST_CASE("local: bad launch requests get clear errors") {
