@@ -1,19 +1,13 @@
 #include "coordinator/io/server/server.hpp"
 
-#include <signal.h>
 #include <sodium.h>
 
 #include <chrono>
-#include <fstream>
-#include <sstream>
-#include <thread>
 
 #include <spdlog/spdlog.h>
 
-#include "coordinator/io/haproxy/config.hpp"
 #include "coordinator/io/haproxy/driver.hpp"
-#include "coordinator/io/haproxy/runtime_client.hpp"
-#include "coordinator/io/haproxy/supervisor.hpp"
+#include "coordinator/io/haproxy/load_balancer.hpp"
 #include "coordinator/io/provider/exec_provider.hpp"
 #include "coordinator/io/provider/local_provider.hpp"
 #include "coordinator/io/json/json_model.hpp"
@@ -75,69 +69,6 @@ FleetDeps production_deps() {
   return deps;
 }
 
-// The whole file ("" when it cannot be read); /proc files report no size.
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string text;
-  char chunk[4096];
-  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) text.append(chunk, static_cast<std::size_t>(in.gcount()));
-  return text;
-}
-
-// The configuration file starts with the digest of the configuration it was
-// rendered from without slots in use ("same configuration" at the next start).
-constexpr std::string_view kDigestPrefix = "# tide configuration ";
-
-void write_haproxy_config(const std::filesystem::path& path, const std::string& digest, const std::string& text) {
-  std::ofstream(path) << kDigestPrefix << digest << "\n" << text;
-}
-
-std::string config_digest(const std::string& file_text) {
-  if (file_text.rfind(kDigestPrefix, 0) != 0) return "";
-  const auto end = file_text.find('\n');
-  return file_text.substr(kDigestPrefix.size(), end == std::string::npos ? std::string::npos : end - kDigestPrefix.size());
-}
-
-// One "Name: value" line of `show info`; "" when absent.
-std::string info_field(const std::string& info, const std::string& name) {
-  const std::string key = name + ": ";
-  for (std::size_t at = 0; at < info.size();) {
-    std::size_t end = info.find('\n', at);
-    if (end == std::string::npos) end = info.size();
-    if (info.compare(at, key.size(), key) == 0) return info.substr(at + key.size(), end - at - key.size());
-    at = end + 1;
-  }
-  return "";
-}
-
-// The HAProxy an earlier coordinator of this state directory started and left
-// serving (it crashed, or stopped with keep_running_on_stop): the pid in its
-// pid file, if that process is an haproxy running our configuration file.
-// 0 when there is none (a recycled pid is never taken for ours).
-int running_haproxy(const std::filesystem::path& pid_file, const std::filesystem::path& config_path) {
-  std::ifstream in(pid_file);
-  int pid = 0;
-  if (!(in >> pid) || pid <= 1) return 0;
-  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
-  std::string name;
-  if (!(comm >> name) || name != "haproxy") return 0;
-  const std::string cmdline = read_text("/proc/" + std::to_string(pid) + "/cmdline");
-  // Arguments are NUL-separated: match the config path as a whole argument.
-  const std::string nul(1, '\0');
-  if ((nul + cmdline).find(nul + config_path.string() + nul) == std::string::npos) return 0;
-  return pid;
-}
-
-// Stops an HAProxy left behind whose configuration is not the one wanted now,
-// so the new one can bind the same ports. Blocks at most ~2 s (start-up only).
-void stop_haproxy(int pid) {
-  ::kill(pid, SIGTERM);
-  for (int i = 0; i < 100 && ::kill(pid, 0) == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  if (::kill(pid, 0) == 0) ::kill(pid, SIGKILL);
-}
-
 }  // namespace
 
 Server::Server(uv_loop_t* loop, CoordinatorConfig config, std::filesystem::path binary_dir)
@@ -161,26 +92,6 @@ TimeMs Server::now_ms() const {
 }
 
 // ---- start-up ---------------------------------------------------------------
-
-void Server::schedule_lb_reconcile(std::uint64_t delay_ms) {
-  auto* timer = new uv_timer_t;
-  uv_timer_init(m_loop, timer);
-  timer->data = this;
-  uv_timer_start(
-      timer,
-      [](uv_timer_t* t) {
-        auto* self = static_cast<Server*>(t->data);
-        if (self->m_lb && !self->m_stopping) {
-          self->m_lb->reconcile([](const tl::expected<haproxy::ReconcileResult, haproxy::DriverError>& result) {
-            if (result) {
-              for (const auto& note : result->notes) spdlog::info("LB reconcile: {}", note);
-            }
-          });
-        }
-        uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-      },
-      delay_ms, 0);
-}
 
 void Server::start(std::function<void(tl::expected<void, std::string>)> ready) {
   if (sodium_init() < 0) {
@@ -228,176 +139,26 @@ tl::expected<void, std::string> Server::start_load_balancer() {
     spdlog::warn("load_balancer: no backends configured; HAProxy is not started");
     return {};
   }
-  const std::string socket = m_config.haproxy_socket();
-  if (m_config.load_balancer.embedded) {
-    haproxy::ConfigSpec spec;
-    spec.stats_socket = socket;
-    spec.pid_file = (m_config.state_dir / "haproxy.pid").string();
-    for (const auto& backend : m_config.load_balancer.backends) {
-      haproxy::BackendSpec b;
-      b.name = backend.name;
-      b.bind_address = backend.bind_address;
-      b.bind_port = backend.bind_port;
-      b.slot_count = backend.slots;
-      spec.backends.push_back(b);
-    }
-    spec.frontends = haproxy_frontends(m_config.load_balancer);
-    auto text = haproxy::render_config(spec);
-    if (!text) return tl::make_unexpected("load_balancer: " + text.error());
-    m_lb_spec = spec;
-    m_lb_digest = sha256_hex(*text);
-    const auto path = m_config.state_dir / "haproxy.cfg";
-    // An HAProxy left serving by the previous coordinator is adopted: it
-    // keeps serving. When it runs an older configuration it is reloaded with
-    // this one once the fleet is restored (reload_lb_with_membership).
-    const int running = running_haproxy(spec.pid_file, path);
-    const bool same_config = config_digest(read_text(path)) == m_lb_digest;
-    if (running == 0) write_haproxy_config(path, m_lb_digest, *text);
-    haproxy::Supervisor::Options options;
-    options.haproxy_binary = m_config.load_balancer.haproxy_path;
-    options.config_path = path.string();
-    haproxy::Supervisor::Events events;
-    events.on_started = [this](int pid) {
-      spdlog::info("HAProxy started (pid {})", pid);
-      // A fresh HAProxy has every slot in maintenance: restore membership as
-      // soon as its socket is up instead of waiting for the periodic reconcile
-      // (at start-up, restore() does it once the fleet is known).
-      if (m_lb_restored) schedule_lb_reconcile(200);
-    };
-    events.on_exited = [](std::int64_t status, int signal) {
-      spdlog::warn("HAProxy exited (status {}, signal {}); restarting", status, signal);
-    };
-    events.on_spawn_error = [](const std::string& error) { spdlog::error("HAProxy: {}", error); };
-    m_haproxy = std::make_unique<haproxy::Supervisor>(m_loop, options, events);
-    if (running > 0) {
-      if (auto adopted = m_haproxy->adopt(running); adopted) {
-        spdlog::info("adopted the running HAProxy (pid {}): it keeps serving{}", running,
-                     same_config ? "" : "; it runs an older configuration and is reloaded once the fleet is restored");
-        m_lb_adopted = true;
-        m_lb_reload_pending = !same_config;
-      } else {
-        spdlog::warn("{}; starting a new HAProxy", adopted.error());
-        stop_haproxy(running);
-        write_haproxy_config(path, m_lb_digest, *text);
-      }
-    }
-    if (!m_lb_adopted) {
-      if (auto started = m_haproxy->start(); !started) return tl::make_unexpected("HAProxy: " + started.error());
-    }
-  }
-  haproxy::RuntimeClient::Options client;
-  client.endpoint = socket;
-  m_lb_client = std::make_unique<haproxy::RuntimeClient>(m_loop, client);
-  haproxy::Driver::Options driver;
+  haproxy::LoadBalancer::Options options;
+  options.embedded = m_config.load_balancer.embedded;
+  options.socket_path = m_config.haproxy_socket();
+  options.pid_file = (m_config.state_dir / "haproxy.pid").string();
+  options.config_path = (m_config.state_dir / "haproxy.cfg").string();
+  options.haproxy_binary = m_config.load_balancer.haproxy_path;
   for (const auto& backend : m_config.load_balancer.backends) {
-    driver.backends.push_back({backend.name, "s", backend.slots});
+    haproxy::BackendSpec b;
+    b.name = backend.name;
+    b.bind_address = backend.bind_address;
+    b.bind_port = backend.bind_port;
+    b.slot_count = backend.slots;
+    options.backends.push_back(b);
   }
-  m_lb = std::make_unique<haproxy::Driver>(m_loop, *m_lb_client, driver);
-  // The reconciles start once the fleet is restored (start_lb_reconcile).
-  return {};
-}
-
-void Server::start_lb_reconcile() {
-  m_lb_restored = true;
-  if (!m_lb) return;
-  if (m_lb_reload_pending) {
-    m_lb_reload_pending = false;
-    reload_lb_with_membership();
-    return;
-  }
-  // A freshly started HAProxy needs a moment before its socket answers; an
-  // adopted one is checked at once.
-  start_lb_reconciles(m_lb_adopted ? 0 : 200);
-}
-
-void Server::start_lb_reconciles(std::uint64_t first_delay_ms) {
-  schedule_lb_reconcile(first_delay_ms);
-  // After an HAProxy restart every slot is back in maintenance; the periodic
-  // reconcile puts wanted members back.
-  m_lb->reconcile_every(m_config.load_balancer.reconcile_interval_ms,
-                        [](const tl::expected<haproxy::ReconcileResult, haproxy::DriverError>& result) {
-                          if (!result) {
-                            spdlog::debug("LB reconcile failed: {}", result.error().detail);
-                            return;
-                          }
-                          for (const auto& note : result->notes) spdlog::info("LB reconcile: {}", note);
-                        });
-}
-
-// The adopted HAProxy runs an older configuration. A reload (SIGUSR2 to its
-// master) keeps the listening sockets, so no connection is refused, and the
-// new worker starts from a configuration that declares the current members in
-// their slots — so it serves them from its first request. HAProxy's
-// server-state-file cannot do this: 2.6 does not restore run-time addresses.
-void Server::reload_lb_with_membership() {
-  m_lb_client->send("show info", [this](haproxy::RuntimeClient::Answer info) {
-    if (m_stopping) return;
-    const std::string old_worker = info ? info_field(*info, "Pid") : "";
-    haproxy::ConfigSpec spec = m_lb_spec;
-    std::size_t carried = 0;
-    for (auto& backend : spec.backends) {
-      const auto& wanted = m_lb->wanted(backend.name);
-      for (const auto& [id, slot] : m_lb->assignment(backend.name)) {
-        auto member = wanted.find(id);
-        if (member == wanted.end() || slot > backend.slot_count) continue;
-        backend.slots_in_use.push_back(
-            haproxy::SlotSpec{slot, member->second.address, member->second.port, member->second.in_rotation});
-        ++carried;
-      }
-    }
-    const auto path = m_config.state_dir / "haproxy.cfg";
-    auto text = haproxy::render_config(spec);
-    tl::expected<void, std::string> reloaded = tl::make_unexpected(text ? std::string() : text.error());
-    if (text) {
-      write_haproxy_config(path, m_lb_digest, *text);
-      reloaded = m_haproxy->reload();
-    }
-    if (!reloaded) {
-      // Fail static: the old configuration keeps serving what it serves.
-      spdlog::error("HAProxy reload with the new configuration failed: {}; the old configuration keeps serving",
-                    reloaded.error());
-      start_lb_reconciles(0);
-      return;
-    }
-    spdlog::info("HAProxy (pid {}) reloaded with the new configuration; {} members carried over", m_haproxy->pid(),
-                 carried);
-    await_new_lb_worker(old_worker, 100);
-  });
-}
-
-// The runtime API connection still talks to the old worker, which finishes
-// its connections and goes: reconnect until a new worker answers (every
-// 50 ms, at most 5 s), then reconcile whatever changed meanwhile.
-void Server::await_new_lb_worker(std::string old_worker, int polls_left) {
-  struct Ctx {
-    Server* self;
-    std::string old_worker;
-    int polls_left;
-  };
-  auto* timer = new uv_timer_t;
-  uv_timer_init(m_loop, timer);
-  timer->data = new Ctx{this, std::move(old_worker), polls_left};
-  uv_timer_start(
-      timer,
-      [](uv_timer_t* t) {
-        std::unique_ptr<Ctx> ctx(static_cast<Ctx*>(t->data));
-        uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-        Server* self = ctx->self;
-        if (self->m_stopping) return;
-        self->m_lb_client->reset();
-        self->m_lb_client->send("show info", [self, old = ctx->old_worker,
-                                              left = ctx->polls_left](haproxy::RuntimeClient::Answer info) {
-          if (self->m_stopping) return;
-          const std::string worker = info ? info_field(*info, "Pid") : "";
-          if ((!worker.empty() && worker != old) || left <= 1) {
-            if (worker.empty() || worker == old) spdlog::warn("no new HAProxy worker answered after the reload");
-            self->start_lb_reconciles(0);
-            return;
-          }
-          self->await_new_lb_worker(old, left - 1);
-        });
-      },
-      50, 0);
+  options.frontends = haproxy_frontends(m_config.load_balancer);
+  options.reconcile_interval_ms = m_config.load_balancer.reconcile_interval_ms;
+  options.keep_running_on_stop = m_config.load_balancer.keep_running_on_stop;
+  options.digest = sha256_hex;
+  m_lb = std::make_unique<haproxy::LoadBalancer>(m_loop, std::move(options));
+  return m_lb->start();
 }
 
 tl::expected<void, std::string> Server::start_provider() {
@@ -458,7 +219,7 @@ void Server::restore(std::function<void(tl::expected<void, std::string>)> ready)
 // With an adopted HAProxy, what it serves is the fleet's last known
 // membership: slots are matched to stored instances by backend and endpoint.
 void Server::adopt_lb_members(RestoreInput input, std::function<void(RestoreInput)> next) {
-  if (!m_lb || !m_lb_adopted) return next(std::move(input));
+  if (!m_lb || !m_lb->adopted()) return next(std::move(input));
   // Two stored rows can name one endpoint (the provider reuses addresses; a
   // pending row keeps the address its lost process announced): the slot goes
   // to the row likeliest to be what it serves (lb_claim_rank).
@@ -481,7 +242,7 @@ void Server::adopt_lb_members(RestoreInput input, std::function<void(RestoreInpu
     if (it == ids.end()) return std::nullopt;
     return it->second;
   };
-  m_lb->adopt_members(resolve, [input = std::move(input), next = std::move(next)](
+  m_lb->driver().adopt_members(resolve, [input = std::move(input), next = std::move(next)](
                                    tl::expected<std::vector<haproxy::AdoptedMember>, haproxy::DriverError> adopted) mutable {
     if (!adopted) {
       // Not fatal: the fleet registers its in-service instances again.
@@ -519,7 +280,7 @@ void Server::restore_with_provider(RestoreInput input, std::function<void(tl::ex
     std::vector<Command> out;
     m_fleet->restore(std::move(input), now_ms(), out);
     execute(std::move(out));
-    start_lb_reconcile();
+    if (m_lb) m_lb->fleet_restored();
     ready({});
   });
 }
@@ -641,14 +402,9 @@ void Server::stop(std::function<void()> done) {
     uv_close(reinterpret_cast<uv_handle_t*>(*timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
     *timer = nullptr;
   }
-  if (m_lb) m_lb->reconcile_every(0);
   if (m_notifier) m_notifier->close();
-  if (m_haproxy && m_config.load_balancer.keep_running_on_stop) {
-    spdlog::info("leaving HAProxy (pid {}) serving for the next coordinator", m_haproxy->pid());
-    m_haproxy->release();
-    done();
-  } else if (m_haproxy) {
-    m_haproxy->stop(std::move(done));
+  if (m_lb) {
+    m_lb->stop(std::move(done));
   } else {
     done();
   }
@@ -948,7 +704,7 @@ void Server::lb_register(const LbRegister& command) {
   ++m_counters.lb_operations;
   const std::string id = command.instance_id;
   const std::string backend = command.backend;
-  m_lb->register_instance(command.backend, id, command.address, command.port,
+  m_lb->driver().register_instance(command.backend, id, command.address, command.port,
                           [this, id, backend](tl::expected<haproxy::OpResult, haproxy::DriverError> result) {
                             if (!result) {
                               ++m_counters.lb_failures;
@@ -961,7 +717,7 @@ void Server::lb_register(const LbRegister& command) {
                               const bool transient = error.kind == haproxy::DriverError::Kind::Api &&
                                                      error.api_kind != haproxy::ApiError::Kind::Rejected;
                               if (!transient) {
-                                m_lb->remove_instance(backend, id, [](const auto&) {});
+                                m_lb->driver().remove_instance(backend, id, [](const auto&) {});
                                 handle(LbRegisterFailed{id, error.detail});
                               }
                               return;
@@ -985,7 +741,7 @@ void Server::lb_drain(const LbDrain& command) {
   ++m_counters.lb_operations;
   // 0 would mean the driver's default: the shortest deadline instead.
   const std::uint64_t timeout = std::max<std::uint64_t>(command.timeout_ms, 1);
-  m_lb->drain_instance(command.backend, id, timeout,
+  m_lb->driver().drain_instance(command.backend, id, timeout,
                        [this, id](tl::expected<haproxy::OpResult, haproxy::DriverError> result) {
                          if (!result) {
                            ++m_counters.lb_failures;
@@ -1003,7 +759,7 @@ void Server::lb_remove(const LbRemove& command) {
   if (!m_lb) return;
   ++m_counters.lb_operations;
   const std::string id = command.instance_id;
-  m_lb->remove_instance(command.backend, id, [this, id](tl::expected<haproxy::OpResult, haproxy::DriverError> result) {
+  m_lb->driver().remove_instance(command.backend, id, [this, id](tl::expected<haproxy::OpResult, haproxy::DriverError> result) {
     if (!result) {
       // The driver no longer wants it: the periodic reconcile takes the slot out.
       ++m_counters.lb_failures;

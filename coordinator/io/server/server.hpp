@@ -29,7 +29,6 @@
 #include "coordinator/core/schedule.hpp"
 #include "coordinator/io/json/policy_json.hpp"
 #include "coordinator/io/notify/notifier.hpp"
-#include "coordinator/io/haproxy/config.hpp"
 #include "coordinator/io/server/agent_gateway.hpp"
 #include "coordinator/io/server/config.hpp"
 #include "coordinator/io/server/http_api.hpp"
@@ -41,9 +40,7 @@ namespace tide::provider {
 class Provider;
 }
 namespace tide::haproxy {
-class Driver;
-class RuntimeClient;
-class Supervisor;
+class LoadBalancer;
 }  // namespace tide::haproxy
 
 namespace tide::coordinator {
@@ -109,11 +106,6 @@ class Server final : public AgentGatewayHandler {
   [[nodiscard]] tl::expected<void, std::string> open_store();
   [[nodiscard]] tl::expected<void, std::string> start_load_balancer();
   [[nodiscard]] tl::expected<void, std::string> start_provider();
-  void schedule_lb_reconcile(std::uint64_t delay_ms);
-  void start_lb_reconcile();
-  void start_lb_reconciles(std::uint64_t first_delay_ms);
-  void reload_lb_with_membership();
-  void await_new_lb_worker(std::string old_worker, int polls_left);
   void adopt_lb_members(RestoreInput input, std::function<void(RestoreInput)> next);
   void restore_with_provider(RestoreInput input, std::function<void(tl::expected<void, std::string>)> ready);
   void restore(std::function<void(tl::expected<void, std::string>)> ready);
@@ -174,9 +166,7 @@ class Server final : public AgentGatewayHandler {
 
   std::unique_ptr<store::Store> m_store;
   std::unique_ptr<provider::Provider> m_provider;
-  std::unique_ptr<haproxy::Supervisor> m_haproxy;
-  std::unique_ptr<haproxy::RuntimeClient> m_lb_client;
-  std::unique_ptr<haproxy::Driver> m_lb;
+  std::unique_ptr<haproxy::LoadBalancer> m_lb;  // HAProxy and its driver; none: no load balancer
   std::unique_ptr<Fleet> m_fleet;
   std::unique_ptr<AgentGateway> m_gateway;
   std::unique_ptr<HttpApi> m_api;
@@ -201,15 +191,6 @@ class Server final : public AgentGatewayHandler {
   std::unordered_map<std::string, std::uint32_t> m_bound_keys;  // key -> instances bound to it
   std::unordered_set<std::string> m_open_enrollments;  // instances waiting for their first HELLO
   bool m_stopping = false;
-  // The fleet is restored: its load-balancer membership is what HAProxy should
-  // have, so a reconcile may run (before that it would empty the slots).
-  bool m_lb_restored = false;
-  bool m_lb_adopted = false;  // HAProxy was already running at start and kept serving
-  // The adopted HAProxy runs an older configuration: once the fleet is
-  // restored it is reloaded with the new one, its membership written in.
-  bool m_lb_reload_pending = false;
-  haproxy::ConfigSpec m_lb_spec;  // embedded: the configuration without slots in use
-  std::string m_lb_digest;        // sha256 of its rendering: "same configuration" at the next start
 };
 
 }  // namespace tide::coordinator

@@ -1,0 +1,309 @@
+#include "coordinator/io/haproxy/load_balancer.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+#include <utility>
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include "coordinator/io/haproxy/driver.hpp"
+#include "coordinator/io/haproxy/runtime_client.hpp"
+#include "coordinator/io/haproxy/supervisor.hpp"
+
+namespace tide::haproxy {
+
+namespace {
+
+// The whole file ("" when it cannot be read); /proc files report no size.
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string text;
+  char chunk[4096];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    text.append(chunk, static_cast<std::size_t>(in.gcount()));
+  }
+  return text;
+}
+
+// The configuration file starts with the digest of the configuration it was
+// rendered from without slots in use ("same configuration" at the next start).
+constexpr std::string_view kDigestPrefix = "# tide configuration ";
+
+void write_haproxy_config(const std::filesystem::path& path, const std::string& digest,
+                          const std::string& text) {
+  std::ofstream(path) << kDigestPrefix << digest << "\n" << text;
+}
+
+std::string config_digest(const std::string& file_text) {
+  if (file_text.rfind(kDigestPrefix, 0) != 0) return "";
+  const auto end = file_text.find('\n');
+  return file_text.substr(kDigestPrefix.size(), end == std::string::npos
+                                                    ? std::string::npos
+                                                    : end - kDigestPrefix.size());
+}
+
+// One "Name: value" line of `show info`; "" when absent.
+std::string info_field(const std::string& info, const std::string& name) {
+  const std::string key = name + ": ";
+  for (std::size_t at = 0; at < info.size();) {
+    std::size_t end = info.find('\n', at);
+    if (end == std::string::npos) end = info.size();
+    if (info.compare(at, key.size(), key) == 0) {
+      return info.substr(at + key.size(), end - at - key.size());
+    }
+    at = end + 1;
+  }
+  return "";
+}
+
+// The HAProxy an earlier coordinator of this state directory started and left
+// serving (it crashed, or stopped with keep_running_on_stop): the pid in its
+// pid file, if that process is an haproxy running our configuration file.
+// 0 when there is none (a recycled pid is never taken for ours).
+int running_haproxy(const std::filesystem::path& pid_file,
+                    const std::filesystem::path& config_path) {
+  std::ifstream in(pid_file);
+  int pid = 0;
+  if (!(in >> pid) || pid <= 1) return 0;
+  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  if (!(comm >> name) || name != "haproxy") return 0;
+  const std::string cmdline = read_text("/proc/" + std::to_string(pid) + "/cmdline");
+  // Arguments are NUL-separated: match the config path as a whole argument.
+  const std::string nul(1, '\0');
+  if ((nul + cmdline).find(nul + config_path.string() + nul) == std::string::npos) return 0;
+  return pid;
+}
+
+// Stops an HAProxy left behind whose configuration is not the one wanted now,
+// so the new one can bind the same ports. Blocks at most ~2 s (start-up only).
+void stop_haproxy(int pid) {
+  ::kill(pid, SIGTERM);
+  for (int i = 0; i < 100 && ::kill(pid, 0) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (::kill(pid, 0) == 0) ::kill(pid, SIGKILL);
+}
+
+}  // namespace
+
+LoadBalancer::LoadBalancer(uv_loop_t* loop, Options options)
+    : m_loop(loop), m_options(std::move(options)) {}
+
+LoadBalancer::~LoadBalancer() = default;
+
+tl::expected<void, std::string> LoadBalancer::start() {
+  if (m_options.embedded) {
+    ConfigSpec spec;
+    spec.stats_socket = m_options.socket_path;
+    spec.pid_file = m_options.pid_file;
+    spec.backends = m_options.backends;
+    spec.frontends = m_options.frontends;
+    auto text = render_config(spec);
+    if (!text) return tl::make_unexpected("load_balancer: " + text.error());
+    m_spec = spec;
+    m_digest = m_options.digest(*text);
+    const std::filesystem::path path = m_options.config_path;
+    // An HAProxy left serving by the previous coordinator is adopted: it
+    // keeps serving. When it runs an older configuration it is reloaded with
+    // this one once the fleet is restored (reload_with_membership).
+    const int running = running_haproxy(spec.pid_file, path);
+    const bool same_config = config_digest(read_text(path)) == m_digest;
+    if (running == 0) write_haproxy_config(path, m_digest, *text);
+    Supervisor::Options options;
+    options.haproxy_binary = m_options.haproxy_binary;
+    options.config_path = path.string();
+    Supervisor::Events events;
+    events.on_started = [this](int pid) {
+      spdlog::info("HAProxy started (pid {})", pid);
+      // A fresh HAProxy has every slot in maintenance: restore membership as
+      // soon as its socket is up instead of waiting for the periodic reconcile
+      // (at start-up, fleet_restored() does it once the fleet is known).
+      if (m_fleet_restored) schedule_reconcile(200);
+    };
+    events.on_exited = [](std::int64_t status, int signal) {
+      spdlog::warn("HAProxy exited (status {}, signal {}); restarting", status, signal);
+    };
+    events.on_spawn_error = [](const std::string& error) { spdlog::error("HAProxy: {}", error); };
+    m_supervisor = std::make_unique<Supervisor>(m_loop, options, events);
+    if (running > 0) {
+      if (auto adopted = m_supervisor->adopt(running); adopted) {
+        spdlog::info("adopted the running HAProxy (pid {}): it keeps serving{}", running,
+                     same_config ? ""
+                                 : "; it runs an older configuration and is reloaded once the "
+                                   "fleet is restored");
+        m_adopted = true;
+        m_reload_pending = !same_config;
+      } else {
+        spdlog::warn("{}; starting a new HAProxy", adopted.error());
+        stop_haproxy(running);
+        write_haproxy_config(path, m_digest, *text);
+      }
+    }
+    if (!m_adopted) {
+      if (auto started = m_supervisor->start(); !started) {
+        return tl::make_unexpected("HAProxy: " + started.error());
+      }
+    }
+  }
+  RuntimeClient::Options client;
+  client.endpoint = m_options.socket_path;
+  m_client = std::make_unique<RuntimeClient>(m_loop, client);
+  Driver::Options driver;
+  for (const auto& backend : m_options.backends) {
+    driver.backends.push_back({backend.name, backend.slot_prefix, backend.slot_count});
+  }
+  m_driver = std::make_unique<Driver>(m_loop, *m_client, driver);
+  // The reconciles start once the fleet is restored (fleet_restored).
+  return {};
+}
+
+void LoadBalancer::schedule_reconcile(std::uint64_t delay_ms) {
+  auto* timer = new uv_timer_t;
+  uv_timer_init(m_loop, timer);
+  timer->data = this;
+  uv_timer_start(
+      timer,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<LoadBalancer*>(t->data);
+        if (self->m_driver && !self->m_stopping) {
+          self->m_driver->reconcile([](const tl::expected<ReconcileResult, DriverError>& result) {
+            if (result) {
+              for (const auto& note : result->notes) spdlog::info("LB reconcile: {}", note);
+            }
+          });
+        }
+        uv_close(reinterpret_cast<uv_handle_t*>(t),
+                 [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      },
+      delay_ms, 0);
+}
+
+void LoadBalancer::fleet_restored() {
+  m_fleet_restored = true;
+  if (!m_driver) return;
+  if (m_reload_pending) {
+    m_reload_pending = false;
+    reload_with_membership();
+    return;
+  }
+  // A freshly started HAProxy needs a moment before its socket answers; an
+  // adopted one is checked at once.
+  start_reconciles(m_adopted ? 0 : 200);
+}
+
+void LoadBalancer::start_reconciles(std::uint64_t first_delay_ms) {
+  schedule_reconcile(first_delay_ms);
+  // After an HAProxy restart every slot is back in maintenance; the periodic
+  // reconcile puts wanted members back.
+  m_driver->reconcile_every(m_options.reconcile_interval_ms,
+                            [](const tl::expected<ReconcileResult, DriverError>& result) {
+                              if (!result) {
+                                spdlog::debug("LB reconcile failed: {}", result.error().detail);
+                                return;
+                              }
+                              for (const auto& note : result->notes) {
+                                spdlog::info("LB reconcile: {}", note);
+                              }
+                            });
+}
+
+// The adopted HAProxy runs an older configuration. A reload (SIGUSR2 to its
+// master) keeps the listening sockets, so no connection is refused, and the
+// new worker starts from a configuration that declares the current members in
+// their slots — so it serves them from its first request. HAProxy's
+// server-state-file cannot do this: 2.6 does not restore run-time addresses.
+void LoadBalancer::reload_with_membership() {
+  m_client->send("show info", [this](RuntimeClient::Answer info) {
+    if (m_stopping) return;
+    const std::string old_worker = info ? info_field(*info, "Pid") : "";
+    ConfigSpec spec = m_spec;
+    std::size_t carried = 0;
+    for (auto& backend : spec.backends) {
+      const auto& wanted = m_driver->wanted(backend.name);
+      for (const auto& [id, slot] : m_driver->assignment(backend.name)) {
+        auto member = wanted.find(id);
+        if (member == wanted.end() || slot > backend.slot_count) continue;
+        backend.slots_in_use.push_back(SlotSpec{slot, member->second.address, member->second.port,
+                                                member->second.in_rotation});
+        ++carried;
+      }
+    }
+    auto text = render_config(spec);
+    tl::expected<void, std::string> reloaded =
+        tl::make_unexpected(text ? std::string() : text.error());
+    if (text) {
+      write_haproxy_config(m_options.config_path, m_digest, *text);
+      reloaded = m_supervisor->reload();
+    }
+    if (!reloaded) {
+      // Fail static: the old configuration keeps serving what it serves.
+      spdlog::error(
+          "HAProxy reload with the new configuration failed: {}; the old configuration keeps "
+          "serving",
+          reloaded.error());
+      start_reconciles(0);
+      return;
+    }
+    spdlog::info("HAProxy (pid {}) reloaded with the new configuration; {} members carried over",
+                 m_supervisor->pid(), carried);
+    await_new_worker(old_worker, 100);
+  });
+}
+
+// The runtime API connection still talks to the old worker, which finishes
+// its connections and goes: reconnect until a new worker answers (every
+// 50 ms, at most 5 s), then reconcile whatever changed meanwhile.
+void LoadBalancer::await_new_worker(std::string old_worker, int polls_left) {
+  struct Ctx {
+    LoadBalancer* self;
+    std::string old_worker;
+    int polls_left;
+  };
+  auto* timer = new uv_timer_t;
+  uv_timer_init(m_loop, timer);
+  timer->data = new Ctx{this, std::move(old_worker), polls_left};
+  uv_timer_start(
+      timer,
+      [](uv_timer_t* t) {
+        std::unique_ptr<Ctx> ctx(static_cast<Ctx*>(t->data));
+        uv_close(reinterpret_cast<uv_handle_t*>(t),
+                 [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+        LoadBalancer* self = ctx->self;
+        if (self->m_stopping) return;
+        self->m_client->reset();
+        self->m_client->send("show info", [self, old = ctx->old_worker,
+                                           left = ctx->polls_left](RuntimeClient::Answer info) {
+          if (self->m_stopping) return;
+          const std::string worker = info ? info_field(*info, "Pid") : "";
+          if ((!worker.empty() && worker != old) || left <= 1) {
+            if (worker.empty() || worker == old) {
+              spdlog::warn("no new HAProxy worker answered after the reload");
+            }
+            self->start_reconciles(0);
+            return;
+          }
+          self->await_new_worker(old, left - 1);
+        });
+      },
+      50, 0);
+}
+
+void LoadBalancer::stop(std::function<void()> done) {
+  m_stopping = true;
+  if (m_driver) m_driver->reconcile_every(0);
+  if (m_supervisor && m_options.keep_running_on_stop) {
+    spdlog::info("leaving HAProxy (pid {}) serving for the next coordinator", m_supervisor->pid());
+    m_supervisor->release();
+    done();
+  } else if (m_supervisor) {
+    m_supervisor->stop(std::move(done));
+  } else {
+    done();
+  }
+}
+
+}  // namespace tide::haproxy

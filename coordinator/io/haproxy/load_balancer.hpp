@@ -1,0 +1,97 @@
+// LoadBalancer: the coordinator's HAProxy, whole. It owns the Supervisor (an
+// embedded HAProxy: started, or adopted from an earlier coordinator of the
+// same state directory), the RuntimeClient on its stats socket and the Driver
+// that keeps the slots. It writes haproxy.cfg with the digest line that tells
+// the next start whether a running HAProxy has the wanted configuration, and
+// it runs the reconciles once the fleet is restored.
+//
+// The coordinator asks it to start, hands it the moment its fleet is
+// restored, executes the core's LB commands through driver(), and stops it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <tl/expected.hpp>
+#include <uv.h>
+
+#include "coordinator/io/haproxy/config.hpp"
+
+namespace tide::haproxy {
+
+class Driver;
+class RuntimeClient;
+class Supervisor;
+
+class LoadBalancer {
+ public:
+  struct Options {
+    // true: tide starts and supervises HAProxy; false: an HAProxy tide did
+    // not start is driven through socket_path (its config declares the slots).
+    bool embedded = true;
+    std::string socket_path;  // runtime API socket
+    // Embedded only: where HAProxy writes its pid, and the configuration file
+    // tide renders (its first line holds the digest).
+    std::string pid_file;
+    std::string config_path;
+    std::string haproxy_binary = "haproxy";
+    std::vector<BackendSpec> backends;    // name and slot_count also shape the Driver
+    std::vector<FrontendSpec> frontends;  // embedded only: shared frontends
+    std::uint64_t reconcile_interval_ms = 5000;
+    // Embedded only. true: stop() leaves HAProxy serving for the next
+    // coordinator to adopt; false: stop() stops it.
+    bool keep_running_on_stop = false;
+    // The hex digest of a rendered configuration (the coordinator's
+    // sha256_hex): equal digests mean "same configuration" at the next start.
+    std::function<std::string(std::string_view)> digest;
+  };
+
+  LoadBalancer(uv_loop_t* loop, Options options);
+  ~LoadBalancer();
+  LoadBalancer(const LoadBalancer&) = delete;
+  LoadBalancer& operator=(const LoadBalancer&) = delete;
+
+  // Embedded: adopts an HAProxy left serving by an earlier coordinator, or
+  // starts one. Then opens the runtime API client and the driver. The
+  // reconciles wait for fleet_restored().
+  [[nodiscard]] tl::expected<void, std::string> start();
+  // HAProxy was already running at start and kept serving.
+  [[nodiscard]] bool adopted() const { return m_adopted; }
+  // The membership driver; valid once start() has succeeded.
+  [[nodiscard]] Driver& driver() { return *m_driver; }
+  // The fleet is restored: its load-balancer membership is what HAProxy should
+  // have. An adopted HAProxy with an older configuration is reloaded with its
+  // membership written in; otherwise the reconciles begin.
+  void fleet_restored();
+  // Stops the reconciles, then leaves HAProxy serving (keep_running_on_stop)
+  // or stops it. `done` runs once that is done.
+  void stop(std::function<void()> done);
+
+ private:
+  void schedule_reconcile(std::uint64_t delay_ms);
+  void start_reconciles(std::uint64_t first_delay_ms);
+  void reload_with_membership();
+  void await_new_worker(std::string old_worker, int polls_left);
+
+  uv_loop_t* m_loop;
+  Options m_options;
+  std::unique_ptr<Supervisor> m_supervisor;
+  std::unique_ptr<RuntimeClient> m_client;
+  std::unique_ptr<Driver> m_driver;
+  bool m_stopping = false;
+  // The fleet is restored: its load-balancer membership is what HAProxy should
+  // have, so a reconcile may run (before that it would empty the slots).
+  bool m_fleet_restored = false;
+  bool m_adopted = false;  // HAProxy was already running at start and kept serving
+  // The adopted HAProxy runs an older configuration: once the fleet is
+  // restored it is reloaded with the new one, its membership written in.
+  bool m_reload_pending = false;
+  ConfigSpec m_spec;     // embedded: the configuration without slots in use
+  std::string m_digest;  // digest of its rendering: "same configuration" at the next start
+};
+
+}  // namespace tide::haproxy
