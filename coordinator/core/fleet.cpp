@@ -30,7 +30,7 @@ std::string hex64(std::uint64_t value) {
 }
 
 tl::unexpected<ModelError> fail(std::string message) {
-  return tl::unexpected<ModelError>(ModelError{std::move(message)});
+  return tl::unexpected<ModelError>(ModelError{std::move(message), {}});
 }
 
 // Leaving for any reason, or already gone: does not count toward desired.
@@ -524,8 +524,10 @@ tl::expected<void, ModelError> Fleet::set_desired(std::string_view group, std::u
   GroupState* g = find_group(group);
   if (g == nullptr) return fail("unknown group " + std::string(group));
   if (desired < g->cfg.min || desired > g->cfg.max) {
-    return fail("desired " + std::to_string(desired) + " outside [min " + std::to_string(g->cfg.min) + ", max " +
-                std::to_string(g->cfg.max) + "] of group " + g->cfg.name);
+    return tl::unexpected<ModelError>(ModelError{"desired " + std::to_string(desired) + " outside [min " +
+                                                     std::to_string(g->cfg.min) + ", max " +
+                                                     std::to_string(g->cfg.max) + "] of group " + g->cfg.name,
+                                                 "desired"});
   }
   const std::uint32_t before = g->cfg.desired;
   g->cfg.desired = desired;

@@ -1,6 +1,8 @@
 #include "coordinator/core/model.hpp"
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <cmath>
 #include <utility>
 
@@ -110,44 +112,59 @@ std::optional<ActivityStatus> from_string<ActivityStatus>(std::string_view text)
 
 namespace {
 
-tl::unexpected<ModelError> fail(std::string message) {
-  return tl::unexpected<ModelError>(ModelError{std::move(message)});
+tl::unexpected<ModelError> fail(std::string field, std::string message) {
+  return tl::unexpected<ModelError>(ModelError{std::move(message), std::move(field)});
 }
 
-bool valid_name(const std::string& name) { return !name.empty() && name.size() <= 128; }
+constexpr const char* kNameRule = "1..128 bytes of [A-Za-z0-9._:-], starting with a letter or digit";
 
 }  // namespace
 
+bool is_valid_name(std::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  if (std::isalnum(static_cast<unsigned char>(name.front())) == 0) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '_' || c == ':' || c == '-';
+  });
+}
+
 tl::expected<void, ModelError> validate(const ScalingGroup& group) {
-  if (!valid_name(group.name)) return fail("group name must be 1..128 bytes");
+  if (!is_valid_name(group.name)) return fail("name", std::string("group name must be ") + kNameRule);
   if (group.min > group.max) {
-    return fail("min " + std::to_string(group.min) + " > max " + std::to_string(group.max));
+    return fail("min", "min " + std::to_string(group.min) + " > max " + std::to_string(group.max));
   }
   if (group.desired < group.min) {
-    return fail("desired " + std::to_string(group.desired) + " < min " + std::to_string(group.min));
+    return fail("desired", "desired " + std::to_string(group.desired) + " < min " + std::to_string(group.min));
   }
   if (group.desired > group.max) {
-    return fail("desired " + std::to_string(group.desired) + " > max " + std::to_string(group.max));
+    return fail("desired", "desired " + std::to_string(group.desired) + " > max " + std::to_string(group.max));
   }
-  if (!valid_name(group.launch_configuration_id)) {
-    return fail("launch_configuration_id must be 1..128 bytes");
+  if (!is_valid_name(group.launch_configuration_id)) {
+    return fail("launch_configuration", std::string("launch configuration id must be ") + kNameRule);
   }
-  if (group.launch_configuration_version < 1) return fail("launch_configuration_version must be >= 1");
-  if (group.health_check_grace_period_ms < 0 || group.default_cooldown_ms < 0 ||
-      group.boot_timeout_ms <= 0 || group.drain_timeout_ms < 0 || group.warmup_ms < 0 ||
-      group.liveness_window_ms <= 0) {
-    return fail("durations must be >= 0 (boot_timeout_ms and liveness_window_ms > 0)");
+  if (group.launch_configuration_version < 1) {
+    return fail("launch_configuration_version", "launch_configuration_version must be >= 1");
   }
+  const std::pair<const char*, std::int64_t> durations[] = {
+      {"health_check_grace_period_ms", group.health_check_grace_period_ms},
+      {"default_cooldown_ms", group.default_cooldown_ms},
+      {"drain_timeout_ms", group.drain_timeout_ms},
+      {"warmup_ms", group.warmup_ms}};
+  for (const auto& [field, value] : durations) {
+    if (value < 0) return fail(field, std::string(field) + " must be >= 0");
+  }
+  if (group.boot_timeout_ms <= 0) return fail("boot_timeout_ms", "boot_timeout_ms must be > 0");
+  if (group.liveness_window_ms <= 0) return fail("liveness_window_ms", "liveness_window_ms must be > 0");
   if (!(group.fail_static_share > 0.0 && group.fail_static_share <= 1.0)) {
-    return fail("fail_static_share must be in (0, 1]");
+    return fail("fail_static_share", "fail_static_share must be in (0, 1]");
   }
   if (!(group.replacement_rate > 0.0 && group.replacement_rate <= 1.0)) {
-    return fail("replacement_rate must be in (0, 1]");
+    return fail("replacement_rate", "replacement_rate must be in (0, 1]");
   }
   const RetryPolicy& r = group.retry;
   if (r.initial_backoff_ms <= 0 || r.max_backoff_ms < r.initial_backoff_ms ||
       !(r.multiplier >= 1.0 && std::isfinite(r.multiplier))) {
-    return fail("retry: initial_backoff_ms > 0, max_backoff_ms >= initial, multiplier >= 1");
+    return fail("retry", "retry: initial_backoff_ms > 0, max_backoff_ms >= initial, multiplier >= 1");
   }
   return {};
 }
@@ -164,22 +181,33 @@ std::string env_file_problem(std::string_view name, std::string_view path) {
 }
 
 tl::expected<void, ModelError> validate(const LaunchConfiguration& config) {
-  if (!valid_name(config.id)) return fail("launch configuration id must be 1..128 bytes");
-  for (const auto& [name, path] : config.env_files) {
-    if (auto problem = env_file_problem(name, path); !problem.empty()) return fail("env_files." + name + ": " + problem);
-    if (config.env.count(name) != 0) return fail("env_files." + name + ": also set in env");
+  if (!is_valid_name(config.id)) return fail("id", std::string("launch configuration id must be ") + kNameRule);
+  if (config.command.find_first_of(std::string_view("\0", 1)) != std::string::npos) {
+    return fail("command", "command must not contain NUL");
   }
-  if (config.version < 1) return fail("launch configuration version must be >= 1");
+  for (const auto& [name, value] : config.env) {
+    if (name.empty() || name.find_first_of(std::string_view("=\0", 2)) != std::string::npos) {
+      return fail("env." + name, "env." + name + ": the variable name must be non-empty, without '=' or NUL");
+    }
+    if (value.find('\0') != std::string::npos) return fail("env." + name, "env." + name + ": the value must not contain NUL");
+  }
+  for (const auto& [name, path] : config.env_files) {
+    if (auto problem = env_file_problem(name, path); !problem.empty()) {
+      return fail("env_files." + name, "env_files." + name + ": " + problem);
+    }
+    if (config.env.count(name) != 0) return fail("env_files." + name, "env_files." + name + ": also set in env");
+  }
+  if (config.version < 1) return fail("version", "launch configuration version must be >= 1");
   if (!(config.hourly_price >= 0.0 && std::isfinite(config.hourly_price))) {
-    return fail("hourly_price must be a finite number >= 0");
+    return fail("hourly_price", "hourly_price must be a finite number >= 0");
   }
   if (config.agent.report_interval_ms < 100 || config.agent.report_interval_ms > 60'000) {
-    return fail("agent.report_interval_ms must be 100..60000");
+    return fail("agent.report_interval_ms", "agent.report_interval_ms must be 100..60000");
   }
   if (config.agent.readiness_period_ms != 0 &&
       (config.agent.readiness_period_ms < kMinReadinessPeriodMs ||
        config.agent.readiness_period_ms > kMaxReadinessPeriodMs)) {
-    return fail("agent.readiness_period_ms must be 0 (the agent's default) or 10..60000");
+    return fail("agent.readiness_period_ms", "agent.readiness_period_ms must be 0 (the agent's default) or 10..60000");
   }
   return {};
 }

@@ -192,7 +192,14 @@ struct ScalingGroup {
 
 struct ModelError {
   std::string message;  // names the field, e.g. "desired 7 > max 5"
+  std::string field;    // the request field at fault ("desired", "env_files.KEY"); "" when none is
 };
+
+// Names of groups, launch configurations, policies, scheduled actions, hooks
+// and notification targets (they appear in URL paths, files and logs):
+// 1..128 bytes of [A-Za-z0-9._:-], starting with a letter or digit. No '/',
+// space, NUL or line break, and never "." or "..".
+[[nodiscard]] bool is_valid_name(std::string_view name);
 
 // Checks bounds and the invariant min <= desired <= max.
 [[nodiscard]] tl::expected<void, ModelError> validate(const ScalingGroup& group);

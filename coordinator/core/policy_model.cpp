@@ -1,3 +1,4 @@
+#include <cctype>
 #include "coordinator/core/policy_model.hpp"
 
 #include <algorithm>
@@ -55,14 +56,26 @@ constexpr Names<NotificationEvent, 7> kEventNames{{
     {NotificationEvent::HookTimeout, "hook_timeout"},
 }};
 
+tl::unexpected<ModelError> fail(std::string field, std::string message) {
+  return tl::unexpected<ModelError>(ModelError{std::move(message), std::move(field)});
+}
+
+// Every message below starts with the field it is about ("metric must be
+// ...", "min 3 > max 2"): that word is the field.
 tl::unexpected<ModelError> fail(std::string message) {
-  return tl::unexpected<ModelError>(ModelError{std::move(message)});
+  std::size_t end = 0;
+  while (end < message.size() && (std::isalnum(static_cast<unsigned char>(message[end])) != 0 ||
+                                  message[end] == '_' || message[end] == '.')) {
+    ++end;
+  }
+  std::string field = message.substr(0, end);
+  return fail(std::move(field), std::move(message));
 }
 
 // Group and name are checked the same way by every struct.
 tl::expected<void, ModelError> check_names(const std::string& group, const std::string& name) {
-  if (!is_valid_name(group)) return fail("group must be 1..128 bytes of [A-Za-z0-9._:-]");
-  if (!is_valid_name(name)) return fail("name must be 1..128 bytes of [A-Za-z0-9._:-]");
+  if (!is_valid_name(group)) return fail("group must be 1..128 bytes of [A-Za-z0-9._:-], starting with a letter or digit");
+  if (!is_valid_name(name)) return fail("name must be 1..128 bytes of [A-Za-z0-9._:-], starting with a letter or digit");
   return {};
 }
 
@@ -119,20 +132,12 @@ bool compare(double value, Comparison comparison, double threshold) {
   return false;
 }
 
-bool is_valid_name(std::string_view name) {
-  if (name.empty() || name.size() > 128) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == ':' || c == '-';
-  });
-}
-
 tl::expected<void, ModelError> validate(const AlarmPolicy& policy) {
   if (auto ok = check_names(policy.group, policy.name); !ok) return ok;
   if (!is_valid_name(policy.metric)) return fail("metric must be 1..128 bytes of [A-Za-z0-9._:-]");
   if (!finite(policy.threshold)) return fail("threshold must be a finite number");
   if (policy.period_ms < 1'000 || policy.period_ms % 1'000 != 0 || policy.period_ms > 86'400'000) {
-    return fail("period must be a whole number of seconds, 1..86400");
+    return fail("period_ms", "period must be a whole number of seconds, 1..86400");
   }
   if (policy.evaluation_periods < 1 || policy.evaluation_periods > 1'000) {
     return fail("evaluation_periods must be 1..1000");
@@ -151,7 +156,7 @@ tl::expected<void, ModelError> validate(const AlarmPolicy& policy) {
     return fail("min_adjustment_magnitude applies to percent adjustments only");
   }
   if (policy.cooldown_ms && (*policy.cooldown_ms < 0 || *policy.cooldown_ms > 86'400'000)) {
-    return fail("cooldown must be 0..86400 s");
+    return fail("cooldown_ms", "cooldown must be 0..86400 s");
   }
   return {};
 }
@@ -163,13 +168,13 @@ tl::expected<void, ModelError> validate(const TargetTrackingPolicy& policy) {
   if (!(finite(policy.tolerance) && policy.tolerance >= 0.0 && policy.tolerance < 1.0)) {
     return fail("tolerance must be in [0, 1)");
   }
-  if (policy.window_ms < 1'000 || policy.window_ms > 86'400'000) return fail("window must be 1..86400 s");
+  if (policy.window_ms < 1'000 || policy.window_ms > 86'400'000) return fail("window_ms", "window must be 1..86400 s");
   if (policy.scale_in_stabilization_ms < 0 || policy.scale_in_stabilization_ms > 86'400'000) {
-    return fail("scale_in_stabilization must be 0..86400 s");
+    return fail("scale_in_stabilization_ms", "scale_in_stabilization must be 0..86400 s");
   }
   for (const auto* limit : {&policy.scale_out_limit, &policy.scale_in_limit}) {
     if (limit->period_ms < 1'000 || limit->period_ms > 86'400'000) {
-      return fail("rate limit period must be 1..86400 s");
+      return fail("rate_limit.period", "rate limit period must be 1..86400 s");
     }
   }
   return {};
@@ -177,7 +182,7 @@ tl::expected<void, ModelError> validate(const TargetTrackingPolicy& policy) {
 
 tl::expected<void, ModelError> validate(const ScheduledAction& action) {
   if (auto ok = check_names(action.group, action.name); !ok) return ok;
-  if (!action.min && !action.max && !action.desired) return fail("set at least one of min, max, desired");
+  if (!action.min && !action.max && !action.desired) return fail("desired", "set at least one of min, max, desired");
   if (action.min && action.max && *action.min > *action.max) {
     return fail("min " + std::to_string(*action.min) + " > max " + std::to_string(*action.max));
   }
@@ -187,7 +192,7 @@ tl::expected<void, ModelError> validate(const ScheduledAction& action) {
   if (action.desired && action.min && *action.desired < *action.min) {
     return fail("desired " + std::to_string(*action.desired) + " < min " + std::to_string(*action.min));
   }
-  if (action.cron.empty() && !action.start_ms) return fail("a one-shot action (no cron) needs start_time");
+  if (action.cron.empty() && !action.start_ms) return fail("start_time", "a one-shot action (no cron) needs start_time");
   if (action.start_ms && action.end_ms && *action.end_ms <= *action.start_ms) {
     return fail("end_time must be after start_time");
   }
@@ -198,7 +203,7 @@ tl::expected<void, ModelError> validate(const ScheduledAction& action) {
 tl::expected<void, ModelError> validate(const LifecycleHook& hook) {
   if (auto ok = check_names(hook.group, hook.name); !ok) return ok;
   if (hook.heartbeat_timeout_ms < 30'000 || hook.heartbeat_timeout_ms > 7'200'000) {
-    return fail("heartbeat_timeout must be 30..7200 s");
+    return fail("heartbeat_timeout_ms", "heartbeat_timeout must be 30..7200 s");
   }
   if (hook.notification_metadata.size() > 1'024) return fail("notification_metadata must be <= 1024 bytes");
   if (!hook.agent_script.empty() && !is_valid_name(hook.agent_script)) {
@@ -211,11 +216,18 @@ tl::expected<void, ModelError> validate(const NotificationTarget& target) {
   if (auto ok = check_names(target.group, target.name); !ok) return ok;
   const bool http = target.url.starts_with("http://") || target.url.starts_with("https://");
   if (!http || target.url.size() > 2'048) return fail("url must be an http:// or https:// URL of <= 2048 bytes");
+  // A host, and nothing that could split a request line or a header.
+  const std::string_view rest = std::string_view(target.url).substr(target.url.find("//") + 2);
+  const std::string_view host = rest.substr(0, rest.find_first_of("/?#"));
+  if (host.empty() || host.front() == ':' || host.front() == '@') return fail("url must name a host");
+  for (const char c : target.url) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return fail("url must not contain spaces or control characters");
+  }
   if (target.events.empty()) return fail("events must name at least one event");
   for (std::size_t i = 0; i < target.events.size(); ++i) {
     for (std::size_t j = i + 1; j < target.events.size(); ++j) {
       if (target.events[i] == target.events[j]) {
-        return fail("events lists " + std::string(to_string(target.events[i])) + " twice");
+        return fail("events", "events lists " + std::string(to_string(target.events[i])) + " twice");
       }
     }
   }

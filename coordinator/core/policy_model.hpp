@@ -201,7 +201,5 @@ struct NotificationTarget {
 [[nodiscard]] tl::expected<void, ModelError> validate(const LifecycleHook& hook);
 [[nodiscard]] tl::expected<void, ModelError> validate(const NotificationTarget& target);
 
-// [A-Za-z0-9._:-], 1..128 bytes: names of groups, policies, actions, hooks.
-[[nodiscard]] bool is_valid_name(std::string_view name);
 
 }  // namespace tide::coordinator

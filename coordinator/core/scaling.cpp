@@ -11,7 +11,7 @@ namespace tide::coordinator {
 namespace {
 
 tl::unexpected<ModelError> fail(std::string message) {
-  return tl::unexpected<ModelError>(ModelError{std::move(message)});
+  return tl::unexpected<ModelError>(ModelError{std::move(message), {}});
 }
 
 std::uint32_t clamp_to(const ScalingGroup& group, std::uint32_t value) {

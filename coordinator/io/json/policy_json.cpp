@@ -25,7 +25,7 @@ json limit_json(const ScalingRateLimit& limit) {
 }
 
 tl::unexpected<JsonError> invalid(const ModelError& error) {
-  return tl::unexpected<JsonError>(JsonError{"", error.message});
+  return tl::unexpected<JsonError>(JsonError{error.field, error.message});
 }
 
 // The common head of every spec: the object check, `group` (must match the

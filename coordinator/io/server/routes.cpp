@@ -106,10 +106,10 @@ void Server::register_routes() {
     auto config = launch_configuration_from_json(body_or_empty(request));
     if (!config) return from_json_error(config.error());
     config->created_ms = now_ms();
-    if (auto valid = validate(*config); !valid) return api_error(400, valid.error().message);
+    if (auto valid = validate(*config); !valid) return api_error(400, valid.error().message, valid.error().field);
     auto stored = m_store->create_launch_configuration_version(*config);
     if (!stored) return from_store_error(stored.error());
-    if (auto put = m_fleet->put_launch_configuration(*stored); !put) return api_error(400, put.error().message);
+    if (auto put = m_fleet->put_launch_configuration(*stored); !put) return api_error(400, put.error().message, put.error().field);
     return created(to_json(*stored));
   });
   api.route("GET", "/v1/launch-configurations", [this](const ApiRequest&) {
@@ -173,7 +173,7 @@ void Server::register_routes() {
     if (!config) return api_error(400, "launch_configuration: no launch configuration '" + group->launch_configuration_id + "'", "launch_configuration");
     group->launch_configuration_version = config->version;
     group->created_ms = group->updated_ms = now_ms();
-    if (auto valid = validate(*group); !valid) return api_error(400, valid.error().message);
+    if (auto valid = validate(*group); !valid) return api_error(400, valid.error().message, valid.error().field);
     if (!group->lb.backend.empty()) {
       bool known = false;
       for (const auto& backend : m_config.load_balancer.backends) known = known || backend.name == group->lb.backend;
@@ -183,7 +183,7 @@ void Server::register_routes() {
     // core's PersistGroup then finds the row.
     if (auto inserted = m_store->insert_group(*group); !inserted) return from_store_error(inserted.error());
     std::vector<Command> out;
-    if (auto put = m_fleet->put_group(*group, now_ms(), out); !put) return api_error(400, put.error().message);
+    if (auto put = m_fleet->put_group(*group, now_ms(), out); !put) return api_error(400, put.error().message, put.error().field);
     execute(std::move(out));
     return created(group_json(*group));
   });
@@ -212,7 +212,7 @@ void Server::register_routes() {
       if (!config) return api_error(400, "launch_configuration: no launch configuration '" + group->launch_configuration_id + "'", "launch_configuration");
       group->launch_configuration_version = config->version;
     }
-    if (auto valid = validate(*group); !valid) return api_error(400, valid.error().message);
+    if (auto valid = validate(*group); !valid) return api_error(400, valid.error().message, valid.error().field);
     group->updated_ms = now_ms();
     std::vector<Command> out;
     ScalingGroup only_desired = *current;
@@ -221,10 +221,10 @@ void Server::register_routes() {
     if (only_desired == *group && group->desired != current->desired) {
       const std::string cause = "user request (API)";
       if (auto set = m_fleet->set_desired(group->name, group->desired, cause, now_ms(), out); !set) {
-        return api_error(400, set.error().message);
+        return api_error(400, set.error().message, set.error().field);
       }
     } else if (auto put = m_fleet->put_group(*group, now_ms(), out); !put) {
-      return api_error(400, put.error().message);
+      return api_error(400, put.error().message, put.error().field);
     }
     execute(std::move(out));
     return ok(group_json(*m_fleet->group(group->name)));
@@ -238,7 +238,7 @@ void Server::register_routes() {
                 group.enabled = enable;
                 group.updated_ms = now_ms();
                 std::vector<Command> out;
-                if (auto put = m_fleet->put_group(group, now_ms(), out); !put) return api_error(400, put.error().message);
+                if (auto put = m_fleet->put_group(group, now_ms(), out); !put) return api_error(400, put.error().message, put.error().field);
                 execute(std::move(out));
                 return ok(group_json(*m_fleet->group(group.name)));
               });

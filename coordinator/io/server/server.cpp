@@ -648,6 +648,7 @@ void Server::launch(const Launch& command) {
   request.launch.command = config->command;
   request.launch.port = config->port;
   request.launch.env = config->env;
+  request.launch.env_files = config->env_files;
   std::filesystem::path agent = m_config.provider.local.agent_path;
   if (agent.empty()) agent = m_binary_dir / "tide-agent";
   request.agent.agent_path = agent.string();

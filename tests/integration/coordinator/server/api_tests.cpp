@@ -472,3 +472,55 @@ TEST_CASE("?all lists the instances that are gone too", "[api]") {
     CHECK(all.body["instances"][0]["state"] == "detached");
   }
 }
+
+TEST_CASE("cross-field and name errors name their field; names that could never be addressed are refused",
+          "[api][hostile]") {
+  ServerFixture server;
+  REQUIRE(server.start_error().empty());
+  REQUIRE(server.call("POST", "/v1/launch-configurations", lc_body("web")).status == 201);
+  REQUIRE(server.call("POST", "/v1/groups", group_body("g", "web")).status == 201);
+  struct Row {
+    std::string method;
+    std::string path;
+    json body;
+    std::string field;
+  };
+  json bad_sizes = group_body("h", "web");
+  bad_sizes["min"] = 3;
+  bad_sizes["max"] = 2;
+  json bad_desired = group_body("h", "web");
+  bad_desired["desired"] = 9;
+  json slash = group_body("a/b", "web");
+  json dot = group_body("..", "web");
+  json lc_slash = lc_body("x/y");
+  json lc_env = lc_body("envy");
+  lc_env["env"] = json{{"A=B", "1"}};
+  const std::vector<Row> rows = {
+      {"POST", "/v1/groups", bad_sizes, "min"},
+      {"POST", "/v1/groups", bad_desired, "desired"},
+      {"POST", "/v1/groups", slash, "name"},
+      {"POST", "/v1/groups", dot, "name"},
+      {"PATCH", "/v1/groups/g", json{{"desired", 7}}, "desired"},
+      {"POST", "/v1/launch-configurations", lc_slash, "id"},
+      {"POST", "/v1/launch-configurations", lc_env, "env.A=B"},
+      {"PUT", "/v1/groups/g/schedules/lunch", json{{"cron", "0 12 * * *"}}, "desired"},
+      {"PUT", "/v1/groups/g/notifications/n", json{{"url", "http://"}, {"events", json::array({"hook_timeout"})}},
+       "url"},
+      {"PUT", "/v1/groups/g/notifications/n",
+       json{{"url", "http://host/a b"}, {"events", json::array({"hook_timeout"})}}, "url"},
+      {"PUT", "/v1/groups/g/policies/p",
+       json{{"metric", "cpu"}, {"comparison", ">"}, {"threshold", 50}, {"period_ms", 500},
+            {"evaluation_periods", 1}, {"adjustment", 1}},
+       "period_ms"},
+  };
+  for (const Row& row : rows) {
+    INFO(row.method << " " << row.path << " " << row.body.dump());
+    const auto answer = server.call(row.method, row.path, row.body);
+    CHECK(answer.status == 400);
+    CHECK(answer.body["field"] == row.field);
+  }
+  // Nothing was created or changed.
+  CHECK(server.call("GET", "/v1/groups").body["groups"].size() == 1);
+  CHECK(server.call("GET", "/v1/groups/g").body["desired"] == 0);
+  CHECK(server.call("GET", "/v1/groups/g/notifications").body["notifications"].empty());
+}
