@@ -28,6 +28,8 @@
 #include <tl/expected.hpp>
 #include <uv.h>
 
+#include "coordinator/io/json/nesting.hpp"
+
 struct MHD_Daemon;
 struct MHD_Connection;
 
@@ -51,12 +53,6 @@ struct ApiResponse {
 // Helpers for handlers: {"error": message, "field": field}.
 [[nodiscard]] ApiResponse api_error(int status, std::string message, std::string field = "");
 
-// Request bodies nest at most this deep (arrays and objects); deeper ones are
-// refused with 400 before they are parsed.
-inline constexpr std::size_t kMaxJsonDepth = 64;
-// The offset of the first bracket that opens level max_depth + 1, if any.
-// Brackets inside strings do not count.
-[[nodiscard]] std::optional<std::size_t> json_nesting_over(std::string_view text, std::size_t max_depth);
 
 struct HttpApiConfig {
   std::string address = "127.0.0.1";  // IPv4 or IPv6 literal
