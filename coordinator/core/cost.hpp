@@ -1,4 +1,4 @@
-// Cost accounting (issue 5, "Cost accounting"): instance-seconds, instance-
+// Cost accounting (docs/api.md, "Cost"): instance-seconds, instance-
 // hours and cost per group and per launch configuration over a period, next
 // to what a fleet fixed at the period's peak would have cost. The product
 // brief claims about 30 % saving from scheduled scaling; this computes a

@@ -1,6 +1,6 @@
 // 5-field cron expressions (minute hour day-of-month month day-of-week) and
-// their fire times in an IANA time zone, for scheduled actions (issue 5,
-// docs/schedules.md).
+// their fire times in an IANA time zone, for scheduled actions
+// (docs/schedules.md).
 //
 // Pure: the zone is passed in by reference, so nothing here looks up the
 // time zone database or reads a clock — except find_zone(), which the shell

@@ -1,5 +1,5 @@
 // Rolling per-group, per-metric windows of the load the agents report
-// (docs/policies.md, "Metrics"; issue 5, "Metrics aggregation").
+// (docs/policies.md, "Metrics").
 //
 // The shell feeds one record() call per REPORT from an instance for which
 // metrics_eligible() holds (in service, ready, healthy, past the group's

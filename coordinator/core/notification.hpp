@@ -1,7 +1,7 @@
 // Notifications: which scaling events a finished activity (or a lifecycle
 // hook that ran out of time) raises, and the webhook messages they become
-// for a group's notification targets (issue 5, "Notifications";
-// docs/notifications.md holds the body schemas).
+// for a group's notification targets (docs/notifications.md holds the
+// body schemas).
 //
 // Pure: plain inputs, plain messages out. The shell (coordinator/io/notify)
 // sends the messages; nothing here reads a clock or touches a socket.

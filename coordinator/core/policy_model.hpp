@@ -1,7 +1,7 @@
 // Plain data for everything that changes a group's capacity by itself or
 // reacts to its lifecycle: alarm (simple scaling) policies, target tracking
 // policies, scheduled actions, lifecycle hooks and notification targets
-// (DESIGN.md, "Concepts"; issue 5).
+// (DESIGN.md, "Concepts").
 //
 // Like model.hpp: plain structs, no clock, enums with one spelling each used
 // by the store, the HTTP API, `tidectl apply` and the docs. Each struct has a

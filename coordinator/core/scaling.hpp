@@ -1,7 +1,6 @@
 // The scaling-decision core: alarm (simple scaling) and target-tracking
 // policies evaluated over the metric windows, and the rules that combine
-// them per group (docs/policies.md; issue 5, "Alarm policies", "Target
-// tracking", "Interplay").
+// them per group (docs/policies.md).
 //
 // Pure: the shell calls evaluate() once per tick with `now_ms`, the metric
 // windows and each group's status, and applies every returned decision with

@@ -1,5 +1,6 @@
 // Server: what groups do by themselves — metrics from REPORTs into the
-// windows, scheduled actions, alarm and target-tracking policies (issue 5).
+// windows, scheduled actions, alarm and target-tracking policies
+// (docs/policies.md, docs/schedules.md).
 // The decisions are the core's (coordinator/core/scaling.hpp, schedule.hpp);
 // this file feeds them and carries their results to the Fleet and the store.
 #include <spdlog/spdlog.h>

@@ -144,7 +144,7 @@ CREATE INDEX instances_by_lc ON instances (lc_name, lc_version);
 CREATE INDEX scaling_groups_by_lc ON scaling_groups (lc_name, lc_version);
 )sql";
 
-// Schema v3: what a group does by itself (issue 5): scaling policies,
+// Schema v3: what a group does by itself: scaling policies,
 // scheduled actions, lifecycle hooks and notification targets. Each row keeps
 // its spec as the admin API's JSON (coordinator/io/json/policy_json.hpp) and
 // is validated when read; the few columns outside the JSON are state the

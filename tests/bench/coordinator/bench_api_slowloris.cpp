@@ -2,7 +2,7 @@
 // a fresh connection each) while N other connections are slow or idle: half
 // send a request line and one header and then a byte now and then
 // (slowloris), half connect and send nothing. Side by side in one run for
-// N = 0 and N = --slow (default 500). Target (issue 12): p99 <= 100 ms with
+// N = 0 and N = --slow (default 500). Target: p99 <= 100 ms with
 // 500. Usage: bench_api_slowloris [--slow N] [--requests M]
 #include <sys/resource.h>
 

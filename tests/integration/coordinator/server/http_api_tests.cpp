@@ -1,4 +1,4 @@
-// The admin API's HTTP server against clients that misbehave (issue 12): slow
+// The admin API's HTTP server against clients that misbehave: slow
 // and idle connections must not delay anyone else, bad framing is answered at
 // once, pipelined requests are all answered in order. A real HttpApi on a
 // real loop; real TCP connections on 127.0.0.1. The latency bounds here are
