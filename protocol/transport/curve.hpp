@@ -20,6 +20,18 @@ namespace tide::transport {
 inline constexpr std::size_t kZ85KeyLength = 40;     // characters
 inline constexpr std::size_t kBinaryKeyLength = 32;  // bytes
 
+// What CURVE adds to every frame on the wire: libzmq checks ZMQ_MAXMSGSIZE
+// against the encrypted MESSAGE command, which is the frame plus its
+// "\x07MESSAGE" name (8 bytes), short nonce (8), flags byte (1) and
+// Poly1305 tag (16). A CURVE socket's ZMQ_MAXMSGSIZE is the frame limit plus
+// this, so the limit means the frame the application sends (SPEC 4.2).
+inline constexpr std::int64_t kCurveFrameOverheadBytes = 33;
+
+// The ZMQ_MAXMSGSIZE that lets frames of up to `max_frame_bytes` through.
+[[nodiscard]] constexpr std::int64_t wire_frame_limit(std::int64_t max_frame_bytes, bool curve) {
+  return curve ? max_frame_bytes + kCurveFrameOverheadBytes : max_frame_bytes;
+}
+
 struct CurveKeyPair {
   std::string public_z85;
   std::string secret_z85;

@@ -46,7 +46,7 @@ tl::expected<void, TransportError> Dealer::connect() {
     socket.set(zmq::sockopt::immediate, m_options.immediate);
     socket.set(zmq::sockopt::reconnect_ivl, m_options.reconnect_ivl_ms);
     socket.set(zmq::sockopt::reconnect_ivl_max, m_options.reconnect_ivl_max_ms);
-    socket.set(zmq::sockopt::maxmsgsize, m_options.max_frame_bytes);
+    socket.set(zmq::sockopt::maxmsgsize, wire_frame_limit(m_options.max_frame_bytes, m_options.curve.has_value()));
     socket.set(zmq::sockopt::sndhwm, m_options.sndhwm);
     socket.set(zmq::sockopt::rcvhwm, m_options.rcvhwm);
     socket.set(zmq::sockopt::heartbeat_ivl, m_options.heartbeat_ivl_ms);

@@ -26,7 +26,8 @@ tl::expected<std::string, TransportError> Router::bind() {
     socket.set(zmq::sockopt::linger, 0);
     socket.set(zmq::sockopt::router_mandatory, m_options.mandatory);
     socket.set(zmq::sockopt::router_handover, m_options.handover);
-    socket.set(zmq::sockopt::maxmsgsize, m_options.max_frame_bytes);
+    socket.set(zmq::sockopt::maxmsgsize,
+               wire_frame_limit(m_options.max_frame_bytes, m_options.curve_server_secret_z85.has_value()));
     socket.set(zmq::sockopt::heartbeat_ivl, m_options.heartbeat_ivl_ms);
     socket.set(zmq::sockopt::heartbeat_timeout, m_options.heartbeat_timeout_ms);
     socket.set(zmq::sockopt::backlog, m_options.backlog);

@@ -333,6 +333,59 @@ TEST_CASE_METHOD(LoopFixture, "an oversized frame disconnects only its sender", 
   CHECK(too_large.error().kind == TransportError::Kind::TooLarge);
 }
 
+TEST_CASE_METHOD(LoopFixture, "under CURVE the frame limit is the application's frame, both ways",
+                 "[transport][curve]") {
+  // CURVE adds 33 bytes on the wire; frames of 65,504..65,536 bytes are
+  // legal (SPEC 4.2) and must not cost the sender its connection.
+  const auto server_keys = generate_curve_keypair();
+  const auto client_keys = generate_curve_keypair();
+  const auto offender_keys = generate_curve_keypair();
+  REQUIRE(server_keys);
+  REQUIRE(client_keys);
+  REQUIRE(offender_keys);
+  ZapHandler zap(loop(), context(), [](const ZapRequest&) { return ZapDecision{true, "", "OK"}; });
+  REQUIRE(zap.bind());
+  RouterOptions options = local_router_options();
+  options.curve_server_secret_z85 = server_keys->secret_z85;
+  Router router(loop(), context(), options);
+  std::vector<Received> router_inbox;
+  collect(router, router_inbox);
+  auto endpoint = router.bind();
+  REQUIRE(endpoint);
+
+  DealerOptions client_options = dealer_options(*endpoint, "full");
+  client_options.curve = DealerCurve{server_keys->public_z85, *client_keys};
+  Dealer client(loop(), context(), client_options);
+  std::vector<std::string> client_inbox;
+  collect(client, client_inbox);
+  REQUIRE(connect_and_greet(*this, client, router_inbox, "hi"));
+
+  for (const std::size_t size : {tide::protocol::kMaxFrameBytes - 32, tide::protocol::kMaxFrameBytes}) {
+    INFO("frame of " << size << " bytes");
+    const std::vector<std::uint8_t> frame(size, 0x42);
+    REQUIRE(client.send(frame));
+    REQUIRE(router.send("a:full", frame));
+    REQUIRE(run_until([&] {
+      return router_inbox.back().body.size() == size && !client_inbox.empty() &&
+             client_inbox.back().size() == size;
+    }));
+  }
+
+  // One byte more is refused on the wire: only its sender is disconnected.
+  DealerOptions offender_options = dealer_options(*endpoint, "over");
+  offender_options.curve = DealerCurve{server_keys->public_z85, *offender_keys};
+  offender_options.max_frame_bytes = 1 << 20;
+  offender_options.reconnect_ivl_ms = 10000;
+  offender_options.reconnect_ivl_max_ms = 10000;
+  Dealer offender(loop(), context(), offender_options);
+  REQUIRE(connect_and_greet(*this, offender, router_inbox, "over-1"));
+  REQUIRE(offender.send(std::vector<std::uint8_t>(tide::protocol::kMaxFrameBytes + 1, 0x43)));
+  REQUIRE(run_until([&] { return !router.send("a:over", bytes("ping")).has_value(); }));
+  for (const auto& r : router_inbox) CHECK(r.body.size() <= tide::protocol::kMaxFrameBytes);
+  REQUIRE(client.send(bytes("still-here")));
+  REQUIRE(run_until([&] { return router_inbox.back().body == "still-here"; }));
+}
+
 TEST_CASE_METHOD(LoopFixture, "sending to a vanished routing id is an error (ROUTER_MANDATORY)",
                  "[transport]") {
   Router router(loop(), context(), local_router_options());
