@@ -272,7 +272,7 @@ void Agent::open_socket() {
   close_socket();
   transport::DealerOptions options;
   options.endpoint = m_config.coordinator_endpoint;
-  options.routing_id = transport::agent_routing_id(m_config.instance_id);
+  options.routing_id = transport::new_agent_routing_id(m_config.instance_id);  // new nonce per socket
   options.curve = m_curve;
   options.reconnect_ivl_ms = static_cast<int>(m_config.backoff_base_ms);
   options.reconnect_ivl_max_ms = static_cast<int>(m_config.backoff_max_ms);

@@ -1,6 +1,12 @@
 #include "protocol/transport/common.hpp"
 
+#include <sys/random.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 #include "protocol/transport/detail.hpp"
@@ -17,6 +23,48 @@ std::string_view to_string(TransportError::Kind kind) {
     case TransportError::Kind::Io: return "io";
   }
   return "unknown";
+}
+
+std::string agent_routing_id(std::string_view instance_id, std::string_view nonce_hex) {
+  std::string id = "a:";
+  id += instance_id;
+  id += '/';
+  id += nonce_hex;
+  return id;
+}
+
+std::string new_agent_routing_id(std::string_view instance_id) {
+  std::array<unsigned char, kRoutingNonceHexDigits / 2> nonce{};
+  std::size_t filled = 0;
+  while (filled < nonce.size()) {
+    const ssize_t n = getrandom(nonce.data() + filled, nonce.size() - filled, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error("getrandom failed: " + std::string(std::strerror(errno)));
+    }
+    filled += static_cast<std::size_t>(n);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(kRoutingNonceHexDigits);
+  for (const unsigned char byte : nonce) {
+    hex += kHex[byte >> 4U];
+    hex += kHex[byte & 0x0fU];
+  }
+  return agent_routing_id(instance_id, hex);
+}
+
+bool is_agent_routing_id_for(std::string_view routing_id, std::string_view instance_id) {
+  const std::size_t prefix = 2 + instance_id.size() + 1;
+  if (routing_id.size() != prefix + kRoutingNonceHexDigits) return false;
+  if (routing_id.substr(0, 2) != "a:" || routing_id.substr(2, instance_id.size()) != instance_id ||
+      routing_id[prefix - 1] != '/') {
+    return false;
+  }
+  for (const char c : routing_id.substr(prefix)) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
 }
 
 namespace detail {

@@ -5,6 +5,7 @@
 // cppzmq or from a callback ever escapes into libuv.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -12,15 +13,27 @@
 namespace tide::transport {
 
 // A ROUTER's name for a peer: the peer's ZMQ_ROUTING_ID (binary-safe bytes).
-// Agents use "a:" + instance_id (see agent_routing_id()).
+// Agents use new_agent_routing_id().
 using PeerId = std::string;
 
-// The routing id an agent sets so that a reconnecting agent keeps its identity.
-[[nodiscard]] inline std::string agent_routing_id(std::string_view instance_id) {
-  std::string id = "a:";
-  id += instance_id;
-  return id;
-}
+// An agent's routing id (SPEC 3.2): "a:" + instance_id + "/" + 32 hex digits
+// of a fresh random nonce, chosen once per socket, so ZeroMQ's own
+// reconnects keep it. The nonce makes it unguessable: the coordinator's
+// ROUTER hands a routing id's connection to whoever connects with that id
+// (ZMQ_ROUTER_HANDOVER), and libzmq's ZAP request does not carry the
+// client's routing id, so a predictable one could be taken over by any peer
+// whose key passes ZAP.
+[[nodiscard]] std::string new_agent_routing_id(std::string_view instance_id);
+
+// The same with a given nonce (tests and tools that need a fixed id).
+[[nodiscard]] std::string agent_routing_id(std::string_view instance_id, std::string_view nonce_hex);
+
+inline constexpr std::size_t kRoutingNonceHexDigits = 32;
+
+// True when `routing_id` is "a:" + instance_id + "/" + 32 lowercase hex
+// digits: the only routing id the coordinator takes a HELLO for
+// `instance_id` from.
+[[nodiscard]] bool is_agent_routing_id_for(std::string_view routing_id, std::string_view instance_id);
 
 struct TransportError {
   enum class Kind : std::uint8_t {

@@ -1,9 +1,9 @@
 // Dealer: the agent's end of the agent link (ZMQ_DEALER, connects).
 //
 // Options follow protocol/SPEC.md, "Transport": routing id "a:" + instance_id
-// (agent_routing_id()), IMMEDIATE (no queueing towards a dead coordinator:
+// + "/" + a random nonce (new_agent_routing_id()), IMMEDIATE (no queueing towards a dead coordinator:
 // reports are latest-state only), RECONNECT_IVL 100 ms .. RECONNECT_IVL_MAX
-// 5 s, a small SNDHWM, MAXMSGSIZE = kMaxFrameBytes, LINGER 0, ZMTP heartbeats.
+// 5 s, a small SNDHWM, MAXMSGSIZE = kMaxFrameBytes (+ CURVE's 33), LINGER 0, ZMTP heartbeats.
 //
 // A message of more than one frame is counted (dropped_in, dropped_multipart),
 // logged at most once a second and dropped (SPEC 3.1).
@@ -43,7 +43,7 @@ struct DealerCurve {
 
 struct DealerOptions {
   std::string endpoint;            // e.g. "tcp://10.0.0.1:7400"
-  std::string routing_id;          // agent_routing_id(instance_id); empty = let ZeroMQ pick
+  std::string routing_id;          // new_agent_routing_id(instance_id); empty = let ZeroMQ pick
   std::optional<DealerCurve> curve;  // none = no encryption (tests only)
   bool immediate = true;           // ZMQ_IMMEDIATE
   int reconnect_ivl_ms = 100;      // ZMQ_RECONNECT_IVL

@@ -285,7 +285,14 @@ void AgentGateway::on_frame(const transport::PeerId& peer, std::string_view user
 void AgentGateway::on_hello(const transport::PeerId& peer, std::string_view user_id,
                             const protocol::Hello& hello) {
   ++m_stats.hellos;
-  const HelloVerdict verdict = m_handler.on_hello(hello, user_id);
+  // Only the connection whose routing id names the instance, with a nonce
+  // nobody else can guess, may speak for it: a HELLO from any other routing
+  // id could not keep its session from being handed over (SPEC 3.2).
+  const HelloVerdict verdict =
+      transport::is_agent_routing_id_for(peer, hello.instance_id)
+          ? m_handler.on_hello(hello, user_id)
+          : HelloVerdict{false, protocol::ErrorCode::Unauthorized,
+                         "the routing id must be \"a:" + hello.instance_id + "/\" followed by 32 random hex digits"};
   if (!verdict.accepted) {
     ++m_stats.hellos_refused;
     spdlog::warn("agent link: HELLO from instance '{}' refused: {}", hello.instance_id, verdict.message);

@@ -10,7 +10,7 @@
 // connections), not a libzmq socket: a libzmq DEALER per agent (socket,
 // mailbox, I/O-thread work) made a 10,000-agent swarm take more CPU than the
 // gateway it was meant to measure. Each agent has its routing id
-// "a:<instance>" and, with --curve, its own CURVE key pair; it says HELLO,
+// "a:<instance>/<nonce>" and, with --curve, its own CURVE key pair; it says HELLO,
 // then sends one REPORT per second, the agents' phases spread over the second.
 //
 // Once every agent has a session (plus a short settling time), the bench
@@ -172,7 +172,7 @@ class Swarm {
     for (std::uint64_t i = 0; i < m_agents.size(); ++i) {
       SimAgent& agent = m_agents[i];
       agent.instance_id = instance_name(m_args.first + i);
-      agent.session.routing_id = tx::agent_routing_id(agent.instance_id);
+      agent.session.routing_id = tx::new_agent_routing_id(agent.instance_id);
       if (server_key) agent.session.curve = zmtp::CurveOptions{*server_key, zmtp::generate_keypair()};
     }
     zmtp::PoolCallbacks callbacks;

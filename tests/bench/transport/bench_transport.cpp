@@ -59,7 +59,7 @@ std::thread start_sender(std::string endpoint, std::vector<std::uint8_t> frame, 
     zmq::context_t context;
     zmq::socket_t dealer(context, zmq::socket_type::dealer);
     dealer.set(zmq::sockopt::linger, 0);
-    dealer.set(zmq::sockopt::routing_id, tx::agent_routing_id("bench"));
+    dealer.set(zmq::sockopt::routing_id, std::string("a:bench"));
     if (curve != nullptr) {
       dealer.set(zmq::sockopt::curve_serverkey, curve->server.public_z85);
       dealer.set(zmq::sockopt::curve_publickey, curve->client.public_z85);

@@ -103,7 +103,7 @@ TEST_CASE("HELLO over CURVE then reports at the interval and readiness follows t
   REQUIRE(f.wait_count<protocol::Hello>(1, 5000));
   const auto hello = f.coord->all<protocol::Hello>().front();
   CHECK(hello.first.instance_id == "i-test-1");
-  CHECK(hello.second.routing_id == "a:i-test-1");
+  CHECK(transport::is_agent_routing_id_for(hello.second.routing_id, "i-test-1"));  // "a:i-test-1/<nonce>"
   CHECK(hello.second.user_id.size() == 40);  // the agent's CURVE key, via ZAP
 
   // Not ready first, then ready once the application is.

@@ -30,7 +30,7 @@ RouterOptions local_router_options() {
 DealerOptions dealer_options(const std::string& endpoint, const std::string& instance_id) {
   DealerOptions options;
   options.endpoint = endpoint;
-  options.routing_id = agent_routing_id(instance_id);
+  options.routing_id = "a:" + instance_id;
   return options;
 }
 
@@ -127,7 +127,7 @@ TEST_CASE_METHOD(LoopFixture, "1,000 frames each way arrive complete and in orde
           ++up_sent;
         }
         while (down_sent < kCount) {
-          auto r = router.send(agent_routing_id("i-1"), bytes("down-" + std::to_string(down_sent)));
+          auto r = router.send("a:i-1", bytes("down-" + std::to_string(down_sent)));
           if (!r) {
             REQUIRE(r.error().kind == TransportError::Kind::WouldBlock);
             break;

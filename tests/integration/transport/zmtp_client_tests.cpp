@@ -227,7 +227,7 @@ TEST_CASE("zmtp_client: talks to a real libzmq ROUTER, NULL and CURVE") {
   Recorder recorder;
   zmtp::Pool pool({}, recorder.callbacks());
   zmtp::SessionOptions options;
-  options.routing_id = tx::agent_routing_id("i-7");
+  options.routing_id = "a:i-7";
   if (curve) options.curve = curve_options(server_keys->public_z85, zmtp::generate_keypair());
   auto id = pool.connect(router.endpoint, options, 7);
   REQUIRE(id);
@@ -344,7 +344,7 @@ TEST_CASE("zmtp_client: HELLO gets WELCOME and a REPORT arrives intact at a real
     Recorder recorder;
     zmtp::Pool pool({}, recorder.callbacks());
     zmtp::SessionOptions options;
-    options.routing_id = tx::agent_routing_id("i-42");
+    options.routing_id = tx::new_agent_routing_id("i-42");
     const auto client_keys = zmtp::generate_keypair();
     if (curve) options.curve = curve_options(server_keys->public_z85, client_keys);
     auto id = pool.connect(*endpoint, options);

@@ -102,6 +102,7 @@ class RecordingHandler : public AgentGatewayHandler {
 
   std::map<std::string, std::string> tokens;  // known instance id -> enrollment token
   std::set<std::string> allowed_keys;         // ZAP: CURVE public keys (Z85) let in
+  std::map<std::string, std::string> bound_keys;  // instance id -> the only key that may speak for it
 
   std::vector<std::string> zap_keys;
   std::vector<HelloCall> hellos;
@@ -119,6 +120,10 @@ class RecordingHandler : public AgentGatewayHandler {
     const auto it = tokens.find(hello.instance_id);
     if (it == tokens.end()) {
       return HelloVerdict{false, protocol::ErrorCode::UnknownInstance, "unknown instance"};
+    }
+    if (const auto bound = bound_keys.find(hello.instance_id);
+        bound != bound_keys.end() && bound->second != agent_key) {
+      return HelloVerdict{false, protocol::ErrorCode::Unauthorized, "bound to another agent key"};
     }
     if (it->second != hello.enrollment_token) {
       return HelloVerdict{false, protocol::ErrorCode::Unauthorized, "bad enrollment token"};
@@ -148,7 +153,7 @@ class TestAgent {
   TestAgent(uv_loop_t* loop, zmq::context_t& context, const std::string& endpoint,
             const std::string& routing_id, std::optional<transport::DealerCurve> curve,
             bool immediate = true)
-      : m_loop(loop) {
+      : m_loop(loop), m_routing_id(routing_id) {
     transport::DealerOptions options;
     options.immediate = immediate;
     options.endpoint = endpoint;
@@ -184,6 +189,7 @@ class TestAgent {
     return m_dealer->send(frame).has_value();
   }
   void close() { m_dealer->close(); }
+  [[nodiscard]] const std::string& routing_id() const { return m_routing_id; }
 
   template <class T>
   [[nodiscard]] std::vector<T> all() const {
@@ -217,6 +223,7 @@ class TestAgent {
 
  private:
   uv_loop_t* m_loop;
+  std::string m_routing_id;
   std::unique_ptr<transport::Dealer> m_dealer;
   bool m_connected = false;
 };
@@ -289,18 +296,24 @@ class GatewayFixture : public LoopBase {
     return *keys;
   }
 
-  // An agent for `instance_id` (routing id "a:" + id); with CURVE when the
+  // An agent for `instance_id` (routing id "a:<id>/<nonce>"); with CURVE when the
   // gateway has it, using `keys` or a fresh allowed pair.
   std::unique_ptr<TestAgent> make_agent(const std::string& instance_id,
                                         std::optional<transport::CurveKeyPair> keys = std::nullopt,
                                         bool immediate = true) {
+    return make_peer(transport::new_agent_routing_id(instance_id), std::move(keys), immediate);
+  }
+
+  // A connection with the given routing id: another socket of the same agent
+  // (ZeroMQ reconnecting), or an impostor that knows or guesses the id.
+  std::unique_ptr<TestAgent> make_peer(const std::string& routing_id,
+                                       std::optional<transport::CurveKeyPair> keys = std::nullopt,
+                                       bool immediate = true) {
     std::optional<transport::DealerCurve> curve;
     if (server_keys) {
       curve = transport::DealerCurve{server_keys->public_z85, keys ? *keys : agent_keys(true)};
     }
-    return std::make_unique<TestAgent>(loop(), agents_context, endpoint,
-                                       transport::agent_routing_id(instance_id), std::move(curve),
-                                       immediate);
+    return std::make_unique<TestAgent>(loop(), agents_context, endpoint, routing_id, std::move(curve), immediate);
   }
 
   // Sends `message` as soon as the agent is connected; false on timeout.

@@ -452,10 +452,11 @@ TEST_CASE_METHOD(GatewayFixture, "a command for an agent without a session waits
   CHECK(handler.acks[0].second == drain.command_id);
 }
 
-TEST_CASE_METHOD(GatewayFixture, "a reconnect with the same routing id replaces the session",
+TEST_CASE_METHOD(GatewayFixture, "a reconnect replaces the session quietly, on the same routing id or a new socket",
                  "[gateway]") {
   const bool curve = GENERATE(false, true);
-  INFO("CURVE " << (curve ? "on" : "off"));
+  const bool same_socket = GENERATE(false, true);
+  INFO("CURVE " << (curve ? "on" : "off") << ", " << (same_socket ? "same routing id" : "new socket"));
   REQUIRE(start(quick_config(), curve));
   handler.tokens["i-1"] = "t";
   const auto keys = agent_keys(true);
@@ -465,9 +466,10 @@ TEST_CASE_METHOD(GatewayFixture, "a reconnect with the same routing id replaces 
   const std::vector<protocol::Message> reports{make_report(1), make_report(2), make_report(3)};
   REQUIRE(send_all(*first, reports, [&] { return handler.reports.size() == 3; }));
 
-  // The old connection is still open (a half-dead link): ROUTER_HANDOVER
-  // gives the routing id to the new connection.
-  auto second = make_agent("i-1", keys);
+  // The old connection is still open (a half-dead link). ZeroMQ reconnecting
+  // the same socket keeps its routing id (ROUTER_HANDOVER gives the id to the
+  // new connection); an agent that opens a new socket has a new nonce.
+  auto second = same_socket ? make_peer(first->routing_id(), keys) : make_agent("i-1", keys);
   REQUIRE(hello(*second, "i-1", "t"));
   REQUIRE(second->count<protocol::Welcome>() == 1);
   CHECK(second->all<protocol::Welcome>()[0].session_id !=
@@ -492,26 +494,109 @@ TEST_CASE_METHOD(GatewayFixture, "a reconnect with the same routing id replaces 
   CHECK(first->count<protocol::Drain>() == 0);
 }
 
-TEST_CASE_METHOD(GatewayFixture, "a HELLO for another instance on the same connection ends the old session",
+TEST_CASE_METHOD(GatewayFixture, "a connection speaks only for the instance its routing id names",
                  "[gateway]") {
   REQUIRE(start(quick_config(), false));
   handler.tokens["i-1"] = "t";
   handler.tokens["i-2"] = "t";
-  auto agent = make_agent("i-1");  // routing id a:i-1 ...
+  auto agent = make_agent("i-1");  // routing id a:i-1/<nonce> ...
   REQUIRE(hello(*agent, "i-1", "t"));
-  REQUIRE(agent->send(make_hello("i-2", "t")));  // ... now speaks for i-2
-  REQUIRE(run_until([&] { return agent->count<protocol::Welcome>() == 2; }));
+  REQUIRE(agent->send(make_hello("i-2", "t")));  // ... cannot speak for i-2
+  REQUIRE(run_until([&] { return agent->errors(protocol::ErrorCode::Unauthorized) == 1; }));
+  CHECK(agent->all<protocol::Error>().back().message.find("a:i-2/") != std::string::npos);
+  CHECK(gateway->connected("i-1"));
+  CHECK_FALSE(gateway->connected("i-2"));
+  CHECK(handler.lost.empty());
+  CHECK(handler.hellos.size() == 1);  // the refusal is the gateway's, before the fleet is asked
 
-  CHECK(gateway->connected("i-2"));
-  // i-1 has no agent any more: commands for it must not reach i-2's agent.
-  CHECK_FALSE(gateway->connected("i-1"));
-  REQUIRE(handler.lost.size() == 1);
-  CHECK(handler.lost[0].instance_id == "i-1");
-  CHECK_FALSE(gateway->send_command("i-1", protocol::Drain{0, 0}).has_value());
-  CHECK(gateway->stats().sessions == 1);
+  // Predictable or malformed routing ids get no session either.
+  for (const std::string& routing_id : {std::string("a:i-2"), std::string("a:i-2/0123"),
+                                       transport::agent_routing_id("i-2", std::string(32, 'G')),
+                                       transport::agent_routing_id("i-2x", std::string(32, 'a'))}) {
+    INFO("routing id " << routing_id);
+    auto peer = make_peer(routing_id);
+    REQUIRE(peer->connect());
+    REQUIRE(send_when_connected(*peer, make_hello("i-2", "t")));
+    REQUIRE(run_until([&] { return peer->errors(protocol::ErrorCode::Unauthorized) == 1; }));
+    CHECK_FALSE(gateway->connected("i-2"));
+  }
   REQUIRE(agent->send(make_report(1)));
   REQUIRE(run_until([&] { return handler.reports.size() == 1; }));
-  CHECK(handler.reports[0].instance_id == "i-2");
+  CHECK(handler.reports[0].instance_id == "i-1");
+}
+
+TEST_CASE_METHOD(GatewayFixture, "CURVE: impostors with keys ZAP lets in cannot disturb another agent's session",
+                 "[gateway][curve]") {
+  // Two enrolled agents, each bound to its key. An impostor holding a key
+  // that passes ZAP (agent 2's, or a fresh one while an enrollment is open)
+  // keeps connecting as agent 1 — with the routing id older releases used,
+  // a guessed nonce, or none — and says HELLO for i-1. Agent 1 must not
+  // lose one REPORT, its connection or its session.
+  REQUIRE(start(quick_config(), true));
+  handler.tokens["i-1"] = "t1";
+  handler.tokens["i-2"] = "t2";
+  handler.tokens["i-3"] = "t3";  // launched, its agent not there yet: enrollment open
+  const auto keys_1 = agent_keys(true);
+  const auto keys_2 = agent_keys(true);
+  auto agent_1 = make_agent("i-1", keys_1);
+  auto agent_2 = make_agent("i-2", keys_2);
+  REQUIRE(hello(*agent_1, "i-1", "t1"));
+  REQUIRE(hello(*agent_2, "i-2", "t2"));
+  handler.bound_keys["i-1"] = keys_1.public_z85;
+  handler.bound_keys["i-2"] = keys_2.public_z85;
+
+  const std::vector<std::string> routing_ids{
+      "a:i-1", transport::new_agent_routing_id("i-1"), std::string(), "a:i-1/" + std::string(32, '0')};
+  std::uint64_t seq = 0;
+  std::size_t send_failures = 0;
+  std::size_t impostors_refused = 0;
+  for (int round = 0; round < 24; ++round) {
+    const bool fresh_key = round % 2 == 1;
+    auto impostor = make_peer(routing_ids[static_cast<std::size_t>(round) % routing_ids.size()],
+                              fresh_key ? agent_keys(true) : keys_2);
+    REQUIRE(impostor->connect());
+    bool said_hello = false;
+    bool answered = false;
+    // Agent 1 reports every 20 ms meanwhile; IMMEDIATE makes a send fail
+    // while its connection is down.
+    REQUIRE(run_until(
+        [&] {
+          if (!said_hello) said_hello = impostor->send(make_hello("i-1", ""));
+          answered = impostor->errors(protocol::ErrorCode::Unauthorized) > 0;
+          return answered;
+        },
+        5000));
+    ++impostors_refused;
+    for (int i = 0; i < 3; ++i) {
+      if (agent_1->send(make_report(++seq))) {
+        run_for(20);
+      } else {
+        ++send_failures;
+      }
+    }
+    impostor->close();
+  }
+  REQUIRE(run_until([&] {
+    std::size_t from_1 = 0;
+    for (const auto& r : handler.reports) from_1 += r.instance_id == "i-1" ? 1U : 0U;
+    return from_1 == seq;
+  }));
+  CHECK(impostors_refused == 24);
+  CHECK(send_failures == 0);
+  CHECK_FALSE(agent_1->saw(transport::DealerEvent::Disconnected));
+  CHECK(agent_1->errors(protocol::ErrorCode::UnknownSession) == 0);
+  CHECK(handler.lost.empty());
+  CHECK(gateway->connected("i-1"));
+  CHECK(gateway->connected("i-2"));
+  CHECK(gateway->stats().sessions == 2);
+  // Every report of agent 1 arrived, in order, in its one session.
+  std::uint64_t expected = 0;
+  for (const auto& r : handler.reports) {
+    if (r.instance_id == "i-1") CHECK(r.seq == ++expected);
+  }
+  // Commands still reach agent 1 on its own connection.
+  REQUIRE(gateway->send_command("i-1", protocol::Drain{0, 0}));
+  REQUIRE(run_until([&] { return agent_1->count<protocol::Drain>() >= 1; }));
 }
 
 TEST_CASE_METHOD(GatewayFixture, "CURVE: a frame from another key on a session's routing id is dropped",
@@ -521,8 +606,10 @@ TEST_CASE_METHOD(GatewayFixture, "CURVE: a frame from another key on a session's
   auto owner = make_agent("i-1", agent_keys(true));
   REQUIRE(hello(*owner, "i-1", "t"));
 
-  // Another key ZAP lets in (enrollment is open) takes the routing id over.
-  auto impostor = make_agent("i-1", agent_keys(true));
+  // Another key ZAP lets in that somehow learned the routing id (its nonce
+  // is never sent in clear) takes the connection over; its frames are not
+  // the session's.
+  auto impostor = make_peer(owner->routing_id(), agent_keys(true));
   REQUIRE(impostor->connect());
   REQUIRE(send_when_connected(*impostor, make_report(100)));
   REQUIRE(run_until([&] { return gateway->stats().bad_frames == 1; }));
@@ -584,8 +671,7 @@ TEST_CASE_METHOD(GatewayFixture,
                  "410, 401 and 404 are answered every time; only 400 and 505 are limited",
                  "[gateway]") {
   REQUIRE(start(quick_config(), false));
-  handler.tokens["i-1"] = "token-1";
-  auto agent = make_agent("i-1");
+  auto agent = make_agent("i-1");  // the fleet does not know i-1 yet
   REQUIRE(agent->connect());
   const std::uint64_t started_ms = now_ms();
 
@@ -597,8 +683,9 @@ TEST_CASE_METHOD(GatewayFixture,
   REQUIRE(agent->send(make_report(2)));
   REQUIRE(run_until([&] { return agent->errors(ErrorCode::UnknownSession) == 2; }));
   // The agent says HELLO right after the 410: refused, it must hear why.
-  REQUIRE(hello(*agent, "i-ghost", "token-1"));
+  REQUIRE(hello(*agent, "i-1", "token-1"));
   CHECK(agent->errors(ErrorCode::UnknownInstance) == 1);
+  handler.tokens["i-1"] = "token-1";
   REQUIRE(hello(*agent, "i-1", "wrong"));
   CHECK(agent->errors(ErrorCode::Unauthorized) == 1);
   // ... and the next right HELLO is welcomed.
