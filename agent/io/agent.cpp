@@ -376,7 +376,9 @@ void Agent::on_transport_event(transport::DealerEvent event) {
       m_session.peer_connected(uv_now(m_loop));
       break;
     case transport::DealerEvent::Disconnected:
-      spdlog::debug("disconnected from {}", m_config.coordinator_endpoint);
+      // ZeroMQ reconnects by itself; a connection that keeps dropping is
+      // worth seeing in the log (a restarting coordinator, a flaky network).
+      spdlog::info("connection to {} dropped; reconnecting", m_config.coordinator_endpoint);
       break;
     case transport::DealerEvent::AuthFailed:
       spdlog::warn("coordinator refused this agent's key (ZAP): not enrolled, or enrollment closed");

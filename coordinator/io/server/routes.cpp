@@ -446,6 +446,9 @@ std::string Server::metrics_text() const {
   out << "tide_unknown_session_total " << gw.unknown_session << '\n';
   metric("tide_hellos_refused_total", "counter", "HELLOs refused.");
   out << "tide_hellos_refused_total " << gw.hellos_refused << '\n';
+  metric("tide_agent_sessions_lost_total", "counter",
+         "Agent sessions that ended without a reconnect (silence, GOODBYE): the instance lost its agent.");
+  out << "tide_agent_sessions_lost_total " << gw.sessions_lost << '\n';
   metric("tide_lb_operations_total", "counter", "Load-balancer operations.");
   out << "tide_lb_operations_total " << m_counters.lb_operations << '\n';
   metric("tide_lb_failures_total", "counter", "Load-balancer operations that failed.");

@@ -142,6 +142,7 @@ class Fleet {
   }
   [[nodiscard]] std::string frontend() const { return "http://127.0.0.1:" + std::to_string(m_frontend_port); }
   [[nodiscard]] std::string api_endpoint() const { return "http://127.0.0.1:" + std::to_string(m_api_port); }
+  [[nodiscard]] std::string agent_endpoint() const { return "tcp://127.0.0.1:" + std::to_string(m_agent_port); }
   [[nodiscard]] std::string log() const { return st::read_file(m_dir / "coordinator.log"); }
   [[nodiscard]] const std::filesystem::path& dir() const { return m_dir; }
 
