@@ -19,6 +19,7 @@ constexpr std::size_t kWeComMetadataMaxBytes = 1024;
 // Room kept for the "... and N more" line while instance lines are added.
 constexpr std::size_t kWeComMoreLineBytes = 48;
 constexpr std::string_view kEllipsis = "\xE2\x80\xA6";  // U+2026, 3 bytes
+constexpr std::string_view kArrow = "\xE2\x86\x92";     // U+2192, 3 bytes
 
 bool is_failure(ActivityStatus status) {
   switch (status) {
@@ -77,8 +78,40 @@ std::string event_title(NotificationEvent event) {
       return "unhealthy instance replacement failed";
     case NotificationEvent::HookTimeout:
       return "lifecycle hook timed out";
+    case NotificationEvent::RolloutStarted:
+      return "rollout started";
+    case NotificationEvent::RolloutPaused:
+      return "rollout paused";
+    case NotificationEvent::RolloutFailed:
+      return "rollout failed";
+    case NotificationEvent::RolloutRolledBack:
+      return "rollout rolled back";
+    case NotificationEvent::RolloutSucceeded:
+      return "rollout succeeded";
   }
   return "event";
+}
+
+// A rollout that stopped short of its target needs someone to look; one that
+// started or succeeded does not.
+bool needs_attention(NotificationEvent event) {
+  switch (event) {
+    case NotificationEvent::RolloutPaused:
+    case NotificationEvent::RolloutFailed:
+    case NotificationEvent::RolloutRolledBack:
+      return true;
+    case NotificationEvent::RolloutStarted:
+    case NotificationEvent::RolloutSucceeded:
+    case NotificationEvent::ScaleOutSuccessful:
+    case NotificationEvent::ScaleOutFailed:
+    case NotificationEvent::ScaleInSuccessful:
+    case NotificationEvent::ScaleInFailed:
+    case NotificationEvent::ReplaceSuccessful:
+    case NotificationEvent::ReplaceFailed:
+    case NotificationEvent::HookTimeout:
+      return false;
+  }
+  return false;
 }
 
 std::string wrap_wecom(const std::string& content) {
@@ -198,6 +231,19 @@ std::vector<OutgoingNotification> notifications_for(const HookTimeout& timeout,
   return build(targets, timeout.group, event, generic, wecom);
 }
 
+std::vector<OutgoingNotification> notifications_for(const RolloutNotice& notice,
+                                                    const std::vector<NotificationTarget>& targets,
+                                                    const NotificationOptions& options) {
+  const auto event = notice.event;
+  const std::string generic = any_format(targets, notice.group, event, NotificationFormat::Generic)
+                                  ? generic_body(notice, options)
+                                  : std::string();
+  const std::string wecom = any_format(targets, notice.group, event, NotificationFormat::WeCom)
+                                ? wecom_body(notice, options)
+                                : std::string();
+  return build(targets, notice.group, event, generic, wecom);
+}
+
 std::string generic_body(const Activity& activity, NotificationEvent event,
                          const NotificationOptions& options) {
   nlohmann::json instances = nlohmann::json::array();
@@ -232,6 +278,23 @@ std::string generic_body(const HookTimeout& timeout, const NotificationOptions& 
       {"default_result", to_string(timeout.default_result)},
       {"notification_metadata", timeout.notification_metadata},
       {"time", format_rfc3339_utc(timeout.at_ms)},
+  };
+  if (!options.tide_version.empty()) body["tide_version"] = options.tide_version;
+  return dump(body);
+}
+
+std::string generic_body(const RolloutNotice& notice, const NotificationOptions& options) {
+  nlohmann::json body = {
+      {"event", to_string(notice.event)},
+      {"group", notice.group},
+      {"rollout_id", notice.rollout_id},
+      {"from", notice.from},
+      {"to", notice.to},
+      {"batch", notice.batch},
+      {"replaced", notice.replaced},
+      {"old_at_start", notice.old_at_start},
+      {"message", notice.message},
+      {"time", format_rfc3339_utc(notice.at_ms)},
   };
   if (!options.tide_version.empty()) body["tide_version"] = options.tide_version;
   return dump(body);
@@ -276,6 +339,32 @@ std::string wecom_markdown(const HookTimeout& timeout, std::size_t max_bytes) {
   return content;
 }
 
+std::string wecom_markdown(const RolloutNotice& notice, std::size_t max_bytes) {
+  std::string content =
+      "### tide: " + event_title(notice.event) + " in group `" + clipped(notice.group, 128) + "`";
+  content += "\n> event: <font color=\"";
+  content += needs_attention(notice.event) ? "warning" : "info";
+  content += "\">" + std::string(to_string(notice.event)) + "</font>";
+  content += "\n> rollout: `" + clipped(notice.rollout_id, 128) + "`";
+  content += "\n> version: `" + clipped(notice.from, 128) + "` " + std::string(kArrow) + " `" +
+             clipped(notice.to, 128) + "`";
+  // Before its first batch a rollout has no progress to show.
+  std::string progress;
+  if (notice.batch > 0) progress = "batch " + std::to_string(notice.batch);
+  if (notice.replaced > 0 || notice.old_at_start > 0) {
+    if (!progress.empty()) progress += ", ";
+    progress += std::to_string(notice.replaced) + " of " + std::to_string(notice.old_at_start) +
+                " replaced";
+  }
+  if (!progress.empty()) content += "\n> progress: " + progress;
+  if (!notice.message.empty()) {
+    content += "\n> cause: " + clipped(notice.message, kWeComCauseMaxBytes);
+  }
+  content += "\n> time: " + format_rfc3339_utc(notice.at_ms);
+  if (content.size() > max_bytes) return std::string(utf8_prefix(content, max_bytes));
+  return content;
+}
+
 std::string wecom_body(const Activity& activity, NotificationEvent event,
                        const NotificationOptions& options) {
   return wrap_wecom(wecom_markdown(activity, event, options.wecom_max_content_bytes));
@@ -283,6 +372,10 @@ std::string wecom_body(const Activity& activity, NotificationEvent event,
 
 std::string wecom_body(const HookTimeout& timeout, const NotificationOptions& options) {
   return wrap_wecom(wecom_markdown(timeout, options.wecom_max_content_bytes));
+}
+
+std::string wecom_body(const RolloutNotice& notice, const NotificationOptions& options) {
+  return wrap_wecom(wecom_markdown(notice, options.wecom_max_content_bytes));
 }
 
 std::string format_rfc3339_utc(TimeMs time_ms) {

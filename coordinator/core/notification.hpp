@@ -1,13 +1,14 @@
 // Notifications: which scaling events a finished activity (or a lifecycle
-// hook that ran out of time) raises, and the webhook messages they become
-// for a group's notification targets (docs/notifications.md holds the
-// body schemas).
+// hook that ran out of time, or a step of a rollout) raises, and the webhook
+// messages they become for a group's notification targets
+// (docs/notifications.md holds the body schemas).
 //
 // Pure: plain inputs, plain messages out. The shell (coordinator/io/notify)
 // sends the messages; nothing here reads a clock or touches a socket.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,6 +30,23 @@ struct HookTimeout {
   std::string notification_metadata;                 // the hook's, passed on verbatim
   TimeMs at_ms = 0;                                  // when the time-out was handled
   friend bool operator==(const HookTimeout&, const HookTimeout&) = default;
+};
+
+// A rollout started, paused, failed, was rolled back or succeeded
+// (docs/rollout.md). `event` is one of the rollout_* events; the counts are
+// the rollout's at that moment.
+struct RolloutNotice {
+  std::string group;
+  std::string rollout_id;
+  NotificationEvent event = NotificationEvent::RolloutStarted;
+  std::string from;                // the version the rollout replaces, "app:1"
+  std::string to;                  // the version it rolls out, "app:2"
+  std::uint32_t batch = 0;         // 1-based batch number; 0 before the first batch
+  std::uint32_t replaced = 0;      // instances replaced so far in the current direction
+  std::uint32_t old_at_start = 0;  // instances to replace when the current direction started
+  std::string message;             // the cause: why it paused, failed or rolled back
+  TimeMs at_ms = 0;                // when it happened
+  friend bool operator==(const RolloutNotice&, const RolloutNotice&) = default;
 };
 
 // One webhook request to make: POST `body` with `content_type` to `url`.
@@ -69,6 +87,11 @@ struct NotificationOptions {
     const HookTimeout& timeout, const std::vector<NotificationTarget>& targets,
     const NotificationOptions& options = {});
 
+// The same for a rollout notice (its own event).
+[[nodiscard]] std::vector<OutgoingNotification> notifications_for(
+    const RolloutNotice& notice, const std::vector<NotificationTarget>& targets,
+    const NotificationOptions& options = {});
+
 // ---- bodies (exposed for tests and docs) ------------------------------------
 
 inline constexpr std::string_view kGenericContentType = "application/json";
@@ -79,6 +102,8 @@ inline constexpr std::string_view kWeComContentType = "application/json";
                                        const NotificationOptions& options = {});
 [[nodiscard]] std::string generic_body(const HookTimeout& timeout,
                                        const NotificationOptions& options = {});
+[[nodiscard]] std::string generic_body(const RolloutNotice& notice,
+                                       const NotificationOptions& options = {});
 
 // WeCom group-robot body: {"msgtype":"markdown","markdown":{"content":"..."}}
 // with the content kept within options.wecom_max_content_bytes.
@@ -86,11 +111,15 @@ inline constexpr std::string_view kWeComContentType = "application/json";
                                      const NotificationOptions& options = {});
 [[nodiscard]] std::string wecom_body(const HookTimeout& timeout,
                                      const NotificationOptions& options = {});
+[[nodiscard]] std::string wecom_body(const RolloutNotice& notice,
+                                     const NotificationOptions& options = {});
 
 // The markdown text inside a WeCom body.
 [[nodiscard]] std::string wecom_markdown(const Activity& activity, NotificationEvent event,
                                          std::size_t max_bytes = kWeComMaxContentBytes);
 [[nodiscard]] std::string wecom_markdown(const HookTimeout& timeout,
+                                         std::size_t max_bytes = kWeComMaxContentBytes);
+[[nodiscard]] std::string wecom_markdown(const RolloutNotice& notice,
                                          std::size_t max_bytes = kWeComMaxContentBytes);
 
 // ---- helpers ----------------------------------------------------------------

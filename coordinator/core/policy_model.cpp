@@ -46,7 +46,7 @@ constexpr Names<NotificationFormat, 2> kFormatNames{{
     {NotificationFormat::Generic, "generic"},
     {NotificationFormat::WeCom, "wecom"},
 }};
-constexpr Names<NotificationEvent, 7> kEventNames{{
+constexpr Names<NotificationEvent, 12> kEventNames{{
     {NotificationEvent::ScaleOutSuccessful, "scale_out_successful"},
     {NotificationEvent::ScaleOutFailed, "scale_out_failed"},
     {NotificationEvent::ScaleInSuccessful, "scale_in_successful"},
@@ -54,6 +54,11 @@ constexpr Names<NotificationEvent, 7> kEventNames{{
     {NotificationEvent::ReplaceSuccessful, "replace_successful"},
     {NotificationEvent::ReplaceFailed, "replace_failed"},
     {NotificationEvent::HookTimeout, "hook_timeout"},
+    {NotificationEvent::RolloutStarted, "rollout_started"},
+    {NotificationEvent::RolloutPaused, "rollout_paused"},
+    {NotificationEvent::RolloutFailed, "rollout_failed"},
+    {NotificationEvent::RolloutRolledBack, "rollout_rolled_back"},
+    {NotificationEvent::RolloutSucceeded, "rollout_succeeded"},
 }};
 
 tl::unexpected<ModelError> fail(std::string field, std::string message) {

@@ -70,6 +70,11 @@ enum class NotificationEvent : std::uint8_t {
   ReplaceSuccessful,   // "replace_successful": unhealthy instance replaced
   ReplaceFailed,       // "replace_failed"
   HookTimeout,         // "hook_timeout": a lifecycle hook ran out of time
+  RolloutStarted,      // "rollout_started": a rollout began (docs/rollout.md)
+  RolloutPaused,       // "rollout_paused": a rollout waits for resume
+  RolloutFailed,       // "rollout_failed": a batch, the canary or a rollback failed
+  RolloutRolledBack,   // "rollout_rolled_back": a rollback finished, the old version runs
+  RolloutSucceeded,    // "rollout_succeeded": every instance runs the target version
 };
 
 [[nodiscard]] std::string_view to_string(Statistic value);

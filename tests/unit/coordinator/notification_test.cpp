@@ -1,5 +1,6 @@
 // coordinator/core/notification: event mapping, message selection, both body
-// formats parsed back field by field, and WeCom's byte limit.
+// formats parsed back field by field (activities, hook time-outs, rollout
+// notices), event names, and WeCom's byte limit.
 #include "coordinator/core/notification.hpp"
 
 #include <catch2/catch.hpp>
@@ -35,6 +36,27 @@ NotificationTarget make_target(std::string name, NotificationFormat format,
   target.format = format;
   target.events = std::move(events);
   return target;
+}
+
+const std::vector<NotificationEvent> kRolloutEvents = {
+    NotificationEvent::RolloutStarted,   NotificationEvent::RolloutPaused,
+    NotificationEvent::RolloutFailed,    NotificationEvent::RolloutRolledBack,
+    NotificationEvent::RolloutSucceeded,
+};
+
+RolloutNotice make_notice(NotificationEvent event) {
+  RolloutNotice notice;
+  notice.group = "web";
+  notice.rollout_id = "r-0123456789abcdef";
+  notice.event = event;
+  notice.from = "app:1";
+  notice.to = "app:2";
+  notice.batch = 2;
+  notice.replaced = 3;
+  notice.old_at_start = 10;
+  notice.message = "batch 2 was not done within 600 s";
+  notice.at_ms = kStart;
+  return notice;
 }
 
 bool valid_utf8(std::string_view text) {
@@ -320,4 +342,233 @@ TEST_CASE("format_rfc3339_utc", "[notification]") {
   CHECK(format_rfc3339_utc(kStart) == "2024-05-01T03:00:00.250Z");
   CHECK(format_rfc3339_utc(951'782'400'000) == "2000-02-29T00:00:00.000Z");
   CHECK(format_rfc3339_utc(-1) == "1969-12-31T23:59:59.999Z");
+}
+
+TEST_CASE("notification event names round-trip, rollout events included", "[notification]") {
+  using E = NotificationEvent;
+  const std::vector<std::pair<E, std::string_view>> names = {
+      {E::ScaleOutSuccessful, "scale_out_successful"},
+      {E::ScaleOutFailed, "scale_out_failed"},
+      {E::ScaleInSuccessful, "scale_in_successful"},
+      {E::ScaleInFailed, "scale_in_failed"},
+      {E::ReplaceSuccessful, "replace_successful"},
+      {E::ReplaceFailed, "replace_failed"},
+      {E::HookTimeout, "hook_timeout"},
+      {E::RolloutStarted, "rollout_started"},
+      {E::RolloutPaused, "rollout_paused"},
+      {E::RolloutFailed, "rollout_failed"},
+      {E::RolloutRolledBack, "rollout_rolled_back"},
+      {E::RolloutSucceeded, "rollout_succeeded"},
+  };
+  for (const auto& [event, name] : names) {
+    INFO(name);
+    CHECK(to_string(event) == name);
+    CHECK(from_string<NotificationEvent>(name) == event);
+  }
+  CHECK_FALSE(from_string<NotificationEvent>("rollout_cancelled").has_value());
+  CHECK_FALSE(from_string<NotificationEvent>("Rollout_Started").has_value());
+
+  SECTION("a target may subscribe to every rollout event") {
+    NotificationTarget target =
+        make_target("rollouts", NotificationFormat::Generic, kRolloutEvents);
+    CHECK(validate(target).has_value());
+    target.events.push_back(NotificationEvent::RolloutFailed);
+    const auto twice = validate(target);
+    REQUIRE_FALSE(twice.has_value());
+    CHECK(twice.error().message == "events lists rollout_failed twice");
+  }
+}
+
+TEST_CASE("each rollout event reaches only its subscribers in the notice's group",
+          "[notification]") {
+  using E = NotificationEvent;
+  const std::vector<NotificationTarget> targets = {
+      make_target("all-rollouts", NotificationFormat::Generic, kRolloutEvents),
+      make_target("ops-wecom", NotificationFormat::WeCom,
+                  {E::RolloutFailed, E::RolloutRolledBack, E::ScaleOutFailed}),
+      make_target("paused-only", NotificationFormat::Generic, {E::RolloutPaused}),
+      make_target("scaling", NotificationFormat::Generic,
+                  {E::ScaleOutSuccessful, E::ScaleOutFailed, E::HookTimeout}),
+      make_target("other-group", NotificationFormat::Generic, kRolloutEvents, "api"),
+      make_target("done", NotificationFormat::WeCom, {E::RolloutSucceeded, E::RolloutStarted}),
+  };
+  struct Row {
+    E event;
+    std::vector<std::string> expected;
+  };
+  const std::vector<Row> table = {
+      {E::RolloutStarted, {"all-rollouts", "done"}},
+      {E::RolloutPaused, {"all-rollouts", "paused-only"}},
+      {E::RolloutFailed, {"all-rollouts", "ops-wecom"}},
+      {E::RolloutRolledBack, {"all-rollouts", "ops-wecom"}},
+      {E::RolloutSucceeded, {"all-rollouts", "done"}},
+  };
+  for (const auto& row : table) {
+    INFO(to_string(row.event));
+    const auto messages = notifications_for(make_notice(row.event), targets, {"0.1.0"});
+    std::vector<std::string> names;
+    for (const auto& message : messages) {
+      names.push_back(message.target);
+      CHECK(message.url == "http://127.0.0.1:9/" + message.target);
+      CHECK(message.content_type == "application/json");
+      const json body = json::parse(message.body);
+      if (message.target == "ops-wecom" || message.target == "done") {
+        CHECK(body.at("msgtype") == "markdown");
+        const std::string content = body.at("markdown").at("content");
+        CHECK(content.find(std::string(to_string(row.event))) != std::string::npos);
+      } else {
+        CHECK(body.at("event") == to_string(row.event));
+        CHECK(body.at("tide_version") == "0.1.0");
+      }
+    }
+    CHECK(names == row.expected);
+  }
+
+  SECTION("a notice of another group reaches that group's targets only") {
+    RolloutNotice notice = make_notice(E::RolloutFailed);
+    notice.group = "api";
+    const auto messages = notifications_for(notice, targets, {});
+    REQUIRE(messages.size() == 1);
+    CHECK(messages[0].target == "other-group");
+    notice.group = "batch";
+    CHECK(notifications_for(notice, targets, {}).empty());
+  }
+  SECTION("nobody subscribed: no message") {
+    const std::vector<NotificationTarget> scaling_only = {targets[3]};
+    for (const E event : kRolloutEvents) {
+      CHECK(notifications_for(make_notice(event), scaling_only, {}).empty());
+    }
+  }
+}
+
+TEST_CASE("generic body for a rollout notice carries every field", "[notification]") {
+  const RolloutNotice notice = make_notice(NotificationEvent::RolloutFailed);
+  const json body = json::parse(generic_body(notice, {"0.1.0"}));
+  CHECK(body.size() == 11);
+  CHECK(body.at("event") == "rollout_failed");
+  CHECK(body.at("group") == "web");
+  CHECK(body.at("rollout_id") == "r-0123456789abcdef");
+  CHECK(body.at("from") == "app:1");
+  CHECK(body.at("to") == "app:2");
+  CHECK(body.at("batch") == 2);
+  CHECK(body.at("replaced") == 3);
+  CHECK(body.at("old_at_start") == 10);
+  CHECK(body.at("message") == "batch 2 was not done within 600 s");
+  CHECK(body.at("time") == "2024-05-01T03:00:00.250Z");
+  CHECK(body.at("tide_version") == "0.1.0");
+
+  SECTION("no version field unless one is given; numbers stay numbers at zero") {
+    RolloutNotice started = make_notice(NotificationEvent::RolloutStarted);
+    started.batch = 0;
+    started.replaced = 0;
+    started.old_at_start = 0;
+    started.message.clear();
+    const json plain = json::parse(generic_body(started));
+    CHECK(plain.size() == 10);
+    CHECK_FALSE(plain.contains("tide_version"));
+    CHECK(plain.at("event") == "rollout_started");
+    CHECK(plain.at("batch") == 0);
+    CHECK(plain.at("old_at_start").is_number_unsigned());
+    CHECK(plain.at("message") == "");
+  }
+  SECTION("the generic body is never truncated, and bad UTF-8 becomes U+FFFD") {
+    RolloutNotice long_notice = notice;
+    long_notice.message = std::string(10'000, 'x') + "\xFF";
+    const json parsed = json::parse(generic_body(long_notice));
+    CHECK(parsed.at("message") == std::string(10'000, 'x') + "\xEF\xBF\xBD");
+  }
+}
+
+TEST_CASE("WeCom body for a rollout notice", "[notification]") {
+  const RolloutNotice notice = make_notice(NotificationEvent::RolloutFailed);
+  const json body = json::parse(wecom_body(notice, {}));
+  CHECK(body.size() == 2);
+  CHECK(body.at("msgtype") == "markdown");
+  const std::string content = body.at("markdown").at("content");
+  CHECK(content ==
+        "### tide: rollout failed in group `web`\n"
+        "> event: <font color=\"warning\">rollout_failed</font>\n"
+        "> rollout: `r-0123456789abcdef`\n"
+        "> version: `app:1` \xE2\x86\x92 `app:2`\n"
+        "> progress: batch 2, 3 of 10 replaced\n"
+        "> cause: batch 2 was not done within 600 s\n"
+        "> time: 2024-05-01T03:00:00.250Z");
+
+  SECTION("each event has its title and colour") {
+    using E = NotificationEvent;
+    const std::vector<std::pair<E, std::string>> rows = {
+        {E::RolloutStarted,
+         "### tide: rollout started in group `web`\n> event: <font color=\"info\">"},
+        {E::RolloutPaused,
+         "### tide: rollout paused in group `web`\n> event: <font color=\"warning\">"},
+        {E::RolloutFailed,
+         "### tide: rollout failed in group `web`\n> event: <font color=\"warning\">"},
+        {E::RolloutRolledBack,
+         "### tide: rollout rolled back in group `web`\n> event: <font color=\"warning\">"},
+        {E::RolloutSucceeded,
+         "### tide: rollout succeeded in group `web`\n> event: <font color=\"info\">"},
+    };
+    for (const auto& [event, head] : rows) {
+      INFO(to_string(event));
+      CHECK(wecom_markdown(make_notice(event)).rfind(head, 0) == 0);
+    }
+  }
+  SECTION("before the first batch there is no progress line, and no cause without a message") {
+    RolloutNotice started = make_notice(NotificationEvent::RolloutStarted);
+    started.batch = 0;
+    started.replaced = 0;
+    started.old_at_start = 0;
+    started.message.clear();
+    const std::string text = wecom_markdown(started);
+    CHECK(text.find("progress:") == std::string::npos);
+    CHECK(text.find("cause:") == std::string::npos);
+    CHECK(text.find("> time: 2024-05-01T03:00:00.250Z") != std::string::npos);
+  }
+  SECTION("a newline in the message does not break the quote block") {
+    RolloutNotice multi = notice;
+    multi.message = "canary failed:\nerror share 4.1 %";
+    CHECK(wecom_markdown(multi).find("> cause: canary failed: error share 4.1 %\n") !=
+          std::string::npos);
+  }
+}
+
+TEST_CASE("WeCom content for a rollout stays within the limit with a long multi-byte message",
+          "[notification]") {
+  RolloutNotice notice = make_notice(NotificationEvent::RolloutRolledBack);
+  // 3,000 Chinese characters (9,000 bytes) after two ASCII bytes: the cap
+  // of 1,024 bytes (less the ellipsis) then falls inside a character.
+  notice.message = "xy";
+  for (int i = 0; i < 3000; ++i) notice.message += "回滚";
+  notice.group = std::string(200, 'g');
+  notice.rollout_id = "r-" + std::string(300, 'f');
+  const std::string content = wecom_markdown(notice);
+  CHECK(content.size() <= kWeComMaxContentBytes);
+  CHECK(valid_utf8(content));
+  // The message is cut to its cap and marked; the lines after it are kept.
+  const auto cause = content.find("> cause: xy回滚");
+  REQUIRE(cause != std::string::npos);
+  const auto cause_end = content.find('\n', cause);
+  REQUIRE(cause_end != std::string::npos);
+  const std::string cause_text = content.substr(cause + 9, cause_end - cause - 9);
+  CHECK(cause_text.size() <= 1024);
+  CHECK(cause_text.size() > 1024 - 6);
+  CHECK(cause_text.ends_with("\xE2\x80\xA6"));
+  CHECK(content.ends_with("> time: 2024-05-01T03:00:00.250Z"));
+
+  SECTION("the whole body parses and its content is the same text") {
+    const json body = json::parse(wecom_body(notice, {}));
+    CHECK(body.at("markdown").at("content") == content);
+  }
+  SECTION("a smaller limit is honoured too, even one that cuts inside the message") {
+    for (std::size_t limit : {1000U, 700U, 301U, 200U, 50U, 7U, 0U}) {
+      INFO(limit);
+      const std::string small = wecom_markdown(notice, limit);
+      CHECK(small.size() <= limit);
+      CHECK(small.size() + 3 > limit);  // a cut gives up at most a partial character
+      CHECK(valid_utf8(small));
+      NotificationOptions options;
+      options.wecom_max_content_bytes = limit;
+      CHECK(json::parse(wecom_body(notice, options)).at("markdown").at("content") == small);
+    }
+  }
 }
