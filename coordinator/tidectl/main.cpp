@@ -18,6 +18,7 @@
 
 #include "coordinator/tidectl/client.hpp"
 #include "coordinator/tidectl/commands.hpp"
+#include "coordinator/tidectl/rollout.hpp"
 #include "coordinator/tidectl/schedule_preview.hpp"
 #include "coordinator/tidectl/table.hpp"
 
@@ -325,6 +326,8 @@ int main(int argc, char** argv) {
   tide::tidectl::add_spec_commands(app, *schedule, request, now);
   tide::tidectl::add_cost_command(app, request, now);
   tide::tidectl::add_apply_command(app, request);
+  tide::tidectl::add_rollout_command(
+      app, request, [&endpoint](const std::string& path) { return tide::tidectl::call(endpoint, "GET", path); }, now);
 
   app.add_subcommand("status", "the coordinator's health")->callback([&] {
     request = {"GET", "/healthz", std::nullopt, render_object};
