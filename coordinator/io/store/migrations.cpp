@@ -200,12 +200,30 @@ ALTER TABLE launch_configurations
   ADD COLUMN env_files_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(env_files_json));
 )sql";
 
+// Schema v6: rollouts. Each row keeps the rollout record as the admin API's
+// JSON (coordinator/io/json/rollout_json.hpp), read back and checked when
+// loaded; the columns beside it are what the store lists by. A group's
+// rollouts go with it.
+constexpr const char* kSchemaV6 = R"sql(
+CREATE TABLE rollouts (
+  id          TEXT    PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 128),
+  group_name  TEXT    NOT NULL REFERENCES scaling_groups (name) ON DELETE CASCADE ON UPDATE RESTRICT,
+  state       TEXT    NOT NULL,
+  record      TEXT    NOT NULL CHECK (json_valid(record)),
+  created_ms  INTEGER NOT NULL,
+  updated_ms  INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX rollouts_by_group_created ON rollouts (group_name, created_ms DESC);
+)sql";
+
 constexpr std::array kMigrations{
     Migration{1, "launch configurations, scaling groups, instances, activities", kSchemaV1},
     Migration{2, "idempotency keys for provider calls; lookup indexes", kSchemaV2},
     Migration{3, "scaling policies, scheduled actions, lifecycle hooks, notification targets", kSchemaV3},
     Migration{4, "launch configurations: agent readiness probe period", kSchemaV4},
     Migration{5, "launch configurations: environment values read from files", kSchemaV5},
+    Migration{6, "rollouts", kSchemaV6},
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "coordinator/io/json/rollout_json.hpp"
 #include "coordinator/io/store/migrations.hpp"
 
 namespace tide::coordinator::store {
@@ -981,6 +982,98 @@ Result<std::vector<Activity>> Store::list_activities(std::string_view group,
       return tl::unexpected(r.error());
   }
   return out;
+}
+
+// ---- rollouts ----------------------------------------------------------------------
+
+namespace {
+
+// Reads a rollouts row (id, group_name, state, record): the record must read
+// back (rollout_from_json) and agree with the columns the store lists by.
+Result<Rollout> read_rollout(const Statement& s, const std::string& operation) {
+  const std::string id = s.column_text(0);
+  const auto unreadable = [&](const std::string& detail) {
+    return store_error(Kind::Invalid, operation + ": unreadable rollout " + id + ": " + detail);
+  };
+  const auto record = nlohmann::json::parse(s.column_text(3), nullptr, /*allow_exceptions=*/false);
+  if (record.is_discarded()) return unreadable("the record is not JSON");
+  auto rollout = rollout_from_json(record);
+  if (!rollout) return unreadable(rollout.error());
+  if (rollout->id != id || rollout->group != s.column_text(1) || to_string(rollout->state) != s.column_text(2)) {
+    return unreadable("the record's id, group or state differs from its row");
+  }
+  return std::move(*rollout);
+}
+
+Result<std::vector<Rollout>> read_rollouts(Database& db, const std::string& operation, Statement* s) {
+  ResetOnExit reset(s);
+  std::vector<Rollout> out;
+  for (;;) {
+    auto row = db.step(operation, *s);
+    if (!row) return tl::unexpected(row.error());
+    if (!*row) return out;
+    auto rollout = read_rollout(*s, operation);
+    if (!rollout) return tl::unexpected(rollout.error());
+    out.push_back(std::move(*rollout));
+  }
+}
+
+// The spellings of the terminal states (is_terminal) as a JSON array, for
+// SQLite's json_each().
+std::string terminal_rollout_states() {
+  nlohmann::json names = nlohmann::json::array();
+  for (const RolloutState state : rollout_states()) {
+    if (is_terminal(state)) names.push_back(to_string(state));
+  }
+  return names.dump();
+}
+
+}  // namespace
+
+Result<void> Store::put_rollout(const Rollout& rollout) {
+  const std::string operation = op("put rollout", rollout.id);
+  const nlohmann::json record = to_json(rollout);
+  // What is written must read back: the same check list_rollouts() makes.
+  if (auto readable = rollout_from_json(record); !readable) {
+    return store_error(Kind::Invalid, operation + ": " + readable.error());
+  }
+  const std::string text = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  auto s = m_db.prepare(operation,
+                        "INSERT INTO rollouts (id, group_name, state, record, created_ms, updated_ms) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET "
+                        "group_name = excluded.group_name, state = excluded.state, record = excluded.record, "
+                        "created_ms = excluded.created_ms, updated_ms = excluded.updated_ms");
+  if (!s) return tl::unexpected(s.error());
+  (*s)->bind(1, std::string_view(rollout.id));
+  (*s)->bind(2, std::string_view(rollout.group));
+  (*s)->bind(3, to_string(rollout.state));
+  (*s)->bind(4, std::string_view(text));
+  (*s)->bind(5, rollout.created_ms);
+  (*s)->bind(6, rollout.updated_ms);
+  return m_db.run(operation, **s);
+}
+
+Result<std::vector<Rollout>> Store::list_rollouts(std::string_view group, std::size_t limit) {
+  const std::string operation = op("list rollouts of group", group);
+  if (limit < 1 || limit > 1000) return store_error(Kind::Invalid, operation + ": limit must be 1..1000");
+  auto s = m_db.prepare(operation,
+                        "SELECT id, group_name, state, record FROM rollouts WHERE group_name = ?1 "
+                        "ORDER BY created_ms DESC, id DESC LIMIT ?2");
+  if (!s) return tl::unexpected(s.error());
+  (*s)->bind(1, group);
+  (*s)->bind(2, static_cast<std::int64_t>(limit));
+  return read_rollouts(m_db, operation, *s);
+}
+
+Result<std::vector<Rollout>> Store::active_rollouts() {
+  const std::string operation = "list active rollouts";
+  static const std::string terminal = terminal_rollout_states();
+  auto s = m_db.prepare(operation,
+                        "SELECT id, group_name, state, record FROM rollouts "
+                        "WHERE state NOT IN (SELECT value FROM json_each(?1)) ORDER BY created_ms, id");
+  if (!s) return tl::unexpected(s.error());
+  (*s)->bind(1, std::string_view(terminal));
+  return read_rollouts(m_db, operation, *s);
 }
 
 }  // namespace tide::coordinator::store

@@ -31,6 +31,7 @@
 
 #include "coordinator/core/model.hpp"
 #include "coordinator/core/policy_model.hpp"
+#include "coordinator/core/rollout.hpp"
 #include "coordinator/io/json/policy_json.hpp"
 #include "coordinator/io/store/sqlite.hpp"
 
@@ -116,8 +117,8 @@ class Store {
   [[nodiscard]] Result<ScalingGroup> get_group(std::string_view name);
   [[nodiscard]] Result<std::vector<ScalingGroup>> list_groups();  // by name
   // InUse while any of its instances is not terminal (terminated,
-  // launch_failed, detached). Terminal instance rows, their idempotency keys
-  // and the group's activities go with it, in one transaction.
+  // launch_failed, detached). Terminal instance rows, their idempotency keys,
+  // the group's activities, specs and rollouts go with it, in one transaction.
   [[nodiscard]] Result<void> delete_group(std::string_view name);
 
   // ---- instances (InstanceRuntime is memory only and never stored) ----
@@ -182,6 +183,15 @@ class Store {
   [[nodiscard]] Result<void> set_schedule_last_fired(std::string_view group, std::string_view name,
                                                      TimeMs fired_ms);
   [[nodiscard]] Result<GroupSpecs> load_specs();
+
+  // ---- rollouts (schema v6) ----
+  // Inserts or replaces the record by id. Invalid when its strategy does not
+  // pass validate(); Constraint when its group does not exist.
+  [[nodiscard]] Result<void> put_rollout(const Rollout& rollout);
+  // The group's rollouts, newest first (created_ms, then id); limit 1..1000.
+  [[nodiscard]] Result<std::vector<Rollout>> list_rollouts(std::string_view group, std::size_t limit);
+  // Every rollout not in a terminal state (is_terminal), oldest first.
+  [[nodiscard]] Result<std::vector<Rollout>> active_rollouts();
 
   // PRAGMA integrity_check: "ok" or SQLite's list of problems.
   [[nodiscard]] Result<std::string> integrity_check();
