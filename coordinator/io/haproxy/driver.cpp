@@ -336,11 +336,10 @@ void Driver::for_each_backend_state(bool unknown_is_empty, BackendStep step, Ste
     m_client.send("show servers state " + backend,
                   [this, alive, backend, unknown_is_empty, step, one_done](RuntimeClient::Answer a) {
                     if (alive.expired()) return;
-                    if (!a) {
-                      // A backend this HAProxy does not have (its configuration is older).
-                      if (unknown_is_empty && a.error().kind == ApiError::Kind::Rejected) return one_done(std::nullopt);
-                      return one_done(api_error(a.error()));
-                    }
+                    if (!a) return one_done(api_error(a.error()));
+                    // A backend this HAProxy does not have (its configuration is
+                    // older): the runtime API answers with a sentence, not a table.
+                    if (unknown_is_empty && a->rfind("Can't find backend.", 0) == 0) return one_done(std::nullopt);
                     BackendState* b = find(backend);
                     if (b == nullptr) return one_done(std::nullopt);
                     auto actual = parse_servers_state(*a);

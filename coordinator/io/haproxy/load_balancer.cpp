@@ -45,6 +45,31 @@ std::string config_digest(const std::string& file_text) {
                                                     : end - kDigestPrefix.size());
 }
 
+// Runs `done(result)` on the loop's next iteration, from a timer that frees
+// itself; it does not touch the LoadBalancer, so it may outlive it.
+template <typename Result>
+void answer_later(uv_loop_t* loop, std::function<void(Result)> done, Result result) {
+  struct Later {
+    uv_timer_t timer{};
+    std::function<void(Result)> done;
+    Result result;
+  };
+  auto* later = new Later{uv_timer_t{}, std::move(done), std::move(result)};
+  uv_timer_init(loop, &later->timer);
+  later->timer.data = later;
+  uv_timer_start(
+      &later->timer,
+      [](uv_timer_t* t) {
+        auto* l = static_cast<Later*>(t->data);
+        auto run = std::move(l->done);
+        Result r = std::move(l->result);
+        uv_close(reinterpret_cast<uv_handle_t*>(t),
+                 [](uv_handle_t* h) { delete static_cast<Later*>(h->data); });
+        run(std::move(r));
+      },
+      0, 0);
+}
+
 // One "Name: value" line of `show info`; "" when absent.
 std::string info_field(const std::string& info, const std::string& name) {
   const std::string key = name + ": ";
@@ -250,6 +275,8 @@ void LoadBalancer::reload_with_membership() {
     }
     spdlog::info("HAProxy (pid {}) reloaded with the new configuration; {} members carried over",
                  m_supervisor->pid(), carried);
+    m_reloading = true;
+    ++m_reloads;
     await_new_worker(old_worker, 100);
   });
 }
@@ -283,6 +310,7 @@ void LoadBalancer::await_new_worker(std::string old_worker, int polls_left) {
             if (worker.empty() || worker == old) {
               spdlog::warn("no new HAProxy worker answered after the reload");
             }
+            self->m_reloading = false;
             self->start_reconciles(0);
             return;
           }
@@ -304,6 +332,51 @@ void LoadBalancer::stop(std::function<void()> done) {
   } else {
     done();
   }
+}
+
+void LoadBalancer::sample_traffic(
+    std::function<void(tl::expected<std::vector<ServerTraffic>, std::string>)> done) {
+  using Result = tl::expected<std::vector<ServerTraffic>, std::string>;
+  if (!m_client || !m_driver || m_options.backends.empty()) {
+    return answer_later<Result>(m_loop, std::move(done), std::vector<ServerTraffic>{});
+  }
+  if (m_stopping) {
+    return answer_later<Result>(m_loop, std::move(done),
+                                tl::make_unexpected(std::string("the load balancer is stopped")));
+  }
+  if (m_options.embedded && !m_supervisor->running()) {
+    return answer_later<Result>(m_loop, std::move(done),
+                                tl::make_unexpected(std::string("HAProxy is not running")));
+  }
+  if (m_reloading) {
+    return answer_later<Result>(
+        m_loop, std::move(done),
+        tl::make_unexpected(
+            std::string("HAProxy is reloading: the new worker does not answer yet")));
+  }
+  // The answer comes through m_client, which the LoadBalancer owns: the
+  // callback never runs after the LoadBalancer is gone.
+  m_client->send("show stat -1 4 -1", [this, reloads = m_reloads,
+                                       done = std::move(done)](RuntimeClient::Answer answer) {
+    if (m_reloading || m_reloads != reloads) {
+      return done(tl::make_unexpected(std::string(
+          "HAProxy reloaded during the sample: the figures may be the old worker's or the new "
+          "one's")));
+    }
+    if (!answer) {
+      return done(tl::make_unexpected("show stat: " + std::string(to_string(answer.error().kind)) +
+                                      ": " + answer.error().detail));
+    }
+    auto rows = parse_show_stat(*answer);
+    if (!rows) return done(tl::make_unexpected("show stat: " + rows.error()));
+    std::vector<BackendMembers> members;
+    members.reserve(m_options.backends.size());
+    for (const BackendSpec& backend : m_options.backends) {
+      members.push_back(
+          BackendMembers{backend.name, backend.slot_prefix, m_driver->assignment(backend.name)});
+    }
+    done(member_traffic(*rows, members));
+  });
 }
 
 }  // namespace tide::haproxy

@@ -6,7 +6,8 @@
 // it runs the reconciles once the fleet is restored.
 //
 // The coordinator asks it to start, hands it the moment its fleet is
-// restored, executes the core's LB commands through driver(), and stops it.
+// restored, executes the core's LB commands through driver(), samples the
+// members' traffic (sample_traffic), and stops it.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +21,7 @@
 #include <uv.h>
 
 #include "coordinator/io/haproxy/config.hpp"
+#include "coordinator/io/haproxy/traffic.hpp"
 
 namespace tide::haproxy {
 
@@ -71,6 +73,28 @@ class LoadBalancer {
   // or stops it. `done` runs once that is done.
   void stop(std::function<void()> done);
 
+  // Samples HAProxy's per-server statistics with one `show stat -1 4 -1`
+  // (servers of every proxy) over the runtime API connection and answers one
+  // ServerTraffic for every slot that holds an instance (Driver::assignment
+  // when the answer arrives). Slots without an instance are left out.
+  //
+  // `done` runs exactly once, on the loop and never inside this call; the
+  // loop is never blocked. It gets:
+  //  - an empty vector when there is nothing to sample: no backends are
+  //    configured, or start() has not succeeded;
+  //  - an error when HAProxy is not running (embedded and down, or its socket
+  //    cannot be reached), when its answer cannot be parsed, after stop(), and
+  //    when a reload overlaps the sample: from the moment a reload is
+  //    signalled until a new worker answers on the socket, and for a sample
+  //    sent before that whose answer comes in after it. The old and the new
+  //    worker count separately (the new one from zero), so such an answer
+  //    could belong to either and is not handed out.
+  // Counters restart from zero after a reload or a restart of HAProxy.
+  // If the LoadBalancer is destroyed before the answer, `done` is dropped
+  // without being called, as the runtime client drops its commands.
+  void sample_traffic(
+      std::function<void(tl::expected<std::vector<ServerTraffic>, std::string>)> done);
+
  private:
   void schedule_reconcile(std::uint64_t delay_ms);
   void start_reconciles(std::uint64_t first_delay_ms);
@@ -90,6 +114,9 @@ class LoadBalancer {
   // The adopted HAProxy runs an older configuration: once the fleet is
   // restored it is reloaded with the new one, its membership written in.
   bool m_reload_pending = false;
+  // A reload was signalled and no new worker has answered on the socket yet.
+  bool m_reloading = false;
+  std::uint64_t m_reloads = 0;  // reloads signalled so far: a sample spanning one is refused
   ConfigSpec m_spec;     // embedded: the configuration without slots in use
   std::string m_digest;  // digest of its rendering: "same configuration" at the next start
 };

@@ -1,6 +1,8 @@
 #include "coordinator/io/haproxy/runtime_text.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <iterator>
 #include <map>
 #include <optional>
 
@@ -92,6 +94,28 @@ tl::expected<std::vector<ServerState>, std::string> parse_servers_state(std::str
   return out;
 }
 
+namespace {
+
+// The numeric fields of a `show stat` row, by header name.
+struct StatNumber {
+  std::string_view name;
+  std::uint64_t StatRow::*member;
+  bool required;
+};
+
+constexpr StatNumber kStatNumbers[] = {
+    {"qcur", &StatRow::qcur, true},           {"scur", &StatRow::scur, true},
+    {"stot", &StatRow::stot, false},          {"req_tot", &StatRow::req_tot, false},
+    {"rate", &StatRow::rate, false},          {"hrsp_2xx", &StatRow::hrsp_2xx, false},
+    {"hrsp_4xx", &StatRow::hrsp_4xx, false},  {"hrsp_5xx", &StatRow::hrsp_5xx, false},
+    {"econ", &StatRow::econ, false},          {"eresp", &StatRow::eresp, false},
+    {"wretr", &StatRow::wretr, false},        {"wredis", &StatRow::wredis, false},
+    {"qtime", &StatRow::qtime_ms, false},     {"ctime", &StatRow::ctime_ms, false},
+    {"rtime", &StatRow::rtime_ms, false},     {"ttime", &StatRow::ttime_ms, false},
+};
+
+}  // namespace
+
 tl::expected<std::vector<StatRow>, std::string> parse_show_stat(std::string_view text) {
   auto lines = split_lines(text);
   if (lines.empty() || lines[0].substr(0, 2) != "# ") {
@@ -100,30 +124,46 @@ tl::expected<std::vector<StatRow>, std::string> parse_show_stat(std::string_view
   auto names = split(lines[0].substr(2), ',');
   std::map<std::string_view, std::size_t> col;
   for (std::size_t i = 0; i < names.size(); ++i) col.emplace(names[i], i);
-  for (auto need : {"pxname", "svname", "qcur", "scur", "status"}) {
+  for (auto need : {"pxname", "svname", "status"}) {
     if (!col.contains(need)) return tl::make_unexpected("header lacks column " + std::string(need));
+  }
+  // Where each numeric field is; nullopt: not in this HAProxy's header.
+  std::optional<std::size_t> number_col[std::size(kStatNumbers)];
+  for (std::size_t k = 0; k < std::size(kStatNumbers); ++k) {
+    auto it = col.find(kStatNumbers[k].name);
+    if (it != col.end()) {
+      number_col[k] = it->second;
+    } else if (kStatNumbers[k].required) {
+      return tl::make_unexpected("header lacks column " + std::string(kStatNumbers[k].name));
+    }
+  }
+  const std::size_t px = col["pxname"];
+  const std::size_t sv = col["svname"];
+  const std::size_t st = col["status"];
+  std::size_t needed = std::max({px, sv, st}) + 1;
+  for (const auto& c : number_col) {
+    if (c) needed = std::max(needed, *c + 1);
   }
   const auto addr_col = col.find("addr");
   std::vector<StatRow> out;
   for (std::size_t n = 1; n < lines.size(); ++n) {
     auto f = split(lines[n], ',');
-    if (f.size() < col["status"] + 1 || f.size() < col["scur"] + 1) {
-      return tl::make_unexpected("short row " + std::to_string(n + 1));
-    }
+    if (f.size() < needed) return tl::make_unexpected("short row " + std::to_string(n + 1));
     StatRow r;
-    r.proxy = f[col["pxname"]];
-    r.server = f[col["svname"]];
-    r.status = f[col["status"]];
-    auto num = [&](std::string_view name) -> std::optional<std::uint64_t> {
-      auto v = f[col[name]];
-      if (v.empty()) return 0;  // HAProxy leaves fields empty where they do not apply
-      return to_number<std::uint64_t>(v);
-    };
-    auto q = num("qcur");
-    auto s = num("scur");
-    if (!q || !s) return tl::make_unexpected("bad number in row " + std::to_string(n + 1));
-    r.qcur = *q;
-    r.scur = *s;
+    r.proxy = f[px];
+    r.server = f[sv];
+    r.status = f[st];
+    for (std::size_t k = 0; k < std::size(kStatNumbers); ++k) {
+      if (!number_col[k]) continue;
+      const std::string_view v = f[*number_col[k]];
+      if (v.empty()) continue;  // HAProxy leaves fields empty where they do not apply
+      auto value = to_number<std::uint64_t>(v);
+      if (!value) {
+        return tl::make_unexpected("bad number in row " + std::to_string(n + 1) + ", column " +
+                                   std::string(kStatNumbers[k].name) + ": '" + std::string(v.substr(0, 40)) + "'");
+      }
+      r.*kStatNumbers[k].member = *value;
+    }
     if (addr_col != col.end() && addr_col->second < f.size()) r.addr = f[addr_col->second];
     out.push_back(std::move(r));
   }

@@ -49,19 +49,40 @@ struct ServerState {
 // 1). Columns are found by their names in the "#" header line, not by index.
 [[nodiscard]] tl::expected<std::vector<ServerState>, std::string> parse_servers_state(std::string_view text);
 
-// The fields of one `show stat` CSV row that tide uses.
+// The fields of one `show stat` CSV row that tide uses (HAProxy 2.6 names in
+// the comments). Counters are cumulative since HAProxy's worker started (or
+// since `clear counters`); they restart from zero after a reload or restart.
 struct StatRow {
   std::string proxy;   // pxname
   std::string server;  // svname (FRONTEND / BACKEND for the aggregate rows)
-  std::uint64_t qcur = 0;
-  std::uint64_t scur = 0;
+  std::uint64_t qcur = 0;  // requests queued for this server now
+  std::uint64_t scur = 0;  // sessions open now
   std::string status;  // "UP", "DOWN", "MAINT", "DRAIN", "no check", ...
   std::string addr;    // "ip:port" for servers, empty otherwise
+  std::uint64_t stot = 0;      // sessions, cumulative
+  std::uint64_t req_tot = 0;   // HTTP requests, cumulative (empty, so 0, in TCP mode)
+  std::uint64_t rate = 0;      // sessions per second over the last second
+  std::uint64_t hrsp_2xx = 0;  // HTTP responses by class, cumulative
+  std::uint64_t hrsp_4xx = 0;
+  std::uint64_t hrsp_5xx = 0;
+  std::uint64_t econ = 0;      // failed connection attempts to the server, cumulative
+  std::uint64_t eresp = 0;     // responses aborted or failed on the server side, cumulative
+  std::uint64_t wretr = 0;     // connection retries, cumulative
+  std::uint64_t wredis = 0;    // requests redispatched to another server, cumulative
+  // Averages over the last 1,024 requests, in milliseconds: time queued, to
+  // connect, to the response headers, and the whole request.
+  std::uint64_t qtime_ms = 0;  // qtime
+  std::uint64_t ctime_ms = 0;  // ctime
+  std::uint64_t rtime_ms = 0;  // rtime
+  std::uint64_t ttime_ms = 0;  // ttime
   friend bool operator==(const StatRow&, const StatRow&) = default;
 };
 
 // Parses `show stat` CSV (the "# pxname,svname,..." header line first).
-// Fields are looked up by header name; a row with a bad number is an error.
+// Fields are looked up by header name: pxname, svname, qcur, scur and status
+// must be there; any other field that is absent from the header or empty in a
+// row reads as 0. A row shorter than the header's named fields, or a field
+// that is not a non-negative integer, is an error naming the row and field.
 [[nodiscard]] tl::expected<std::vector<StatRow>, std::string> parse_show_stat(std::string_view text);
 
 // True when an answer to a state-changing command means it failed. HAProxy
