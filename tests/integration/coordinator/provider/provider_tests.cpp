@@ -360,9 +360,12 @@ TEST_CASE("local: the real agent probes readiness at the launch configuration's 
   REQUIRE(launched);
   const fs::path log = fs::path(provider.instance_dir(launched->provider_id)) / "agent.log";
   const std::string expected = "readiness probe env-http (http): every 50 ms until it first passes, then every 250 ms";
-  CHECK(eventually([&] { return read_file(log).find(expected) != std::string::npos; }, 10'000));
+  // The agent writes its start line after the probe line: wait for both.
+  CHECK(eventually([&] {
+    const std::string text = read_file(log);
+    return text.find(expected) != std::string::npos && text.find("tide-agent") != std::string::npos;
+  }, 10'000));
   INFO(read_file(log));
-  CHECK(read_file(log).find("tide-agent") != std::string::npos);
   REQUIRE(do_terminate(loop, provider, launched->provider_id, 5'000));
   CHECK(processes_tagged(sb.tag).empty());
 }
