@@ -14,6 +14,7 @@
 #include "coordinator/core/model.hpp"
 #include "coordinator/core/notification.hpp"
 #include "coordinator/core/policy_model.hpp"
+#include "coordinator/core/rollout.hpp"
 
 namespace tide::coordinator {
 
@@ -123,8 +124,14 @@ struct NotifyHookTimeout {
   HookTimeout timeout;
 };
 
+// Insert or overwrite the rollout's row (docs/rollout.md): written at every
+// change of its state, batch or progress, and once more when it finishes.
+struct PersistRollout {
+  Rollout rollout;
+};
+
 using Command = std::variant<PersistInstance, PersistGroup, RecordActivity, UpdateActivity, Launch,
                              Terminate, LbRegister, LbDrain, LbRemove, SendDrain, SendUndrain, SetAgentAccess,
-                             RunHook, NotifyHookTimeout>;
+                             RunHook, NotifyHookTimeout, PersistRollout>;
 
 }  // namespace tide::coordinator

@@ -7,6 +7,9 @@
 #include <cstdint>
 #include <string>
 #include <variant>
+#include <vector>
+
+#include "coordinator/core/rollout.hpp"
 
 namespace tide::coordinator {
 
@@ -74,9 +77,20 @@ struct LbRegisterFailed {
 
 // The shell's periodic tick: timers (boot timeout, liveness, drain deadline,
 // retry back-off) and fail-static recovery are evaluated here.
+// The load balancer's cumulative per-server counters, sampled by the shell
+// (a rollout's canary compares the new version's servers with the old ones).
+// Counters that go down (HAProxy reloaded) are taken as a restart from 0.
+struct InstanceTraffic {
+  std::string instance_id;
+  TrafficFigures cumulative;  // requests, 5xx, connection errors; mean_response_ms is HAProxy's rolling average
+};
+struct LbTrafficSample {
+  std::vector<InstanceTraffic> servers;
+};
+
 struct Tick {};
 
 using Event = std::variant<AgentHello, AgentReport, AgentLost, LaunchSucceeded, LaunchFailed,
-                           TerminateCompleted, InstanceVanished, LbDrained, LbRegisterFailed, Tick>;
+                           TerminateCompleted, InstanceVanished, LbDrained, LbRegisterFailed, LbTrafficSample, Tick>;
 
 }  // namespace tide::coordinator

@@ -4,6 +4,7 @@
 #include <cassert>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <set>
 #include <tuple>
 #include <unordered_set>
@@ -160,6 +161,7 @@ std::vector<const Instance*> choose_scale_in(std::span<const Instance* const> ca
   struct Keyed {
     int origin;       // launched (0) before attached (1)
     int in_service;   // not in service (0) before in service (1)
+    int current;      // another launch configuration or version (0) before the group's (1)
     std::int64_t policy_a;
     std::int64_t policy_b;
     std::uint64_t tie;
@@ -172,6 +174,10 @@ std::vector<const Instance*> choose_scale_in(std::span<const Instance* const> ca
     Keyed k{};
     k.origin = i->origin == InstanceOrigin::Launched ? 0 : 1;
     k.in_service = is_in_service(*i) ? 1 : 0;
+    k.current = i->launch_configuration_id == group.launch_configuration_id &&
+                        i->launch_configuration_version == group.launch_configuration_version
+                    ? 1
+                    : 0;
     switch (group.termination_policy) {
       case TerminationPolicy::OldestInstance:
         k.policy_a = i->created_ms;
@@ -191,7 +197,9 @@ std::vector<const Instance*> choose_scale_in(std::span<const Instance* const> ca
     keyed.push_back(k);
   }
   const std::size_t n = std::min(count, keyed.size());
-  auto key = [](const Keyed& k) { return std::tie(k.origin, k.in_service, k.policy_a, k.policy_b, k.tie); };
+  auto key = [](const Keyed& k) {
+    return std::tie(k.origin, k.in_service, k.current, k.policy_a, k.policy_b, k.tie);
+  };
   std::partial_sort(keyed.begin(), keyed.begin() + static_cast<std::ptrdiff_t>(n), keyed.end(),
                     [&](const Keyed& a, const Keyed& b) { return key(a) < key(b); });
   std::vector<const Instance*> chosen;
@@ -255,6 +263,9 @@ struct Fleet::GroupState {
   bool fail_static = false;
   std::string fail_static_activity;
   std::vector<LifecycleHook> hooks;        // lifecycle hooks of this group (both transitions)
+  std::optional<Rollout> rollout;          // the rollout that is not finished (docs/rollout.md)
+  bool traffic_sampled = false;            // the load balancer's figures reach this group
+  std::uint32_t surge = 0;                 // instances the rollout runs above desired
 };
 
 // One pending lifecycle action (docs/lifecycle.md, "Lifecycle hooks").
@@ -275,6 +286,11 @@ struct Fleet::Entry {
   std::vector<HookAction> actions;   // only in pending_launch_hook / pending_terminate_hook
   TimeMs hook_deadline_ms = kNever;  // earliest action deadline (kAtOnce for a removed hook)
   std::string hook_note;             // this transition's hook outcomes, for activity messages
+  // The load balancer's counters for this instance: the latest sample, and
+  // where the current window (its first sample, or a canary's start) began.
+  TrafficFigures traffic;
+  TrafficFigures traffic_origin;
+  bool traffic_seen = false;
 };
 
 Fleet::Fleet(FleetDeps deps) : m_deps(std::move(deps)), m_rng(m_deps.seed) {}
@@ -705,6 +721,7 @@ void Fleet::apply_rule(Entry& e, TimeMs now, std::vector<Command>& out) {
       }
     }
     i.runtime.in_lb = want;
+    if (want) i.runtime.in_lb_since_ms = now;
   }
   std::optional<LifecycleState> next;
   if (want && (i.state == LifecycleState::Warming || i.state == LifecycleState::OutOfRotation)) {
@@ -726,6 +743,7 @@ void Fleet::apply_rule(Entry& e, TimeMs now, std::vector<Command>& out) {
 // ---- health and fail-static -------------------------------------------------
 
 void Fleet::mark_unhealthy(Entry& e, std::string reason, bool contact_lost, TimeMs now) {
+  note_rollout_failure(e, now);
   e.inst.health = Health::Unhealthy;
   e.inst.health_reason = std::move(reason);
   e.inst.unhealthy_since_ms = now;
@@ -958,9 +976,9 @@ void Fleet::reconcile(GroupState& g, TimeMs now, std::vector<Command>& out, std:
     }
   }
 
-  // Capacity: bring counting instances to desired.
+  // Capacity: bring counting instances to desired (plus a rollout's surge).
   const std::size_t counting = g.tally.counting;
-  const std::size_t desired = g.cfg.desired;
+  const std::size_t desired = std::size_t{g.cfg.desired} + g.surge;
   if (counting < desired) {
     if (!may_launch) {
       g.launch_waiting = true;
@@ -1019,6 +1037,7 @@ void Fleet::handle(const Event& event, TimeMs now_ms, std::vector<Command>& out)
         else if constexpr (std::is_same_v<T, InstanceVanished>) on_vanished(e, now_ms, out);
         else if constexpr (std::is_same_v<T, LbDrained>) on_lb_drained(e, now_ms, out);
         else if constexpr (std::is_same_v<T, LbRegisterFailed>) on_lb_register_failed(e, now_ms, out);
+        else if constexpr (std::is_same_v<T, LbTrafficSample>) on_lb_traffic(e);
         else if constexpr (std::is_same_v<T, Tick>) on_tick(now_ms, out);
         else static_assert(sizeof(T) == 0, "an Event alternative has no handler");
       },
@@ -1186,6 +1205,7 @@ void Fleet::on_launch_failed(const LaunchFailed& ev, TimeMs now, std::vector<Com
   if (e == nullptr || e->inst.state != LifecycleState::Pending) return;
   GroupState& g = *e->group;
   const std::string id = e->inst.id;
+  note_rollout_failure(*e, now);
   set_state(*e, *transition(e->inst.state, LifecycleEvent::LaunchFailed), now);
   count_failed_launch(g, id, ev.message, now, out);
   finish_terminal(*e, false, ev.message, now, out);
@@ -1320,6 +1340,7 @@ void Fleet::on_tick(TimeMs now, std::vector<Command>& out) {
       reconcile(g, now, out, g.consecutive_failures > 0 ? "retry back-off elapsed" : "room for a replacement");
     }
     check_fail_static_exit(g, now, out);
+    if (g.rollout) advance_rollout(g, now, out);
   }
 }
 
@@ -1474,6 +1495,7 @@ void Fleet::restore(RestoreInput input, TimeMs now, std::vector<Command>& out) {
         // report says otherwise.
         i.runtime.ready = true;
         i.runtime.in_lb = !lb.backend.empty();
+        i.runtime.in_lb_since_ms = now;
       } else {
         set_state(*e, *transition(i.state, LifecycleEvent::NotReady), now);
         persist(*e, out);
@@ -1543,7 +1565,16 @@ void Fleet::restore(RestoreInput input, TimeMs now, std::vector<Command>& out) {
     out.emplace_back(UpdateActivity{std::move(a)});
   }
 
-  // 5. Only now: capacity.
+  // 5. Rollouts go on where they were: their surge counts before the
+  //    reconciler below looks at capacity.
+  for (Rollout& r : input.rollouts) {
+    GroupState* g = find_group(r.group);
+    if (g == nullptr || is_terminal(r.state)) continue;
+    g->rollout = std::move(r);
+    advance_rollout(*g, now, out);
+  }
+
+  // 6. Only now: capacity.
   for (auto& [name, g] : m_groups) reconcile(*g, now, out, "coordinator restarted");
 }
 
@@ -1851,6 +1882,240 @@ std::vector<LifecycleHook> Fleet::hooks(std::string_view group) const {
 }
 
 // ---- queries ----------------------------------------------------------------
+
+// ---- rollouts -------------------------------------------------------------------
+
+void Fleet::on_lb_traffic(const LbTrafficSample& sample) {
+  for (const InstanceTraffic& server : sample.servers) {
+    Entry* e = find(server.instance_id);
+    if (e == nullptr) continue;
+    const TrafficFigures& now = server.cumulative;
+    if (!e->traffic_seen) {
+      e->traffic_origin = now;
+      e->traffic_seen = true;
+    } else if (now.requests < e->traffic.requests || now.errors_5xx < e->traffic.errors_5xx ||
+               now.connection_errors < e->traffic.connection_errors) {
+      // HAProxy restarted its counters (a reload): keep what was counted.
+      e->traffic_origin.requests = now.requests - std::min(now.requests, e->traffic.requests - e->traffic_origin.requests);
+      e->traffic_origin.errors_5xx =
+          now.errors_5xx - std::min(now.errors_5xx, e->traffic.errors_5xx - e->traffic_origin.errors_5xx);
+      e->traffic_origin.connection_errors =
+          now.connection_errors -
+          std::min(now.connection_errors, e->traffic.connection_errors - e->traffic_origin.connection_errors);
+    }
+    e->traffic = now;
+    e->group->traffic_sampled = true;
+  }
+}
+
+std::optional<std::pair<TrafficFigures, TrafficFigures>> Fleet::canary_figures(const GroupState& g,
+                                                                                const Rollout& r) const {
+  if (!g.traffic_sampled || r.phase != RolloutPhase::Canary) return std::nullopt;
+  TrafficFigures canary;
+  TrafficFigures baseline;
+  double canary_weighted = 0.0;
+  double baseline_weighted = 0.0;
+  const auto add = [](TrafficFigures& sum, double& weighted, const Entry& e) {
+    const std::uint64_t requests = e.traffic.requests - std::min(e.traffic.requests, e.traffic_origin.requests);
+    sum.requests += requests;
+    sum.errors_5xx += e.traffic.errors_5xx - std::min(e.traffic.errors_5xx, e.traffic_origin.errors_5xx);
+    sum.connection_errors +=
+        e.traffic.connection_errors - std::min(e.traffic.connection_errors, e.traffic_origin.connection_errors);
+    weighted += e.traffic.mean_response_ms * static_cast<double>(requests);
+  };
+  for (const Member& m : g.members) {
+    const Entry& e = *m.entry;
+    if (!e.traffic_seen) continue;
+    if (std::find(r.canary.begin(), r.canary.end(), e.inst.id) != r.canary.end()) {
+      add(canary, canary_weighted, e);
+    } else if (e.inst.launch_configuration_id != r.to_launch_configuration ||
+               e.inst.launch_configuration_version != r.to_version) {
+      add(baseline, baseline_weighted, e);
+    }
+  }
+  if (canary.requests > 0) canary.mean_response_ms = canary_weighted / static_cast<double>(canary.requests);
+  if (baseline.requests > 0) baseline.mean_response_ms = baseline_weighted / static_cast<double>(baseline.requests);
+  return std::pair{canary, baseline};
+}
+
+std::optional<std::pair<TrafficFigures, TrafficFigures>> Fleet::canary_figures(std::string_view group) const {
+  const auto it = m_groups.find(group);
+  if (it == m_groups.end() || !it->second->rollout) return std::nullopt;
+  return canary_figures(*it->second, *it->second->rollout);
+}
+
+RolloutView Fleet::rollout_view(const GroupState& g, const Rollout& r) const {
+  const std::string lc = target_launch_configuration(r);
+  const std::uint32_t version = target_version(r);
+  RolloutView view;
+  view.desired = g.cfg.desired;
+  view.members.reserve(g.members.size());
+  for (const Member& m : g.members) {
+    const Instance& i = m.entry->inst;
+    RolloutMember x;
+    x.id = i.id;
+    x.target = i.launch_configuration_id == lc && i.launch_configuration_version == version;
+    x.replaceable = i.origin == InstanceOrigin::Launched && (!i.protected_from_scale_in || r.strategy.include_protected);
+    x.counting = (m.entry->tally_bits & kCounting) != 0;
+    x.serving = i.state == LifecycleState::InService && i.runtime.in_lb && i.health == Health::Healthy;
+    x.serving_since_ms = i.runtime.in_lb_since_ms;
+    x.created_ms = i.created_ms;
+    view.members.push_back(std::move(x));
+  }
+  return view;
+}
+
+void Fleet::note_rollout_failure(const Entry& e, TimeMs now) {
+  const GroupState& g = *e.group;
+  if (!g.rollout || e.inst.health == Health::Unhealthy) return;
+  Rollout& r = const_cast<GroupState&>(g).rollout.value();
+  const Instance& i = e.inst;
+  // Only a new instance that had not proved itself yet counts against the
+  // batch; one that served its bake time and failed later is a health
+  // replacement like any other.
+  const bool target = i.launch_configuration_id == target_launch_configuration(r) &&
+                      i.launch_configuration_version == target_version(r);
+  const bool proved = i.runtime.in_lb && now - i.runtime.in_lb_since_ms >= r.strategy.bake_ms;
+  if (target && i.created_ms >= r.created_ms && !proved) note_target_failure(r, i.id, now);
+}
+
+void Fleet::advance_rollout(GroupState& g, TimeMs now, std::vector<Command>& out) {
+  Rollout& r = *g.rollout;
+  const RolloutView view = rollout_view(g, r);
+  const bool was_canary = r.phase == RolloutPhase::Canary;
+  RolloutDecision d = advance(r, view, now, canary_figures(g, r));
+  if (!was_canary && r.phase == RolloutPhase::Canary) {
+    // The canary's window starts now for every server of the group.
+    for (const Member& m : g.members) m.entry->traffic_origin = m.entry->traffic;
+  }
+
+  // The group launches the rollout's target (a rollback turns it around).
+  const std::string lc = target_launch_configuration(r);
+  const std::uint32_t version = target_version(r);
+  if (g.cfg.launch_configuration_id != lc || g.cfg.launch_configuration_version != version) {
+    g.cfg.launch_configuration_id = lc;
+    g.cfg.launch_configuration_version = version;
+    g.cfg.updated_ms = now;
+    out.emplace_back(PersistGroup{g.cfg});
+  }
+  for (RolloutNote& note : d.notes) {
+    std::vector<ActivityInstance> instances;
+    for (auto& id : note.instances) instances.push_back(ActivityInstance{std::move(id), {}, true});
+    const ActivityStatus status =
+        note.kind == RolloutNote::Kind::Failed ? ActivityStatus::Failed : ActivityStatus::Successful;
+    record_finished_activity(g.cfg.name, ActivityType::Rollout, "rollout " + r.id + ": " + note.message, status, now,
+                             std::move(instances), out);
+  }
+  std::vector<std::string> retiring;
+  for (const std::string& id : d.retire) {
+    const Entry* e = find(id);
+    if (e != nullptr && (e->tally_bits & kCounting) != 0) retiring.push_back(id);
+  }
+  if (!retiring.empty()) {
+    const std::string cause = "rollout " + r.id + " batch " + std::to_string(r.batch) + ": " +
+                              std::to_string(retiring.size()) + " instance(s) make room for " + lc + ":" +
+                              std::to_string(version) + " (drained first)";
+    const std::string activity = start_activity(g, ActivityType::Rollout, cause, now, retiring, out);
+    for (const std::string& id : retiring) {
+      if (Entry* e = find(id)) begin_drain(*e, ExitReason::Rollout, activity, now, out);
+    }
+  }
+  const bool finished = is_terminal(r.state);
+  const std::uint32_t surge = finished ? 0 : d.surge;
+  const bool surge_changed = surge != g.surge;
+  g.surge = surge;
+  if (d.changed || finished) out.emplace_back(PersistRollout{r});
+  if (finished) g.rollout.reset();
+  if (surge_changed || !retiring.empty() || finished) reconcile(g, now, out, "rollout");
+}
+
+tl::expected<Rollout, ModelError> Fleet::start_rollout(std::string_view group, std::string id,
+                                                       std::string launch_configuration, std::uint32_t version,
+                                                       RolloutStrategy strategy, TimeMs now_ms,
+                                                       std::vector<Command>& out) {
+  GroupState* g = find_group(group);
+  if (g == nullptr) return tl::make_unexpected(ModelError{"no group '" + std::string(group) + "'", ""});
+  if (g->rollout) {
+    return tl::make_unexpected(ModelError{"group '" + g->cfg.name + "' has rollout " + g->rollout->id + " " +
+                                              std::string(to_string(g->rollout->state)) +
+                                              ": cancel it or wait for it to finish",
+                                          ""});
+  }
+  if (!m_configs.contains({launch_configuration, version})) {
+    return tl::make_unexpected(ModelError{
+        "no launch configuration " + launch_configuration + " version " + std::to_string(version),
+        "launch_configuration"});
+  }
+  if (auto valid = validate(strategy); !valid) return tl::make_unexpected(valid.error());
+  g->rollout = new_rollout(std::move(id), g->cfg, std::move(launch_configuration), version, std::move(strategy),
+                           now_ms);
+  Rollout started = *g->rollout;
+  record_finished_activity(g->cfg.name, ActivityType::Rollout,
+                           "rollout " + started.id + " started: " + started.from_launch_configuration + ":" +
+                               std::to_string(started.from_version) + " -> " + started.to_launch_configuration + ":" +
+                               std::to_string(started.to_version),
+                           ActivityStatus::Successful, now_ms, {}, out);
+  out.emplace_back(PersistRollout{started});
+  advance_rollout(*g, now_ms, out);
+  return g->rollout ? *g->rollout : started;
+}
+
+tl::expected<Rollout, ModelError> Fleet::act_on_rollout(std::string_view group, RolloutAction action,
+                                                        std::string reason, TimeMs now_ms, std::vector<Command>& out) {
+  GroupState* g = find_group(group);
+  if (g == nullptr) return tl::make_unexpected(ModelError{"no group '" + std::string(group) + "'", ""});
+  if (!g->rollout) {
+    return tl::make_unexpected(ModelError{"group '" + g->cfg.name + "' has no rollout in progress", ""});
+  }
+  Rollout& r = *g->rollout;
+  tl::expected<void, ModelError> done;
+  std::string verb;
+  switch (action) {
+    case RolloutAction::Pause:
+      done = pause(r, reason, now_ms);
+      verb = "paused";
+      break;
+    case RolloutAction::Resume:
+      done = resume(r, now_ms);
+      verb = "resumed";
+      break;
+    case RolloutAction::Cancel:
+      done = cancel(r, reason, now_ms);
+      verb = "cancelled";
+      break;
+    case RolloutAction::Rollback:
+      done = rollback(r, reason, now_ms);
+      verb = "rolling back";
+      break;
+  }
+  if (!done) return tl::make_unexpected(done.error());
+  record_finished_activity(g->cfg.name, ActivityType::Rollout,
+                           "rollout " + r.id + " " + verb + " by request" + (reason.empty() ? "" : ": " + reason),
+                           ActivityStatus::Successful, now_ms, {}, out);
+  out.emplace_back(PersistRollout{r});
+  Rollout after = r;
+  advance_rollout(*g, now_ms, out);  // may finish it (a cancel), which forgets it
+  return g->rollout ? *g->rollout : after;
+}
+
+const Rollout* Fleet::rollout(std::string_view group) const {
+  const auto it = m_groups.find(group);
+  return it == m_groups.end() || !it->second->rollout ? nullptr : &*it->second->rollout;
+}
+
+Fleet::RolloutProgress Fleet::rollout_progress(std::string_view group, const Rollout& r) const {
+  RolloutProgress p;
+  const auto it = m_groups.find(group);
+  if (it == m_groups.end()) return p;
+  const GroupState& g = *it->second;
+  p.desired = g.cfg.desired;
+  for (const RolloutMember& m : rollout_view(g, r).members) {
+    if (m.serving) ++p.serving;
+    if (!m.counting) continue;
+    ++(m.target ? p.target_instances : p.old_instances);
+  }
+  return p;
+}
 
 const Instance* Fleet::instance(std::string_view id) const {
   auto it = m_instances.find(id);

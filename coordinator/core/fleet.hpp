@@ -36,6 +36,7 @@
 #include "coordinator/core/lifecycle.hpp"
 #include "coordinator/core/model.hpp"
 #include "coordinator/core/policy_model.hpp"
+#include "coordinator/core/rollout.hpp"
 
 namespace tide::coordinator {
 
@@ -161,6 +162,8 @@ struct RestoreInput {
   std::vector<Activity> running_activities; // rows with status running
   std::vector<ProviderInstance> provider;   // provider's list, all groups
   std::vector<LbMember> lb;                 // every backend's live slots
+  // Rollouts that were not finished (docs/rollout.md): they go on.
+  std::vector<Rollout> rollouts;
   // Instances the user detached (terminal rows): their servers may still run
   // at the provider with tide's tag, and are never taken for strays.
   std::vector<std::string> detached;
@@ -255,6 +258,35 @@ class Fleet {
                                                                      bool timed_out, TimeMs now_ms,
                                                                      std::vector<Command>& out);
 
+  // ---- rollouts (docs/rollout.md) ----
+  // Starts replacing the group's instances with `launch_configuration`
+  // version `version` (which must exist), with `id` as the rollout's id; the
+  // group launches that version from now on. Refused while the group has a
+  // rollout that is not finished.
+  [[nodiscard]] tl::expected<Rollout, ModelError> start_rollout(std::string_view group, std::string id,
+                                                                std::string launch_configuration,
+                                                                std::uint32_t version, RolloutStrategy strategy,
+                                                                TimeMs now_ms, std::vector<Command>& out);
+  enum class RolloutAction : std::uint8_t { Pause, Resume, Cancel, Rollback };
+  // Pause, resume, cancel or roll back the group's rollout; refused (naming
+  // the state) where the state does not allow it.
+  [[nodiscard]] tl::expected<Rollout, ModelError> act_on_rollout(std::string_view group, RolloutAction action,
+                                                                 std::string reason, TimeMs now_ms,
+                                                                 std::vector<Command>& out);
+  // The group's rollout that is not finished; nullptr when there is none.
+  [[nodiscard]] const Rollout* rollout(std::string_view group) const;
+  struct RolloutProgress {
+    std::uint32_t desired = 0;
+    std::uint32_t target_instances = 0;  // counting instances of the rollout's target version
+    std::uint32_t old_instances = 0;     // counting instances of any other version
+    std::uint32_t serving = 0;           // in service and in rotation, any version
+  };
+  // The canary's figures beside the old version's since the canary started
+  // (LbTrafficSample); nullopt outside a canary step or without load-balancer figures.
+  [[nodiscard]] std::optional<std::pair<TrafficFigures, TrafficFigures>> canary_figures(std::string_view group) const;
+  // Where the group stands against `rollout`'s current target.
+  [[nodiscard]] RolloutProgress rollout_progress(std::string_view group, const Rollout& rollout) const;
+
   // ---- events ----
   void handle(const Event& event, TimeMs now_ms, std::vector<Command>& out);
   [[nodiscard]] std::vector<Command> handle(const Event& event, TimeMs now_ms);
@@ -312,8 +344,16 @@ class Fleet {
   void on_lb_drained(const LbDrained& e, TimeMs now, std::vector<Command>& out);
   void on_lb_register_failed(const LbRegisterFailed& e, TimeMs now, std::vector<Command>& out);
   void on_tick(TimeMs now, std::vector<Command>& out);
+  void on_lb_traffic(const LbTrafficSample& sample);
+  [[nodiscard]] std::optional<std::pair<TrafficFigures, TrafficFigures>> canary_figures(const GroupState& g,
+                                                                                      const Rollout& r) const;
 
   void reconcile(GroupState& g, TimeMs now, std::vector<Command>& out, std::string_view why);
+  // One step of the group's rollout: surge, retirements, notes, persistence.
+  void advance_rollout(GroupState& g, TimeMs now, std::vector<Command>& out);
+  [[nodiscard]] RolloutView rollout_view(const GroupState& g, const Rollout& r) const;
+  // A new instance of the rollout's target failed (launch or health).
+  void note_rollout_failure(const Entry& e, TimeMs now);
   Entry& launch_one(GroupState& g, TimeMs now, std::vector<Command>& out, const std::string& activity_id,
                     bool is_replacement);
   void begin_drain(Entry& e, ExitReason reason, const std::string& activity_id, TimeMs now,

@@ -43,14 +43,15 @@ constexpr Names<Health, 2> kHealthNames{{
     {Health::Healthy, "healthy"},
     {Health::Unhealthy, "unhealthy"},
 }};
-constexpr Names<ExitReason, 5> kExitReasonNames{{
+constexpr Names<ExitReason, 6> kExitReasonNames{{
     {ExitReason::None, "none"},
     {ExitReason::ScaleIn, "scale_in"},
     {ExitReason::Replace, "replace"},
     {ExitReason::Detach, "detach"},
     {ExitReason::User, "user"},
+    {ExitReason::Rollout, "rollout"},
 }};
-constexpr Names<ActivityType, 11> kActivityTypeNames{{
+constexpr Names<ActivityType, 12> kActivityTypeNames{{
     {ActivityType::ScaleOut, "scale_out"},
     {ActivityType::ScaleIn, "scale_in"},
     {ActivityType::Attach, "attach"},
@@ -62,6 +63,7 @@ constexpr Names<ActivityType, 11> kActivityTypeNames{{
     {ActivityType::TerminateStray, "terminate_stray"},
     {ActivityType::AdoptInstance, "adopt_instance"},
     {ActivityType::TerminateInstance, "terminate_instance"},
+    {ActivityType::Rollout, "rollout"},
 }};
 constexpr Names<ActivityStatus, 5> kActivityStatusNames{{
     {ActivityStatus::Running, "running"},

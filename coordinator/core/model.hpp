@@ -66,6 +66,7 @@ enum class ExitReason : std::uint8_t {
   Replace,    // "replace": unhealthy, a replacement was launched first
   Detach,     // "detach": user detaches it; it is not terminated
   User,       // "user": user asked to terminate it
+  Rollout,    // "rollout": replaced by a rollout's new version (docs/rollout.md)
 };
 
 enum class ActivityType : std::uint8_t {
@@ -80,6 +81,7 @@ enum class ActivityType : std::uint8_t {
   TerminateStray,          // "terminate_stray": provider runs a tide instance the store does not know
   AdoptInstance,           // "adopt_instance": restart found a pending launch actually running
   TerminateInstance,       // "terminate_instance": a user terminated one instance
+  Rollout,                 // "rollout": a rollout's batch, pause, failure or end (docs/rollout.md)
 };
 
 enum class ActivityStatus : std::uint8_t {
@@ -220,6 +222,7 @@ struct InstanceRuntime {
   bool agent_draining = false;    // latest report says the agent honours a DRAIN
   TimeMs last_report_ms = 0;      // last REPORT or HELLO (liveness)
   bool in_lb = false;             // in rotation: the core sent LbRegister and no drain since
+  TimeMs in_lb_since_ms = 0;      // when it last went into rotation (a rollout's bake time)
   bool lb_member = false;         // holds an LB slot (registered once, LbRemove not yet sent)
   bool health_held = false;       // turned unhealthy under fail-static: LB left as it was
   // Unhealthy because the coordinator lost contact (AgentLost, no report

@@ -197,6 +197,7 @@ std::optional<NotificationEvent> notification_event_for(const Activity& activity
     case ActivityType::TerminateStray:
     case ActivityType::AdoptInstance:
     case ActivityType::TerminateInstance:
+    case ActivityType::Rollout:  // a rollout's notifications come with its notes (NotifyRollout)
       return std::nullopt;
   }
   return std::nullopt;

@@ -91,6 +91,8 @@ TimeMs Server::now_ms() const {
   return m_wall_at_start_ms + std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
 }
 
+std::string Server::new_rollout_id() { return "r-" + random_hex(8); }
+
 // ---- start-up ---------------------------------------------------------------
 
 void Server::start(std::function<void(tl::expected<void, std::string>)> ready) {
@@ -211,6 +213,12 @@ void Server::restore(std::function<void(tl::expected<void, std::string>)> ready)
       for (auto& activity : *running) input.running_activities.push_back(std::move(activity));
     }
   }
+  auto rollouts = m_store->active_rollouts();
+  if (!rollouts) {
+    ready(tl::make_unexpected("store: cannot load the rollouts: " + rollouts.error().message));
+    return;
+  }
+  input.rollouts = std::move(*rollouts);
   adopt_lb_members(std::move(input), [this, ready = std::move(ready)](RestoreInput with_lb) mutable {
     restore_with_provider(std::move(with_lb), std::move(ready));
   });
@@ -318,6 +326,7 @@ tl::expected<void, std::string> Server::start_api_and_timers() {
   m_notifier = std::make_unique<notify::Notifier>(m_loop, notify::NotifierConfig{},
                                                   static_cast<std::uint64_t>(now_ms()));
   register_routes();
+  register_rollout_routes();
   register_spec_routes();
   register_apply_routes();
   register_cost_routes();
@@ -573,6 +582,12 @@ bool Server::execute_one(const Command& command) {
           auto ok = m_store->update_group(c.group);
           if (!ok && ok.error().kind == store::StoreError::Kind::NotFound) ok = m_store->insert_group(c.group);
           if (!ok) {
+            ++m_counters.store_failures;
+            spdlog::error("store: {}", ok.error().message);
+            return false;
+          }
+        } else if constexpr (std::is_same_v<T, PersistRollout>) {
+          if (auto ok = m_store->put_rollout(c.rollout); !ok) {
             ++m_counters.store_failures;
             spdlog::error("store: {}", ok.error().message);
             return false;

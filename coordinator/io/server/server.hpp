@@ -118,6 +118,10 @@ class Server final : public AgentGatewayHandler {
   void register_spec_routes();
   void register_apply_routes();
   void register_cost_routes();
+  void register_rollout_routes();
+  // The rollout's record with where the group stands (routes_rollout.cpp).
+  [[nodiscard]] nlohmann::json rollout_json(const Rollout& rollout) const;
+  [[nodiscard]] static std::string new_rollout_id();
 
   // ---- automation (automation.cpp): policies, schedules, hooks ----
   [[nodiscard]] tl::expected<void, std::string> load_specs();

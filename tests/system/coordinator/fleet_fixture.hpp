@@ -96,16 +96,22 @@ class Fleet {
   // relative to the instance's directory, where the command runs.
   void create_group(int desired, int ready_after_ms, const json& extra = json::object(),
                     const std::string& app_flags = "") {
-    const std::string command = "NOTIFY_SOCKET=agent-state/notify.sock exec " + std::string(TIDE_BIN_DIR) +
-                                "/tide-sample-app --metrics-interval-ms 500 --ready-after-ms " +
-                                std::to_string(ready_after_ms) + " --name " + m_tag + " " + app_flags;
-    REQUIRE(api("POST", "/v1/launch-configurations", json{{"id", "app"}, {"command", command}, {"port", 8080}}).status == 201);
+    put_app_version(ready_after_ms, app_flags);
     json body{{"name", "web"}, {"launch_configuration", "app"}, {"min", 0}, {"max", 6},
               {"desired", desired}, {"load_balancer", {{"backend", "web"}}}, {"drain_timeout_ms", 10000}};
     body.update(extra);
     const auto created = api("POST", "/v1/groups", body);
     INFO(created.text);
     REQUIRE(created.status == 201);
+  }
+
+  // A new version of launch configuration "app" (the first one creates it):
+  // tide-sample-app ready `ready_after_ms` after it starts, with `app_flags`.
+  void put_app_version(int ready_after_ms, const std::string& app_flags = "") {
+    const std::string command = "NOTIFY_SOCKET=agent-state/notify.sock exec " + std::string(TIDE_BIN_DIR) +
+                                "/tide-sample-app --metrics-interval-ms 500 --ready-after-ms " +
+                                std::to_string(ready_after_ms) + " --name " + m_tag + " " + app_flags;
+    REQUIRE(api("POST", "/v1/launch-configurations", json{{"id", "app"}, {"command", command}, {"port", 8080}}).status == 201);
   }
 
   int set_desired(int desired) const { return api("PATCH", "/v1/groups/web", json{{"desired", desired}}).status; }

@@ -1,10 +1,18 @@
 // The admin API's spec, apply and cost routes on a real Server (local
 // provider, no load balancer, a temporary state directory), and tidectl's
 // apply against it: real HTTP on 127.0.0.1, real SQLite, a real process.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <string>
+#include <thread>
 
 #include <catch2/catch.hpp>
 #include <sys/wait.h>
@@ -523,4 +531,117 @@ TEST_CASE("cross-field and name errors name their field; names that could never 
   CHECK(server.call("GET", "/v1/groups").body["groups"].size() == 1);
   CHECK(server.call("GET", "/v1/groups/g").body["desired"] == 0);
   CHECK(server.call("GET", "/v1/groups/g/notifications").body["notifications"].empty());
+}
+
+namespace {
+
+// A TCP port nobody listens on now (the kernel's pick for an ephemeral bind).
+int unused_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+json sample_app_lc(const std::string& id, int port, int ready_after_ms) {
+  return json{{"id", id},
+              {"command", std::string(TIDE_BIN_DIR) + "/tide-sample-app --ready-after-ms " + std::to_string(ready_after_ms)},
+              {"port", port},
+              {"agent", {{"readiness_path", "/ready"}}}};
+}
+
+bool eventually(const std::function<bool()>& done, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return done();
+}
+
+}  // namespace
+
+TEST_CASE("rollout routes: start, 409 while one runs, follow it to the end, history, refusals name the field",
+          "[api][rollout]") {
+  ServerFixture server;
+  REQUIRE(server.start_error().empty());
+  const int port = unused_port();
+  REQUIRE(port > 0);
+  REQUIRE(server.call("POST", "/v1/launch-configurations", sample_app_lc("app", port, 200)).status == 201);
+  json group = group_body("g", "app");
+  group["desired"] = 2;
+  REQUIRE(server.call("POST", "/v1/groups", group).status == 201);
+  REQUIRE(eventually([&] { return server.call("GET", "/v1/groups/g").body.value("in_service", 0) == 2; },
+                     std::chrono::seconds(30)));
+
+  // No rollout yet.
+  CHECK(server.call("GET", "/v1/groups/g/rollout").status == 404);
+  CHECK(server.call("POST", "/v1/groups/g/rollout/pause").status == 404);
+  CHECK(server.call("POST", "/v1/groups/nope/rollouts", json::object()).status == 404);
+
+  // Version 2 of the launch configuration, then bodies that are refused whole.
+  REQUIRE(server.call("POST", "/v1/launch-configurations", sample_app_lc("app", port, 300)).status == 201);
+  for (const auto& [body, field] : std::vector<std::pair<json, std::string>>{
+           {json{{"batch", "0"}}, "batch"},
+           {json{{"bogus", 1}}, "bogus"},
+           {json{{"canary", {{"count", "one"}}}}, "canary.count"},
+           {json{{"max_surge", 0}, {"min_healthy", "100%"}}, "max_surge"},
+           {json::array(), ""}}) {
+    INFO(body.dump());
+    const auto refused = server.call("POST", "/v1/groups/g/rollouts", body);
+    CHECK(refused.status == 400);
+    CHECK(refused.body.value("field", "?") == field);
+  }
+  const auto unknown_version = server.call("POST", "/v1/groups/g/rollouts", json{{"version", 9}});
+  CHECK(unknown_version.status == 404);
+  CHECK(unknown_version.body.value("field", "") == "version");
+  CHECK(server.call("GET", "/v1/groups/g").body.value("launch_configuration_version", 0) == 1);  // nothing applied
+
+  const auto started = server.call("POST", "/v1/groups/g/rollouts", json{{"batch", 1}, {"max_surge", "1"}});
+  REQUIRE(started.status == 201);
+  const std::string id = started.body["id"];
+  CHECK(started.body["to"]["version"] == 2);
+  CHECK(started.body["from"]["version"] == 1);
+  CHECK(started.body["state"] == "running");
+  CHECK(started.body["progress"]["desired"] == 2);
+  const auto second = server.call("POST", "/v1/groups/g/rollouts", json::object());
+  CHECK(second.status == 409);
+
+  REQUIRE(eventually([&] { return server.call("GET", "/v1/groups/g/rollout").body.value("state", "") == "succeeded"; },
+                     std::chrono::seconds(60)));
+  const auto done = server.call("GET", "/v1/groups/g/rollout");
+  CHECK(done.body["id"] == id);
+  CHECK(done.body["replaced"] == 2);
+  CHECK(done.body["finished_ms"].get<std::int64_t>() > 0);
+  const auto history = server.call("GET", "/v1/groups/g/rollouts?limit=5");
+  REQUIRE(history.status == 200);
+  REQUIRE(history.body["rollouts"].size() == 1);
+  CHECK(history.body["rollouts"][0]["state"] == "succeeded");
+  CHECK(server.call("GET", "/v1/groups/g/rollouts?limit=0").status == 400);
+  // Every live instance runs version 2, and the finished rollout takes no actions.
+  REQUIRE(eventually(
+      [&] {
+        const auto listed = server.call("GET", "/v1/instances?group=g").body;
+        int v2 = 0;
+        for (const auto& i : listed.value("instances", json::array())) {
+          if (i.value("state", "") == "in_service" && i.value("launch_configuration_version", 0) == 2) ++v2;
+        }
+        return v2 == 2 && listed["instances"].size() == 2;
+      },
+      std::chrono::seconds(20)));
+  CHECK(server.call("POST", "/v1/groups/g/rollout/resume").status == 404);
+  bool batch_activity = false;
+  for (const auto& a : server.call("GET", "/v1/groups/g/activities").body.value("activities", json::array())) {
+    batch_activity = batch_activity || (a.value("type", "") == "rollout" &&
+                                        a.value("cause", "").find("batch 2") != std::string::npos);
+  }
+  CHECK(batch_activity);
 }
