@@ -74,11 +74,13 @@ TEST_CASE("rollout: 6 instances v1 -> v2 under load, no failed request, old ones
   REQUIRE(st::eventually(30s, [&] { return live_versions(fleet) == std::map<int, int>{{2, 6}}; }));
   CHECK(st::eventually(20s, [&] { return fleet.app_processes() == 6; }));
   // One activity per batch at least, and the retirements drained first.
+  const auto activities = fleet.api("GET", "/v1/groups/web/activities?type=rollout");
+  INFO(activities.text.substr(0, 3000));
   int batches = 0;
-  for (const auto& a : fleet.api("GET", "/v1/groups/web/activities").body["activities"]) {
-    if (a.value("type", "") == "rollout" && a.value("cause", "").find("batch") != std::string::npos) ++batches;
+  for (const auto& a : activities.body["activities"]) {
+    if (a.value("cause", "").find("batch") != std::string::npos) ++batches;
   }
-  CHECK(batches >= 6);
+  CHECK(batches >= 3);  // 25 % of 6 is 2 per batch
 }
 
 TEST_CASE("rollout: a version that never becomes ready gets no request, fails by its deadline and is rolled back",

@@ -594,7 +594,7 @@ TEST_CASE("rollout routes: start, 409 while one runs, follow it to the end, hist
            {json{{"bogus", 1}}, "bogus"},
            {json{{"canary", {{"count", "one"}}}}, "canary.count"},
            {json{{"max_surge", 0}, {"min_healthy", "100%"}}, "max_surge"},
-           {json::array(), ""}}) {
+           {json::array(), "?"}}) {  // not an object: no field to name
     INFO(body.dump());
     const auto refused = server.call("POST", "/v1/groups/g/rollouts", body);
     CHECK(refused.status == 400);
