@@ -130,8 +130,14 @@ struct PersistRollout {
   Rollout rollout;
 };
 
+// A rollout started, paused, failed, rolled back or succeeded: send its
+// notification (notifications_for(notice, targets), docs/notifications.md).
+struct NotifyRollout {
+  RolloutNotice notice;
+};
+
 using Command = std::variant<PersistInstance, PersistGroup, RecordActivity, UpdateActivity, Launch,
                              Terminate, LbRegister, LbDrain, LbRemove, SendDrain, SendUndrain, SetAgentAccess,
-                             RunHook, NotifyHookTimeout, PersistRollout>;
+                             RunHook, NotifyHookTimeout, PersistRollout, NotifyRollout>;
 
 }  // namespace tide::coordinator

@@ -1979,14 +1979,57 @@ void Fleet::note_rollout_failure(const Entry& e, TimeMs now) {
   if (target && i.created_ms >= r.created_ms && !proved) note_target_failure(r, i.id, now);
 }
 
+namespace {
+
+// The notification a rollout note raises, if any (docs/notifications.md):
+// batches and canary steps are activities only.
+std::optional<NotificationEvent> notice_event(RolloutNote::Kind kind) {
+  switch (kind) {
+    case RolloutNote::Kind::Paused:
+      return NotificationEvent::RolloutPaused;
+    case RolloutNote::Kind::Failed:
+      return NotificationEvent::RolloutFailed;
+    case RolloutNote::Kind::RolledBack:
+      return NotificationEvent::RolloutRolledBack;
+    case RolloutNote::Kind::Succeeded:
+      return NotificationEvent::RolloutSucceeded;
+    case RolloutNote::Kind::CanaryStarted:
+    case RolloutNote::Kind::CanaryPassed:
+    case RolloutNote::Kind::BatchStarted:
+    case RolloutNote::Kind::BatchDone:
+    case RolloutNote::Kind::RollbackStarted:
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+NotifyRollout rollout_notice(const Rollout& r, NotificationEvent event, std::string message, TimeMs now) {
+  RolloutNotice notice;
+  notice.group = r.group;
+  notice.rollout_id = r.id;
+  notice.event = event;
+  notice.from = r.from_launch_configuration + ":" + std::to_string(r.from_version);
+  notice.to = r.to_launch_configuration + ":" + std::to_string(r.to_version);
+  notice.batch = r.batch;
+  notice.replaced = r.replaced;
+  notice.old_at_start = r.old_at_start;
+  notice.message = std::move(message);
+  notice.at_ms = now;
+  return NotifyRollout{std::move(notice)};
+}
+
+}  // namespace
+
 void Fleet::advance_rollout(GroupState& g, TimeMs now, std::vector<Command>& out) {
   Rollout& r = *g.rollout;
   const RolloutView view = rollout_view(g, r);
   const bool was_canary = r.phase == RolloutPhase::Canary;
   RolloutDecision d = advance(r, view, now, canary_figures(g, r));
   if (!was_canary && r.phase == RolloutPhase::Canary) {
-    // The canary's window starts now for every server of the group.
-    for (const Member& m : g.members) m.entry->traffic_origin = m.entry->traffic;
+    // The canary's window starts at the next sample for every server of the
+    // group: older figures (another rollout's) count for nothing.
+    for (const Member& m : g.members) m.entry->traffic_seen = false;
+    g.traffic_sampled = false;
   }
 
   // The group launches the rollout's target (a rollback turns it around).
@@ -2005,6 +2048,7 @@ void Fleet::advance_rollout(GroupState& g, TimeMs now, std::vector<Command>& out
         note.kind == RolloutNote::Kind::Failed ? ActivityStatus::Failed : ActivityStatus::Successful;
     record_finished_activity(g.cfg.name, ActivityType::Rollout, "rollout " + r.id + ": " + note.message, status, now,
                              std::move(instances), out);
+    if (const auto event = notice_event(note.kind)) out.emplace_back(rollout_notice(r, *event, note.message, now));
   }
   std::vector<std::string> retiring;
   for (const std::string& id : d.retire) {
@@ -2056,6 +2100,7 @@ tl::expected<Rollout, ModelError> Fleet::start_rollout(std::string_view group, s
                                std::to_string(started.to_version),
                            ActivityStatus::Successful, now_ms, {}, out);
   out.emplace_back(PersistRollout{started});
+  out.emplace_back(rollout_notice(started, NotificationEvent::RolloutStarted, "", now_ms));
   advance_rollout(*g, now_ms, out);
   return g->rollout ? *g->rollout : started;
 }
@@ -2093,6 +2138,10 @@ tl::expected<Rollout, ModelError> Fleet::act_on_rollout(std::string_view group, 
                            "rollout " + r.id + " " + verb + " by request" + (reason.empty() ? "" : ": " + reason),
                            ActivityStatus::Successful, now_ms, {}, out);
   out.emplace_back(PersistRollout{r});
+  if (action == RolloutAction::Pause) {
+    out.emplace_back(rollout_notice(r, NotificationEvent::RolloutPaused,
+                                    "paused by request" + (reason.empty() ? "" : ": " + reason), now_ms));
+  }
   Rollout after = r;
   advance_rollout(*g, now_ms, out);  // may finish it (a cancel), which forgets it
   return g->rollout ? *g->rollout : after;
@@ -2101,6 +2150,12 @@ tl::expected<Rollout, ModelError> Fleet::act_on_rollout(std::string_view group, 
 const Rollout* Fleet::rollout(std::string_view group) const {
   const auto it = m_groups.find(group);
   return it == m_groups.end() || !it->second->rollout ? nullptr : &*it->second->rollout;
+}
+
+bool Fleet::wants_traffic_samples() const {
+  return std::any_of(m_groups.begin(), m_groups.end(), [](const auto& item) {
+    return item.second->rollout && item.second->rollout->phase == RolloutPhase::Canary;
+  });
 }
 
 Fleet::RolloutProgress Fleet::rollout_progress(std::string_view group, const Rollout& r) const {

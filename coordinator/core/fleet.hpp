@@ -275,6 +275,9 @@ class Fleet {
                                                                  std::vector<Command>& out);
   // The group's rollout that is not finished; nullptr when there is none.
   [[nodiscard]] const Rollout* rollout(std::string_view group) const;
+  // True while some group's rollout is judging a canary: the shell then
+  // samples the load balancer's per-server figures (LbTrafficSample).
+  [[nodiscard]] bool wants_traffic_samples() const;
   struct RolloutProgress {
     std::uint32_t desired = 0;
     std::uint32_t target_instances = 0;  // counting instances of the rollout's target version

@@ -401,6 +401,16 @@ RolloutDecision advance(Rollout& r, const RolloutView& view, TimeMs now_ms,
     }
     const bool baked_now = serving == size && now_ms - last_started >= s.canary.bake_ms;
     const bool past_deadline = now_ms - r.batch_started_ms > s.batch_deadline_ms;
+    if (serving == size && !baked_now && canary_figures) {
+      // A canary that is already judged worse fails at once: every request
+      // it serves until the bake time ends could fail too.
+      const CanaryVerdict early = canary_verdict(s.canary, canary_figures->first, canary_figures->second);
+      if (early.outcome == CanaryVerdict::Outcome::Fail) {
+        fail(r, d, "the canary failed: " + early.reason, now_ms);
+        d.surge = 0;
+        return d;
+      }
+    }
     if (baked_now) {
       std::string passed;
       if (!canary_figures) {

@@ -9,12 +9,14 @@
 //
 // Endpoints
 //   GET  /                      200 naming the instance once ready, else 503
-//                               (?delay_ms=N answers after N ms, ?cpu_ms=N burns CPU)
+//                               (?delay_ms=N answers after N ms, ?cpu_ms=N burns CPU;
+//                               --error-percent P answers 500 to P of every 100)
 //   GET  /ready                 200 when ready, 503 otherwise
 //   GET  /health                200
 //   GET|POST /admin/ready?state=0|1   flips readiness at run time
 //   GET  /stats                 {"requests","served_before_ready","ready","uptime_ms",
-//                               "ready_unix_ms","first_served_unix_ms","requests_per_s","busy_pct",...}
+//                               "ready_unix_ms","first_served_unix_ms","requests_per_s","busy_pct",
+//                               "errors",...}
 // Any other path is treated as the application path "/".
 //
 // Load metrics. With $NOTIFY_SOCKET set (the tide-agent's notify socket), the
@@ -64,6 +66,7 @@ struct Options {
   std::uint16_t port = 8080;
   std::uint64_t ready_after_ms = 0;
   double cpu_ms_per_request = 0.0;
+  std::uint32_t error_percent = 0;  // this share of application requests answers 500 (a bad version)
   std::string name = "sample";
   std::uint64_t drain_timeout_ms = 10'000;
   std::uint64_t metrics_interval_ms = 1000;  // 0: report no load metrics
@@ -105,6 +108,8 @@ struct Server {
   std::uint64_t requests = 0;             // application requests answered 200
   std::uint64_t served_before_ready = 0;  // application requests that arrived before ready
   std::uint64_t total_requests = 0;       // every parsed request, any path
+  std::uint64_t app_requests = 0;         // application requests handled while ready
+  std::uint64_t errors = 0;               // of those, answered 500 (--error-percent)
   std::uint64_t busy_ns = 0;              // wall-clock time spent handling application requests
   // The load metrics: counters at the previous report, and the latest values.
   std::uint64_t metrics_at_ns = 0;
@@ -400,6 +405,7 @@ void handle_request(Conn* c, const Request& rq) {
     std::string body = "{\"requests\":" + std::to_string(s.requests) +
                        ",\"served_before_ready\":" + std::to_string(s.served_before_ready) +
                        ",\"total_requests\":" + std::to_string(s.total_requests) +
+                       ",\"errors\":" + std::to_string(s.errors) +
                        ",\"ready\":" + (s.ready ? "true" : "false") +
                        ",\"uptime_ms\":" + std::to_string(uv_now(s.loop) - s.start_ms) +
                        ",\"ready_unix_ms\":" + std::to_string(s.ready_unix_ms) +
@@ -440,6 +446,15 @@ void handle_request(Conn* c, const Request& rq) {
       if (auto d = parse_u64(*v); d && *d <= kMaxDelayMs) delay_ms = *d;
     }
     burn_cpu(cpu_ms);
+    // --error-percent: spread evenly, the k-th request fails when k * P / 100
+    // passes a whole number, so any 100 requests in a row hold exactly P.
+    const std::uint64_t k = ++s.app_requests;
+    if ((k * s.opt.error_percent) / 100 > ((k - 1) * s.opt.error_percent) / 100) {
+      s.errors++;
+      reply(500, "text/plain", "injected error (--error-percent)\n");
+      s.busy_ns += uv_hrtime() - handling_since;
+      return;
+    }
     s.requests++;
     if (s.first_served_unix_ms == 0) s.first_served_unix_ms = unix_ms();
     std::string body = "hello from " + s.opt.name + " (" + s.bound_address + ":" +
@@ -708,6 +723,8 @@ int main(int argc, char** argv) {
   app.add_option("--cpu-ms-per-request", s.opt.cpu_ms_per_request, "CPU time burnt per application request")
       ->envname("SAMPLE_CPU_MS")
       ->check(CLI::Range(0.0, 10'000.0));
+  app.add_option("--error-percent", s.opt.error_percent, "answer 500 to this share of application requests")
+      ->check(CLI::Range(0U, 100U));
   app.add_option("--name", s.opt.name, "instance name shown in responses")->envname("TIDE_INSTANCE_ID");
   app.add_option("--drain-timeout-ms", s.opt.drain_timeout_ms, "on SIGTERM, longest wait for requests in flight");
   app.add_option("--metrics-interval-ms", s.opt.metrics_interval_ms,

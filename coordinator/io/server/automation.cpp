@@ -241,6 +241,12 @@ void Server::notify_hook_timeout(const HookTimeout& timeout) {
   });
 }
 
+void Server::notify_rollout(const RolloutNotice& notice) {
+  notify(notice.group, [&](const auto& targets, const auto& options) {
+    return notifications_for(notice, targets, options);
+  });
+}
+
 void Server::hooks_changed(const std::string& group) {
   std::vector<LifecycleHook> hooks;
   for (const auto& [key, hook] : m_specs.hooks) {

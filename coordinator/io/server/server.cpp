@@ -18,6 +18,9 @@ namespace tide::coordinator {
 
 namespace {
 
+// How often a canary's figures are read from HAProxy while one is judged.
+constexpr std::uint64_t kTrafficSampleMs = 1'000;
+
 std::uint64_t monotonic_us() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                         std::chrono::steady_clock::now().time_since_epoch())
@@ -346,6 +349,14 @@ tl::expected<void, std::string> Server::start_api_and_timers() {
         self->automation_tick();
       },
       m_config.tick_interval_ms, m_config.tick_interval_ms);
+  if (m_lb) {
+    m_traffic = new uv_timer_t;
+    uv_timer_init(m_loop, m_traffic);
+    m_traffic->data = this;
+    uv_timer_start(
+        m_traffic, [](uv_timer_t* timer) { static_cast<Server*>(timer->data)->sample_traffic(); }, kTrafficSampleMs,
+        kTrafficSampleMs);
+  }
   start_provider_checks();
   return {};
 }
@@ -400,12 +411,41 @@ void Server::check_provider() {
   });
 }
 
+// The load balancer's per-server figures, for a canary's verdict: requests
+// (sessions in TCP mode), 5xx answers, failed connections and responses, and
+// HAProxy's mean response time. A sample that fails (HAProxy reloading or
+// down) is skipped; the canary waits for its minimum of requests.
+void Server::sample_traffic() {
+  if (m_stopping || !m_lb || m_traffic_sampling || !m_fleet->wants_traffic_samples()) return;
+  m_traffic_sampling = true;
+  m_lb->sample_traffic([this](tl::expected<std::vector<haproxy::ServerTraffic>, std::string> sample) {
+    m_traffic_sampling = false;
+    if (m_stopping) return;
+    if (!sample) {
+      spdlog::debug("load balancer traffic sample skipped: {}", sample.error());
+      return;
+    }
+    LbTrafficSample event;
+    event.servers.reserve(sample->size());
+    for (const haproxy::ServerTraffic& server : *sample) {
+      InstanceTraffic traffic;
+      traffic.instance_id = server.instance_id;
+      traffic.cumulative.requests = server.requests_total != 0 ? server.requests_total : server.sessions_total;
+      traffic.cumulative.errors_5xx = server.responses_5xx;
+      traffic.cumulative.connection_errors = server.connection_errors + server.response_errors;
+      traffic.cumulative.mean_response_ms = server.mean_response_ms;
+      event.servers.push_back(std::move(traffic));
+    }
+    handle(std::move(event));
+  });
+}
+
 void Server::stop(std::function<void()> done) {
   if (m_stopping) return;
   m_stopping = true;
   if (m_api) m_api->stop();
   if (m_gateway) m_gateway->stop("coordinator stopping");
-  for (uv_timer_t** timer : {&m_tick, &m_provider_check}) {
+  for (uv_timer_t** timer : {&m_tick, &m_traffic, &m_provider_check}) {
     if (*timer == nullptr) continue;
     uv_timer_stop(*timer);
     uv_close(reinterpret_cast<uv_handle_t*>(*timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
@@ -635,6 +675,8 @@ bool Server::execute_one(const Command& command) {
           spdlog::warn("lifecycle hook {} of {} timed out; default result {} applied", c.timeout.hook_name,
                        c.timeout.instance_id, to_string(c.timeout.default_result));
           notify_hook_timeout(c.timeout);
+        } else if constexpr (std::is_same_v<T, NotifyRollout>) {
+          notify_rollout(c.notice);
         } else if constexpr (std::is_same_v<T, SendUndrain>) {
           (void)m_gateway->send_command(c.instance_id, protocol::Undrain{0});
         } else if constexpr (std::is_same_v<T, SetAgentAccess>) {

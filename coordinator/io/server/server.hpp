@@ -146,6 +146,8 @@ class Server final : public AgentGatewayHandler {
                                                                     const NotificationOptions&)>& build);
   void notify_activity(const Activity& activity);
   void notify_hook_timeout(const HookTimeout& timeout);
+  void notify_rollout(const RolloutNotice& notice);
+  void sample_traffic();
 
   void handle(const Event& event);
   void execute(std::vector<Command> commands);
@@ -175,6 +177,8 @@ class Server final : public AgentGatewayHandler {
   std::unique_ptr<AgentGateway> m_gateway;
   std::unique_ptr<HttpApi> m_api;
   uv_timer_t* m_tick = nullptr;
+  uv_timer_t* m_traffic = nullptr;  // sample_traffic() every second while a canary is judged
+  bool m_traffic_sampling = false;  // a sample is in flight
   uv_timer_t* m_provider_check = nullptr;  // check_provider() every provider.check_interval_ms
   bool m_provider_check_running = false;
   bool m_restored = false;  // the fleet is restored: HELLOs are taken

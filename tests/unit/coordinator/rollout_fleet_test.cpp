@@ -92,6 +92,13 @@ void bring_up_v1(Harness& h, std::uint32_t size) {
   REQUIRE(h.fleet.put_launch_configuration(web_v2()));
 }
 
+// The notification events the fleet asked for, in order.
+std::vector<NotificationEvent> notices(const std::vector<Command>& commands) {
+  std::vector<NotificationEvent> events;
+  for (const auto& n : only<NotifyRollout>(commands)) events.push_back(n.notice.event);
+  return events;
+}
+
 }  // namespace
 
 TEST_CASE("fleet rollout: 4 instances v1 -> v2, launch before drain, never fewer than 4 in rotation", "[rollout][fleet]") {
@@ -137,6 +144,14 @@ TEST_CASE("fleet rollout: 4 instances v1 -> v2, launch before drain, never fewer
   }
   const auto notes = activities(w.seen, ActivityType::Rollout);
   CHECK(notes.size() >= 4 + 1);  // a batch at least per old instance, and the end
+  CHECK(notices(w.seen) ==
+        std::vector<NotificationEvent>{NotificationEvent::RolloutStarted, NotificationEvent::RolloutSucceeded});
+  const auto last = only<NotifyRollout>(w.seen).back().notice;
+  CHECK(last.group == "web");
+  CHECK(last.rollout_id == "r-1");
+  CHECK(last.from == "web:1");
+  CHECK(last.to == "web:2");
+  CHECK(last.replaced == 4);
 }
 
 TEST_CASE("fleet rollout: a version that never becomes ready is rolled back and nothing old is lost",
@@ -156,6 +171,11 @@ TEST_CASE("fleet rollout: a version that never becomes ready is rolled back and 
   REQUIRE(h.fleet.rollout("web") == nullptr);
   const auto records = only<PersistRollout>(w.seen);
   CHECK(records.back().rollout.state == RolloutState::RolledBack);
+  // A failure that rolls back says so at the failure, then when it is done.
+  CHECK(notices(w.seen) == std::vector<NotificationEvent>{NotificationEvent::RolloutStarted,
+                                                          NotificationEvent::RolloutFailed,
+                                                          NotificationEvent::RolloutRolledBack});
+  CHECK(only<NotifyRollout>(w.seen)[1].notice.message.find("not done within") != std::string::npos);
   CHECK(h.fleet.group("web")->launch_configuration_version == 1);
   CHECK(w.versions_in_service() == std::map<std::uint32_t, int>{{1, 3}});
   // The v2 instances left; none of them ever went into rotation.
@@ -191,6 +211,10 @@ TEST_CASE("fleet rollout: operator actions, a second start refused, unknown vers
   CHECK(cancelled->state == RolloutState::Cancelled);
   CHECK(h.fleet.rollout("web") == nullptr);
   CHECK_FALSE(h.fleet.act_on_rollout("web", Fleet::RolloutAction::Resume, "", h.now, out));
+  // An operator's pause is announced with its reason; a cancel is not an event.
+  CHECK(notices(out) ==
+        std::vector<NotificationEvent>{NotificationEvent::RolloutStarted, NotificationEvent::RolloutPaused});
+  CHECK(only<NotifyRollout>(out)[1].notice.message == "paused by request: lunch");
   w.feed(std::move(out));
   for (int k = 0; k < 20; ++k) w.step(500);
   // Cancelled where it was: the group keeps 2 instances, whatever their versions.

@@ -525,13 +525,18 @@ TEST_CASE("canary: serves beside the old version, passes into the first batch or
     SimGroup g(32, 4);
     Rollout r = start(g, strategy);
     std::uint32_t least = 4;
-    bool failed_note = false;
+    TimeMs failed_at = -1;
     run_with_figures(g, r, {500, 100, 0, 10.0}, {5'000, 0, 0, 10.0}, [&](const RolloutDecision& d) {
-      for (const auto& n : d.notes) failed_note = failed_note || n.kind == RolloutNote::Kind::Failed;
+      for (const auto& n : d.notes) {
+        if (n.kind == RolloutNote::Kind::Failed && failed_at < 0) failed_at = g.now;
+      }
       least = std::min(least, g.serving());
     });
     CHECK(r.state == RolloutState::RolledBack);
-    CHECK(failed_note);
+    // Judged worse as soon as it serves (the canary started at 0): it does
+    // not wait out its bake time.
+    REQUIRE(failed_at >= 0);
+    CHECK(failed_at < strategy.canary.bake_ms);
     CHECK(least == 4);
     CHECK(r.reason.find("20.00% errors") != std::string::npos);
     for (const auto& i : g.insts) {
