@@ -2032,10 +2032,14 @@ void Fleet::advance_rollout(GroupState& g, TimeMs now, std::vector<Command>& out
     g.traffic_sampled = false;
   }
 
-  // The group launches the rollout's target (a rollback turns it around).
+  // The group launches the rollout's target (a rollback turns it around). A
+  // rollout that stopped short (cancelled, or failed with nowhere to go)
+  // leaves the group launching what it launched last: a cancel during a
+  // rollback must not turn the group back to the version it was leaving.
   const std::string lc = target_launch_configuration(r);
   const std::uint32_t version = target_version(r);
-  if (g.cfg.launch_configuration_id != lc || g.cfg.launch_configuration_version != version) {
+  const bool stopped_short = r.state == RolloutState::Cancelled || r.state == RolloutState::Failed;
+  if (!stopped_short && (g.cfg.launch_configuration_id != lc || g.cfg.launch_configuration_version != version)) {
     g.cfg.launch_configuration_id = lc;
     g.cfg.launch_configuration_version = version;
     g.cfg.updated_ms = now;

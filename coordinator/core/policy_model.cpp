@@ -96,6 +96,15 @@ std::string_view to_string(HookResult value) { return name_of(kHookResultNames, 
 std::string_view to_string(NotificationFormat value) { return name_of(kFormatNames, value); }
 std::string_view to_string(NotificationEvent value) { return name_of(kEventNames, value); }
 
+std::string notification_event_names() {
+  std::string names;
+  for (const auto& [event, name] : kEventNames) {
+    if (!names.empty()) names += ", ";
+    names += name;
+  }
+  return names;
+}
+
 template <>
 std::optional<Statistic> from_string<Statistic>(std::string_view text) {
   return value_of(kStatisticNames, text);

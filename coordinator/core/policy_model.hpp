@@ -84,6 +84,8 @@ enum class NotificationEvent : std::uint8_t {
 [[nodiscard]] std::string_view to_string(HookResult value);
 [[nodiscard]] std::string_view to_string(NotificationFormat value);
 [[nodiscard]] std::string_view to_string(NotificationEvent value);
+// Every event name, comma-separated, for error messages and help texts.
+[[nodiscard]] std::string notification_event_names();
 
 template <> std::optional<Statistic> from_string<Statistic>(std::string_view text);
 template <> std::optional<Comparison> from_string<Comparison>(std::string_view text);

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <date/tz.h>
 
+#include "coordinator/core/policy_model.hpp"
 #include "coordinator/tidectl/client.hpp"
 #include "coordinator/tidectl/commands.hpp"
 #include "coordinator/tidectl/schedule_preview.hpp"
@@ -401,9 +402,7 @@ void add_notification(CLI::App& app, Request& request) {
   put->add_option("--format", format, "generic (tide's JSON) or wecom (WeCom group robot)")
       ->check(CLI::IsMember({"generic", "wecom"}))
       ->capture_default_str();
-  put->add_option("--events", events,
-                  "comma-separated: scale_out_successful, scale_out_failed, scale_in_successful, scale_in_failed, "
-                  "replace_successful, replace_failed, hook_timeout")
+  put->add_option("--events", events, "comma-separated: " + tide::coordinator::notification_event_names())
       ->required()
       ->delimiter(',');
   put->callback([&request] {

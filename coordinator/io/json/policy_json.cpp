@@ -272,9 +272,7 @@ tl::expected<NotificationTarget, JsonError> notification_target_from_json(const 
     const auto parsed = events[i].is_string() ? from_string<NotificationEvent>(events[i].get<std::string>())
                                               : std::nullopt;
     if (!parsed) {
-      return f.fail("events[" + std::to_string(i) + "]",
-                    "must be one of scale_out_successful, scale_out_failed, scale_in_successful, "
-                    "scale_in_failed, replace_successful, replace_failed, hook_timeout");
+      return f.fail("events[" + std::to_string(i) + "]", "must be one of " + notification_event_names());
     }
     t.events.push_back(*parsed);
   }

@@ -113,6 +113,16 @@ TEST_CASE("scripts/demo --quick runs the brief's scenario with no failed request
   CHECK(session["max_in_service"].get<int>() >= 4);
   CHECK(session["all_policy_activities_successful"].get<bool>());
 
+  // The release: both groups' launched servers replaced by version 2 under
+  // load (the failed count above includes that phase).
+  for (const char* group : {"business-servers", "session-servers"}) {
+    INFO(group);
+    const json& rollout = summary["groups"][group]["rollout"];
+    CHECK(rollout["state"].get<std::string>() == "succeeded");
+    CHECK(rollout["replaced"].get<int>() >= 1);
+    CHECK(rollout["to"].get<std::string>().ends_with(":2"));
+  }
+
   // The report: an HTML page with the SVG timelines, from samples every 2 s.
   CHECK(summary["samples"].get<int>() >= 30);
   const std::string report = read_file(run / "report.html");

@@ -254,6 +254,34 @@ TEST_CASE("fleet rollout: scale-in during a rollout removes old instances first;
   CHECK(w.versions_in_service() == std::map<std::uint32_t, int>{{2, 5}});
 }
 
+TEST_CASE("fleet rollout: a cancel during a rollback leaves the group launching the old version", "[rollout][fleet]") {
+  Harness h(web_group(4));
+  bring_up_v1(h, 4);
+  World w(h);
+  RolloutStrategy strategy;
+  strategy.pause_after_first_batch = true;
+  std::vector<Command> out;
+  REQUIRE(h.fleet.start_rollout("web", "r-6", "web", 2, strategy, h.now, out));
+  w.feed(std::move(out));
+  for (int k = 0; k < 100 && h.fleet.rollout("web")->state != RolloutState::Paused; ++k) w.step(500);
+  REQUIRE(h.fleet.rollout("web")->state == RolloutState::Paused);
+  CHECK(h.fleet.group("web")->launch_configuration_version == 2);
+
+  REQUIRE(h.fleet.act_on_rollout("web", Fleet::RolloutAction::Rollback, "bad numbers", h.now, out));
+  CHECK(h.fleet.group("web")->launch_configuration_version == 1);
+  const auto cancelled = h.fleet.act_on_rollout("web", Fleet::RolloutAction::Cancel, "", h.now, out);
+  REQUIRE(cancelled);
+  CHECK(cancelled->state == RolloutState::Cancelled);
+  CHECK(h.fleet.group("web")->launch_configuration_version == 1);
+  w.feed(std::move(out));
+  for (int k = 0; k < 20; ++k) w.step(500);
+  CHECK(h.fleet.group("web")->launch_configuration_version == 1);
+  // Stopped where it was: 4 instances, whatever their versions.
+  int live = 0;
+  for (const auto& [version, n] : w.versions_in_service()) live += n;
+  CHECK(live == 4);
+}
+
 TEST_CASE("fleet rollout: a restart in the middle resumes from the stored record", "[rollout][fleet]") {
   for (int cut = 1; cut <= 12; ++cut) {
     CAPTURE(cut);
