@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <unordered_map>
 
 #include "coordinator/core/enum_names.hpp"
@@ -211,6 +212,10 @@ bool is_terminal(RolloutState state) {
 tl::expected<void, ModelError> validate(const RolloutStrategy& s) {
   if (s.batch.value == 0) return tl::make_unexpected(error("batch must be at least 1 (or 1%)", "batch"));
   if (s.batch.percent && s.batch.value > 100) return tl::make_unexpected(error("batch above 100%", "batch"));
+  if (!s.batch.percent && s.batch.value > 10'000) return tl::make_unexpected(error("batch above 10000", "batch"));
+  if (!s.min_healthy.percent && s.min_healthy.value > 10'000) {
+    return tl::make_unexpected(error("min_healthy above 10000", "min_healthy"));
+  }
   if (s.max_surge.percent && s.max_surge.value > 100) {
     return tl::make_unexpected(error("max_surge above 100%", "max_surge"));
   }

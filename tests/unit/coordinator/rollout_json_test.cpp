@@ -76,7 +76,7 @@ Rollout random_rollout(std::mt19937_64& rng) {
   s.batch = amount(50);
   if (s.batch.value == 0) s.batch.value = 1;
   s.max_surge = amount(1000);
-  s.min_healthy = amount(100'000);
+  s.min_healthy = amount(10'000);
   if (s.max_surge.value == 0 && s.min_healthy.percent && s.min_healthy.value == 100) s.max_surge.value = 1;
   s.pause_after_first_batch = pick(2) == 0;
   s.pause_between_batches = pick(2) == 0;

@@ -265,6 +265,12 @@ TEST_CASE("strategies that can never make progress are refused, naming the field
   s.batch = count(0);
   CHECK(refused(s) == "batch");
   s = {};
+  s.batch = count(10'001);
+  CHECK(refused(s) == "batch");
+  s = {};
+  s.min_healthy = count(10'001);
+  CHECK(refused(s) == "min_healthy");
+  s = {};
   s.bake_ms = 700'000;
   CHECK(refused(s) == "batch_deadline_ms");  // the default deadline is 600 s
   s = {};
