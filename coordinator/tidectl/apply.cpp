@@ -86,11 +86,18 @@ std::string read_file(const std::string& path, bool& ok) {
   return text.str();
 }
 
+// A rollout to start: its id ("r-?" on a dry run) and what it does.
+std::string rollout_text(const json& row) {
+  const std::string id = row.contains("id") && row["id"].is_string() ? row["id"].get<std::string>() : "r-?";
+  return id + " " + row.value("summary", "");
+}
+
 void render_changes(const json& body) {
   const json changes = body.value("changes", json::array());
   print_table(std::cout,
               {field("ACTION", "action"), field("KIND", "kind"), field("NAME", "name"),
                Column{"FIELDS", [](const json& row) {
+                        if (row.value("kind", "") == "rollout") return rollout_text(row);
                         std::string joined;
                         for (const auto& f : row.value("fields", json::array())) {
                           joined += (joined.empty() ? "" : ", ") + to_text(f);
@@ -106,6 +113,14 @@ void render_changes(const json& body) {
     std::cout << "nothing to change\n";
   } else {
     std::cout << changed << " change(s) applied\n";
+  }
+  for (const auto& note : body.value("notes", json::array())) std::cout << "note: " << to_text(note) << '\n';
+  if (!body.value("applied", false)) return;
+  for (const auto& change : changes) {
+    if (change.value("kind", "") != "rollout" || !change.contains("id") || !change["id"].is_string()) continue;
+    const std::string group = change.value("name", "");
+    std::cout << "started rollout " << to_text(change["id"]) << " of " << group << ": "
+              << change.value("summary", "") << "\nfollow it: tidectl rollout status " << group << " --watch\n";
   }
 }
 
@@ -157,11 +172,13 @@ void add_apply_command(CLI::App& app, Request& request) {
     if (document.value.is_null()) document.value = json::object();
     request = Request{"POST", std::string("/v1/apply") + (dry_run ? "?dry_run=true" : ""), document.value,
                       render_changes, [](int status, const json& body) {
-                        if (status == 400 && body.is_object() && body.contains("field")) {
+                        // 400: the file is wrong; 409: the group's state refuses it
+                        // now (a rollout still running).
+                        if ((status == 400 || status == 409) && body.is_object() && body.contains("field")) {
                           const std::string path = body.value("field", "");
                           std::cerr << file << ":" << line_of(document, path) << ": " << body.value("error", "refused")
                                     << '\n';
-                          return kExitUsage;
+                          return status == 400 ? kExitUsage : kExitRefused;
                         }
                         std::cerr << "tidectl: " << (body.is_object() ? body.value("error", body.dump()) : body.dump())
                                   << " (HTTP " << status << ")\n";

@@ -8,18 +8,23 @@
 //   2. diff against what exists and list the changes;
 //   3. unless it is a dry run, apply them in dependency order — launch
 //      configurations, groups, then each group's specs — through the same
-//      steps as the single-object routes (store first, then memory).
+//      steps as the single-object routes (store first, then memory), and
+//      last the rollouts the file asks for (a group entry's `rollout`,
+//      started through Fleet::start_rollout as POST .../rollouts does).
 // A store failure in phase 3 stops there: the answer is 500 and lists what
 // was already applied (the store has no transaction across the fleet's
 // in-memory state; validation first makes this unlikely).
 #include <algorithm>
+#include <cassert>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <spdlog/spdlog.h>
 
 #include "coordinator/io/json/json_model.hpp"
 #include "coordinator/io/json/policy_json.hpp"
+#include "coordinator/io/json/rollout_json.hpp"
 #include "coordinator/io/server/server.hpp"
 #include "coordinator/io/store/store.hpp"
 
@@ -31,15 +36,19 @@ namespace {
 
 // The spec lists a group body may carry besides the group's own fields.
 constexpr const char* kSpecKeys[] = {"policies", "schedules", "hooks", "notifications"};
+// A group body's rollout strategy: used when the apply changes the version
+// the group runs, never stored as a field of the group.
+constexpr const char* kRolloutKey = "rollout";
 
 struct Refusal {
   std::string field;    // JSON path, e.g. "groups[0].policies[1].threshold"
   std::string message;
 };
 
-ApiResponse refuse(const Refusal& refusal) {
+// 400 for a bad file; 409 for a good file the group's state does not allow now.
+ApiResponse refuse(const Refusal& refusal, int status = 400) {
   ApiResponse response;
-  response.status = 400;
+  response.status = status;
   response.body = json{{"error", refusal.field.empty() ? refusal.message : refusal.field + ": " + refusal.message},
                        {"field", refusal.field},
                        {"message", refusal.message}};
@@ -83,13 +92,53 @@ std::vector<std::string> changed_fields(json before, json after, std::initialize
   return out;
 }
 
-struct Change {
-  std::string action;  // create, update, delete, unchanged
-  std::string kind;    // launch_configuration, group, policy, schedule, hook, notification
-  std::string name;    // "<group>/<name>" for specs
-  std::vector<std::string> fields;
-  json to_json() const { return json{{"action", action}, {"kind", kind}, {"name", name}, {"fields", fields}}; }
+// A rollout the apply starts: from the version the group runs to the one
+// it will run, with the entry's strategy.
+struct PlannedRollout {
+  std::string from;  // "web:1"
+  std::string to;    // "web:2"
+  RolloutStrategy strategy;
 };
+
+struct Change {
+  std::string action;  // create, update, delete, unchanged; start (a rollout)
+  std::string kind;    // launch_configuration, group, policy, schedule, hook, notification, rollout
+  std::string name;    // "<group>/<name>" for specs; the group for a rollout
+  std::vector<std::string> fields;
+  std::optional<PlannedRollout> rollout;
+  std::string rollout_id;  // once started
+  json to_json() const;
+};
+
+// "batch 25%, max surge 1, min healthy 90%, canary 1, on failure rollback"
+std::string describe(const RolloutStrategy& s) {
+  std::string text = "batch " + to_string(s.batch) + ", max surge " + to_string(s.max_surge) + ", min healthy " +
+                     to_string(s.min_healthy);
+  if (s.canary.count > 0) text += ", canary " + std::to_string(s.canary.count);
+  if (s.bake_ms > 0) text += ", bake " + std::to_string(s.bake_ms) + " ms";
+  if (s.pause_after_first_batch) text += ", pause after the first batch";
+  if (s.pause_between_batches) text += ", pause between batches";
+  for (const std::uint32_t percent : s.pause_at_percent) text += ", pause at " + std::to_string(percent) + "%";
+  if (s.include_protected) text += ", protected instances too";
+  return text + ", on failure " + std::string(to_string(s.on_failure));
+}
+
+json Change::to_json() const {
+  json out{{"action", action}, {"kind", kind}, {"name", name}, {"fields", fields}};
+  if (rollout) {
+    // The id exists once the rollout started: null on a dry run.
+    out["id"] = rollout_id.empty() ? json(nullptr) : json(rollout_id);
+    out["from"] = rollout->from;
+    out["to"] = rollout->to;
+    out["strategy"] = coordinator::to_json(rollout->strategy);
+    out["summary"] = rollout->from + " -> " + rollout->to + " (" + describe(rollout->strategy) + ")";
+  }
+  return out;
+}
+
+std::string version_text(const std::string& launch_configuration, std::uint32_t version) {
+  return launch_configuration + ":" + std::to_string(version);
+}
 
 struct PlannedConfig {
   LaunchConfiguration config;
@@ -108,6 +157,14 @@ struct PlannedGroup {
   bool exists = false;
   bool only_desired = false;  // an existing group whose desired alone changes
   Change change;
+  std::optional<RolloutStrategy> rollout;  // the entry's `rollout`
+  // A rollout starts after the specs: the group keeps the version it runs
+  // until then, so that the rollout records where it started (its `from`,
+  // where a rollback goes).
+  bool start_rollout = false;
+  std::string running_launch_configuration;
+  std::uint32_t running_version = 0;
+  bool only_version = false;  // with start_rollout: the version is all that changes
   PlannedSpecs<ScalingPolicy> policies;
   PlannedSpecs<ScheduledAction> schedules;
   PlannedSpecs<LifecycleHook> hooks;
@@ -141,15 +198,15 @@ void diff_specs(const std::string& group, const char* kind, const PlannedSpecs<S
   for (const auto& [name, spec] : planned.wanted) {
     const auto it = current.find({group, name});
     if (it == current.end()) {
-      out.push_back(Change{"create", kind, group + "/" + name, {}});
+      out.push_back(Change{"create", kind, group + "/" + name, {}, {}, {}});
       continue;
     }
     auto fields = changed_fields(to_json_fn(it->second), to_json_fn(spec));
-    out.push_back(Change{fields.empty() ? "unchanged" : "update", kind, group + "/" + name, std::move(fields)});
+    out.push_back(Change{fields.empty() ? "unchanged" : "update", kind, group + "/" + name, std::move(fields), {}, {}});
   }
   for (const auto& [key, spec] : current) {
     if (key.first == group && planned.wanted.count(key.second) == 0) {
-      out.push_back(Change{"delete", kind, group + "/" + key.second, {}});
+      out.push_back(Change{"delete", kind, group + "/" + key.second, {}, {}, {}});
     }
   }
 }
@@ -187,7 +244,7 @@ void Server::register_apply_routes() {
       if (!config) return refuse(refusal_at(path, config.error()));
       if (auto valid = validate(*config); !valid) return refuse({path, valid.error().message});
       if (version_after.count(config->id) != 0) return refuse({path + ".id", "'" + config->id + "' is listed twice"});
-      PlannedConfig planned{*config, Change{"create", "launch_configuration", config->id, {}}};
+      PlannedConfig planned{*config, Change{"create", "launch_configuration", config->id, {}, {}, {}}};
       auto latest = m_store->get_latest_launch_configuration(config->id);
       if (latest) {
         const auto view = [](const LaunchConfiguration& c) {
@@ -208,12 +265,15 @@ void Server::register_apply_routes() {
 
     std::vector<PlannedGroup> groups;
     std::set<std::string> group_names;
+    std::vector<Change> rollouts;    // rollouts to start, in the order of `groups`
+    std::vector<std::string> notes;  // running instances an apply leaves on their old version
     for (std::size_t j = 0; j < group_items->size(); ++j) {
       const std::string path = "groups[" + std::to_string(j) + "]";
       const json& item = (*group_items)[j];
       if (!item.is_object()) return refuse({path, "must be an object"});
       json group_body = item;
       for (const char* key : kSpecKeys) group_body.erase(key);
+      group_body.erase(kRolloutKey);
       PlannedGroup planned;
       const std::string name = item.contains("name") && item["name"].is_string() ? item["name"].get<std::string>() : "";
       const ScalingGroup* current = name.empty() ? nullptr : m_fleet->group(name);
@@ -294,14 +354,68 @@ void Server::register_apply_routes() {
                                         return std::pair{target->name, *target};
                                       });
       if (!notifications) return refuse(notifications.error());
+      // The rollout's strategy, read as POST /v1/groups/{g}/rollouts reads
+      // it; what to roll out is the group entry's launch configuration.
+      if (item.contains(kRolloutKey) && !item[kRolloutKey].is_null()) {
+        const std::string at = path + "." + kRolloutKey;
+        const json& strategy = item[kRolloutKey];
+        if (!strategy.is_object()) return refuse({at, "must be an object of rollout options (docs/rollout.md)"});
+        for (const char* key : {"launch_configuration", "version"}) {
+          if (strategy.contains(key)) {
+            return refuse({at + "." + key,
+                           "not allowed here: the group's launch_configuration (its version after the apply) is "
+                           "what is rolled out"});
+          }
+        }
+        auto parsed = parse_rollout_request(strategy);
+        if (!parsed) return refuse({join_path(at, parsed.error().field), parsed.error().message});
+        planned.rollout = std::move(parsed->strategy);
+      }
 
       // ---- 2. the group's diff ----
       if (current == nullptr) {
-        planned.change = Change{"create", "group", g, {}};
+        planned.change = Change{"create", "group", g, {}, {}, {}};
       } else {
         auto fields = changed_fields(to_json(*current), to_json(planned.group), {"created_ms", "updated_ms"});
         planned.only_desired = fields.size() == 1 && fields[0] == "desired";
-        planned.change = Change{fields.empty() ? "unchanged" : "update", "group", g, std::move(fields)};
+        planned.change = Change{fields.empty() ? "unchanged" : "update", "group", g, std::move(fields), {}, {}};
+        const bool new_version = current->launch_configuration_id != planned.group.launch_configuration_id ||
+                                 current->launch_configuration_version != planned.group.launch_configuration_version;
+        if (new_version) {
+          // Instances that count toward desired and run another version than
+          // the one the group will launch: what a rollout would replace.
+          const Rollout candidate = new_rollout("", *current, planned.group.launch_configuration_id,
+                                                planned.group.launch_configuration_version, {}, now);
+          const std::uint32_t old_instances = m_fleet->rollout_progress(g, candidate).old_instances;
+          const std::string from = version_text(current->launch_configuration_id, current->launch_configuration_version);
+          const std::string to =
+              version_text(planned.group.launch_configuration_id, planned.group.launch_configuration_version);
+          if (planned.rollout) {
+            if (const Rollout* running = m_fleet->rollout(g); running != nullptr) {
+              return refuse({path + "." + kRolloutKey,
+                             "group '" + g + "' has rollout " + running->id + " " +
+                                 std::string(to_string(running->state)) +
+                                 ": cancel it or wait for it to finish before applying " + to + " with a rollout"},
+                            409);
+            }
+            if (old_instances > 0) {
+              planned.start_rollout = true;
+              planned.running_launch_configuration = current->launch_configuration_id;
+              planned.running_version = current->launch_configuration_version;
+              ScalingGroup kept = planned.group;
+              kept.launch_configuration_id = current->launch_configuration_id;
+              kept.launch_configuration_version = current->launch_configuration_version;
+              auto rest = changed_fields(to_json(*current), to_json(kept), {"created_ms", "updated_ms"});
+              planned.only_version = rest.empty();
+              planned.only_desired = rest.size() == 1 && rest[0] == "desired";
+              rollouts.push_back(Change{"start", "rollout", g, {}, PlannedRollout{from, to, *planned.rollout}, {}});
+            }
+          } else if (old_instances > 0) {
+            notes.push_back(g + ": " + std::to_string(old_instances) + " running instance(s) keep " + from +
+                            "; only new instances start " + to + ". To replace them, add `rollout:` to " + path +
+                            " or run `tidectl rollout start " + g + "`");
+          }
+        }
       }
       groups.push_back(std::move(planned));
     }
@@ -318,12 +432,13 @@ void Server::register_apply_routes() {
       diff_specs(g, "notification", planned.notifications, m_specs.notifications,
                  [](const NotificationTarget& t) { return to_json(t); }, changes);
     }
+    changes.insert(changes.end(), rollouts.begin(), rollouts.end());
     const auto answer = [&](int status, bool applied, std::size_t done, std::string error) {
       json list = json::array();
       for (const auto& change : changes) list.push_back(change.to_json());
       ApiResponse response;
       response.status = status;
-      response.body = json{{"changes", list}, {"applied", applied}, {"dry_run", dry_run}};
+      response.body = json{{"changes", list}, {"applied", applied}, {"dry_run", dry_run}, {"notes", notes}};
       if (!error.empty()) {
         json done_list = json::array();
         for (std::size_t i = 0; i < done && i < changes.size(); ++i) {
@@ -362,17 +477,21 @@ void Server::register_apply_routes() {
         std::vector<Command> out;
         if (auto put = m_fleet->put_group(planned.group, now, out); !put) return fail(what, put.error().message);
         execute(std::move(out));
-      } else if (planned.change.action == "update") {
-        planned.group.updated_ms = now;
+      } else if (planned.change.action == "update" && !planned.only_version) {
+        ScalingGroup group = planned.group;
+        group.updated_ms = now;
+        if (planned.start_rollout) {
+          group.launch_configuration_id = planned.running_launch_configuration;
+          group.launch_configuration_version = planned.running_version;
+        }
         std::vector<Command> out;
         if (planned.only_desired) {
-          if (auto set = m_fleet->set_desired(planned.group.name, planned.group.desired, "user request (tidectl apply)", now, out);
-              !set) {
+          if (auto set = m_fleet->set_desired(group.name, group.desired, "user request (tidectl apply)", now, out); !set) {
             return fail(what, set.error().message);
           }
         } else {
-          if (auto updated = m_store->update_group(planned.group); !updated) return fail(what, updated.error().message);
-          if (auto put = m_fleet->put_group(planned.group, now, out); !put) return fail(what, put.error().message);
+          if (auto updated = m_store->update_group(group); !updated) return fail(what, updated.error().message);
+          if (auto put = m_fleet->put_group(group, now, out); !put) return fail(what, put.error().message);
         }
         execute(std::move(out));
       }
@@ -474,6 +593,22 @@ void Server::register_apply_routes() {
           ++done;
         }
       }
+    }
+    // Rollouts last: the group's hooks and notification targets are in
+    // place before the first new instance launches.
+    for (auto& planned : groups) {
+      if (!planned.start_rollout) continue;
+      Change& change = changes[done];
+      assert(change.kind == "rollout" && change.name == planned.group.name);
+      std::vector<Command> out;
+      auto started = m_fleet->start_rollout(planned.group.name, new_rollout_id(), planned.group.launch_configuration_id,
+                                            planned.group.launch_configuration_version, *planned.rollout, now, out);
+      if (!started) return fail("rollout of group " + planned.group.name, started.error().message);
+      execute(std::move(out));
+      change.rollout_id = started->id;
+      spdlog::info("apply: rollout {} of group {} started: {} -> {}", started->id, planned.group.name,
+                   change.rollout->from, change.rollout->to);
+      ++done;
     }
     std::size_t changed = 0;
     for (const auto& change : changes) changed += change.action != "unchanged" ? 1U : 0U;

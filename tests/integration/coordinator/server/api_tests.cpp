@@ -9,8 +9,10 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -221,6 +223,17 @@ TEST_CASE("apply refuses a bad file whole, naming the JSON path", "[api][apply]"
       {"notification event", [](json& f) { f["groups"][0]["notifications"][0]["events"][0] = "boom"; },
        "groups[0].notifications[0].events[0]"},
       {"unknown top-level key", [](json& f) { f["group"] = json::array(); }, "group"},
+      {"rollout batch", [](json& f) { f["groups"][0]["rollout"] = json{{"batch", "0"}}; }, "groups[0].rollout.batch"},
+      {"rollout canary", [](json& f) { f["groups"][1]["rollout"] = json{{"canary", {{"count", "one"}}}}; },
+       "groups[1].rollout.canary.count"},
+      {"rollout strategy that cannot progress",
+       [](json& f) { f["groups"][0]["rollout"] = json{{"max_surge", 0}, {"min_healthy", "100%"}}; },
+       "groups[0].rollout.max_surge"},
+      {"rollout names a version", [](json& f) { f["groups"][0]["rollout"] = json{{"version", 2}}; },
+       "groups[0].rollout.version"},
+      {"rollout unknown key", [](json& f) { f["groups"][0]["rollout"] = json{{"bach", 1}}; },
+       "groups[0].rollout.bach"},
+      {"rollout not an object", [](json& f) { f["groups"][1]["rollout"] = "25%"; }, "groups[1].rollout"},
   };
   for (const auto& row : rows) {
     INFO(row.what);
@@ -644,4 +657,131 @@ TEST_CASE("rollout routes: start, 409 while one runs, follow it to the end, hist
                                         a.value("cause", "").find("batch 2") != std::string::npos);
   }
   CHECK(batch_activity);
+}
+
+namespace {
+
+// A fleet file (YAML) of one launch configuration of the sample app and one
+// group of two instances; `rollout` (YAML lines, indented by 6) is the
+// group's `rollout` key when it is not empty.
+std::string rollout_fleet_yaml(int port, int ready_after_ms, const std::string& rollout) {
+  std::string text = "launch_configurations:\n"
+                     "  - id: app\n"
+                     "    command: \"" + std::string(TIDE_BIN_DIR) + "/tide-sample-app --ready-after-ms " +
+                     std::to_string(ready_after_ms) + "\"\n"
+                     "    port: " + std::to_string(port) + "\n"
+                     "    agent: {readiness_path: /ready}\n"
+                     "groups:\n"
+                     "  - name: g\n"
+                     "    launch_configuration: app\n"
+                     "    min: 0\n"
+                     "    max: 6\n"
+                     "    desired: 2\n";
+  if (!rollout.empty()) text += "    rollout:\n" + rollout;
+  return text;
+}
+
+json rollout_fleet(int port, int ready_after_ms, const std::optional<json>& rollout) {
+  json group = group_body("g", "app");
+  group["desired"] = 2;
+  if (rollout) group["rollout"] = *rollout;
+  return json{{"launch_configurations", json::array({sample_app_lc("app", port, ready_after_ms)})},
+              {"groups", json::array({group})}};
+}
+
+void write_text(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+}
+
+}  // namespace
+
+TEST_CASE("apply: a new version with `rollout` starts a rollout, without it the plan says what stays old; "
+          "dry runs and second applies start nothing; refused while one runs",
+          "[api][apply][rollout]") {
+  ServerFixture server;
+  REQUIRE(server.start_error().empty());
+  const int port = unused_port();
+  REQUIRE(port > 0);
+  const json strategy{{"batch", 1}, {"pause_after_first_batch", true}};
+
+  // A new group with `rollout`: nothing to roll, and the key is not a field of the group.
+  auto created = server.call("POST", "/v1/apply", rollout_fleet(port, 200, strategy));
+  REQUIRE(created.status == 200);
+  CHECK(find_change(created.body, "rollout", "g") == nullptr);
+  CHECK_FALSE(server.call("GET", "/v1/groups/g").body.contains("rollout"));
+  REQUIRE(eventually([&] { return server.call("GET", "/v1/groups/g").body.value("in_service", 0) == 2; },
+                     std::chrono::seconds(30)));
+  auto same = server.call("POST", "/v1/apply", rollout_fleet(port, 200, strategy));
+  REQUIRE(same.status == 200);
+  CHECK(count_action(same.body, "unchanged") == same.body["changes"].size());
+
+  // Version 2 without `rollout`: new instances only; the answer says who keeps app:1.
+  auto plain = server.call("POST", "/v1/apply", rollout_fleet(port, 300, std::nullopt));
+  REQUIRE(plain.status == 200);
+  CHECK(find_change(plain.body, "rollout", "g") == nullptr);
+  REQUIRE(plain.body["notes"].size() == 1);
+  const std::string note = plain.body["notes"][0];
+  CHECK(note.find("2 running instance(s) keep app:1") != std::string::npos);
+  CHECK(note.find("tidectl rollout start g") != std::string::npos);
+  CHECK(server.call("GET", "/v1/groups/g").body["launch_configuration_version"] == 2);
+  CHECK(server.call("GET", "/v1/groups/g/rollout").status == 404);
+
+  // Version 3 with `rollout`: the dry run plans it and starts nothing.
+  const std::filesystem::path file = server.dir() / "fleet.yaml";
+  write_text(file, rollout_fleet_yaml(port, 400, "      batch: 1\n      pause_after_first_batch: true\n"));
+  auto dry = server.call("POST", "/v1/apply?dry_run=true", rollout_fleet(port, 400, strategy));
+  REQUIRE(dry.status == 200);
+  const json* planned = find_change(dry.body, "rollout", "g");
+  REQUIRE(planned != nullptr);
+  CHECK((*planned)["action"] == "start");
+  CHECK((*planned)["id"].is_null());
+  CHECK((*planned)["from"] == "app:2");
+  CHECK((*planned)["to"] == "app:3");
+  CHECK((*planned)["summary"].get<std::string>().find("app:2 -> app:3 (batch 1, max surge 1, min healthy 90%") == 0);
+  CHECK(dry.body["notes"].empty());
+  const std::string tidectl = std::string(TIDE_BIN_DIR) + "/tidectl --endpoint " + server.endpoint();
+  auto dry_cli = run(tidectl + " apply -f " + file.string() + " --dry-run");
+  INFO(dry_cli.output);
+  CHECK(dry_cli.exit_code == 0);
+  CHECK(dry_cli.output.find("r-? app:2 -> app:3 (batch 1") != std::string::npos);
+  CHECK(server.call("GET", "/v1/groups/g/rollout").status == 404);
+  CHECK(server.call("GET", "/v1/groups/g").body["launch_configuration_version"] == 2);
+
+  // The real apply starts it from the version the group ran.
+  auto applied = run(tidectl + " apply -f " + file.string());
+  INFO(applied.output);
+  CHECK(applied.exit_code == 0);
+  CHECK(applied.output.find("tidectl rollout status g --watch") != std::string::npos);
+  const auto rollout = server.call("GET", "/v1/groups/g/rollout");
+  REQUIRE(rollout.status == 200);
+  const std::string id = rollout.body["id"];
+  CHECK(applied.output.find("started rollout " + id + " of g: app:2 -> app:3") != std::string::npos);
+  CHECK(rollout.body["from"]["version"] == 2);
+  CHECK(rollout.body["to"]["version"] == 3);
+  CHECK(rollout.body["old_at_start"] == 2);
+  CHECK(rollout.body["strategy"]["pause_after_first_batch"] == true);
+  CHECK(server.call("GET", "/v1/groups/g").body["launch_configuration_version"] == 3);
+
+  // The same file again starts nothing, even while the rollout runs.
+  auto again = server.call("POST", "/v1/apply", rollout_fleet(port, 400, strategy));
+  REQUIRE(again.status == 200);
+  CHECK(count_action(again.body, "unchanged") == again.body["changes"].size());
+  CHECK(server.call("GET", "/v1/groups/g/rollouts").body["rollouts"].size() == 1);
+
+  // Another version with `rollout` while it runs: refused whole, dry run too.
+  for (const char* path : {"/v1/apply?dry_run=true", "/v1/apply"}) {
+    INFO(path);
+    auto refused = server.call("POST", path, rollout_fleet(port, 500, strategy));
+    CHECK(refused.status == 409);
+    CHECK(refused.body["field"] == "groups[0].rollout");
+    CHECK(refused.body["error"].get<std::string>().find(id) != std::string::npos);
+  }
+  write_text(file, rollout_fleet_yaml(port, 500, "      batch: 1\n"));
+  auto refused_cli = run(tidectl + " apply -f " + file.string());
+  INFO(refused_cli.output);
+  CHECK(refused_cli.exit_code == 1);
+  CHECK(refused_cli.output.find("fleet.yaml:12: groups[0].rollout: group 'g' has rollout " + id) != std::string::npos);
+  CHECK(server.call("GET", "/v1/launch-configurations/app").body["version"] == 3);
+  CHECK(server.call("GET", "/v1/groups/g/rollout").body["id"] == id);
 }
