@@ -75,19 +75,22 @@ struct LbRegisterFailed {
   std::string message;
 };
 
-// The shell's periodic tick: timers (boot timeout, liveness, drain deadline,
-// retry back-off) and fail-static recovery are evaluated here.
-// The load balancer's cumulative per-server counters, sampled by the shell
-// (a rollout's canary compares the new version's servers with the old ones).
-// Counters that go down (HAProxy reloaded) are taken as a restart from 0.
+// The load balancer's per-server figures, sampled by the shell every second
+// (a rollout's canary compares the new version's servers with the old ones;
+// the request-rate metrics are their differences). Counters that go down
+// (HAProxy reloaded) are taken as a restart from 0.
 struct InstanceTraffic {
   std::string instance_id;
   TrafficFigures cumulative;  // requests, 5xx, connection errors; mean_response_ms is HAProxy's rolling average
+  std::uint64_t queue = 0;     // requests waiting for this server now (qcur)
+  std::uint64_t sessions = 0;  // connections open to it now (scur)
 };
 struct LbTrafficSample {
   std::vector<InstanceTraffic> servers;
 };
 
+// The shell's periodic tick: timers (boot timeout, liveness, drain deadline,
+// retry back-off) and fail-static recovery are evaluated here.
 struct Tick {};
 
 using Event = std::variant<AgentHello, AgentReport, AgentLost, LaunchSucceeded, LaunchFailed,

@@ -18,7 +18,8 @@ namespace tide::coordinator {
 
 namespace {
 
-// How often a canary's figures are read from HAProxy while one is judged.
+// How often HAProxy's per-server figures are read (the load balancer's
+// metrics and a canary's verdict).
 constexpr std::uint64_t kTrafficSampleMs = 1'000;
 
 std::uint64_t monotonic_us() {
@@ -411,12 +412,14 @@ void Server::check_provider() {
   });
 }
 
-// The load balancer's per-server figures, for a canary's verdict: requests
-// (sessions in TCP mode), 5xx answers, failed connections and responses, and
-// HAProxy's mean response time. A sample that fails (HAProxy reloading or
-// down) is skipped; the canary waits for its minimum of requests.
+// The load balancer's per-server figures, every second: requests (sessions
+// in TCP mode), 5xx answers, failed connections and responses, the queue,
+// open sessions and HAProxy's mean response time. They feed a canary's
+// verdict (the fleet) and the load balancer's metrics (record_lb_metrics). A
+// sample that fails (HAProxy reloading or down) is skipped: a canary waits
+// for its minimum of requests, a policy sees missing data for that second.
 void Server::sample_traffic() {
-  if (m_stopping || !m_lb || m_traffic_sampling || !m_fleet->wants_traffic_samples()) return;
+  if (m_stopping || !m_lb || m_traffic_sampling) return;
   m_traffic_sampling = true;
   m_lb->sample_traffic([this](tl::expected<std::vector<haproxy::ServerTraffic>, std::string> sample) {
     m_traffic_sampling = false;
@@ -434,10 +437,31 @@ void Server::sample_traffic() {
       traffic.cumulative.errors_5xx = server.responses_5xx;
       traffic.cumulative.connection_errors = server.connection_errors + server.response_errors;
       traffic.cumulative.mean_response_ms = server.mean_response_ms;
+      traffic.queue = server.queue;
+      traffic.sessions = server.current_sessions;
       event.servers.push_back(std::move(traffic));
     }
-    handle(std::move(event));
+    record_lb_metrics(event);
+    if (m_fleet->wants_traffic_samples()) handle(std::move(event));
   });
+}
+
+// The load balancer's metrics of the instances whose metrics count: in
+// service, ready, healthy, warmed up (metrics_eligible) and in rotation.
+void Server::record_lb_metrics(const LbTrafficSample& sample) {
+  const TimeMs now = now_ms();
+  for (const LbInstanceValues& values : m_lb_rates.update(sample.servers, now)) {
+    const Instance* instance = m_fleet->instance(values.instance_id);
+    if (instance == nullptr || !instance->runtime.in_lb) continue;
+    const ScalingGroup* group = m_fleet->group(instance->group);
+    if (group == nullptr || !metrics_eligible(*instance, *group, now)) continue;
+    std::vector<MetricSample> samples{{kMetricRequestsPerInstance, values.requests_per_s},
+                                      {kMetricHttp5xxRate, values.errors_5xx_per_s},
+                                      {kMetricQueue, values.queue},
+                                      {kMetricSessionsPerInstance, values.sessions}};
+    if (values.response_time_ms) samples.push_back({kMetricResponseTime, *values.response_time_ms});
+    m_metrics.record(instance->group, instance->id, now, samples);
+  }
 }
 
 void Server::stop(std::function<void()> done) {

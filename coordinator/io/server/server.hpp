@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "coordinator/core/fleet.hpp"
+#include "coordinator/core/lb_metrics.hpp"
 #include "coordinator/core/metrics.hpp"
 #include "coordinator/core/scaling.hpp"
 #include "coordinator/core/schedule.hpp"
@@ -148,6 +149,7 @@ class Server final : public AgentGatewayHandler {
   void notify_hook_timeout(const HookTimeout& timeout);
   void notify_rollout(const RolloutNotice& notice);
   void sample_traffic();
+  void record_lb_metrics(const LbTrafficSample& sample);
 
   void handle(const Event& event);
   void execute(std::vector<Command> commands);
@@ -177,7 +179,8 @@ class Server final : public AgentGatewayHandler {
   std::unique_ptr<AgentGateway> m_gateway;
   std::unique_ptr<HttpApi> m_api;
   uv_timer_t* m_tick = nullptr;
-  uv_timer_t* m_traffic = nullptr;  // sample_traffic() every second while a canary is judged
+  uv_timer_t* m_traffic = nullptr;  // sample_traffic() every second
+  LbRates m_lb_rates;               // HAProxy's totals -> per-second rates
   bool m_traffic_sampling = false;  // a sample is in flight
   uv_timer_t* m_provider_check = nullptr;  // check_provider() every provider.check_interval_ms
   bool m_provider_check_running = false;

@@ -194,3 +194,55 @@ TEST_CASE("a launching hook holds a new instance out of rotation until it is com
   // registration: on a busy machine the runtime API may take a moment more.
   CHECK(st::eventually(2s, [&] { return st::http("GET", fleet.frontend(), "/").status == 200; }));
 }
+
+TEST_CASE("target tracking on HAProxy's requests per instance scales out under load and back in after it",
+          "[system]") {
+  Fleet fleet;
+  fleet.start_coordinator();
+  fleet.create_group(1, 300, json{{"min", 1}, {"max", 4}, {"warmup_ms", 0}});
+  REQUIRE(st::eventually(30s, [&] { return fleet.in_service() == 1; }));
+
+  // The load balancer's own figure: nothing the application reports, and
+  // nothing else on the machine moves it. 0 while nobody calls.
+  const std::string metric = "requests_per_instance";
+  REQUIRE(st::eventually(15s, [&] { return fleet.group_metric(metric).has_value(); }));
+  CHECK(*fleet.group_metric(metric) < 1.0);
+
+  // Target 20 requests/s per instance. The load: 8 connections, each
+  // request answered after 100 ms (a timer, not CPU): ~80 requests/s
+  // whatever the machine does: ceil(1 x 80 / 20) = 4 = max.
+  const auto put = fleet.api("PUT", "/v1/groups/web/policies/rps-20",
+                             json{{"type", "target_tracking"}, {"metric", metric}, {"target", 20},
+                                  {"window_ms", 3000}, {"scale_in_stabilization_ms", 5000}});
+  INFO(put.text);
+  REQUIRE(put.status == 201);
+  const std::int64_t load_started = epoch_ms();
+  st::Child wrk({"wrk", "-t1", "-c8", "-d25s", fleet.frontend() + "/?delay_ms=100"}, fleet.dir() / "wrk.log");
+  const bool scaled_out = st::eventually(20s, [&] { return !find_activity(fleet, "scale_out", "rps-20").is_null(); });
+  if (!scaled_out) WARN(fleet.api("GET", "/metrics").text);
+  REQUIRE(scaled_out);
+  const json activity = find_activity(fleet, "scale_out", "rps-20");
+  INFO(activity.dump());
+  const double reaction_s = static_cast<double>(activity["start_ms"].get<std::int64_t>() - load_started) / 1000.0;
+  WARN("load start -> scale-out activity: " << reaction_s << " s (cause: " << activity["cause"] << ")");
+  CHECK(st::eventually(30s, [&] { return fleet.in_service() == 4; }));
+  // How many steps it took: the window's average still holds the seconds
+  // before the load, so the first step may fall short of 4.
+  const json scale_outs = fleet.api("GET", "/v1/groups/web/activities?type=scale_out").body["activities"];
+  int steps = 0;
+  for (const auto& a : scale_outs) {
+    if (a["cause"].get<std::string>().find("rps-20") != std::string::npos) ++steps;
+  }
+  WARN("scale-out steps to 4: " << steps);
+  CHECK(steps >= 1);
+  REQUIRE(wrk.wait(40s).has_value());
+
+  // Quiet: the rate falls to 0 and the group goes back to min after the
+  // stabilisation window.
+  REQUIRE(st::eventually(60s, [&] { return fleet.group().value("desired", -1) == 1 && fleet.live_instances() == 1; }));
+  const auto result = st::parse_wrk(st::read_file(fleet.dir() / "wrk.log"));
+  INFO(result.output);
+  CHECK(result.requests > 500);
+  CHECK(result.non_2xx == 0);
+  CHECK(result.socket_errors == 0);
+}
