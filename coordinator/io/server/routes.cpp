@@ -213,6 +213,17 @@ void Server::register_routes() {
       group->launch_configuration_version = config->version;
     }
     if (auto valid = validate(*group); !valid) return api_error(400, valid.error().message, valid.error().field);
+    const Rollout* running = m_fleet->rollout(group->name);
+    if (running != nullptr && (group->launch_configuration_id != current->launch_configuration_id ||
+                               group->launch_configuration_version != current->launch_configuration_version)) {
+      // The rollout decides what the group launches until it ends.
+      return api_error(409,
+                       "group '" + group->name + "' has rollout " + running->id + " " +
+                           std::string(to_string(running->state)) +
+                           ": its launch configuration is the rollout's until it ends (cancel it, roll it back or "
+                           "wait)",
+                       "launch_configuration");
+    }
     group->updated_ms = now_ms();
     std::vector<Command> out;
     ScalingGroup only_desired = *current;

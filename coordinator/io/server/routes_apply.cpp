@@ -390,14 +390,17 @@ void Server::register_apply_routes() {
           const std::string from = version_text(current->launch_configuration_id, current->launch_configuration_version);
           const std::string to =
               version_text(planned.group.launch_configuration_id, planned.group.launch_configuration_version);
+          // While a rollout runs, the version the group launches is the
+          // rollout's: another one, with or without `rollout`, would be
+          // undone at the rollout's next step.
+          if (const Rollout* running = m_fleet->rollout(g); running != nullptr) {
+            return refuse({planned.rollout ? path + "." + kRolloutKey : path + ".launch_configuration",
+                           "group '" + g + "' has rollout " + running->id + " " +
+                               std::string(to_string(running->state)) +
+                               ": cancel it or wait for it to finish before applying " + to},
+                          409);
+          }
           if (planned.rollout) {
-            if (const Rollout* running = m_fleet->rollout(g); running != nullptr) {
-              return refuse({path + "." + kRolloutKey,
-                             "group '" + g + "' has rollout " + running->id + " " +
-                                 std::string(to_string(running->state)) +
-                                 ": cancel it or wait for it to finish before applying " + to + " with a rollout"},
-                            409);
-            }
             if (old_instances > 0) {
               planned.start_rollout = true;
               planned.running_launch_configuration = current->launch_configuration_id;

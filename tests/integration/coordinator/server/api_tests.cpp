@@ -623,6 +623,13 @@ TEST_CASE("rollout routes: start, 409 while one runs, follow it to the end, hist
   const std::string id = started.body["id"];
   CHECK(started.body["to"]["version"] == 2);
   CHECK(started.body["from"]["version"] == 1);
+  // While it runs, the group launches what the rollout says: another launch
+  // configuration is refused (the rollout would undo it at its next step).
+  REQUIRE(server.call("POST", "/v1/launch-configurations", sample_app_lc("other", port, 300)).status == 201);
+  const auto elsewhere = server.call("PATCH", "/v1/groups/g", json{{"launch_configuration", "other"}});
+  CHECK(elsewhere.status == 409);
+  CHECK(elsewhere.body.value("field", "") == "launch_configuration");
+  CHECK(server.call("GET", "/v1/groups/g").body.value("launch_configuration", "") == "app");
   CHECK(started.body["state"] == "running");
   CHECK(started.body["progress"]["desired"] == 2);
   const auto second = server.call("POST", "/v1/groups/g/rollouts", json::object());
