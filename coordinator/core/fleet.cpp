@@ -266,6 +266,7 @@ struct Fleet::GroupState {
   std::optional<Rollout> rollout;          // the rollout that is not finished (docs/rollout.md)
   bool traffic_sampled = false;            // the load balancer's figures reach this group
   std::uint32_t surge = 0;                 // instances the rollout runs above desired
+  bool rollout_due = false;                // a member changed: the rollout steps after this event
 };
 
 // One pending lifecycle action (docs/lifecycle.md, "Lifecycle hooks").
@@ -426,6 +427,29 @@ void Fleet::set_state(Entry& e, LifecycleState to, TimeMs now) {
   e.inst.state = to;
   e.inst.state_since_ms = now;
   retally(e);
+  rollout_due(*e.group);
+}
+
+// A member of a group with a rollout changed state or rotation: the rollout
+// takes its next step at the end of the event (not at the next tick), so a
+// batch starts the moment the previous one's new instances are in rotation.
+void Fleet::rollout_due(GroupState& g) {
+  if (!g.rollout || g.rollout_due) return;
+  g.rollout_due = true;
+  m_rollouts_due.push_back(g.cfg.name);
+}
+
+void Fleet::step_due_rollouts(TimeMs now, std::vector<Command>& out) {
+  // A step can make another member change (a retirement drains): that is
+  // due again and waits for the next event or tick, so this never loops.
+  std::vector<std::string> due;
+  due.swap(m_rollouts_due);
+  for (const std::string& name : due) {
+    GroupState* g = find_group(name);
+    if (g == nullptr) continue;
+    g->rollout_due = false;
+    if (g->rollout) advance_rollout(*g, now, out);
+  }
 }
 
 // ---- activities -------------------------------------------------------------
@@ -722,6 +746,7 @@ void Fleet::apply_rule(Entry& e, TimeMs now, std::vector<Command>& out) {
     }
     i.runtime.in_lb = want;
     if (want) i.runtime.in_lb_since_ms = now;
+    rollout_due(*e.group);
   }
   std::optional<LifecycleState> next;
   if (want && (i.state == LifecycleState::Warming || i.state == LifecycleState::OutOfRotation)) {
@@ -1042,6 +1067,7 @@ void Fleet::handle(const Event& event, TimeMs now_ms, std::vector<Command>& out)
         else static_assert(sizeof(T) == 0, "an Event alternative has no handler");
       },
       event);
+  step_due_rollouts(now_ms, out);
 }
 
 void Fleet::on_hello(const AgentHello& ev, TimeMs now, std::vector<Command>& out) {

@@ -379,6 +379,8 @@ class Fleet {
                                                                    std::string_view token);
   void apply_rule(Entry& e, TimeMs now, std::vector<Command>& out);
   void set_state(Entry& e, LifecycleState to, TimeMs now);
+  void rollout_due(GroupState& g);
+  void step_due_rollouts(TimeMs now, std::vector<Command>& out);
   // contact_lost: the coordinator lost contact (AgentLost, liveness), as
   // opposed to a verdict that the instance is broken.
   void mark_unhealthy(Entry& e, std::string reason, bool contact_lost, TimeMs now);
@@ -418,6 +420,7 @@ class Fleet {
   std::mt19937_64 m_rng;
   std::map<std::pair<std::string, std::uint32_t>, LaunchConfiguration> m_configs;
   std::map<std::string, std::unique_ptr<GroupState>, std::less<>> m_groups;
+  std::vector<std::string> m_rollouts_due;  // groups whose rollout steps after the current event
   struct StringHash {
     using is_transparent = void;
     std::size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }

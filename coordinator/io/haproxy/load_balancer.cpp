@@ -149,8 +149,12 @@ tl::expected<void, std::string> LoadBalancer::start() {
       // (at start-up, fleet_restored() does it once the fleet is known).
       if (m_fleet_restored) schedule_reconcile(200);
     };
-    events.on_exited = [](std::int64_t status, int signal) {
-      spdlog::warn("HAProxy exited (status {}, signal {}); restarting", status, signal);
+    events.on_exited = [this](std::int64_t status, int signal) {
+      if (m_stopping) {
+        spdlog::info("HAProxy stopped (status {}, signal {})", status, signal);
+      } else {
+        spdlog::warn("HAProxy exited (status {}, signal {}); restarting", status, signal);
+      }
     };
     events.on_spawn_error = [](const std::string& error) { spdlog::error("HAProxy: {}", error); };
     m_supervisor = std::make_unique<Supervisor>(m_loop, options, events);
