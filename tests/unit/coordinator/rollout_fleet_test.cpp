@@ -31,6 +31,7 @@ struct World {
 
   Harness& h;
   std::set<std::uint32_t> never_ready;
+  std::set<std::string> sick;  // instances whose agents report unhealthy
   std::vector<Command> seen;
   int next_address = 1;
 
@@ -65,7 +66,8 @@ struct World {
     for (const Instance* i : h.fleet.instances_of("web")) {
       if (i->state == LifecycleState::Pending || i->state == LifecycleState::Booting) continue;
       const bool ready = !never_ready.contains(i->launch_configuration_version);
-      h.fleet.handle(AgentReport{i->id, ready, true, {}, false}, h.now, out);
+      const bool healthy = !sick.contains(i->id);
+      h.fleet.handle(AgentReport{i->id, ready, healthy, healthy ? "" : "health check failed", false}, h.now, out);
     }
     h.fleet.handle(Tick{}, h.now, out);
     feed(std::move(out));
@@ -280,6 +282,47 @@ TEST_CASE("fleet rollout: a cancel during a rollback leaves the group launching 
   int live = 0;
   for (const auto& [version, n] : w.versions_in_service()) live += n;
   CHECK(live == 4);
+}
+
+TEST_CASE("fleet rollout: health replacements during a rollout launch the new version and do not fail it",
+          "[rollout][fleet]") {
+  Harness h(web_group(4));
+  bring_up_v1(h, 4);
+  World w(h);
+  RolloutStrategy strategy;
+  strategy.batch = Amount{1, false};
+  strategy.pause_after_first_batch = true;
+  std::vector<Command> out;
+  REQUIRE(h.fleet.start_rollout("web", "r-7", "web", 2, strategy, h.now, out));
+  w.feed(std::move(out));
+  for (int k = 0; k < 100 && h.fleet.rollout("web")->state != RolloutState::Paused; ++k) w.step(500);
+  REQUIRE(h.fleet.rollout("web")->state == RolloutState::Paused);
+  REQUIRE(w.versions_in_service() == std::map<std::uint32_t, int>{{1, 3}, {2, 1}});
+
+  // An old instance and the new one (which served its bake time) fail their
+  // health checks: both are replaced, by the version the group launches now.
+  std::string old_sick;
+  std::string new_sick;
+  for (const Instance* i : h.fleet.instances_of("web")) {
+    if (i->state != LifecycleState::InService) continue;
+    if (i->launch_configuration_version == 1 && old_sick.empty()) old_sick = i->id;
+    if (i->launch_configuration_version == 2 && new_sick.empty()) new_sick = i->id;
+  }
+  w.sick = {old_sick, new_sick};
+  for (int k = 0; k < 60; ++k) w.step(500);
+  CHECK(h.fleet.instance(old_sick) == nullptr);
+  CHECK(h.fleet.instance(new_sick) == nullptr);
+  REQUIRE(h.fleet.rollout("web") != nullptr);
+  CHECK(h.fleet.rollout("web")->state == RolloutState::Paused);  // not failed: those were health replacements
+  CHECK(w.versions_in_service() == std::map<std::uint32_t, int>{{1, 2}, {2, 2}});
+
+  REQUIRE(h.fleet.act_on_rollout("web", Fleet::RolloutAction::Resume, "", h.now, out));
+  w.feed(std::move(out));
+  for (int k = 0; k < 200 && h.fleet.rollout("web") != nullptr; ++k) w.step(500);
+  CHECK(h.fleet.rollout("web") == nullptr);
+  CHECK(w.versions_in_service() == std::map<std::uint32_t, int>{{2, 4}});
+  const auto records = only<PersistRollout>(w.seen);
+  CHECK(records.back().rollout.state == RolloutState::Succeeded);
 }
 
 TEST_CASE("fleet rollout: a restart in the middle resumes from the stored record", "[rollout][fleet]") {
