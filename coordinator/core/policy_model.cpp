@@ -183,6 +183,10 @@ tl::expected<void, ModelError> validate(const TargetTrackingPolicy& policy) {
     return fail("tolerance must be in [0, 1)");
   }
   if (policy.window_ms < 1'000 || policy.window_ms > 86'400'000) return fail("window_ms", "window must be 1..86400 s");
+  if (policy.scale_out_window_ms != 0 &&
+      (policy.scale_out_window_ms < 1'000 || policy.scale_out_window_ms > policy.window_ms)) {
+    return fail("scale_out_window_ms", "scale_out_window must be 0 (off) or 1 s..the window");
+  }
   if (policy.scale_in_stabilization_ms < 0 || policy.scale_in_stabilization_ms > 86'400'000) {
     return fail("scale_in_stabilization_ms", "scale_in_stabilization must be 0..86400 s");
   }

@@ -150,6 +150,11 @@ struct TargetTrackingPolicy {
   double target = 50.0;                      // > 0
   double tolerance = 0.1;                    // 0..1: no change while |value/target - 1| <= tolerance
   std::int64_t window_ms = 60'000;           // metric averaged over this window, >= 1,000
+  // 0: scale out on the window's average only. Otherwise the average over
+  // this shorter, most recent span may also scale out (never in): a step in
+  // load (a flash crowd) reaches the size it needs in one move instead of
+  // waiting for the window's average to catch up. 1,000..window_ms.
+  std::int64_t scale_out_window_ms = 0;
   std::int64_t scale_in_stabilization_ms = 300'000;
   ScalingRateLimit scale_out_limit;
   ScalingRateLimit scale_in_limit;

@@ -314,8 +314,22 @@ void Autoscaler::evaluate_group(const GroupStatus& status, Policies& policies, T
                                      seconds_text(policy.window_ms)});
       continue;
     }
-    const double value = stats->average;
-    const auto raw = target_tracking_recommendation(policy, status.in_service, value);
+    double value = stats->average;
+    auto raw = target_tracking_recommendation(policy, status.in_service, value);
+    std::string span = seconds_text(policy.window_ms);
+    if (policy.scale_out_window_ms > 0 && policy.scale_out_window_ms < policy.window_ms) {
+      // The recent span may ask for more than the window (a step in load);
+      // it never asks for less: scale-in stays on the whole window.
+      const auto recent = windows.stats(group.name, policy.metric, now_ms - policy.scale_out_window_ms, now_ms);
+      if (recent) {
+        const auto fast = target_tracking_recommendation(policy, status.in_service, recent->average);
+        if (fast && *fast > std::max(raw.value_or(desired), desired)) {
+          value = recent->average;
+          raw = fast;
+          span = seconds_text(policy.scale_out_window_ms);
+        }
+      }
+    }
     const std::uint32_t recommendation = raw.value_or(desired);  // inside the tolerance: hold
 
     // Stabilisation window: a monotone queue of (time, recommendation).
@@ -327,7 +341,7 @@ void Autoscaler::evaluate_group(const GroupStatus& status, Policies& policies, T
     history.emplace_back(now_ms, recommendation);
     const std::uint32_t highest = history.front().second;
 
-    std::string cause = head + format_value(value) + " over " + seconds_text(policy.window_ms) + ", target " +
+    std::string cause = head + format_value(value) + " over " + span + ", target " +
                         format_value(policy.target) + ", " + std::to_string(status.in_service) + " in service";
     if (!raw) {
       opinions.push_back(Opinion{Direction::Hold, desired, false, k, cause + ": within tolerance"});

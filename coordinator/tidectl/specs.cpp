@@ -213,7 +213,7 @@ void add_policy(CLI::App& app, Request& request) {
 
   static double target = 0.0;
   static std::optional<double> tolerance;
-  static std::string window, stabilization, max_out, max_in;
+  static std::string window, scale_out_window, stabilization, max_out, max_in;
   static bool disable_scale_in = false;
   auto* target_put = policy->add_subcommand("put-target", "create or replace a target-tracking policy");
   target_put->add_option("group", group)->required();
@@ -222,6 +222,9 @@ void add_policy(CLI::App& app, Request& request) {
   target_put->add_option("--target", target, "the value to keep the metric near")->required();
   target_put->add_option("--tolerance", tolerance, "no change while |value/target - 1| <= this (default 0.1)");
   target_put->add_option("--window", window, "the metric is averaged over this window (default 60s)");
+  target_put->add_option("--scale-out-window", scale_out_window,
+                         "also scale out on the average of this most recent span (e.g. 2s): a step in load "
+                         "reaches its size in one move (default: off)");
   target_put->add_option("--scale-in-stabilization", stabilization, "scale in only to the highest recommendation of this window (default 300s)");
   target_put->add_flag("--disable-scale-in", disable_scale_in, "only ever scale out");
   target_put->add_option("--max-scale-out", max_out, "rate limit, N/DURATION (e.g. 4/60s)");
@@ -230,6 +233,7 @@ void add_policy(CLI::App& app, Request& request) {
     json body{{"type", "target_tracking"}, {"metric", metric}, {"target", target}, {"disable_scale_in", disable_scale_in}};
     if (tolerance) body["tolerance"] = *tolerance;
     if (!window.empty()) body["window_ms"] = duration_flag("--window", window);
+    if (!scale_out_window.empty()) body["scale_out_window_ms"] = duration_flag("--scale-out-window", scale_out_window);
     if (!stabilization.empty()) body["scale_in_stabilization_ms"] = duration_flag("--scale-in-stabilization", stabilization);
     for (const auto& [flag, text, key] : {std::tuple{"--max-scale-out", &max_out, "scale_out_limit"},
                                           std::tuple{"--max-scale-in", &max_in, "scale_in_limit"}}) {

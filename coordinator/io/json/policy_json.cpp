@@ -122,6 +122,7 @@ json to_json(const TargetTrackingPolicy& p) {
               {"target", p.target},
               {"tolerance", p.tolerance},
               {"window_ms", p.window_ms},
+              {"scale_out_window_ms", p.scale_out_window_ms},
               {"scale_in_stabilization_ms", p.scale_in_stabilization_ms},
               {"scale_out_limit", limit_json(p.scale_out_limit)},
               {"scale_in_limit", limit_json(p.scale_in_limit)},
@@ -209,6 +210,7 @@ tl::expected<ScalingPolicy, JsonError> policy_from_json(const json& body, std::s
     TIDE_JSON_TRY(f.number("target", p.target, 1e-9, 1e15));
     TIDE_JSON_TRY(f.number("tolerance", p.tolerance, 0.0, 0.99));
     TIDE_JSON_TRY(f.integer<std::int64_t>("window_ms", p.window_ms, 1'000, kDayMs));
+    TIDE_JSON_TRY(f.integer<std::int64_t>("scale_out_window_ms", p.scale_out_window_ms, 0, kDayMs));
     TIDE_JSON_TRY(f.integer<std::int64_t>("scale_in_stabilization_ms", p.scale_in_stabilization_ms, 0, kDayMs));
     TIDE_JSON_TRY(read_limit(f, "scale_out_limit", p.scale_out_limit));
     TIDE_JSON_TRY(read_limit(f, "scale_in_limit", p.scale_in_limit));

@@ -293,6 +293,67 @@ TEST_CASE("target tracking scales out at once") {
   CHECK_FALSE(sim.step(75.0));
 }
 
+TEST_CASE("a step in load: the scale-out window reaches the needed size in one move, the full window in several") {
+  // 2 instances at 20 req/s each for a minute, then a flash crowd: 100 each.
+  // Target 50 per instance: the load needs ceil(2 x 100 / 50) = 4.
+  const auto run = [](std::int64_t scale_out_window_ms) {
+    Sim sim(2);
+    sim.group.min = 2;
+    sim.group.max = 10;
+    TargetTrackingPolicy p = tracking("rps-50", 50.0);
+    p.metric = "requests_per_instance";
+    p.window_ms = 30'000;
+    p.scale_out_window_ms = scale_out_window_ms;
+    REQUIRE(sim.scaler.put_target_tracking(p));
+    const auto report_step = [&](double value) {
+      sim.report(value, sim.eligible, "requests_per_instance");
+      sim.now += 1'000;
+      return sim.evaluate();
+    };
+    for (int t = 0; t < 60; ++t) REQUIRE(report_step(20.0).empty());  // wants 1; min is 2
+    std::vector<ScalingDecision> moves;
+    for (int t = 0; t < 30; ++t) {
+      for (auto& d : report_step(100.0)) moves.push_back(d);
+    }
+    return moves;
+  };
+  const auto fast = run(1'000);
+  REQUIRE(fast.size() == 1);
+  CHECK(fast[0].to_desired == 4);
+  CHECK(fast[0].cause.find("requests_per_instance average 100 over 1 s") != std::string::npos);
+  // A 3 s span smooths more: it gets there within its span, in fewer moves
+  // than the full window.
+  const auto smoothed = run(3'000);
+  REQUIRE_FALSE(smoothed.empty());
+  CHECK(smoothed.back().to_desired == 4);
+  // Without it the window's average climbs second by second: more moves,
+  // the first of them short of 4.
+  const auto slow = run(0);
+  REQUIRE(slow.size() >= 1);
+  CHECK(slow.front().to_desired < 4);
+}
+
+TEST_CASE("the scale-out window never scales in, and is refused outside 1 s..the window") {
+  Sim sim(6);
+  TargetTrackingPolicy p = tracking("cpu-50", 50.0);
+  p.window_ms = 10'000;
+  p.scale_out_window_ms = 2'000;
+  p.scale_in_stabilization_ms = 0;
+  REQUIRE(sim.scaler.put_target_tracking(p));
+  for (int t = 0; t < 10; ++t) REQUIRE_FALSE(sim.step(50.0));
+  // A dip in the recent seconds only: the 10 s average still holds 6.
+  CHECK_FALSE(sim.step(10.0));
+  CHECK_FALSE(sim.step(10.0));
+
+  for (const std::int64_t bad : {std::int64_t{500}, std::int64_t{20'000}}) {
+    TargetTrackingPolicy q = p;
+    q.scale_out_window_ms = bad;
+    const auto refused = validate(q);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().field == "scale_out_window_ms");
+  }
+}
+
 TEST_CASE("target tracking scales in only to the highest recommendation of the stabilisation window") {
   Sim sim(10);
   REQUIRE(sim.scaler.put_target_tracking(tracking("cpu-50", 50.0)));  // 30 s stabilisation
