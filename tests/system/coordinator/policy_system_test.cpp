@@ -80,9 +80,6 @@ TEST_CASE("a load alarm pair scales out under load and back in after it, failing
   INFO(activity.dump());
   const double reaction_s = static_cast<double>(activity["start_ms"].get<std::int64_t>() - load_started) / 1000.0;
   WARN("load start -> scale-out activity: " << reaction_s << " s (cause: " << activity["cause"] << ")");
-  // The 1 s scale-out span acts on the first readings under load (HAProxy is
-  // read every second), not after the 10 s window's average catches up.
-  CHECK(reaction_s <= 8.0);
   CHECK(reaction_s >= 9.0);   // two full 5-second periods must hold first
   CHECK(reaction_s <= 20.0);  // ... and then it acts within a tick or two (DESIGN.md: <= 1 period + 1 s)
   CHECK(activity["cause"].get<std::string>().find(metric) != std::string::npos);
@@ -229,6 +226,9 @@ TEST_CASE("target tracking on HAProxy's requests per instance scales out under l
   INFO(activity.dump());
   const double reaction_s = static_cast<double>(activity["start_ms"].get<std::int64_t>() - load_started) / 1000.0;
   WARN("load start -> scale-out activity: " << reaction_s << " s (cause: " << activity["cause"] << ")");
+  // The 1 s scale-out span acts on the first readings under load (HAProxy is
+  // read every second), not after the 10 s window's average catches up.
+  CHECK(reaction_s <= 8.0);
   CHECK(st::eventually(30s, [&] { return fleet.in_service() == 4; }));
   // How many steps it took: the first reading under load may cover part of
   // a second without it, so the first step may fall short of 4.
