@@ -4,13 +4,16 @@
 // default and the API's JSON with `-o json`. Exit codes:
 //   0 success, 1 the coordinator refused the request (4xx),
 //   2 bad usage, 3 the coordinator could not be reached or failed (5xx).
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <functional>
 #include <iostream>
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -70,6 +73,43 @@ json parse_pairs(const std::vector<std::string>& pairs, const std::string& flag)
 
 std::string enc(const std::string& text) { return tide::tidectl::url_encode(text); }
 
+// `group metrics`: one line per metric of GET /v1/groups/{g}/metrics, with a
+// NOTE column only when some metric has missing or incomplete data.
+void print_group_metrics(std::ostream& out, const json& body) {
+  using tide::tidectl::field;
+  std::vector<Column> columns{
+      field("METRIC", "name"), field("SOURCE", "source"),
+      Column{"USED BY", [](const json& row) {
+               std::string joined;
+               for (const auto& name : row.value("used_by", json::array())) {
+                 joined += (joined.empty() ? "" : ",") + tide::tidectl::to_text(name);
+               }
+               return joined.empty() ? std::string("-") : joined;
+             }},
+      Column{"WINDOW", [](const json& row) {
+               return tide::tidectl::duration_text(row.value("window_ms", std::int64_t{0}));
+             }},
+      field("AVG", "average"), field("MIN", "minimum"), field("MAX", "maximum"),
+      Column{"REPORTERS", [](const json& row) {
+               return std::to_string(row.value("reporters", 0U)) + "/" + std::to_string(row.value("eligible", 0U));
+             }}};
+  const json metrics = body.is_object() ? body.value("metrics", json::array()) : json::array();
+  const bool any_note =
+      std::any_of(metrics.begin(), metrics.end(), [](const json& row) { return row.value("note", json()).is_string(); });
+  if (any_note) columns.push_back(field("NOTE", "note"));
+  tide::tidectl::print_table(out, columns, metrics);
+}
+
+// Local wall-clock time of day, for the header of each `--watch` refresh.
+std::string clock_text() {
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char buffer[16];
+  std::strftime(buffer, sizeof buffer, "%H:%M:%S", &local);
+  return buffer;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -94,6 +134,9 @@ int main(int argc, char** argv) {
   // function-local statics below give each subcommand its own storage.
   Request request;
   const std::int64_t now = now_ms();
+  // Set by a command that goes on after its first answer (`--watch`): its
+  // return value is the exit status.
+  std::function<int()> follow;
 
   // ---- launch configurations ----------------------------------------------
   auto* lc = app.add_subcommand("lc", "launch configurations")->require_subcommand(1);
@@ -225,6 +268,51 @@ int main(int argc, char** argv) {
         request = {"POST", "/v1/groups/" + enc(toggle_name) + "/" + verb, json::object(), render_object};
       });
     }
+    static std::string metrics_name;
+    static bool metrics_watch = false;
+    auto* metrics = group->add_subcommand("metrics", "a group's metrics: values, the policies using them, who reported");
+    metrics->add_option("group", metrics_name)->required();
+    metrics->add_flag("-w,--watch", metrics_watch, "print them again every 2 s until Ctrl-C (at most 1 h)");
+    metrics->callback([&] {
+      const std::string path = "/v1/groups/" + enc(metrics_name) + "/metrics";
+      request = {"GET", path, std::nullopt, [](const json& body) {
+                   if (metrics_watch) std::cout << metrics_name << " at " << clock_text() << '\n';
+                   print_group_metrics(std::cout, body);
+                 }};
+      if (!metrics_watch) return;
+      // Runs after the first answer was printed; a failed refresh is
+      // reported and the next one tried, a group that is gone ends it.
+      follow = [&endpoint, &output, path]() {
+        constexpr auto kPeriod = std::chrono::seconds(2);
+        constexpr auto kLimit = std::chrono::hours(1);
+        const auto start = std::chrono::steady_clock::now();
+        while (std::chrono::steady_clock::now() - start + kPeriod <= kLimit) {
+          std::this_thread::sleep_for(kPeriod);
+          const auto response = tide::tidectl::call(endpoint, "GET", path);
+          if (response.status == 0) {
+            std::cerr << "tidectl: " << response.transport_error << "; still trying\n";
+            continue;
+          }
+          if (response.status >= 400) {
+            std::cerr << "tidectl: " << tide::tidectl::to_text(response.body.value("error", json(response.body.dump())))
+                      << " (HTTP " << response.status << ")\n";
+            if (response.status == 404) return kExitRefused;
+            continue;
+          }
+          if (output == "json") {
+            std::cout << response.body.dump(2) << '\n';
+          } else {
+            std::cout << '\n' << metrics_name << " at " << clock_text() << '\n';
+            print_group_metrics(std::cout, response.body);
+          }
+          std::cout.flush();
+        }
+        std::cerr << "tidectl: stopped watching after " << tide::tidectl::duration_text(
+                                                                  std::chrono::milliseconds(kLimit).count())
+                  << '\n';
+        return kExitOk;
+      };
+    });
     static std::string del_name;
     auto* del = group->add_subcommand("delete", "delete an empty scaling group");
     del->add_option("name", del_name)->required();
@@ -364,6 +452,10 @@ int main(int argc, char** argv) {
     std::cout << response.body.dump(2) << '\n';
   } else if (request.render) {
     request.render(response.body);
+  }
+  if (follow) {
+    std::cout.flush();
+    return follow();
   }
   return kExitOk;
 }

@@ -3,8 +3,14 @@
 // leaves no trace.
 #include <algorithm>
 #include <initializer_list>
+#include <map>
 #include <sstream>
+#include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -27,6 +33,86 @@ ApiResponse ok(json body) { return respond(200, std::move(body)); }
 bool is_live(const Instance& instance) {
   return instance.state != LifecycleState::Terminated && instance.state != LifecycleState::LaunchFailed &&
          instance.state != LifecycleState::Detached;
+}
+
+// Which of a group's policies read one metric, and over how long.
+struct MetricUse {
+  std::vector<std::string> used_by;  // policy names
+  std::int64_t window_ms = 0;        // the longest window those policies look at
+};
+
+// Without a policy, a metric is shown over the same 10 s as /metrics.
+constexpr std::int64_t kUnusedMetricWindowMs = 10'000;
+
+json window_json(const MetricWindows& windows, const std::string& group, const std::string& metric, TimeMs from_ms,
+                 TimeMs to_ms) {
+  const auto stats = windows.stats(group, metric, from_ms, to_ms);
+  return json{{"average", stats ? json(stats->average) : json(nullptr)},
+              {"minimum", stats ? json(stats->minimum) : json(nullptr)},
+              {"maximum", stats ? json(stats->maximum) : json(nullptr)},
+              {"samples", stats ? stats->samples : 0U},
+              {"reporters", windows.reporters_since(group, metric, from_ms)}};
+}
+
+// Every metric a policy of the group uses (even without data) and every
+// metric with samples, sorted by name, each over the longest window a policy
+// reads it (docs/api.md, "Group metrics"). Read-only: it reports what the
+// windows hold, the scaling core decides with the same figures.
+json group_metrics_json(const ScalingGroup& group, const std::map<SpecKey, ScalingPolicy>& policies,
+                        const MetricWindows& windows, const std::vector<const Instance*>& instances, TimeMs now) {
+  std::map<std::string, MetricUse> uses;
+  for (const auto& [key, policy] : policies) {
+    if (key.first != group.name) continue;
+    const auto [metric, window_ms] = std::visit(
+        [](const auto& p) -> std::pair<std::string, std::int64_t> {
+          if constexpr (std::is_same_v<std::decay_t<decltype(p)>, AlarmPolicy>) {
+            return {p.metric, p.period_ms * static_cast<std::int64_t>(p.evaluation_periods)};
+          } else {
+            return {p.metric, p.window_ms};
+          }
+        },
+        policy);
+    MetricUse& use = uses[metric];
+    use.used_by.push_back(policy_name(policy));
+    use.window_ms = std::max(use.window_ms, window_ms);
+  }
+  for (const std::string& metric : windows.metrics_of(group.name)) uses.try_emplace(metric);
+
+  std::uint32_t eligible_agent = 0, eligible_lb = 0;
+  for (const Instance* instance : instances) {
+    if (!metrics_eligible(*instance, group, now)) continue;
+    ++eligible_agent;
+    if (instance->runtime.in_lb) ++eligible_lb;
+  }
+
+  json list = json::array();
+  for (const auto& [metric, use] : uses) {
+    const bool from_lb = is_load_balancer_metric(metric);
+    const std::int64_t window_ms = use.used_by.empty() ? kUnusedMetricWindowMs : use.window_ms;
+    json entry = window_json(windows, group.name, metric, now - window_ms, now);
+    const std::uint32_t eligible = from_lb ? eligible_lb : eligible_agent;
+    const auto samples = entry["samples"].get<std::uint64_t>();
+    const auto reporters = entry["reporters"].get<std::uint32_t>();
+    const std::string blocks = use.used_by.empty() ? "" : ", which blocks scale-in";
+    json note = nullptr;
+    if (samples == 0) {
+      const std::string span = window_ms % 1'000 == 0 ? std::to_string(window_ms / 1'000) + " s"
+                                                      : std::to_string(window_ms) + " ms";
+      note = "missing data: no sample in the last " + span + blocks;
+    } else if (reporters < eligible) {
+      note = "incomplete data: " + std::to_string(reporters) + " of " + std::to_string(eligible) +
+             " eligible instances reported" + blocks;
+    }
+    entry["name"] = metric;
+    entry["source"] = from_lb ? "load_balancer" : "agent";
+    entry["used_by"] = use.used_by;
+    entry["window_ms"] = window_ms;
+    entry["eligible"] = eligible;
+    entry["last_10s"] = window_json(windows, group.name, metric, now - kUnusedMetricWindowMs, now);
+    entry["note"] = std::move(note);
+    list.push_back(std::move(entry));
+  }
+  return json{{"group", group.name}, {"at_ms", now}, {"metrics", std::move(list)}};
 }
 
 }  // namespace
@@ -267,6 +353,12 @@ void Server::register_routes() {
     if (auto removed = m_fleet->remove_group(name); !removed) return api_error(409, removed.error().message);
     forget_group_specs(name);
     return ok(json{{"message", "deleted group " + name}});
+  });
+
+  api.route("GET", R"(/v1/groups/([^/]+)/metrics)", [this](const ApiRequest& request) {
+    const ScalingGroup* group = m_fleet->group(request.path_params.at(0));
+    if (group == nullptr) return api_error(404, "no group '" + request.path_params.at(0) + "'");
+    return ok(group_metrics_json(*group, m_specs.policies, m_metrics, m_fleet->instances_of(group->name), now_ms()));
   });
 
   // ---- instances ----

@@ -792,3 +792,87 @@ TEST_CASE("apply: a new version with `rollout` starts a rollout, without it the 
   CHECK(server.call("GET", "/v1/launch-configurations/app").body["version"] == 3);
   CHECK(server.call("GET", "/v1/groups/g/rollout").body["id"] == id);
 }
+
+TEST_CASE("group metrics: every metric a policy uses is listed, without data as null with a note; 404 for an "
+          "unknown group; tidectl group metrics prints them",
+          "[api][metrics][tidectl]") {
+  ServerFixture server;
+  REQUIRE(server.start_error().empty());
+  REQUIRE(server.call("POST", "/v1/launch-configurations", lc_body("web")).status == 201);
+  REQUIRE(server.call("POST", "/v1/groups", group_body("web", "web")).status == 201);
+
+  // Nothing uses a metric and nothing reports: an empty list.
+  auto empty = server.call("GET", "/v1/groups/web/metrics");
+  REQUIRE(empty.status == 200);
+  CHECK(empty.body["group"] == "web");
+  CHECK(empty.body["at_ms"].is_number());
+  CHECK(empty.body["metrics"] == json::array());
+
+  // Two alarms on cpu (2 x 10 s and 3 x 10 s), target tracking on a metric
+  // of the load balancer over 45 s, and an alarm on a custom metric.
+  REQUIRE(server.call("PUT", "/v1/groups/web/policies/cpu-high", alarm("cpu-high", 70, 1)).status == 201);
+  json cpu_low = alarm("cpu-low", 20, -1);
+  cpu_low["evaluation_periods"] = 3;
+  REQUIRE(server.call("PUT", "/v1/groups/web/policies/cpu-low", cpu_low).status == 201);
+  REQUIRE(server.call("PUT", "/v1/groups/web/policies/rps",
+                      json{{"type", "target_tracking"}, {"metric", "requests_per_instance"}, {"target", 100},
+                           {"window_ms", 45'000}})
+              .status == 201);
+  json jobs = alarm("jobs-high", 50, 1);
+  jobs["metric"] = "jobs_waiting";
+  REQUIRE(server.call("PUT", "/v1/groups/web/policies/jobs-high", jobs).status == 201);
+
+  auto listed = server.call("GET", "/v1/groups/web/metrics");
+  REQUIRE(listed.status == 200);
+  const json& metrics = listed.body["metrics"];
+  REQUIRE(metrics.size() == 3);
+  CHECK(metrics[0]["name"] == "cpu");
+  CHECK(metrics[1]["name"] == "jobs_waiting");
+  CHECK(metrics[2]["name"] == "requests_per_instance");
+
+  CHECK(metrics[0]["source"] == "agent");
+  CHECK(metrics[0]["used_by"] == json::array({"cpu-high", "cpu-low"}));
+  CHECK(metrics[0]["window_ms"] == 30'000);
+  CHECK(metrics[1]["source"] == "agent");
+  CHECK(metrics[1]["window_ms"] == 20'000);
+  CHECK(metrics[2]["source"] == "load_balancer");
+  CHECK(metrics[2]["used_by"] == json::array({"rps"}));
+  CHECK(metrics[2]["window_ms"] == 45'000);
+  for (const json& metric : metrics) {
+    INFO(metric.dump());
+    CHECK(metric["average"].is_null());
+    CHECK(metric["minimum"].is_null());
+    CHECK(metric["maximum"].is_null());
+    CHECK(metric["samples"] == 0);
+    CHECK(metric["reporters"] == 0);
+    CHECK(metric["eligible"] == 0);
+    CHECK(metric["last_10s"]["average"].is_null());
+    CHECK(metric["last_10s"]["samples"] == 0);
+    REQUIRE(metric["note"].is_string());
+    CHECK(metric["note"].get<std::string>().find("missing data") != std::string::npos);
+    CHECK(metric["note"].get<std::string>().find("blocks scale-in") != std::string::npos);
+  }
+
+  auto unknown = server.call("GET", "/v1/groups/nope/metrics");
+  CHECK(unknown.status == 404);
+  CHECK(unknown.body["error"].get<std::string>().find("nope") != std::string::npos);
+
+  const std::string tidectl = std::string(TIDE_BIN_DIR) + "/tidectl --endpoint " + server.endpoint();
+  auto table = run(tidectl + " group metrics web");
+  INFO(table.output);
+  CHECK(table.exit_code == 0);
+  for (const char* header : {"METRIC", "SOURCE", "USED BY", "WINDOW", "AVG", "MIN", "MAX", "REPORTERS", "NOTE"}) {
+    CHECK(table.output.find(header) != std::string::npos);
+  }
+  CHECK(table.output.find("cpu-high,cpu-low") != std::string::npos);
+  CHECK(table.output.find("load_balancer") != std::string::npos);
+  CHECK(table.output.find("45s") != std::string::npos);
+  CHECK(table.output.find("0/0") != std::string::npos);
+  auto as_json = run(tidectl + " -o json group metrics web");
+  INFO(as_json.output);
+  CHECK(as_json.exit_code == 0);
+  CHECK(json::parse(as_json.output)["metrics"].size() == 3);
+  auto missing = run(tidectl + " group metrics nope");
+  INFO(missing.output);
+  CHECK(missing.exit_code == 1);
+}
