@@ -68,18 +68,6 @@ Probe probe_frontend(const Fleet& fleet, std::chrono::milliseconds timeout, cons
   return p;
 }
 
-// Every live application says how many requests reached it before it was ready.
-std::uint64_t served_before_ready(const Fleet& fleet) {
-  std::uint64_t early = 0;
-  const auto listed = fleet.api("GET", "/v1/instances?group=web").body;
-  for (const auto& i : listed.value("instances", json::array())) {
-    const auto stats = st::http("GET", "http://" + i.value("address", std::string()) + ":" +
-                                           std::to_string(i.value("port", 0)), "/stats");
-    if (stats.status == 200 && stats.body.is_object()) early += stats.body.value("served_before_ready", 0ULL);
-  }
-  return early;
-}
-
 std::size_t count_activities(const Fleet& fleet, const std::string& type, const std::string& needle = "") {
   std::size_t n = 0;
   for (const auto& a : fleet.api("GET", "/v1/groups/web/activities").body.value("activities", json::array())) {
@@ -117,7 +105,7 @@ TEST_CASE("kill -9 of the application in a group of 1, 2 or 3: out of rotation, 
     INFO(log.substr(log.size() > 4000 ? log.size() - 4000 : 0));
     REQUIRE(st::eventually(5s, [&] { return fleet.in_service() == size; }));
     CHECK(seen.early == 0);
-    CHECK(served_before_ready(fleet) == 0);
+    CHECK(fleet.served_before_ready() == 0);
     CHECK_FALSE(fleet.api("GET", "/v1/groups/web").body.value("fail_static", true));
     CHECK(count_activities(fleet, "terminate_unexpectedly") + count_activities(fleet, "replace_unhealthy") >= 1);
     CHECK(st::eventually(10s, [&] { return static_cast<int>(fleet.app_processes()) == size; }));
@@ -157,7 +145,7 @@ TEST_CASE("an application killed while the coordinator was down: its slot goes b
     return now.size() == 1 && now[0]["id"] != victim;
   }));
   CHECK(seen.early == 0);
-  CHECK(served_before_ready(fleet) == 0);
+  CHECK(fleet.served_before_ready() == 0);
   CHECK(st::http("GET", fleet.frontend(), "/").status == 200);
 
   // A plain scale-out that may reuse an address again: still no early request.
@@ -165,7 +153,7 @@ TEST_CASE("an application killed while the coordinator was down: its slot goes b
   const auto more = probe_frontend(fleet, 30s, [&] { return fleet.in_service() == 2; });
   REQUIRE(fleet.in_service() == 2);
   CHECK(more.early == 0);
-  CHECK(served_before_ready(fleet) == 0);
+  CHECK(fleet.served_before_ready() == 0);
   CHECK(fleet.app_processes() == 2);
 }
 

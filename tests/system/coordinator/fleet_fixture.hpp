@@ -138,6 +138,19 @@ class Fleet {
     return value;
   }
   [[nodiscard]] int live_instances() const { return group().value("actual", -1); }
+
+  // Requests every live application of the group answered before it was
+  // ready (tide-sample-app counts them; HAProxy must never send one).
+  [[nodiscard]] std::uint64_t served_before_ready() const {
+    std::uint64_t early = 0;
+    const auto listed = api("GET", "/v1/instances?group=web").body;
+    for (const auto& i : listed.value("instances", json::array())) {
+      const auto stats = st::http("GET", "http://" + i.value("address", std::string()) + ":" +
+                                             std::to_string(i.value("port", 0)), "/stats");
+      if (stats.status == 200 && stats.body.is_object()) early += stats.body.value("served_before_ready", 0ULL);
+    }
+    return early;
+  }
   [[nodiscard]] std::size_t app_processes() const {
     std::size_t apps = 0;
     for (const pid_t pid : st::processes_matching(m_tag)) {

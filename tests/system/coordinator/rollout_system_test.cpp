@@ -25,19 +25,6 @@ std::map<int, int> live_versions(const Fleet& fleet) {
   return versions;
 }
 
-// Requests every live application answered before it was ready (the sample
-// application counts them; HAProxy must never send one).
-std::uint64_t served_before_ready(const Fleet& fleet) {
-  std::uint64_t early = 0;
-  const auto listed = fleet.api("GET", "/v1/instances?group=web").body;
-  for (const auto& i : listed.value("instances", json::array())) {
-    const auto stats = st::http("GET", "http://" + i.value("address", std::string()) + ":" +
-                                           std::to_string(i.value("port", 0)), "/stats");
-    if (stats.status == 200 && stats.body.is_object()) early += stats.body.value("served_before_ready", 0ULL);
-  }
-  return early;
-}
-
 std::string rollout_state(const Fleet& fleet) {
   const json body = fleet.api("GET", "/v1/groups/web/rollout").body;
   return body.is_object() ? body.value("state", "") : "";
@@ -70,7 +57,7 @@ TEST_CASE("rollout: 6 instances v1 -> v2 under load, no failed request, old ones
   CHECK(result.requests > 1000);
   CHECK(result.non_2xx == 0);
   CHECK(result.socket_errors == 0);
-  CHECK(served_before_ready(fleet) == 0);
+  CHECK(fleet.served_before_ready() == 0);
   REQUIRE(st::eventually(30s, [&] { return live_versions(fleet) == std::map<int, int>{{2, 6}}; }));
   CHECK(st::eventually(20s, [&] { return fleet.app_processes() == 6; }));
   // One activity per batch at least, and the retirements drained first.
@@ -109,7 +96,7 @@ TEST_CASE("rollout: a version that never becomes ready gets no request, fails by
   CHECK(rollout.value("reason", "").find("not done within") != std::string::npos);
   REQUIRE(st::eventually(30s, [&] { return live_versions(fleet) == std::map<int, int>{{1, 3}}; }));
   CHECK(fleet.group().value("launch_configuration_version", 0) == 1);
-  CHECK(served_before_ready(fleet) == 0);
+  CHECK(fleet.served_before_ready() == 0);
 }
 
 TEST_CASE("rollout: a canary answering 500 to a fifth of its requests is judged on HAProxy's figures and rolled back",
@@ -144,7 +131,7 @@ TEST_CASE("rollout: a canary answering 500 to a fifth of its requests is judged 
   CHECK(result.non_2xx * 50 < result.requests);
   REQUIRE(st::eventually(30s, [&] { return live_versions(fleet) == std::map<int, int>{{1, 4}}; }));
   CHECK(fleet.group().value("launch_configuration_version", 0) == 1);
-  CHECK(served_before_ready(fleet) == 0);
+  CHECK(fleet.served_before_ready() == 0);
 }
 
 TEST_CASE("rollout: the coordinator killed with SIGKILL mid-rollout resumes it from the store, no failed request",
@@ -182,7 +169,7 @@ TEST_CASE("rollout: the coordinator killed with SIGKILL mid-rollout resumes it f
   CHECK(result.socket_errors == 0);
   REQUIRE(st::eventually(30s, [&] { return live_versions(fleet) == std::map<int, int>{{2, 4}}; }));
   CHECK(st::eventually(20s, [&] { return fleet.app_processes() == 4; }));
-  CHECK(served_before_ready(fleet) == 0);
+  CHECK(fleet.served_before_ready() == 0);
   // One rollout in the history, and it is this one.
   const json history = fleet.api("GET", "/v1/groups/web/rollouts").body;
   REQUIRE(history.value("rollouts", json::array()).size() == 1);
