@@ -178,12 +178,39 @@ tl::expected<std::optional<std::uint64_t>, std::string> parse_single_value(std::
   return std::optional<std::uint64_t>{*v};
 }
 
-MetricsSampler::MetricsSampler(bool include_lo, unsigned online_cpus)
-    : m_include_lo(include_lo), m_cpus(online_cpus == 0 ? 1 : online_cpus) {}
+tl::expected<MetricsScope, std::string> parse_metrics_scope(std::string_view text) {
+  if (text == "host") return MetricsScope::Host;
+  if (text == "session") return MetricsScope::Session;
+  return tl::make_unexpected("must be host or session, got '" + std::string(text) + "'");
+}
+
+std::string_view to_string(MetricsScope scope) {
+  switch (scope) {
+    case MetricsScope::Host:
+      return "host";
+    case MetricsScope::Session:
+      return "session";
+  }
+  return "?";
+}
+
+MetricsSampler::MetricsSampler(bool include_lo, HostUnits units)
+    : m_include_lo(include_lo),
+      m_units(units),
+      m_instance_cpu(units.online_cpus, units.clock_ticks_per_s) {
+  if (m_units.online_cpus == 0) m_units.online_cpus = 1;
+}
 
 protocol::Metrics MetricsSampler::sample(const ProcTexts& texts, std::uint64_t now_ms) {
   protocol::Metrics m;
-  if (texts.stat) {
+  if (texts.instance) {
+    m.cpu_pct = m_instance_cpu.sample(*texts.instance);
+    if (texts.meminfo) {
+      if (auto mem = parse_meminfo(*texts.meminfo)) {
+        m.memory_pct = instance_memory_pct(texts.instance->processes, m_units.page_size, mem->total_kb);
+      }
+    }
+  } else if (texts.stat) {
     if (auto cpu = parse_proc_stat(*texts.stat)) {
       if (m_cpu && cpu->total > m_cpu->total && cpu->idle >= m_cpu->idle) {
         const auto total = static_cast<double>(cpu->total - m_cpu->total);
@@ -194,7 +221,7 @@ protocol::Metrics MetricsSampler::sample(const ProcTexts& texts, std::uint64_t n
       m_cpu = *cpu;
     }
   }
-  if (texts.meminfo) {
+  if (texts.meminfo && !texts.instance) {
     if (auto mem = parse_meminfo(*texts.meminfo)) {
       const auto avail = mem->available_kb > mem->total_kb ? mem->total_kb : mem->available_kb;
       m.memory_pct = 100.0 * static_cast<double>(mem->total_kb - avail) /
@@ -225,7 +252,7 @@ protocol::Metrics MetricsSampler::sample(const ProcTexts& texts, std::uint64_t n
         const double used_us = static_cast<double>(*usage - *m_cg_usage_usec);
         const double wall_us = static_cast<double>(now_ms - m_cg_ms) * 1000.0;
         // Share of the whole machine, like cpu_pct.
-        m.custom["cgroup_cpu_pct"] = 100.0 * used_us / (wall_us * static_cast<double>(m_cpus));
+        m.custom["cgroup_cpu_pct"] = 100.0 * used_us / (wall_us * static_cast<double>(m_units.online_cpus));
       }
       m_cg_usage_usec = *usage;
       m_cg_ms = now_ms;

@@ -3,7 +3,8 @@
 //
 // The io/ shell reads /proc/stat, /proc/meminfo, /proc/loadavg,
 // /proc/net/dev, /proc/net/snmp and the cgroup v2 files, and hands their
-// text to MetricsSampler::sample() with the time it read them.
+// text to MetricsSampler::sample() with the time it read them; in the
+// session scope also the instance's processes (instance_processes.hpp).
 #pragma once
 
 #include <cstdint>
@@ -14,9 +15,18 @@
 
 #include <tl/expected.hpp>
 
+#include "agent/core/instance_processes.hpp"
 #include "protocol/messages.hpp"
 
 namespace tide::agent {
+
+// What `cpu` and `memory` describe (metrics.scope): the whole host (a server
+// of its own), or the processes of the agent's session (an instance sharing
+// the host with others, as the local provider runs them).
+enum class MetricsScope : std::uint8_t { Host, Session };
+
+[[nodiscard]] tl::expected<MetricsScope, std::string> parse_metrics_scope(std::string_view text);
+[[nodiscard]] std::string_view to_string(MetricsScope scope);
 
 struct CpuTimes {
   std::uint64_t total = 0;  // jiffies, all states of the "cpu" line
@@ -61,19 +71,30 @@ struct ProcTexts {
   std::optional<std::string> cgroup_memory_current;
   std::optional<std::string> cgroup_memory_stat;
   std::optional<std::string> cgroup_memory_max;
+  // Session scope: the instance's processes. When set, `cpu` and `memory`
+  // are theirs (memory as % of MemTotal from `meminfo`); `stat` is unused.
+  std::optional<InstanceScan> instance;
+};
+
+// Constants of the host the sampler converts with.
+struct HostUnits {
+  unsigned online_cpus = 1;
+  std::uint64_t clock_ticks_per_s = 100;  // sysconf(_SC_CLK_TCK)
+  std::uint64_t page_size = 4096;         // bytes
 };
 
 // Keeps the previous counters so that rates can be computed. The first
 // sample yields no rates (std::nullopt: "not measured", never zero).
 class MetricsSampler {
  public:
-  MetricsSampler(bool include_lo, unsigned online_cpus);
+  MetricsSampler(bool include_lo, HostUnits units);
 
   [[nodiscard]] protocol::Metrics sample(const ProcTexts& texts, std::uint64_t now_ms);
 
  private:
   bool m_include_lo;
-  unsigned m_cpus;
+  HostUnits m_units;
+  InstanceCpuSampler m_instance_cpu;
   std::optional<CpuTimes> m_cpu;
   std::optional<NetBytes> m_net;
   std::uint64_t m_net_ms = 0;

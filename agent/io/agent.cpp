@@ -17,6 +17,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "agent/io/instance_scan.hpp"
 #include "agent/io/process.hpp"
 #include "common/files/private_files.hpp"
 #include "protocol/transport/curve.hpp"
@@ -55,6 +56,14 @@ void close_and_delete(T*& handle) {
   handle = nullptr;
 }
 
+HostUnits host_units() {
+  HostUnits units;
+  units.online_cpus = static_cast<unsigned>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN)));
+  units.clock_ticks_per_s = static_cast<std::uint64_t>(std::max(1L, ::sysconf(_SC_CLK_TCK)));
+  units.page_size = static_cast<std::uint64_t>(std::max(1L, ::sysconf(_SC_PAGESIZE)));
+  return units;
+}
+
 std::string hostname() {
   std::array<char, 256> host{};
   if (::gethostname(host.data(), host.size() - 1) != 0) return {};
@@ -68,8 +77,7 @@ Agent::Agent(uv_loop_t* loop, AgentConfig config)
       m_config(std::move(config)),
       m_readiness(probe_specs(m_config), m_config.notify_readiness),
       m_session(LinkTiming{m_config.backoff_base_ms, m_config.backoff_max_ms, m_config.welcome_timeout_ms}),
-      m_sampler(m_config.metrics_include_loopback,
-                static_cast<unsigned>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN)))),
+      m_sampler(m_config.metrics_include_loopback, host_units()),
       m_rng(std::random_device{}()),
       m_context(1) {}
 
@@ -176,9 +184,13 @@ tl::expected<void, std::string> Agent::start() {
     }
   }
 
-  spdlog::info("tide-agent {} instance {} coordinator {} ({} probes{})", kAgentVersion,
+  spdlog::info("tide-agent {} instance {} coordinator {} ({} probes{}, cpu and memory of the {})", kAgentVersion,
                m_config.instance_id, m_config.coordinator_endpoint, m_probes.size(),
-               m_config.notify_readiness ? ", notify" : "");
+               m_config.notify_readiness ? ", notify" : "", to_string(m_config.metrics_scope));
+  if (m_config.metrics_scope == MetricsScope::Session && ::getsid(0) == ::getpid()) {
+    spdlog::warn("metrics.scope is session but this agent leads its own session: there is no application "
+                 "beside it to measure, cpu and memory will read 0");
+  }
   pump_link();
   return {};
 }
@@ -328,7 +340,11 @@ void Agent::send_hello() {
 
 protocol::Metrics Agent::read_metrics() {
   ProcTexts t;
-  t.stat = read_text("/proc/stat");
+  if (m_config.metrics_scope == MetricsScope::Session) {
+    t.instance = scan_instance_processes(::getpid(), ::getsid(0));
+  } else {
+    t.stat = read_text("/proc/stat");
+  }
   t.meminfo = read_text("/proc/meminfo");
   t.loadavg = read_text("/proc/loadavg");
   t.net_dev = read_text("/proc/net/dev");

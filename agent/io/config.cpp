@@ -239,8 +239,15 @@ Result parse_yaml(const Ctx& ctx, const YAML::Node& root, AgentConfig& c) {
     TRY(get_string(ctx, n, "socket", "notify.socket", c.notify_socket));
   }
   if (auto n = root["metrics"]; n.IsDefined() && !n.IsNull()) {
-    TRY(check_keys(ctx, "metrics", n, {"include_loopback", "cgroup"}));
+    TRY(check_keys(ctx, "metrics", n, {"include_loopback", "scope", "cgroup"}));
     TRY(get_bool(ctx, n, "include_loopback", "metrics.include_loopback", c.metrics_include_loopback));
+    std::string scope;
+    TRY(get_string(ctx, n, "scope", "metrics.scope", scope));
+    if (!scope.empty()) {
+      auto parsed = parse_metrics_scope(scope);
+      if (!parsed) return tl::make_unexpected(ctx.error("metrics.scope", n["scope"], parsed.error()));
+      c.metrics_scope = *parsed;
+    }
     TRY(get_string(ctx, n, "cgroup", "metrics.cgroup", c.metrics_cgroup));
   }
   if (auto n = root["commands"]; n.IsDefined() && !n.IsNull()) {
@@ -314,6 +321,13 @@ Result apply_environment(const Environment& env, AgentConfig& c) {
     if (*v && !(*v)->empty()) {
       TRY(parse_uint_text(ctx, YAML::Node(), name, **v, *target, kMinReadinessPeriodMs, kMaxReadinessPeriodMs));
     }
+  }
+  auto scope = env_value(env, "TIDE_METRICS_SCOPE");
+  if (!scope) return tl::make_unexpected(scope.error());
+  if (*scope && !(*scope)->empty()) {
+    auto parsed = parse_metrics_scope(**scope);
+    if (!parsed) return tl::make_unexpected(ConfigError{"(environment)", "TIDE_METRICS_SCOPE", parsed.error()});
+    c.metrics_scope = *parsed;
   }
   auto state = env_value(env, "TIDE_STATE_DIR");
   if (!state) return tl::make_unexpected(state.error());

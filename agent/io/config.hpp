@@ -12,6 +12,7 @@
 
 #include <tl/expected.hpp>
 
+#include "agent/core/metrics.hpp"
 #include "agent/core/probe_schedule.hpp"
 #include "agent/core/readiness.hpp"
 
@@ -84,6 +85,7 @@ struct AgentConfig {
 
   // metrics
   bool metrics_include_loopback = false;
+  MetricsScope metrics_scope = MetricsScope::Host;  // what `cpu` and `memory` describe
   std::string metrics_cgroup;      // cgroup v2 directory; empty = none
 
   // commands

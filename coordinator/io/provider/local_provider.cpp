@@ -41,7 +41,8 @@ namespace {
 // coordinator crash), and lives as long as the application does. When the
 // application exits it writes its status to ./app.exit (the provider reports
 // it; the file's mtime dates the exit) and stops the agent, so the instance is
-// gone as a whole.
+// gone as a whole. Instances share the host, so each agent reports the CPU
+// and memory of its own session (the instance), not the host's.
 constexpr const char* kLauncherScript = R"sh(
 agent_pid=0
 if [ -n "$_TIDE_AGENT" ]; then
@@ -58,6 +59,7 @@ if [ -n "$_TIDE_AGENT" ]; then
     TIDE_READINESS_PERIOD_MS="$_TIDE_A_READY_PERIOD" \
     TIDE_STATE_DIR="$PWD/agent-state" \
     TIDE_LOG_LEVEL="$_TIDE_A_LOG" \
+    TIDE_METRICS_SCOPE=session \
     "$_TIDE_AGENT" >>agent.log 2>&1 </dev/null &
   agent_pid=$!
 fi

@@ -80,7 +80,7 @@ TEST_CASE("cgroup v2 files", "[metrics]") {
 }
 
 TEST_CASE("the sampler turns counters into rates", "[metrics]") {
-  MetricsSampler sampler(false, 2);
+  MetricsSampler sampler(false, HostUnits{2, 100, 4096});
   ProcTexts t1;
   t1.stat = data("proc_stat_1.txt");
   t1.meminfo = data("meminfo.txt");
