@@ -486,6 +486,15 @@ void Fleet::record_finished_activity(const std::string& group, ActivityType type
   out.emplace_back(RecordActivity{std::move(a)});
 }
 
+tl::expected<void, ModelError> Fleet::record_metric_query(std::string_view group, bool ok, std::string cause,
+                                                         TimeMs now_ms, std::vector<Command>& out) {
+  const GroupState* g = find_group(group);
+  if (g == nullptr) return tl::make_unexpected(ModelError{"no group '" + std::string(group) + "'", "group"});
+  record_finished_activity(g->cfg.name, ActivityType::MetricQuery, std::move(cause),
+                           ok ? ActivityStatus::Successful : ActivityStatus::Failed, now_ms, {}, out);
+  return {};
+}
+
 void Fleet::activity_instance_done(const std::string& activity_id, const std::string& instance_id, bool ok,
                                    const std::string& message, TimeMs now, std::vector<Command>& out) {
   if (activity_id.empty()) return;

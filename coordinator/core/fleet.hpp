@@ -258,6 +258,13 @@ class Fleet {
                                                                      bool timed_out, TimeMs now_ms,
                                                                      std::vector<Command>& out);
 
+  // ---- metric sources ----
+  // Records a finished `metric_query` activity for the group: a Prometheus
+  // query its policies read failed (`ok` false; `cause` says why) or works
+  // again (docs/policies.md, "Prometheus"). Refused for an unknown group.
+  [[nodiscard]] tl::expected<void, ModelError> record_metric_query(std::string_view group, bool ok, std::string cause,
+                                                                   TimeMs now_ms, std::vector<Command>& out);
+
   // ---- rollouts (docs/rollout.md) ----
   // Starts replacing the group's instances with `launch_configuration`
   // version `version` (which must exist), with `id` as the rollout's id; the

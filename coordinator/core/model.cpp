@@ -51,7 +51,7 @@ constexpr Names<ExitReason, 6> kExitReasonNames{{
     {ExitReason::User, "user"},
     {ExitReason::Rollout, "rollout"},
 }};
-constexpr Names<ActivityType, 12> kActivityTypeNames{{
+constexpr Names<ActivityType, 13> kActivityTypeNames{{
     {ActivityType::ScaleOut, "scale_out"},
     {ActivityType::ScaleIn, "scale_in"},
     {ActivityType::Attach, "attach"},
@@ -64,6 +64,7 @@ constexpr Names<ActivityType, 12> kActivityTypeNames{{
     {ActivityType::AdoptInstance, "adopt_instance"},
     {ActivityType::TerminateInstance, "terminate_instance"},
     {ActivityType::Rollout, "rollout"},
+    {ActivityType::MetricQuery, "metric_query"},
 }};
 constexpr Names<ActivityStatus, 5> kActivityStatusNames{{
     {ActivityStatus::Running, "running"},

@@ -82,6 +82,7 @@ enum class ActivityType : std::uint8_t {
   AdoptInstance,           // "adopt_instance": restart found a pending launch actually running
   TerminateInstance,       // "terminate_instance": a user terminated one instance
   Rollout,                 // "rollout": a rollout's batch, pause, failure or end (docs/rollout.md)
+  MetricQuery,             // "metric_query": a policy's Prometheus query failed (failed) or works again (successful)
 };
 
 enum class ActivityStatus : std::uint8_t {

@@ -198,6 +198,7 @@ std::optional<NotificationEvent> notification_event_for(const Activity& activity
     case ActivityType::AdoptInstance:
     case ActivityType::TerminateInstance:
     case ActivityType::Rollout:  // a rollout's notifications come with its notes (NotifyRollout)
+    case ActivityType::MetricQuery:
       return std::nullopt;
   }
   return std::nullopt;

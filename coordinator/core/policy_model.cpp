@@ -1,12 +1,13 @@
-#include <cctype>
 #include "coordinator/core/policy_model.hpp"
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cmath>
 #include <utility>
 
 #include "coordinator/core/enum_names.hpp"
+#include "coordinator/core/lb_metrics.hpp"
 
 namespace tide::coordinator {
 
@@ -86,6 +87,28 @@ tl::expected<void, ModelError> check_names(const std::string& group, const std::
 
 bool finite(double value) { return std::isfinite(value); }
 
+// The metric name and query of either policy kind: a query must fit and be
+// text, and a query's value must not borrow a name the agents or the load
+// balancer report (the two could never be told apart in the API).
+tl::expected<void, ModelError> check_metric(const std::string& metric, const std::string& query) {
+  if (!is_valid_name(metric)) return fail("metric must be 1..128 bytes of [A-Za-z0-9._:-]");
+  if (query.empty()) return {};
+  if (query.size() > kMaxQueryBytes) return fail("query must be at most 4096 bytes");
+  for (const char c : query) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t' && c != '\n') || u == 0x7f) {
+      return fail("query must not contain control characters other than tab and newline");
+    }
+  }
+  if (query.find_first_not_of(" \t\n") == std::string::npos) return fail("query must not be blank");
+  if (is_agent_builtin_metric(metric) || is_load_balancer_metric(metric)) {
+    return fail("metric '" + metric + "' is reported by " +
+                (is_agent_builtin_metric(metric) ? std::string("the agents") : std::string("the load balancer")) +
+                "; name the query's value something else (e.g. queue_depth)");
+  }
+  return {};
+}
+
 }  // namespace
 
 std::string_view to_string(Statistic value) { return name_of(kStatisticNames, value); }
@@ -134,6 +157,38 @@ std::optional<NotificationEvent> from_string<NotificationEvent>(std::string_view
   return value_of(kEventNames, text);
 }
 
+bool is_agent_builtin_metric(std::string_view metric) {
+  return metric == kMetricCpu || metric == kMetricMemory || metric == kMetricLoad1 || metric == kMetricNetIn ||
+         metric == kMetricNetOut || metric == kMetricTcpEstablished;
+}
+
+std::string_view to_string(MetricSource value) {
+  switch (value) {
+    case MetricSource::Agent: return "agent";
+    case MetricSource::LoadBalancer: return "load_balancer";
+    case MetricSource::Prometheus: return "prometheus";
+  }
+  return "agent";
+}
+
+MetricSource metric_source(std::string_view metric, std::string_view query) {
+  if (!query.empty()) return MetricSource::Prometheus;
+  return is_load_balancer_metric(metric) ? MetricSource::LoadBalancer : MetricSource::Agent;
+}
+
+namespace {
+constexpr std::string_view kQuerySeriesPrefix = "promql ";
+}  // namespace
+
+std::string metric_series(std::string_view metric, std::string_view query) {
+  if (query.empty()) return std::string(metric);
+  return std::string(kQuerySeriesPrefix) + std::string(query);
+}
+
+bool is_query_series(std::string_view series) {
+  return series.starts_with(kQuerySeriesPrefix);
+}
+
 bool compare(double value, Comparison comparison, double threshold) {
   switch (comparison) {
     case Comparison::Greater: return value > threshold;
@@ -148,7 +203,7 @@ bool compare(double value, Comparison comparison, double threshold) {
 
 tl::expected<void, ModelError> validate(const AlarmPolicy& policy) {
   if (auto ok = check_names(policy.group, policy.name); !ok) return ok;
-  if (!is_valid_name(policy.metric)) return fail("metric must be 1..128 bytes of [A-Za-z0-9._:-]");
+  if (auto ok = check_metric(policy.metric, policy.query); !ok) return ok;
   if (!finite(policy.threshold)) return fail("threshold must be a finite number");
   if (policy.period_ms < 1'000 || policy.period_ms % 1'000 != 0 || policy.period_ms > 86'400'000) {
     return fail("period_ms", "period must be a whole number of seconds, 1..86400");
@@ -177,7 +232,7 @@ tl::expected<void, ModelError> validate(const AlarmPolicy& policy) {
 
 tl::expected<void, ModelError> validate(const TargetTrackingPolicy& policy) {
   if (auto ok = check_names(policy.group, policy.name); !ok) return ok;
-  if (!is_valid_name(policy.metric)) return fail("metric must be 1..128 bytes of [A-Za-z0-9._:-]");
+  if (auto ok = check_metric(policy.metric, policy.query); !ok) return ok;
   if (!(finite(policy.target) && policy.target > 0.0)) return fail("target must be a finite number > 0");
   if (!(finite(policy.tolerance) && policy.tolerance >= 0.0 && policy.tolerance < 1.0)) {
     return fail("tolerance must be in [0, 1)");

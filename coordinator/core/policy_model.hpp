@@ -109,6 +109,31 @@ inline constexpr std::string_view kMetricNetIn = "network_in";          // bytes
 inline constexpr std::string_view kMetricNetOut = "network_out";        // bytes/s
 inline constexpr std::string_view kMetricTcpEstablished = "tcp_established";
 
+// True for the names above: what every agent reports.
+[[nodiscard]] bool is_agent_builtin_metric(std::string_view metric);
+
+// Where a policy's metric comes from (docs/policies.md, "Metrics"): the
+// agents (built-in or custom names), the load balancer (lb_metrics.hpp), or
+// Prometheus when the policy has a `query`: the value of that PromQL instant
+// query, which `metric` names.
+enum class MetricSource : std::uint8_t {
+  Agent,         // "agent"
+  LoadBalancer,  // "load_balancer"
+  Prometheus,    // "prometheus"
+};
+[[nodiscard]] std::string_view to_string(MetricSource value);
+[[nodiscard]] MetricSource metric_source(std::string_view metric, std::string_view query);
+
+inline constexpr std::size_t kMaxQueryBytes = 4'096;
+
+// The key of a policy's values in the metric windows: the metric's name, or
+// for a Prometheus query "promql " + the query. A space never occurs in a
+// metric name, so a query's values never mix with what agents report, and
+// policies with the same query share one series (and one query per poll).
+[[nodiscard]] std::string metric_series(std::string_view metric, std::string_view query);
+// True for a series metric_series() made of a query.
+[[nodiscard]] bool is_query_series(std::string_view series);
+
 // ---- scaling policies -----------------------------------------------------
 
 // Simple scaling: when `metric statistic comparison threshold` holds for
@@ -128,6 +153,7 @@ struct AlarmPolicy {
   std::int32_t adjustment = 1;             // instances, or percent for Percent*
   std::uint32_t min_adjustment_magnitude = 0;  // percent only: move at least this many
   std::optional<std::int64_t> cooldown_ms;     // nullopt: the group's default_cooldown_ms
+  std::string query;  // non-empty: `metric` is this PromQL query's value (MetricSource::Prometheus)
   friend bool operator==(const AlarmPolicy&, const AlarmPolicy&) = default;
 };
 
@@ -159,6 +185,9 @@ struct TargetTrackingPolicy {
   ScalingRateLimit scale_out_limit;
   ScalingRateLimit scale_in_limit;
   bool disable_scale_in = false;
+  // Non-empty: `metric` is this PromQL query's value (MetricSource::Prometheus).
+  // The formula treats it as a per-instance value, like every metric.
+  std::string query;
   friend bool operator==(const TargetTrackingPolicy&, const TargetTrackingPolicy&) = default;
 };
 

@@ -44,12 +44,13 @@ std::string adjustment_text(const AlarmPolicy& policy) {
 bool alarm_condition(const AlarmPolicy& policy, std::string_view group, const MetricWindows& windows,
                      TimeMs now_ms, std::vector<double>& values) {
   values.clear();
+  const std::string series = metric_series(policy.metric, policy.query);
   const TimeMs span_start = now_ms - static_cast<TimeMs>(policy.evaluation_periods) * policy.period_ms;
-  const auto first = windows.first_sample_ms(group, policy.metric);
+  const auto first = windows.first_sample_ms(group, series);
   if (!first || *first > span_start) return false;  // no history as long as the span yet
   for (std::uint32_t k = 0; k < policy.evaluation_periods; ++k) {
     const TimeMs to = now_ms - static_cast<TimeMs>(k) * policy.period_ms;
-    const auto stats = windows.stats(group, policy.metric, to - policy.period_ms, to);
+    const auto stats = windows.stats(group, series, to - policy.period_ms, to);
     if (!stats) return false;
     const double value = stats->value(policy.statistic);
     if (!compare(value, policy.comparison, policy.threshold)) return false;
@@ -57,6 +58,14 @@ bool alarm_condition(const AlarmPolicy& policy, std::string_view group, const Me
   }
   std::reverse(values.begin(), values.end());
   return true;
+}
+
+// How many reporters make a policy's latest window complete, so that it may
+// scale in: every eligible instance for what instances report (agents, load
+// balancer); the one value per poll for a Prometheus query. 0: never.
+template <class Policy>
+std::uint32_t required_reporters(const Policy& policy, const GroupStatus& status) {
+  return policy.query.empty() ? status.eligible : 1;
 }
 
 std::string alarm_cause(const AlarmPolicy& policy, const std::vector<double>& values) {
@@ -242,6 +251,26 @@ std::vector<const TargetTrackingPolicy*> Autoscaler::target_tracking_of(std::str
   return result;
 }
 
+std::vector<MetricQuery> Autoscaler::metric_queries() const {
+  std::vector<MetricQuery> out;
+  const auto add = [&out](const std::string& group, const auto& policy) {
+    if (!policy.enabled || policy.query.empty()) return;
+    const auto same = std::find_if(out.begin(), out.end(), [&](const MetricQuery& q) {
+      return q.group == group && q.query == policy.query;
+    });
+    if (same != out.end()) {
+      same->policies.push_back(policy.name);
+      return;
+    }
+    out.push_back(MetricQuery{group, policy.query, policy.metric, {policy.name}});
+  };
+  for (const auto& [group, policies] : m_groups) {
+    for (const AlarmState& a : policies.alarms) add(group, a.policy);
+    for (const TrackingState& t : policies.tracking) add(group, t.policy);
+  }
+  return out;
+}
+
 std::optional<TimeMs> Autoscaler::last_fired_ms(std::string_view group, std::string_view name) const {
   const auto it = m_groups.find(group);
   if (it == m_groups.end()) return std::nullopt;
@@ -291,8 +320,10 @@ void Autoscaler::evaluate_group(const GroupStatus& status, Policies& policies, T
       if (cooling) continue;
       // Scale-in needs every eligible instance to have reported within the
       // latest period: a silent instance may be the busy one.
-      const std::uint32_t reporters = windows.reporters_since(group.name, policy.metric, now_ms - policy.period_ms);
-      if (status.eligible == 0 || reporters < status.eligible) continue;
+      const std::uint32_t reporters = windows.reporters_since(
+          group.name, metric_series(policy.metric, policy.query), now_ms - policy.period_ms);
+      const std::uint32_t required = required_reporters(policy, status);
+      if (required == 0 || reporters < required) continue;
       opinion = Opinion{Direction::In, target, true, k, {}};
     }
     opinion.cause = alarm_cause(policy, values);
@@ -305,7 +336,8 @@ void Autoscaler::evaluate_group(const GroupStatus& status, Policies& policies, T
     const TargetTrackingPolicy& policy = state.policy;
     if (!policy.enabled) continue;
     const std::string head = "target tracking " + policy.name + ": " + policy.metric + " average ";
-    const auto stats = windows.stats(group.name, policy.metric, now_ms - policy.window_ms, now_ms);
+    const std::string series = metric_series(policy.metric, policy.query);
+    const auto stats = windows.stats(group.name, series, now_ms - policy.window_ms, now_ms);
     if (!stats || status.in_service == 0) {
       // Missing data (or nobody in service to scale from): keep the
       // current capacity, which blocks scale-in by other policies too.
@@ -320,7 +352,7 @@ void Autoscaler::evaluate_group(const GroupStatus& status, Policies& policies, T
     if (policy.scale_out_window_ms > 0 && policy.scale_out_window_ms < policy.window_ms) {
       // The recent span may ask for more than the window (a step in load);
       // it never asks for less: scale-in stays on the whole window.
-      const auto recent = windows.stats(group.name, policy.metric, now_ms - policy.scale_out_window_ms, now_ms);
+      const auto recent = windows.stats(group.name, series, now_ms - policy.scale_out_window_ms, now_ms);
       if (recent) {
         const auto fast = target_tracking_recommendation(policy, status.in_service, recent->average);
         if (fast && *fast > std::max(raw.value_or(desired), desired)) {
@@ -360,12 +392,16 @@ void Autoscaler::evaluate_group(const GroupStatus& status, Policies& policies, T
       cause += ": " + std::to_string(recommendation);
       // Incomplete: an eligible instance did not report within the window,
       // or the window reaches back before the first sample (a restart).
-      const std::uint32_t reporters = windows.reporters_since(group.name, policy.metric, now_ms - policy.window_ms);
-      const auto first = windows.first_sample_ms(group.name, policy.metric);
-      if (status.eligible == 0 || reporters < status.eligible || !first || *first > now_ms - policy.window_ms) {
+      const std::uint32_t reporters = windows.reporters_since(group.name, series, now_ms - policy.window_ms);
+      const std::uint32_t required = required_reporters(policy, status);
+      const auto first = windows.first_sample_ms(group.name, series);
+      if (required == 0 || reporters < required || !first || *first > now_ms - policy.window_ms) {
         opinions.push_back(Opinion{Direction::Hold, desired, false, k,
-                                   cause + ", scale-in held: " + std::to_string(reporters) + " of " +
-                                       std::to_string(status.eligible) + " instances reported"});
+                                   cause + ", scale-in held: " +
+                                       (policy.query.empty() ? std::to_string(reporters) + " of " +
+                                                                   std::to_string(required) + " instances reported"
+                                                             : std::string("the Prometheus query has no value in "
+                                                                           "the window or no history as long"))});
         continue;
       }
       if (highest >= desired) {

@@ -62,6 +62,16 @@ struct ScalingDecision {
 [[nodiscard]] std::optional<std::uint32_t> target_tracking_recommendation(const TargetTrackingPolicy& policy,
                                                                           std::uint32_t in_service, double value);
 
+// One Prometheus query that policies of a group read: the shell polls it
+// and records its value under metric_series(metric, query) for `group`.
+struct MetricQuery {
+  std::string group;
+  std::string query;
+  std::string metric;                 // the first policy's name for the value (for logs)
+  std::vector<std::string> policies;  // the enabled policies reading it
+  friend bool operator==(const MetricQuery&, const MetricQuery&) = default;
+};
+
 // "87.5", "80", "0.25": short text for causes.
 [[nodiscard]] std::string format_value(double value);
 
@@ -83,6 +93,10 @@ class Autoscaler {
   [[nodiscard]] const TargetTrackingPolicy* target_tracking(std::string_view group, std::string_view name) const;
   [[nodiscard]] std::vector<const AlarmPolicy*> alarms_of(std::string_view group) const;
   [[nodiscard]] std::vector<const TargetTrackingPolicy*> target_tracking_of(std::string_view group) const;
+  // Every distinct (group, query) read by an enabled policy, in group and
+  // policy order: what the shell must poll. Disabled groups are the
+  // caller's to skip.
+  [[nodiscard]] std::vector<MetricQuery> metric_queries() const;
   // When an alarm policy last fired (its cooldown runs from there).
   [[nodiscard]] std::optional<TimeMs> last_fired_ms(std::string_view group, std::string_view name) const;
 

@@ -110,12 +110,14 @@ std::string number_text(const json& value) {
 
 // The policy's condition and effect in one line each.
 std::string policy_condition(const json& p) {
+  // A Prometheus query's value is marked as such; the query itself is in `show`.
+  const std::string metric = p.value("metric", "?") + (p.contains("query") ? " (prometheus)" : "");
   if (p.value("type", "alarm") == "target_tracking") {
     const double tolerance = p.value("tolerance", 0.1) * 100.0;
-    return p.value("metric", "?") + " average near " + number_text(p["target"]) + " (+/-" +
+    return metric + " average near " + number_text(p["target"]) + " (+/-" +
            number_text(json(std::round(tolerance))) + " %, over " + duration_text(p.value("window_ms", 0LL)) + ")";
   }
-  return p.value("metric", "?") + " " + p.value("statistic", "average") + " " + p.value("comparison", "?") + " " +
+  return metric + " " + p.value("statistic", "average") + " " + p.value("comparison", "?") + " " +
          number_text(p["threshold"]) + " for " + std::to_string(p.value("evaluation_periods", 1)) + " x " +
          duration_text(p.value("period_ms", 0LL));
 }
@@ -167,16 +169,22 @@ void add_list_show_delete(CLI::App& parent, Request& request, const std::string&
 void add_policy(CLI::App& app, Request& request) {
   auto* policy = app.add_subcommand("policy", "scaling policies (alarm and target tracking)")->require_subcommand(1);
 
-  static std::string group, name, metric, statistic = "average", comparison, period = "60s", adjustment_type = "change",
-                                         cooldown;
+  static std::string group, name, metric, query, statistic = "average", comparison, period = "60s",
+                     adjustment_type = "change", cooldown;
   static double threshold = 0.0;
   static int periods = 1, adjustment = 0;
   static std::optional<int> min_magnitude;
   auto* put = policy->add_subcommand("put", "create or replace an alarm (simple scaling) policy");
   put->add_option("group", group)->required();
   put->add_option("name", name)->required();
-  put->add_option("--metric", metric, "cpu, memory, load1, network_in, network_out, tcp_established or a custom metric")
+  put->add_option("--metric", metric,
+                  "cpu, memory, load1, network_in, network_out, tcp_established, a load-balancer metric "
+                  "(requests_per_instance, response_time_ms, queue, http_5xx_rate, sessions_per_instance), a custom "
+                  "metric, or the name of --query's value")
       ->required();
+  put->add_option("--query", query,
+                  "a PromQL instant query whose value is the metric (needs prometheus.url in the coordinator's "
+                  "configuration); it must return one number");
   put->add_option("--statistic", statistic, "over the group's instances")
       ->check(CLI::IsMember({"average", "maximum", "minimum"}))
       ->capture_default_str();
@@ -208,6 +216,7 @@ void add_policy(CLI::App& app, Request& request) {
               {"adjustment", adjustment}};
     if (min_magnitude) body["min_adjustment_magnitude"] = *min_magnitude;
     if (!cooldown.empty()) body["cooldown_ms"] = duration_flag("--cooldown", cooldown);
+    if (!query.empty()) body["query"] = query;
     request = Request{"PUT", "/v1/groups/" + enc(group) + "/policies/" + enc(name), body, render_object, nullptr};
   });
 
@@ -218,7 +227,10 @@ void add_policy(CLI::App& app, Request& request) {
   auto* target_put = policy->add_subcommand("put-target", "create or replace a target-tracking policy");
   target_put->add_option("group", group)->required();
   target_put->add_option("name", name)->required();
-  target_put->add_option("--metric", metric, "the group metric to keep near the target")->required();
+  target_put->add_option("--metric", metric, "the group metric to keep near the target (per instance)")->required();
+  target_put->add_option("--query", query,
+                         "a PromQL instant query whose value is the metric, per instance (e.g. "
+                         "sum(rate(x[1m])) / count(up{job=\"app\"} == 1)); needs prometheus.url");
   target_put->add_option("--target", target, "the value to keep the metric near")->required();
   target_put->add_option("--tolerance", tolerance, "no change while |value/target - 1| <= this (default 0.1)");
   target_put->add_option("--window", window, "the metric is averaged over this window (default 60s)");
@@ -232,6 +244,7 @@ void add_policy(CLI::App& app, Request& request) {
   target_put->callback([&request] {
     json body{{"type", "target_tracking"}, {"metric", metric}, {"target", target}, {"disable_scale_in", disable_scale_in}};
     if (tolerance) body["tolerance"] = *tolerance;
+    if (!query.empty()) body["query"] = query;
     if (!window.empty()) body["window_ms"] = duration_flag("--window", window);
     if (!scale_out_window.empty()) body["scale_out_window_ms"] = duration_flag("--scale-out-window", scale_out_window);
     if (!stabilization.empty()) body["scale_in_stabilization_ms"] = duration_flag("--scale-in-stabilization", stabilization);

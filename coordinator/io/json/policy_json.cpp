@@ -97,7 +97,7 @@ const std::string& policy_name(const ScalingPolicy& policy) {
 }
 
 json to_json(const AlarmPolicy& p) {
-  return json{{"group", p.group},
+  json j{{"group", p.group},
               {"name", p.name},
               {"type", "alarm"},
               {"enabled", p.enabled},
@@ -111,10 +111,12 @@ json to_json(const AlarmPolicy& p) {
               {"adjustment", p.adjustment},
               {"min_adjustment_magnitude", p.min_adjustment_magnitude},
               {"cooldown_ms", optional_json(p.cooldown_ms)}};
+  if (!p.query.empty()) j["query"] = p.query;
+  return j;
 }
 
 json to_json(const TargetTrackingPolicy& p) {
-  return json{{"group", p.group},
+  json j{{"group", p.group},
               {"name", p.name},
               {"type", "target_tracking"},
               {"enabled", p.enabled},
@@ -127,6 +129,8 @@ json to_json(const TargetTrackingPolicy& p) {
               {"scale_out_limit", limit_json(p.scale_out_limit)},
               {"scale_in_limit", limit_json(p.scale_in_limit)},
               {"disable_scale_in", p.disable_scale_in}};
+  if (!p.query.empty()) j["query"] = p.query;
+  return j;
 }
 
 json to_json(const ScalingPolicy& policy) {
@@ -178,6 +182,7 @@ tl::expected<ScalingPolicy, JsonError> policy_from_json(const json& body, std::s
     TIDE_JSON_TRY(f.boolean("enabled", p.enabled));
     TIDE_JSON_TRY(f.text("metric", p.metric, 128));
     if (p.metric.empty()) return f.fail("metric", "required");
+    TIDE_JSON_TRY(f.text("query", p.query, kMaxQueryBytes));
     TIDE_JSON_TRY(read_enum(f, "statistic", p.statistic, "average, maximum, minimum"));
     if (!f.has("comparison")) return f.fail("comparison", "required");
     TIDE_JSON_TRY(read_enum(f, "comparison", p.comparison, ">, >=, <, <=, ==, !="));
@@ -206,6 +211,7 @@ tl::expected<ScalingPolicy, JsonError> policy_from_json(const json& body, std::s
     TIDE_JSON_TRY(f.boolean("enabled", p.enabled));
     TIDE_JSON_TRY(f.text("metric", p.metric, 128));
     if (p.metric.empty()) return f.fail("metric", "required");
+    TIDE_JSON_TRY(f.text("query", p.query, kMaxQueryBytes));
     if (!f.has("target")) return f.fail("target", "required");
     TIDE_JSON_TRY(f.number("target", p.target, 1e-9, 1e15));
     TIDE_JSON_TRY(f.number("tolerance", p.tolerance, 0.0, 0.99));

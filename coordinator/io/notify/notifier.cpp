@@ -1,44 +1,20 @@
 #include "coordinator/io/notify/notifier.hpp"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <exception>
-#include <mutex>
 #include <utility>
 
-#include <curl/curl.h>
 #include <spdlog/spdlog.h>
 
 namespace tide::notify {
 namespace {
-
-void init_curl_once() {
-  // curl_global_init is not thread-safe against other curl users starting
-  // up; doing it once, before the first handle, is what libcurl asks for.
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-CURLM* multi_of(void* multi) {
-  return static_cast<CURLM*>(multi);
-}
 
 // WeCom robot URLs carry their secret in the query (?key=...): logs show the
 // URL without it.
 std::string loggable(const std::string& url) {
   const auto query = url.find('?');
   return query == std::string::npos ? url : url.substr(0, query) + "?...";
-}
-
-// Errors that no retry can cure: the URL or the build is the problem.
-bool permanent(CURLcode code) {
-  return code == CURLE_UNSUPPORTED_PROTOCOL || code == CURLE_URL_MALFORMAT ||
-         code == CURLE_NOT_BUILT_IN || code == CURLE_BAD_FUNCTION_ARGUMENT;
-}
-
-std::size_t discard_body(char*, std::size_t size, std::size_t count, void*) {
-  return size * count;
 }
 
 template <class Box>
@@ -58,15 +34,6 @@ struct Notifier::Job {
   std::uint64_t due_ms = 0;    // uv_now() from which the next attempt may start
   long http_status = 0;
   std::string last_error;
-  CURL* easy = nullptr;
-  curl_slist* headers = nullptr;
-  std::array<char, CURL_ERROR_SIZE> error_buffer{};
-};
-
-struct Notifier::SocketWatch {
-  uv_poll_t handle{};
-  Notifier* owner = nullptr;
-  int socket = -1;
 };
 
 struct Notifier::TimerBox {
@@ -75,32 +42,16 @@ struct Notifier::TimerBox {
 };
 
 Notifier::Notifier(uv_loop_t* loop, NotifierConfig config, std::uint64_t seed)
-    : m_loop(loop), m_config(std::move(config)), m_random(seed) {
+    : m_loop(loop), m_config(std::move(config)), m_random(seed), m_http(loop, m_config.user_agent) {
   m_config.max_attempts = std::max<std::uint32_t>(m_config.max_attempts, 1);
   m_config.max_in_flight = std::max<std::size_t>(m_config.max_in_flight, 1);
   m_config.max_pending = std::max<std::size_t>(m_config.max_pending, 1);
   m_config.jitter = std::clamp(m_config.jitter, 0.0, 1.0);
 
-  m_curl_timer = new TimerBox{};
-  m_curl_timer->owner = this;
-  uv_timer_init(m_loop, &m_curl_timer->handle);
-  m_curl_timer->handle.data = m_curl_timer;
   m_retry_timer = new TimerBox{};
   m_retry_timer->owner = this;
   uv_timer_init(m_loop, &m_retry_timer->handle);
   m_retry_timer->handle.data = m_retry_timer;
-
-  init_curl_once();
-  CURLM* multi = curl_multi_init();
-  if (multi == nullptr) {
-    spdlog::warn("notify: curl_multi_init failed; notifications will be counted as failed");
-    return;
-  }
-  m_multi = multi;
-  curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &Notifier::on_curl_socket);
-  curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, this);
-  curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &Notifier::on_curl_timer);
-  curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this);
 }
 
 Notifier::~Notifier() {
@@ -176,65 +127,30 @@ void Notifier::pump() {
 
 void Notifier::start(std::unique_ptr<Job> job) {
   ++job->attempts;
-  job->error_buffer[0] = '\0';
-  if (m_multi == nullptr) {
-    give_up(*job, "libcurl multi handle unavailable");
-    return;
-  }
-  CURL* easy = curl_easy_init();
-  if (easy == nullptr) {
-    give_up(*job, "curl_easy_init failed");
-    return;
-  }
-  job->easy = easy;
-  const std::string content_type = "Content-Type: " + job->message.content_type;
-  job->headers = curl_slist_append(nullptr, content_type.c_str());
-  // Without this curl waits up to a second for "100 Continue" before
-  // sending a body over 1 KiB.
-  job->headers = curl_slist_append(job->headers, "Expect:");
-
   const OutgoingNotification& message = job->message;
-  bool ok = job->headers != nullptr;
-  ok = ok && curl_easy_setopt(easy, CURLOPT_URL, message.url.c_str()) == CURLE_OK;
-  ok = ok && curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
-  ok = ok && curl_easy_setopt(easy, CURLOPT_POST, 1L) == CURLE_OK;
-  ok = ok && curl_easy_setopt(easy, CURLOPT_POSTFIELDS, message.body.data()) == CURLE_OK;
-  ok = ok && curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                              static_cast<curl_off_t>(message.body.size())) == CURLE_OK;
-  ok = ok && curl_easy_setopt(easy, CURLOPT_HTTPHEADER, job->headers) == CURLE_OK;
-  ok = ok && curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
-                              static_cast<long>(m_config.request_timeout_ms)) == CURLE_OK;
-  ok = ok && curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-                              static_cast<long>(m_config.connect_timeout_ms)) == CURLE_OK;
-  // No SIGALRM-based time-outs in a daemon: signals would hit the loop.
-  ok = ok && curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
-  ok = ok && curl_easy_setopt(easy, CURLOPT_USERAGENT, m_config.user_agent.c_str()) == CURLE_OK;
-  ok = ok && curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &discard_body) == CURLE_OK;
-  ok = ok && curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, job->error_buffer.data()) == CURLE_OK;
-  ok = ok && curl_easy_setopt(easy, CURLOPT_PRIVATE, job.get()) == CURLE_OK;
-  if (!ok) {
-    release(*job);
-    give_up(*job, "cannot set up the request (out of memory?)");
-    return;
-  }
-  Job& started = *job;
+  http::HttpRequest request;
+  request.url = message.url;
+  request.headers = {"Content-Type: " + message.content_type};
+  request.body = message.body;
+  request.timeout_ms = m_config.request_timeout_ms;
+  request.connect_timeout_ms = m_config.connect_timeout_ms;
+  Job* started = job.get();
   m_in_flight.push_back(std::move(job));
-  const CURLMcode added = curl_multi_add_handle(multi_of(m_multi), easy);
-  if (added != CURLM_OK) {
-    auto it = std::find_if(m_in_flight.begin(), m_in_flight.end(),
-                           [&](const std::unique_ptr<Job>& j) { return j.get() == &started; });
-    auto failed = std::move(*it);
-    m_in_flight.erase(it);
-    release(*failed);
-    give_up(*failed, std::string("curl_multi_add_handle: ") + curl_multi_strerror(added));
-  }
+  // A request that cannot be set up is answered before request() returns.
+  m_http.request(std::move(request),
+                 [this, started](http::HttpResponse response) { finished(started, std::move(response)); });
 }
 
-void Notifier::release(Job& job) {
-  if (job.easy != nullptr) curl_easy_cleanup(job.easy);
-  job.easy = nullptr;
-  curl_slist_free_all(job.headers);
-  job.headers = nullptr;
+void Notifier::finished(Job* job, http::HttpResponse response) {
+  auto it = std::find_if(m_in_flight.begin(), m_in_flight.end(),
+                         [job](const std::unique_ptr<Job>& each) { return each.get() == job; });
+  if (it == m_in_flight.end()) return;  // close() discarded it
+  auto done = std::move(*it);
+  m_in_flight.erase(it);
+  const bool retry = finish(*done, response);
+  if (m_closed) return;  // a result callback closed the notifier
+  if (retry) enqueue(std::move(done));
+  pump();
 }
 
 void Notifier::give_up(Job& job, std::string error) {
@@ -272,26 +188,22 @@ std::uint64_t Notifier::backoff_ms(std::uint32_t attempts_made) {
   return static_cast<std::uint64_t>(std::llround(std::max(0.0, base * factor(m_random))));
 }
 
-bool Notifier::finish(Job& job, int curl_code) {
-  const auto code = static_cast<CURLcode>(curl_code);
-  long status = 0;
-  curl_easy_getinfo(job.easy, CURLINFO_RESPONSE_CODE, &status);
-  job.http_status = status;
+bool Notifier::finish(Job& job, const http::HttpResponse& response) {
+  job.http_status = response.status;
   std::string error;
   bool retryable = false;
-  if (code == CURLE_OK) {
-    if (status >= 200 && status < 300) {
+  if (response.answered) {
+    if (response.status >= 200 && response.status < 300) {
       ++m_stats.sent;
       report(job, true, "");
       return false;
     }
-    error = "HTTP " + std::to_string(status);
-    retryable = status == 429 || (status >= 500 && status < 600);
+    error = "HTTP " + std::to_string(response.status);
+    retryable = response.status == 429 || (response.status >= 500 && response.status < 600);
   } else {
-    error = job.error_buffer[0] != '\0' ? std::string(job.error_buffer.data())
-                                        : curl_easy_strerror(code);
-    if (code == CURLE_OPERATION_TIMEDOUT) ++m_stats.timeouts;
-    retryable = !permanent(code);
+    error = response.error;
+    if (response.timed_out) ++m_stats.timeouts;
+    retryable = !response.permanent;
   }
   if (!retryable || job.attempts >= m_config.max_attempts) {
     give_up(job, std::move(error));
@@ -304,124 +216,6 @@ bool Notifier::finish(Job& job, int curl_code) {
                job.attempts, job.message.target, loggable(job.message.url), error, delay);
   job.due_ms = uv_now(m_loop) + delay;
   return true;
-}
-
-void Notifier::collect_finished() {
-  int left = 0;
-  while (!m_closed) {
-    CURLMsg* info = curl_multi_info_read(multi_of(m_multi), &left);
-    if (info == nullptr) break;
-    if (info->msg != CURLMSG_DONE) continue;
-    CURL* easy = info->easy_handle;
-    const CURLcode result = info->data.result;
-    auto it = std::find_if(m_in_flight.begin(), m_in_flight.end(),
-                           [easy](const std::unique_ptr<Job>& job) { return job->easy == easy; });
-    curl_multi_remove_handle(multi_of(m_multi), easy);
-    if (it == m_in_flight.end()) {
-      curl_easy_cleanup(easy);  // not ours: cannot happen, but never leak
-      continue;
-    }
-    auto job = std::move(*it);
-    m_in_flight.erase(it);
-    const bool retry = finish(*job, static_cast<int>(result));
-    release(*job);
-    if (m_closed) return;  // a result callback closed the notifier
-    if (retry) enqueue(std::move(job));
-  }
-}
-
-void Notifier::socket_action(int socket, int flags) {
-  if (m_closed || m_multi == nullptr) return;
-  int running = 0;
-  const CURLMcode rc = curl_multi_socket_action(multi_of(m_multi), socket, flags, &running);
-  if (rc != CURLM_OK) spdlog::warn("notify: curl_multi_socket_action: {}", curl_multi_strerror(rc));
-  collect_finished();
-  pump();
-}
-
-int Notifier::on_curl_socket(void*, int socket, int what, void* user, void* socket_data) {
-  auto* self = static_cast<Notifier*>(user);
-  auto* watch = static_cast<SocketWatch*>(socket_data);
-  try {
-    if (what == CURL_POLL_REMOVE) {
-      if (watch != nullptr) {
-        self->m_watches.erase(socket);
-        uv_poll_stop(&watch->handle);
-        close_box(watch);
-        if (!self->m_closed && self->m_multi != nullptr)
-          curl_multi_assign(multi_of(self->m_multi), socket, nullptr);
-      }
-      return 0;
-    }
-    if (watch == nullptr) {
-      watch = new SocketWatch{};
-      watch->owner = self;
-      watch->socket = socket;
-      const int rc = uv_poll_init_socket(self->m_loop, &watch->handle, socket);
-      if (rc != 0) {
-        delete watch;
-        spdlog::warn("notify: uv_poll_init_socket({}): {}", socket, uv_strerror(rc));
-        return -1;  // curl fails the transfer, which is then counted
-      }
-      watch->handle.data = watch;
-      self->m_watches[socket] = watch;
-      curl_multi_assign(multi_of(self->m_multi), socket, watch);
-    }
-    int events = 0;
-    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) events |= UV_READABLE;
-    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) events |= UV_WRITABLE;
-    const int rc = uv_poll_start(&watch->handle, events, &Notifier::on_poll);
-    if (rc != 0) {
-      spdlog::warn("notify: uv_poll_start({}): {}", socket, uv_strerror(rc));
-      return -1;
-    }
-    return 0;
-  } catch (...) {
-    return -1;
-  }
-}
-
-int Notifier::on_curl_timer(void*, long timeout_ms, void* user) {
-  auto* self = static_cast<Notifier*>(user);
-  if (self->m_closed) return 0;
-  if (timeout_ms < 0) {
-    uv_timer_stop(&self->m_curl_timer->handle);
-    return 0;
-  }
-  // curl asks to be called back; never from inside this callback, so even a
-  // zero time-out goes through the loop.
-  const int rc = uv_timer_start(&self->m_curl_timer->handle, &Notifier::on_curl_timeout,
-                                static_cast<std::uint64_t>(timeout_ms), 0);
-  return rc == 0 ? 0 : -1;
-}
-
-void Notifier::on_poll(uv_poll_t* handle, int status, int events) {
-  auto* watch = static_cast<SocketWatch*>(handle->data);
-  int flags = 0;
-  if (status < 0) {
-    flags = CURL_CSELECT_ERR;
-  } else {
-    if ((events & UV_READABLE) != 0) flags |= CURL_CSELECT_IN;
-    if ((events & UV_WRITABLE) != 0) flags |= CURL_CSELECT_OUT;
-  }
-  try {
-    watch->owner->socket_action(watch->socket, flags);
-  } catch (const std::exception& e) {
-    spdlog::warn("notify: {}", e.what());
-  } catch (...) {
-    spdlog::warn("notify: unknown exception in a socket callback");
-  }
-}
-
-void Notifier::on_curl_timeout(uv_timer_t* handle) {
-  auto* box = static_cast<TimerBox*>(handle->data);
-  try {
-    box->owner->socket_action(CURL_SOCKET_TIMEOUT, 0);
-  } catch (const std::exception& e) {
-    spdlog::warn("notify: {}", e.what());
-  } catch (...) {
-    spdlog::warn("notify: unknown exception in a timer callback");
-  }
 }
 
 void Notifier::on_retry_timer(uv_timer_t* handle) {
@@ -438,30 +232,11 @@ void Notifier::on_retry_timer(uv_timer_t* handle) {
 void Notifier::close() {
   if (m_closed) return;
   m_closed = true;
-  if (m_multi != nullptr) {
-    for (auto& job : m_in_flight) {
-      curl_multi_remove_handle(multi_of(m_multi), job->easy);
-      release(*job);
-    }
-  }
+  m_http.close();  // cancels the requests in flight: their callbacks never run
   m_in_flight.clear();
   m_pending.clear();
-  if (m_multi != nullptr) {
-    curl_multi_cleanup(multi_of(m_multi));
-    m_multi = nullptr;
-  }
-  // Sockets curl did not report removed (it closed them in cleanup) still
-  // have a watch each.
-  for (auto& [socket, watch] : m_watches) {
-    uv_poll_stop(&watch->handle);
-    close_box(watch);
-  }
-  m_watches.clear();
-  uv_timer_stop(&m_curl_timer->handle);
   uv_timer_stop(&m_retry_timer->handle);
-  close_box(m_curl_timer);
   close_box(m_retry_timer);
-  m_curl_timer = nullptr;
   m_retry_timer = nullptr;
 }
 

@@ -1,11 +1,6 @@
 // Notifier: delivers webhook messages (coordinator/core/notification.hpp)
-// with libcurl's multi interface driven by the coordinator's libuv loop.
-//
-// curl never blocks the loop: its sockets are watched with uv_poll_t and its
-// time-outs with a uv_timer_t (CURLMOPT_SOCKETFUNCTION/TIMERFUNCTION), so a
-// webhook that hangs or a host that does not answer costs the loop nothing
-// but a few callbacks. No thread of ours is involved (curl's own threaded
-// resolver looks up host names).
+// over the loop's HTTP client (coordinator/io/http/http_client.hpp): no
+// webhook that hangs can block the loop.
 //
 // Delivery: a 2xx answer is success. A network error, a time-out, a 5xx or a
 // 429 is retried after an exponential back-off with jitter, up to
@@ -24,12 +19,12 @@
 #include <memory>
 #include <random>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include <uv.h>
 
 #include "coordinator/core/notification.hpp"
+#include "coordinator/io/http/http_client.hpp"
 
 namespace tide::notify {
 
@@ -95,34 +90,25 @@ class Notifier {
 
  private:
   struct Job;
-  struct SocketWatch;
   struct TimerBox;
 
-  static int on_curl_socket(void* easy, int socket, int what, void* user, void* socket_data);
-  static int on_curl_timer(void* multi, long timeout_ms, void* user);
-  static void on_poll(uv_poll_t* handle, int status, int events);
-  static void on_curl_timeout(uv_timer_t* handle);
   static void on_retry_timer(uv_timer_t* handle);
 
-  void socket_action(int socket, int flags);
-  void collect_finished();
   void pump();
   void start(std::unique_ptr<Job> job);
+  void finished(Job* job, http::HttpResponse response);
   // Counts the attempt's outcome; true when the message is to be retried.
-  [[nodiscard]] bool finish(Job& job, int curl_code);
+  [[nodiscard]] bool finish(Job& job, const http::HttpResponse& response);
   void give_up(Job& job, std::string error);
   void enqueue(std::unique_ptr<Job> job);
   void report(const Job& job, bool delivered, const std::string& error);
   [[nodiscard]] std::uint64_t backoff_ms(std::uint32_t attempts_made);
-  static void release(Job& job);
 
   uv_loop_t* m_loop;
   NotifierConfig m_config;
   std::mt19937_64 m_random;
-  void* m_multi = nullptr;  // CURLM*; curl.h stays out of this header
-  TimerBox* m_curl_timer = nullptr;
+  http::HttpClient m_http;
   TimerBox* m_retry_timer = nullptr;
-  std::unordered_map<int, SocketWatch*> m_watches;
   std::deque<std::unique_ptr<Job>> m_pending;  // oldest first (by sequence number)
   std::vector<std::unique_ptr<Job>> m_in_flight;
   std::function<void(const DeliveryResult&)> m_on_result;

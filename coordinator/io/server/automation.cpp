@@ -7,6 +7,7 @@
 
 #include "coordinator/core/cron.hpp"
 #include "coordinator/core/notification.hpp"
+#include "coordinator/io/prometheus/prometheus_client.hpp"
 #include "coordinator/io/server/server.hpp"
 #include "coordinator/io/store/store.hpp"
 
@@ -61,11 +62,16 @@ void Server::remove_policy_in_memory(const std::string& group, const std::string
   (void)m_autoscaler.remove_policy(group, name);
 }
 
-tl::expected<void, std::string> Server::check_policy_metric(const ScalingPolicy& policy) const {
+tl::expected<void, JsonError> Server::check_policy_metric(const ScalingPolicy& policy) const {
   // Built-in names and any custom metric an application reports are valid;
   // the name itself was checked by validate(). A metric nobody reports is
-  // "missing data": it never scales in and never fires.
-  (void)policy;
+  // "missing data": it never scales in and never fires. A query needs a
+  // Prometheus to ask.
+  const std::string& query = std::visit([](const auto& p) -> const std::string& { return p.query; }, policy);
+  if (!query.empty() && m_config.prometheus.url.empty()) {
+    return tl::make_unexpected(JsonError{
+        "query", "no Prometheus is configured: set prometheus.url in the coordinator's configuration"});
+  }
   return {};
 }
 
@@ -114,6 +120,50 @@ void Server::record_metrics(const std::string& instance_id, const protocol::Repo
   if (m.tcp_established) samples.push_back({kMetricTcpEstablished, static_cast<double>(*m.tcp_established)});
   for (const auto& [name, value] : m.custom) samples.push_back({name, value});
   m_metrics.record(instance->group, instance_id, now, samples);
+}
+
+// Every query the enabled policies of enabled groups read, once per
+// interval; a query still waiting for its answer is not asked again.
+void Server::poll_metric_queries() {
+  if (m_stopping || !m_prometheus) return;
+  std::vector<MetricQuery> queries = m_autoscaler.metric_queries();
+  std::erase_if(queries, [this](const MetricQuery& q) {
+    const ScalingGroup* group = m_fleet->group(q.group);
+    return group == nullptr || !group->enabled;
+  });
+  m_query_health.keep_only(queries);
+  for (MetricQuery& query : queries) {
+    if (!m_queries_in_flight.emplace(query.group, query.query).second) continue;
+    ++m_counters.metric_queries;
+    const std::string text = query.query;
+    m_prometheus->query(text, [this, query = std::move(query)](tl::expected<double, std::string> value) {
+      on_metric_query(query, std::move(value));
+    });
+  }
+}
+
+void Server::on_metric_query(const MetricQuery& query, tl::expected<double, std::string> value) {
+  m_queries_in_flight.erase({query.group, query.query});
+  if (m_stopping) return;
+  const TimeMs now = now_ms();
+  if (value) {
+    const std::string series = metric_series(query.metric, query.query);
+    const MetricSample sample{series, *value};
+    m_metrics.record(query.group, "prometheus", now, std::span(&sample, 1));
+  } else {
+    ++m_counters.metric_query_failures;
+    spdlog::debug("group {}: Prometheus query {} failed: {}", query.group, query.query, value.error());
+  }
+  const auto note = m_query_health.observe(query, value ? std::string_view() : std::string_view(value.error()), now);
+  if (!note) return;
+  if (note->ok) {
+    spdlog::info("group {}: {}", note->group, note->cause);
+  } else {
+    spdlog::warn("group {}: {}", note->group, note->cause);
+  }
+  std::vector<Command> out;
+  if (!m_fleet->record_metric_query(note->group, note->ok, note->cause, now, out)) return;  // the group is gone
+  execute(std::move(out));
 }
 
 void Server::automation_tick() {

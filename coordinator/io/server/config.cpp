@@ -176,6 +176,24 @@ tl::expected<CoordinatorConfig, ConfigError> parse_root(const YAML::Node& root, 
     }
   }
   TIDE_TRY(lb.check_unknown());
+
+  Section prometheus(top.child("prometheus"), "prometheus", source);
+  TIDE_TRY(prometheus.get("url", config.prometheus.url));
+  std::filesystem::path bearer_token_file;
+  TIDE_TRY(prometheus.get("bearer_token_file", bearer_token_file));
+  TIDE_TRY(prometheus.get("timeout_ms", config.prometheus.timeout_ms));
+  TIDE_TRY(prometheus.get("interval_ms", config.prometheus.interval_ms));
+  TIDE_TRY(prometheus.check_unknown());
+  if (!bearer_token_file.empty()) {
+    // A secret: only from a file, never inline in a config that is often
+    // world-readable and checked in.
+    std::ifstream in(bearer_token_file);
+    if (!in) return tl::make_unexpected(prometheus.error("bearer_token_file", "cannot read " + bearer_token_file.string()));
+    std::getline(in, config.prometheus.bearer_token);
+    if (config.prometheus.bearer_token.empty()) {
+      return tl::make_unexpected(prometheus.error("bearer_token_file", bearer_token_file.string() + " is empty"));
+    }
+  }
   TIDE_TRY(top.check_unknown());
   TIDE_TRY(validate(config));
   return config;
@@ -242,6 +260,16 @@ tl::expected<void, ConfigError> validate(const CoordinatorConfig& config) {
       return fail("provider.local.address_prefix", "must look like 127.X.Y. (a loopback /24)");
     }
   }
+  if (!config.prometheus.url.empty()) {
+    const std::string& url = config.prometheus.url;
+    const bool http = url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0;
+    const std::size_t host = url.find("://") + 3;
+    if (!http || host >= url.size() || url[host] == '/' || url.find_first_of(" \t\r\n?#") != std::string::npos) {
+      return fail("prometheus.url", "must be an http:// or https:// URL with a host and no query (got '" + url + "')");
+    }
+  }
+  if (config.prometheus.timeout_ms < 100 || config.prometheus.timeout_ms > 60'000) return fail("prometheus.timeout_ms", "must be 100..60000");
+  if (config.prometheus.interval_ms < 1'000 || config.prometheus.interval_ms > 300'000) return fail("prometheus.interval_ms", "must be 1000..300000");
   if (config.load_balancer.type != "haproxy" && config.load_balancer.type != "none") return fail("load_balancer.type", "must be haproxy or none");
   std::set<std::string> names;
   std::set<std::uint16_t> ports;

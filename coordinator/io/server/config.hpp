@@ -90,6 +90,16 @@ struct LoadBalancerConfig {
   bool keep_running_on_stop = false;
 };
 
+// Prometheus as a metric source (docs/policies.md, "Prometheus"): policies
+// with a `query` read the value of that PromQL instant query, polled every
+// interval_ms over Prometheus's HTTP API.
+struct PrometheusConfig {
+  std::string url;           // e.g. http://127.0.0.1:9090; empty: no Prometheus, query policies refused
+  std::string bearer_token;  // sent as "Authorization: Bearer ..."; from bearer_token_file
+  std::uint32_t timeout_ms = 2'000;   // one query, connect included
+  std::uint32_t interval_ms = 1'000;  // how often each query is asked
+};
+
 struct CoordinatorConfig {
   std::string source = "(defaults)";
   std::filesystem::path state_dir = "/var/lib/tide";  // SQLite, keys, provider state
@@ -99,6 +109,7 @@ struct CoordinatorConfig {
   ApiConfig api;
   ProviderConfig provider;
   LoadBalancerConfig load_balancer;
+  PrometheusConfig prometheus;
 
   [[nodiscard]] std::filesystem::path database_path() const { return state_dir / "tide.db"; }
   [[nodiscard]] std::filesystem::path server_key_path() const { return state_dir / "coordinator.key"; }

@@ -35,8 +35,10 @@ bool is_live(const Instance& instance) {
          instance.state != LifecycleState::Detached;
 }
 
-// Which of a group's policies read one metric, and over how long.
+// Which of a group's policies read one series (metric_series), and over how long.
 struct MetricUse {
+  std::string name;                  // the metric's name (for a query: the first policy's name for it)
+  std::string query;                 // non-empty: a Prometheus query
   std::vector<std::string> used_by;  // policy names
   std::int64_t window_ms = 0;        // the longest window those policies look at
 };
@@ -59,24 +61,34 @@ json window_json(const MetricWindows& windows, const std::string& group, const s
 // reads it (docs/api.md, "Group metrics"). Read-only: it reports what the
 // windows hold, the scaling core decides with the same figures.
 json group_metrics_json(const ScalingGroup& group, const std::map<SpecKey, ScalingPolicy>& policies,
-                        const MetricWindows& windows, const std::vector<const Instance*>& instances, TimeMs now) {
-  std::map<std::string, MetricUse> uses;
+                        const MetricWindows& windows, const QueryHealth& query_health,
+                        const std::vector<const Instance*>& instances, TimeMs now) {
+  std::map<std::string, MetricUse> uses;  // by series
   for (const auto& [key, policy] : policies) {
     if (key.first != group.name) continue;
-    const auto [metric, window_ms] = std::visit(
-        [](const auto& p) -> std::pair<std::string, std::int64_t> {
+    std::visit(
+        [&](const auto& p) {
+          std::int64_t window_ms = 0;
           if constexpr (std::is_same_v<std::decay_t<decltype(p)>, AlarmPolicy>) {
-            return {p.metric, p.period_ms * static_cast<std::int64_t>(p.evaluation_periods)};
+            window_ms = p.period_ms * static_cast<std::int64_t>(p.evaluation_periods);
           } else {
-            return {p.metric, p.window_ms};
+            window_ms = p.window_ms;
           }
+          MetricUse& use = uses[metric_series(p.metric, p.query)];
+          if (use.used_by.empty()) {
+            use.name = p.metric;
+            use.query = p.query;
+          }
+          use.used_by.push_back(p.name);
+          use.window_ms = std::max(use.window_ms, window_ms);
         },
         policy);
-    MetricUse& use = uses[metric];
-    use.used_by.push_back(policy_name(policy));
-    use.window_ms = std::max(use.window_ms, window_ms);
   }
-  for (const std::string& metric : windows.metrics_of(group.name)) uses.try_emplace(metric);
+  for (const std::string& series : windows.metrics_of(group.name)) {
+    // A query no policy reads any more has no name to show.
+    if (is_query_series(series)) continue;
+    uses.try_emplace(series, MetricUse{series, "", {}, 0});
+  }
 
   std::uint32_t eligible_agent = 0, eligible_lb = 0;
   for (const Instance* instance : instances) {
@@ -86,29 +98,37 @@ json group_metrics_json(const ScalingGroup& group, const std::map<SpecKey, Scali
   }
 
   json list = json::array();
-  for (const auto& [metric, use] : uses) {
-    const bool from_lb = is_load_balancer_metric(metric);
+  for (const auto& [series, use] : uses) {
+    const MetricSource source = metric_source(use.name, use.query);
     const std::int64_t window_ms = use.used_by.empty() ? kUnusedMetricWindowMs : use.window_ms;
-    json entry = window_json(windows, group.name, metric, now - window_ms, now);
-    const std::uint32_t eligible = from_lb ? eligible_lb : eligible_agent;
+    json entry = window_json(windows, group.name, series, now - window_ms, now);
+    // What a complete window needs: every eligible instance (in rotation,
+    // for the load balancer's figures), or the query's one value.
+    const std::uint32_t eligible = source == MetricSource::Prometheus     ? 1
+                                   : source == MetricSource::LoadBalancer ? eligible_lb
+                                                                          : eligible_agent;
     const auto samples = entry["samples"].get<std::uint64_t>();
     const auto reporters = entry["reporters"].get<std::uint32_t>();
     const std::string blocks = use.used_by.empty() ? "" : ", which blocks scale-in";
     json note = nullptr;
-    if (samples == 0) {
+    const std::string_view query_error = query_health.last_error(group.name, use.query);
+    if (source == MetricSource::Prometheus && !query_error.empty()) {
+      note = "query failing: " + std::string(query_error);
+    } else if (samples == 0) {
       const std::string span = window_ms % 1'000 == 0 ? std::to_string(window_ms / 1'000) + " s"
                                                       : std::to_string(window_ms) + " ms";
       note = "missing data: no sample in the last " + span + blocks;
-    } else if (reporters < eligible) {
+    } else if (source != MetricSource::Prometheus && reporters < eligible) {
       note = "incomplete data: " + std::to_string(reporters) + " of " + std::to_string(eligible) +
              " eligible instances reported" + blocks;
     }
-    entry["name"] = metric;
-    entry["source"] = from_lb ? "load_balancer" : "agent";
+    entry["name"] = use.name;
+    entry["source"] = to_string(source);
+    if (!use.query.empty()) entry["query"] = use.query;
     entry["used_by"] = use.used_by;
     entry["window_ms"] = window_ms;
     entry["eligible"] = eligible;
-    entry["last_10s"] = window_json(windows, group.name, metric, now - kUnusedMetricWindowMs, now);
+    entry["last_10s"] = window_json(windows, group.name, series, now - kUnusedMetricWindowMs, now);
     entry["note"] = std::move(note);
     list.push_back(std::move(entry));
   }
@@ -358,7 +378,8 @@ void Server::register_routes() {
   api.route("GET", R"(/v1/groups/([^/]+)/metrics)", [this](const ApiRequest& request) {
     const ScalingGroup* group = m_fleet->group(request.path_params.at(0));
     if (group == nullptr) return api_error(404, "no group '" + request.path_params.at(0) + "'");
-    return ok(group_metrics_json(*group, m_specs.policies, m_metrics, m_fleet->instances_of(group->name), now_ms()));
+    return ok(group_metrics_json(*group, m_specs.policies, m_metrics, m_query_health,
+                                 m_fleet->instances_of(group->name), now_ms()));
   });
 
   // ---- instances ----
@@ -593,6 +614,12 @@ std::string Server::metrics_text() const {
     metric("tide_notifications_pending", "gauge", "Webhooks waiting or on the wire.");
     out << "tide_notifications_pending " << (ns.pending + ns.in_flight) << '\n';
   }
+  if (m_prometheus) {
+    metric("tide_metric_queries_total", "counter", "Prometheus queries asked for policies.");
+    out << "tide_metric_queries_total " << m_counters.metric_queries << '\n';
+    metric("tide_metric_query_failures_total", "counter", "Prometheus queries that gave no value (error, time-out, not one number).");
+    out << "tide_metric_query_failures_total " << m_counters.metric_query_failures << '\n';
+  }
   metric("tide_group_min", "gauge", "Minimum capacity per group (schedules change it).");
   for (const auto* g : groups) out << "tide_group_min{group=\"" << g->name << "\"} " << g->min << '\n';
   metric("tide_group_max", "gauge", "Maximum capacity per group.");
@@ -601,6 +628,7 @@ std::string Server::metrics_text() const {
   const TimeMs now = now_ms();
   for (const auto* g : groups) {
     for (const std::string& name : m_metrics.metrics_of(g->name)) {
+      if (is_query_series(name)) continue;  // a Prometheus query's values: Prometheus has them
       if (auto stats = m_metrics.stats(g->name, name, now - 10'000, now)) {
         out << "tide_group_metric{group=\"" << g->name << "\",metric=\"" << name << "\"} " << stats->average << '\n';
       }

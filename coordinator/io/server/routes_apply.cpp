@@ -325,7 +325,7 @@ void Server::register_apply_routes() {
                                    auto policy = policy_from_json(spec, g);
                                    if (!policy) return tl::make_unexpected(refusal_at(at, policy.error()));
                                    if (auto check = check_policy_metric(*policy); !check) {
-                                     return tl::make_unexpected(Refusal{at + ".metric", check.error()});
+                                     return tl::make_unexpected(refusal_at(at, check.error()));
                                    }
                                    return std::pair{policy_name(*policy), *policy};
                                  });

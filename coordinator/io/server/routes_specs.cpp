@@ -79,7 +79,7 @@ void Server::register_spec_routes() {
     if (!body) return body.error();
     auto policy = policy_from_json(*body, request.path_params.at(0));
     if (!policy) return from_json_error(policy.error());
-    if (auto check = check_policy_metric(*policy); !check) return api_error(400, check.error(), "metric");
+    if (auto check = check_policy_metric(*policy); !check) return api_error(400, check.error().message, check.error().field);
     if (auto stored = m_store->put_policy(*policy, now_ms()); !stored) return from_store_error(stored.error());
     const bool existed = m_specs.policies.count({request.path_params.at(0), request.path_params.at(1)}) != 0;
     put_policy_in_memory(*policy);

@@ -9,6 +9,7 @@
 #include "coordinator/io/haproxy/driver.hpp"
 #include "coordinator/io/haproxy/load_balancer.hpp"
 #include "coordinator/io/provider/exec_provider.hpp"
+#include "coordinator/io/prometheus/prometheus_client.hpp"
 #include "coordinator/io/provider/local_provider.hpp"
 #include "coordinator/io/json/json_model.hpp"
 #include "coordinator/io/store/store.hpp"
@@ -358,6 +359,20 @@ tl::expected<void, std::string> Server::start_api_and_timers() {
         m_traffic, [](uv_timer_t* timer) { static_cast<Server*>(timer->data)->sample_traffic(); }, kTrafficSampleMs,
         kTrafficSampleMs);
   }
+  if (!m_config.prometheus.url.empty()) {
+    m_prometheus = std::make_unique<prometheus::PrometheusClient>(
+        m_loop, prometheus::PrometheusClientConfig{m_config.prometheus.url, m_config.prometheus.bearer_token,
+                                                   m_config.prometheus.timeout_ms});
+    m_prometheus_poll = new uv_timer_t;
+    uv_timer_init(m_loop, m_prometheus_poll);
+    m_prometheus_poll->data = this;
+    uv_timer_start(
+        m_prometheus_poll, [](uv_timer_t* timer) { static_cast<Server*>(timer->data)->poll_metric_queries(); },
+        m_config.prometheus.interval_ms, m_config.prometheus.interval_ms);
+    spdlog::info("Prometheus metric source {} (every {} ms, time-out {} ms{})", m_config.prometheus.url,
+                 m_config.prometheus.interval_ms, m_config.prometheus.timeout_ms,
+                 m_config.prometheus.bearer_token.empty() ? "" : ", bearer token");
+  }
   start_provider_checks();
   return {};
 }
@@ -469,13 +484,14 @@ void Server::stop(std::function<void()> done) {
   m_stopping = true;
   if (m_api) m_api->stop();
   if (m_gateway) m_gateway->stop("coordinator stopping");
-  for (uv_timer_t** timer : {&m_tick, &m_traffic, &m_provider_check}) {
+  for (uv_timer_t** timer : {&m_tick, &m_traffic, &m_provider_check, &m_prometheus_poll}) {
     if (*timer == nullptr) continue;
     uv_timer_stop(*timer);
     uv_close(reinterpret_cast<uv_handle_t*>(*timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
     *timer = nullptr;
   }
   if (m_notifier) m_notifier->close();
+  if (m_prometheus) m_prometheus->close();
   if (m_lb) {
     m_lb->stop(std::move(done));
   } else {

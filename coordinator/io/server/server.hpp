@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +26,7 @@
 
 #include "coordinator/core/fleet.hpp"
 #include "coordinator/core/lb_metrics.hpp"
+#include "coordinator/core/metric_query.hpp"
 #include "coordinator/core/metrics.hpp"
 #include "coordinator/core/scaling.hpp"
 #include "coordinator/core/schedule.hpp"
@@ -43,6 +45,9 @@ class Provider;
 namespace tide::haproxy {
 class LoadBalancer;
 }  // namespace tide::haproxy
+namespace tide::prometheus {
+class PrometheusClient;
+}  // namespace tide::prometheus
 
 namespace tide::coordinator {
 
@@ -55,6 +60,8 @@ struct ServerCounters {
   std::uint64_t store_failures = 0;
   LatencyHistogram lb_latency;           // register / rotation changes, HAProxy round trip
   LatencyHistogram report_to_lb_latency; // REPORT received → HAProxy acknowledged the change
+  std::uint64_t metric_queries = 0;         // Prometheus queries asked
+  std::uint64_t metric_query_failures = 0;  // ... that gave no value
 };
 
 // What the groups do by themselves, as stored (schema v3), keyed by
@@ -128,7 +135,7 @@ class Server final : public AgentGatewayHandler {
   [[nodiscard]] tl::expected<void, std::string> load_specs();
   void put_policy_in_memory(const ScalingPolicy& policy);
   void remove_policy_in_memory(const std::string& group, const std::string& name);
-  [[nodiscard]] tl::expected<void, std::string> check_policy_metric(const ScalingPolicy& policy) const;
+  [[nodiscard]] tl::expected<void, JsonError> check_policy_metric(const ScalingPolicy& policy) const;
   [[nodiscard]] tl::expected<void, JsonError> check_schedule(const ScheduledAction& action) const;
   [[nodiscard]] std::optional<TimeMs> next_schedule_fire(const ScheduledAction& action, TimeMs now) const;
   [[nodiscard]] nlohmann::json spec_json(const ScheduledAction& action) const;
@@ -148,6 +155,8 @@ class Server final : public AgentGatewayHandler {
   void notify_activity(const Activity& activity);
   void notify_hook_timeout(const HookTimeout& timeout);
   void notify_rollout(const RolloutNotice& notice);
+  void poll_metric_queries();
+  void on_metric_query(const MetricQuery& query, tl::expected<double, std::string> value);
   void sample_traffic();
   void record_lb_metrics(const LbTrafficSample& sample);
 
@@ -192,6 +201,10 @@ class Server final : public AgentGatewayHandler {
   std::vector<ScheduleEntry> m_schedule_entries;  // compiled from m_specs.schedules
   TimeMs m_last_policy_run_ms = 0;
   std::unique_ptr<notify::Notifier> m_notifier;  // webhooks; created with the links
+  std::unique_ptr<prometheus::PrometheusClient> m_prometheus;  // none without prometheus.url
+  uv_timer_t* m_prometheus_poll = nullptr;                      // poll_metric_queries() every interval
+  std::set<std::pair<std::string, std::string>> m_queries_in_flight;  // (group, query)
+  QueryHealth m_query_health;
 
   // Report receipt times of instances whose rotation is changing, for the
   // report → LB latency figure.

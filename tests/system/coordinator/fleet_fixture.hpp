@@ -5,6 +5,7 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -32,6 +33,13 @@ class Fleet {
     m_tag = "tide-system-" + std::to_string(::getpid()) + "-" + std::to_string(m_api_port);
     m_lb_options = lb_options;
     write_agent_wrapper();
+    write_config();
+  }
+
+  // Top-level sections added to coordinator.yaml (e.g. "prometheus:\n  url: ...\n");
+  // the next start reads them.
+  void add_config(const std::string& yaml) {
+    m_extra_config += yaml;
     write_config();
   }
 
@@ -114,6 +122,34 @@ class Fleet {
     REQUIRE(api("POST", "/v1/launch-configurations", json{{"id", "app"}, {"command", command}, {"port", 8080}}).status == 201);
   }
 
+  struct TidectlRun {
+    int exit_code = -1;  // -1: killed or timed out
+    std::string output;  // stdout and stderr
+  };
+  // tidectl against this fleet's API; its output goes through <dir>/<log_name>.
+  [[nodiscard]] TidectlRun tidectl(const std::vector<std::string>& args,
+                                   const std::string& log_name = "tidectl.log") const {
+    std::vector<std::string> argv{std::string(TIDE_BIN_DIR) + "/tidectl", "--endpoint", api_endpoint()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    st::Child child(argv, m_dir / log_name);
+    const auto status = child.wait(20s);
+    TidectlRun run;
+    if (status && WIFEXITED(*status)) run.exit_code = WEXITSTATUS(*status);
+    run.output = st::read_file(m_dir / log_name);
+    return run;
+  }
+
+  // The newest activity of the group of `type` whose cause contains
+  // `needle`; null when there is none.
+  [[nodiscard]] json activity(const std::string& type, const std::string& needle) const {
+    const json activities = api("GET", "/v1/groups/web/activities?type=" + type).body["activities"];
+    if (!activities.is_array()) return nullptr;
+    for (const auto& each : activities) {
+      if (each.value("cause", "").find(needle) != std::string::npos) return each;
+    }
+    return nullptr;
+  }
+
   int set_desired(int desired) const { return api("PATCH", "/v1/groups/web", json{{"desired", desired}}).status; }
 
   // The group's JSON; an empty object when the coordinator does not answer
@@ -171,6 +207,7 @@ class Fleet {
   std::uint16_t m_api_port = 0, m_agent_port = 0, m_frontend_port = 0;
   std::string m_tag;
   std::string m_lb_options;
+  std::string m_extra_config;
   int m_slots = 16;
   std::unique_ptr<st::Child> m_coordinator;
 
@@ -205,7 +242,8 @@ class Fleet {
         << "    address_prefix: \"127." << 10 + (m_api_port / 256) % 200 << '.'
         << m_api_port % 256 << ".\"\n"
         << "load_balancer:\n  reconcile_interval_ms: 1000\n" << m_lb_options << "  backends:\n"
-        << "    - name: web\n      bind_port: " << m_frontend_port << "\n      slots: " << m_slots << "\n";
+        << "    - name: web\n      bind_port: " << m_frontend_port << "\n      slots: " << m_slots << "\n"
+        << m_extra_config;
   }
 };
 
