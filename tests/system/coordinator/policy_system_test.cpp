@@ -43,9 +43,11 @@ TEST_CASE("a load alarm pair scales out under load and back in after it, failing
 
   // The alarm metric is one the application reports itself through its
   // agent's notify socket (METRIC=app_requests_per_s=...): the requests it
-  // answered per second. Unlike the agents' `cpu` (the whole host's), nothing
-  // else running on the machine can raise it or keep it up. It reaches the
-  // group's windows before any load: 0 while nobody calls.
+  // answered per second. Nothing else running on the machine can raise it,
+  // keep it up or hold it down (the instances' own `cpu`, which a crowded
+  // machine does hold down, has its alarm test in
+  // instance_cpu_system_test.cpp). It reaches the group's windows before any
+  // load: 0 while nobody calls.
   const std::string metric = "app_requests_per_s";
   REQUIRE(st::eventually(15s, [&] { return fleet.group_metric(metric).has_value(); }));
   CHECK(*fleet.group_metric(metric) < 1.0);
