@@ -50,7 +50,8 @@ tl::expected<ProcessStat, std::string> parse_process_stat(std::string_view text)
     field[n++] = rest.substr(0, end);
     rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
   }
-  if (n <= kLast) return tl::make_unexpected("only " + std::to_string(n - 1) + " fields, rss is field 24");
+  if (n <= kLast)
+    return tl::make_unexpected("only " + std::to_string(n - 1) + " fields, rss is field 24");
 
   const auto ppid = to_number<pid_t>(field[4]);
   const auto session = to_number<pid_t>(field[6]);
@@ -87,7 +88,8 @@ double instance_memory_pct(const std::vector<ProcessStat>& processes, std::uint6
 }
 
 InstanceCpuSampler::InstanceCpuSampler(unsigned online_cpus, std::uint64_t ticks_per_s)
-    : m_cpus(online_cpus == 0 ? 1 : online_cpus), m_ticks_per_s(ticks_per_s == 0 ? 100 : ticks_per_s) {}
+    : m_cpus(online_cpus == 0 ? 1 : online_cpus),
+      m_ticks_per_s(ticks_per_s == 0 ? 100 : ticks_per_s) {}
 
 std::optional<double> InstanceCpuSampler::sample(const InstanceScan& scan) {
   std::map<Key, Seen> now;
@@ -119,17 +121,20 @@ std::optional<double> InstanceCpuSampler::sample(const InstanceScan& scan) {
 
     // A process that started no earlier than one tick before the previous
     // scan began used nothing before it.
-    const double previous_scan_ticks = static_cast<double>(*m_boot_ms) * static_cast<double>(m_ticks_per_s) / 1000.0;
+    const double previous_scan_ticks =
+        static_cast<double>(*m_boot_ms) * static_cast<double>(m_ticks_per_s) / 1000.0;
     std::uint64_t used_ticks = 0;
     for (const auto& [key, seen] : now) {
       const auto before = m_seen.find(key);
       if (before == m_seen.end()) {
-        if (static_cast<double>(key.second + 1) >= previous_scan_ticks) used_ticks += seen.own_ticks + seen.children_ticks;
+        if (static_cast<double>(key.second + 1) >= previous_scan_ticks)
+          used_ticks += seen.own_ticks + seen.children_ticks;
         continue;
       }
       const Seen& was = before->second;
       if (seen.own_ticks > was.own_ticks) used_ticks += seen.own_ticks - was.own_ticks;
-      const std::uint64_t children = seen.children_ticks > was.children_ticks ? seen.children_ticks - was.children_ticks : 0;
+      const std::uint64_t children =
+          seen.children_ticks > was.children_ticks ? seen.children_ticks - was.children_ticks : 0;
       const auto counted = already_counted.find(key);
       const std::uint64_t subtract = counted == already_counted.end() ? 0 : counted->second;
       if (children > subtract) used_ticks += children - subtract;

@@ -17,8 +17,6 @@
 // the scan.
 #pragma once
 
-#include <sys/types.h>
-
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -27,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include <sys/types.h>
 #include <tl/expected.hpp>
 
 namespace tide::agent {
@@ -50,7 +49,8 @@ struct ProcessStat {
 // Whether `process` belongs to the instance of the agent `agent_pid`, which
 // runs in session `agent_session`: same session, and neither the agent nor a
 // child of it (a probe or hook between fork and setsid).
-[[nodiscard]] bool is_instance_process(const ProcessStat& process, pid_t agent_pid, pid_t agent_session);
+[[nodiscard]] bool is_instance_process(const ProcessStat& process, pid_t agent_pid,
+                                       pid_t agent_session);
 
 // The instance's processes at one instant.
 struct InstanceScan {
@@ -61,8 +61,8 @@ struct InstanceScan {
 // The resident memory of `processes` as % of the host's MemTotal. Pages
 // shared between processes (forked workers) count once per process, so this
 // is an upper bound.
-[[nodiscard]] double instance_memory_pct(const std::vector<ProcessStat>& processes, std::uint64_t page_size,
-                                         std::uint64_t mem_total_kb);
+[[nodiscard]] double instance_memory_pct(const std::vector<ProcessStat>& processes,
+                                         std::uint64_t page_size, std::uint64_t mem_total_kb);
 
 // Turns successive scans into the instance's CPU as % of all cores (the unit
 // of the host's `cpu`). Each process is known by (pid, start time), so a

@@ -1,14 +1,14 @@
 #include "agent/io/instance_scan.hpp"
 
+#include <array>
+#include <cerrno>
+#include <ctime>
+#include <string>
+#include <string_view>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
-
-#include <array>
-#include <cerrno>
-#include <string>
-#include <ctime>
-#include <string_view>
 
 namespace tide::agent {
 namespace {
@@ -16,7 +16,8 @@ namespace {
 std::uint64_t boot_ms() {
   timespec ts{};
   ::clock_gettime(CLOCK_BOOTTIME, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1000u + static_cast<std::uint64_t>(ts.tv_nsec) / 1'000'000u;
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000u +
+         static_cast<std::uint64_t>(ts.tv_nsec) / 1'000'000u;
 }
 
 bool is_pid_name(const char* name) {
@@ -50,7 +51,8 @@ InstanceScan scan_instance_processes(pid_t agent_pid, pid_t agent_session) {
     ::close(fd);
     if (n <= 0) continue;  // a process that exits between open and read reads ESRCH
     auto process = parse_process_stat(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
-    if (process && is_instance_process(*process, agent_pid, agent_session)) scan.processes.push_back(*process);
+    if (process && is_instance_process(*process, agent_pid, agent_session))
+      scan.processes.push_back(*process);
   }
   ::closedir(proc);
   return scan;

@@ -54,19 +54,27 @@ json last_10s(const Fleet& fleet, const std::string& group, const std::string& m
 // metrics count as soon as it is in service. `prefix` runs before the
 // application in the same shell (the launch configuration's command).
 void create_single_group(const Fleet& fleet, const std::string& name, const std::string& prefix) {
-  const std::string command = prefix + "exec " + std::string(TIDE_BIN_DIR) + "/tide-sample-app --ready-after-ms 100";
-  const auto lc = fleet.api("POST", "/v1/launch-configurations", json{{"id", name}, {"command", command}, {"port", 8080}});
+  const std::string command =
+      prefix + "exec " + std::string(TIDE_BIN_DIR) + "/tide-sample-app --ready-after-ms 100";
+  const auto lc = fleet.api("POST", "/v1/launch-configurations",
+                            json{{"id", name}, {"command", command}, {"port", 8080}});
   INFO(lc.text);
   REQUIRE(lc.status == 201);
-  const auto group = fleet.api("POST", "/v1/groups", json{{"name", name}, {"launch_configuration", name}, {"min", 0},
-                                                          {"max", 1}, {"desired", 1}, {"warmup_ms", 0}});
+  const auto group = fleet.api("POST", "/v1/groups",
+                               json{{"name", name},
+                                    {"launch_configuration", name},
+                                    {"min", 0},
+                                    {"max", 1},
+                                    {"desired", 1},
+                                    {"warmup_ms", 0}});
   INFO(group.text);
   REQUIRE(group.status == 201);
 }
 
 // The newest activity of `type` in group web whose cause contains `needle`, or null.
 json find_activity(const Fleet& fleet, const std::string& type, const std::string& needle) {
-  const auto activities = fleet.api("GET", "/v1/groups/web/activities?type=" + type).body["activities"];
+  const auto activities =
+      fleet.api("GET", "/v1/groups/web/activities?type=" + type).body["activities"];
   for (const auto& activity : activities) {
     if (activity["cause"].get<std::string>().find(needle) != std::string::npos) return activity;
   }
@@ -75,7 +83,9 @@ json find_activity(const Fleet& fleet, const std::string& type, const std::strin
 
 }  // namespace
 
-TEST_CASE("a local instance reports its own CPU: a busy one high, an idle one low beside a busy host", "[system]") {
+TEST_CASE(
+    "a local instance reports its own CPU: a busy one high, an idle one low beside a busy host",
+    "[system]") {
   Fleet fleet;
   fleet.start_coordinator();
   const st::Child hog = cpu_hog(fleet);
@@ -97,10 +107,10 @@ TEST_CASE("a local instance reports its own CPU: a busy one high, an idle one lo
   const json busy = last_10s(fleet, "busy", "cpu");
   const json idle = last_10s(fleet, "idle", "cpu");
   const json idle_memory = last_10s(fleet, "idle", "memory");
-  INFO("host " << host_pct << " %, busy instance " << busy.dump() << ", idle instance " << idle.dump()
-               << ", idle memory " << idle_memory.dump());
-  WARN("cpu over 10 s: host " << host_pct << " %, busy instance " << busy.dump() << ", idle instance "
-                              << idle.dump());
+  INFO("host " << host_pct << " %, busy instance " << busy.dump() << ", idle instance "
+               << idle.dump() << ", idle memory " << idle_memory.dump());
+  WARN("cpu over 10 s: host " << host_pct << " %, busy instance " << busy.dump()
+                              << ", idle instance " << idle.dump());
   REQUIRE(busy.is_object());
   REQUIRE(idle.is_object());
   REQUIRE(busy["samples"].get<int>() >= 10);
@@ -145,10 +155,20 @@ TEST_CASE("a CPU alarm pair follows the instances' own CPU, not the host's", "[s
   };
   // Under load the single-threaded application spins on one core: up to 50 %
   // of 2 cores, less when the machine is crowded. Quiet, it reads ~0.
-  put("cpu-high", json{{"metric", "cpu"}, {"comparison", ">"}, {"threshold", 10}, {"period_ms", 3000},
-                       {"evaluation_periods", 2}, {"adjustment", 1}, {"cooldown_ms", 60000}});
-  put("cpu-low", json{{"metric", "cpu"}, {"comparison", "<"}, {"threshold", 3}, {"period_ms", 3000},
-                      {"evaluation_periods", 3}, {"adjustment", -1}, {"cooldown_ms", 5000}});
+  put("cpu-high", json{{"metric", "cpu"},
+                       {"comparison", ">"},
+                       {"threshold", 10},
+                       {"period_ms", 3000},
+                       {"evaluation_periods", 2},
+                       {"adjustment", 1},
+                       {"cooldown_ms", 60000}});
+  put("cpu-low", json{{"metric", "cpu"},
+                      {"comparison", "<"},
+                      {"threshold", 3},
+                      {"period_ms", 3000},
+                      {"evaluation_periods", 3},
+                      {"adjustment", -1},
+                      {"cooldown_ms", 5000}});
 
   // The hog alone: two periods and more pass without a scale-out.
   std::this_thread::sleep_for(10s);
@@ -156,19 +176,21 @@ TEST_CASE("a CPU alarm pair follows the instances' own CPU, not the host's", "[s
   CHECK(fleet.group().value("desired", -1) == 1);
 
   // CPU load through HAProxy: each request spins 20 ms in the application.
-  st::Child wrk({"wrk", "-t1", "-c4", "-d25s", fleet.frontend() + "/?cpu_ms=20"}, fleet.dir() / "wrk.log");
-  const bool scaled_out = st::eventually(25s, [&] { return !find_activity(fleet, "scale_out", "cpu-high").is_null(); });
+  st::Child wrk({"wrk", "-t1", "-c4", "-d25s", fleet.frontend() + "/?cpu_ms=20"},
+                fleet.dir() / "wrk.log");
+  const bool scaled_out =
+      st::eventually(25s, [&] { return !find_activity(fleet, "scale_out", "cpu-high").is_null(); });
   if (!scaled_out) WARN(fleet.api("GET", "/v1/groups/web/metrics").text);
   REQUIRE(scaled_out);
-  CHECK(find_activity(fleet, "scale_out", "cpu-high")["cause"].get<std::string>().find("cpu") != std::string::npos);
+  CHECK(find_activity(fleet, "scale_out", "cpu-high")["cause"].get<std::string>().find("cpu") !=
+        std::string::npos);
   CHECK(st::eventually(30s, [&] { return fleet.in_service() == 2; }));
   REQUIRE(wrk.wait(40s).has_value());
 
   // Quiet again while the hog still spins: cpu-low holds for 3 x 3 s and
   // brings the group back to 1.
-  const bool scaled_in = st::eventually(60s, [&] {
-    return fleet.group().value("desired", -1) == 1 && fleet.live_instances() == 1;
-  });
+  const bool scaled_in = st::eventually(
+      60s, [&] { return fleet.group().value("desired", -1) == 1 && fleet.live_instances() == 1; });
   if (!scaled_in) WARN(fleet.api("GET", "/v1/groups/web/metrics").text);
   CHECK(scaled_in);
   CHECK(!find_activity(fleet, "scale_in", "cpu-low").is_null());

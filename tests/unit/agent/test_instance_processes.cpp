@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include <string>
+
+#include <catch2/catch.hpp>
 
 #include "agent/core/instance_processes.hpp"
 #include "agent/core/metrics.hpp"
@@ -11,18 +11,20 @@ namespace {
 
 // A /proc/<pid>/stat line as Linux 6 writes it, with the fields the agent
 // reads set and the others plausible.
-std::string stat_line(pid_t pid, const std::string& comm, pid_t ppid, pid_t session, std::uint64_t utime,
-                      std::uint64_t stime, std::int64_t cutime, std::int64_t cstime, std::uint64_t start,
-                      std::int64_t rss) {
-  return std::to_string(pid) + " (" + comm + ") S " + std::to_string(ppid) + " " + std::to_string(session) + " " +
-         std::to_string(session) + " 0 -1 4194560 1200 0 3 0 " + std::to_string(utime) + " " +
-         std::to_string(stime) + " " + std::to_string(cutime) + " " + std::to_string(cstime) + " 20 0 1 0 " +
-         std::to_string(start) + " 3133440 " + std::to_string(rss) +
+std::string stat_line(pid_t pid, const std::string& comm, pid_t ppid, pid_t session,
+                      std::uint64_t utime, std::uint64_t stime, std::int64_t cutime,
+                      std::int64_t cstime, std::uint64_t start, std::int64_t rss) {
+  return std::to_string(pid) + " (" + comm + ") S " + std::to_string(ppid) + " " +
+         std::to_string(session) + " " + std::to_string(session) + " 0 -1 4194560 1200 0 3 0 " +
+         std::to_string(utime) + " " + std::to_string(stime) + " " + std::to_string(cutime) + " " +
+         std::to_string(cstime) + " 20 0 1 0 " + std::to_string(start) + " 3133440 " +
+         std::to_string(rss) +
          " 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
 }
 
 // A process of session 100 that started at tick `start`.
-ProcessStat proc(pid_t pid, pid_t ppid, std::uint64_t own, std::uint64_t children, std::uint64_t start = 500) {
+ProcessStat proc(pid_t pid, pid_t ppid, std::uint64_t own, std::uint64_t children,
+                 std::uint64_t start = 500) {
   return ProcessStat{pid, ppid, 100, start, own, children, 0};
 }
 
@@ -31,8 +33,10 @@ constexpr double kPctPerTick = 0.5;
 
 }  // namespace
 
-TEST_CASE("a /proc/<pid>/stat line gives ids, start time, CPU ticks and RSS", "[metrics][instance]") {
-  auto p = parse_process_stat(stat_line(4242, "tide-sample-app", 4200, 4100, 150, 30, 12, 8, 98765, 2048));
+TEST_CASE("a /proc/<pid>/stat line gives ids, start time, CPU ticks and RSS",
+          "[metrics][instance]") {
+  auto p = parse_process_stat(
+      stat_line(4242, "tide-sample-app", 4200, 4100, 150, 30, 12, 8, 98765, 2048));
   REQUIRE(p);
   CHECK(p->pid == 4242);
   CHECK(p->ppid == 4200);
@@ -74,15 +78,17 @@ TEST_CASE("a malformed /proc/<pid>/stat line is an error, never a crash", "[metr
   CHECK(letters.error() == "a field is not a number");
 }
 
-TEST_CASE("the instance is the agent's session without the agent and its children", "[metrics][instance]") {
+TEST_CASE("the instance is the agent's session without the agent and its children",
+          "[metrics][instance]") {
   const pid_t agent = 50, session = 40;
   CHECK(is_instance_process(ProcessStat{40, 1, session}, agent, session));   // the launcher
   CHECK(is_instance_process(ProcessStat{60, 40, session}, agent, session));  // the application
   CHECK(is_instance_process(ProcessStat{61, 1, session}, agent, session));   // an orphaned worker
   CHECK_FALSE(is_instance_process(ProcessStat{50, 40, session}, agent, session));  // the agent
-  CHECK_FALSE(is_instance_process(ProcessStat{70, 50, session}, agent, session));  // a probe before setsid()
-  CHECK_FALSE(is_instance_process(ProcessStat{71, 70, 70}, agent, session));       // ... and after it
-  CHECK_FALSE(is_instance_process(ProcessStat{80, 1, 80}, agent, session));        // another instance
+  CHECK_FALSE(is_instance_process(ProcessStat{70, 50, session}, agent,
+                                  session));  // a probe before setsid()
+  CHECK_FALSE(is_instance_process(ProcessStat{71, 70, 70}, agent, session));  // ... and after it
+  CHECK_FALSE(is_instance_process(ProcessStat{80, 1, 80}, agent, session));   // another instance
 }
 
 TEST_CASE("metrics.scope names host or session", "[metrics][instance]") {
@@ -122,7 +128,8 @@ TEST_CASE("instance CPU: what the processes used, as % of all cores", "[metrics]
   }
   SECTION("a subtree gone at once counts once, through the ancestor that waited") {
     InstanceCpuSampler tree(2, 100);
-    (void)tree.sample(InstanceScan{{proc(10, 1, 0, 0), proc(11, 10, 40, 0), proc(12, 11, 30, 0)}, 10'000});
+    (void)tree.sample(
+        InstanceScan{{proc(10, 1, 0, 0), proc(11, 10, 40, 0), proc(12, 11, 30, 0)}, 10'000});
     // 12 used 5 more, 11 used 5 more and waited for 12, 10 waited for 11.
     auto pct = tree.sample(InstanceScan{{proc(10, 1, 0, 45 + 35)}, 11'000});
     REQUIRE(pct);
@@ -148,10 +155,12 @@ TEST_CASE("instance CPU: what the processes used, as % of all cores", "[metrics]
   }
   SECTION("a process missed before is a baseline, not a spike") {
     // 12 started long ago (tick 500) but was unreadable at the last scan.
-    auto pct = cpu.sample(InstanceScan{{proc(10, 1, 100, 0), proc(11, 10, 50, 0), proc(12, 1, 9000, 0)}, 11'000});
+    auto pct = cpu.sample(
+        InstanceScan{{proc(10, 1, 100, 0), proc(11, 10, 50, 0), proc(12, 1, 9000, 0)}, 11'000});
     REQUIRE(pct);
     CHECK(*pct == 0.0);
-    pct = cpu.sample(InstanceScan{{proc(10, 1, 100, 0), proc(11, 10, 50, 0), proc(12, 1, 9040, 0)}, 12'000});
+    pct = cpu.sample(
+        InstanceScan{{proc(10, 1, 100, 0), proc(11, 10, 50, 0), proc(12, 1, 9040, 0)}, 12'000});
     REQUIRE(pct);
     CHECK(*pct == Approx(40 * kPctPerTick));
   }
@@ -176,7 +185,8 @@ TEST_CASE("instance CPU: what the processes used, as % of all cores", "[metrics]
   }
 }
 
-TEST_CASE("session scope: cpu and memory are the instance's, the rest the host's", "[metrics][instance]") {
+TEST_CASE("session scope: cpu and memory are the instance's, the rest the host's",
+          "[metrics][instance]") {
   MetricsSampler sampler(false, HostUnits{2, 100, 4096});
   ProcTexts t;
   t.stat = "cpu 1 0 0 0 0 0 0 0\n";  // the host's: not used in this scope
