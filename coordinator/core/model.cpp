@@ -81,6 +81,14 @@ std::string_view to_string(InstanceOrigin value) { return name_of(kOriginNames, 
 std::string_view to_string(LifecycleState value) { return name_of(kStateNames, value); }
 std::string_view to_string(Health value) { return name_of(kHealthNames, value); }
 std::string_view to_string(ExitReason value) { return name_of(kExitReasonNames, value); }
+std::string duration_text(std::int64_t ms) {
+  if (ms % 1'000 != 0 && ms < 60'000) return std::to_string(ms) + " ms";
+  const std::int64_t s = ms / 1'000;
+  if (s < 60) return std::to_string(s) + " s";
+  if (s < 3'600) return std::to_string(s / 60) + " min" + (s % 60 == 0 ? "" : " " + std::to_string(s % 60) + " s");
+  return std::to_string(s / 3'600) + " h" + (s % 3'600 / 60 == 0 ? "" : " " + std::to_string(s % 3'600 / 60) + " min");
+}
+
 std::string_view to_string(ActivityType value) { return name_of(kActivityTypeNames, value); }
 std::string_view to_string(ActivityStatus value) { return name_of(kActivityStatusNames, value); }
 

@@ -24,6 +24,11 @@ namespace tide::coordinator {
 // Milliseconds since the Unix epoch, as passed in by the shell.
 using TimeMs = std::int64_t;
 
+// A span for people: "1500 ms", "10 s", "2 min", "2 min 5 s", "1 h 3 min"
+// (milliseconds only under a minute, seconds only under an hour). Activity
+// causes, notes and API messages use it.
+[[nodiscard]] std::string duration_text(std::int64_t ms);
+
 // ---- enums ----------------------------------------------------------------
 
 enum class TerminationPolicy : std::uint8_t {

@@ -50,11 +50,6 @@ constexpr detail::Names<RolloutNote::Kind, 9> kNoteNames{{
 
 ModelError error(std::string message, std::string field = {}) { return ModelError{std::move(message), std::move(field)}; }
 
-std::string seconds_text(std::int64_t ms) {
-  if (ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
-  return std::to_string(ms) + " ms";
-}
-
 // A group snapshot sorted into what advance() decides on.
 struct Tally {
   std::uint32_t counting = 0;
@@ -377,7 +372,7 @@ RolloutDecision advance(Rollout& r, const RolloutView& view, TimeMs now_ms,
       r.updated_ms = now_ms;
       note(d, RolloutNote::Kind::CanaryStarted, r,
            "canary: " + std::to_string(s.canary.count) + " instance(s) of " + r.to_launch_configuration + ":" +
-               std::to_string(r.to_version) + " beside the old version for " + seconds_text(s.canary.bake_ms));
+               std::to_string(r.to_version) + " beside the old version for " + duration_text(s.canary.bake_ms));
     }
     const std::uint32_t size = std::min<std::uint32_t>(s.canary.count, static_cast<std::uint32_t>(t.old.size()));
     // The canary: target instances launched since the step started.
@@ -419,7 +414,7 @@ RolloutDecision advance(Rollout& r, const RolloutView& view, TimeMs now_ms,
     if (baked_now) {
       std::string passed;
       if (!canary_figures) {
-        passed = "ready and healthy for " + seconds_text(s.canary.bake_ms) + " (no load-balancer figures to compare)";
+        passed = "ready and healthy for " + duration_text(s.canary.bake_ms) + " (no load-balancer figures to compare)";
       } else {
         const CanaryVerdict verdict = canary_verdict(s.canary, canary_figures->first, canary_figures->second);
         if (verdict.outcome == CanaryVerdict::Outcome::Fail) {
@@ -445,7 +440,7 @@ RolloutDecision advance(Rollout& r, const RolloutView& view, TimeMs now_ms,
       }
     } else if (past_deadline) {
       fail(r, d,
-           "the canary was not ready and healthy within " + seconds_text(s.batch_deadline_ms) + " (" +
+           "the canary was not ready and healthy within " + duration_text(s.batch_deadline_ms) + " (" +
                std::to_string(serving) + " of " + std::to_string(size) + " serving)",
            now_ms);
       d.surge = 0;
@@ -527,7 +522,7 @@ RolloutDecision advance(Rollout& r, const RolloutView& view, TimeMs now_ms,
   }
   if (now_ms - r.batch_started_ms > s.batch_deadline_ms) {
     fail(r, d,
-         "batch " + std::to_string(r.batch) + " was not done within " + seconds_text(s.batch_deadline_ms) + " (" +
+         "batch " + std::to_string(r.batch) + " was not done within " + duration_text(s.batch_deadline_ms) + " (" +
              std::to_string(batch_alive) + " old instance(s) left, capacity " + std::to_string(t.capacity) + " of " +
              std::to_string(desired) + ")",
          now_ms);

@@ -18,10 +18,6 @@ std::uint32_t clamp_to(const ScalingGroup& group, std::uint32_t value) {
   return std::clamp(value, group.min, std::max(group.min, group.max));
 }
 
-std::string seconds_text(std::int64_t ms) {
-  return ms % 1'000 == 0 ? std::to_string(ms / 1'000) + " s" : format_value(static_cast<double>(ms) / 1'000.0) + " s";
-}
-
 std::string adjustment_text(const AlarmPolicy& policy) {
   const std::string sign = policy.adjustment > 0 ? "+" : "";
   switch (policy.adjustment_type) {
@@ -72,7 +68,7 @@ std::string alarm_cause(const AlarmPolicy& policy, const std::vector<double>& va
   std::string text = "alarm " + policy.name + ": " + policy.metric + " " + std::string(to_string(policy.statistic)) +
                      " " + format_value(values.back()) + " " + std::string(to_string(policy.comparison)) + " " +
                      format_value(policy.threshold) + " for " + std::to_string(policy.evaluation_periods) + " x " +
-                     seconds_text(policy.period_ms) + " (";
+                     duration_text(policy.period_ms) + " (";
   constexpr std::size_t kShown = 6;  // a long series is cut to its newest values
   std::size_t first = 0;
   if (values.size() > kShown) {
@@ -153,8 +149,8 @@ tl::expected<void, ModelError> Autoscaler::put_alarm(AlarmPolicy policy) {
   if (auto ok = validate(policy); !ok) return ok;
   const std::int64_t span_ms = policy.period_ms * static_cast<std::int64_t>(policy.evaluation_periods);
   if (span_ms > m_max_window_ms) {
-    return fail("period x evaluation_periods = " + seconds_text(span_ms) + " exceeds the metric retention of " +
-                seconds_text(m_max_window_ms));
+    return fail("period x evaluation_periods = " + duration_text(span_ms) + " exceeds the metric retention of " +
+                duration_text(m_max_window_ms));
   }
   Policies& p = m_groups[policy.group];
   for (const TrackingState& t : p.tracking) {
@@ -175,8 +171,8 @@ tl::expected<void, ModelError> Autoscaler::put_alarm(AlarmPolicy policy) {
 tl::expected<void, ModelError> Autoscaler::put_target_tracking(TargetTrackingPolicy policy) {
   if (auto ok = validate(policy); !ok) return ok;
   if (policy.window_ms > m_max_window_ms) {
-    return fail("window " + seconds_text(policy.window_ms) + " exceeds the metric retention of " +
-                seconds_text(m_max_window_ms));
+    return fail("window " + duration_text(policy.window_ms) + " exceeds the metric retention of " +
+                duration_text(m_max_window_ms));
   }
   Policies& p = m_groups[policy.group];
   for (const AlarmState& a : p.alarms) {
@@ -343,12 +339,12 @@ void Autoscaler::evaluate_group(const GroupStatus& status, Policies& policies, T
       // current capacity, which blocks scale-in by other policies too.
       opinions.push_back(Opinion{Direction::Hold, desired, false, k,
                                  head + (stats ? "no instance in service" : "no data") + " over " +
-                                     seconds_text(policy.window_ms)});
+                                     duration_text(policy.window_ms)});
       continue;
     }
     double value = stats->average;
     auto raw = target_tracking_recommendation(policy, status.in_service, value);
-    std::string span = seconds_text(policy.window_ms);
+    std::string span = duration_text(policy.window_ms);
     if (policy.scale_out_window_ms > 0 && policy.scale_out_window_ms < policy.window_ms) {
       // The recent span may ask for more than the window (a step in load);
       // it never asks for less: scale-in stays on the whole window.
@@ -358,7 +354,7 @@ void Autoscaler::evaluate_group(const GroupStatus& status, Policies& policies, T
         if (fast && *fast > std::max(raw.value_or(desired), desired)) {
           value = recent->average;
           raw = fast;
-          span = seconds_text(policy.scale_out_window_ms);
+          span = duration_text(policy.scale_out_window_ms);
         }
       }
     }
@@ -407,7 +403,7 @@ void Autoscaler::evaluate_group(const GroupStatus& status, Policies& policies, T
       if (highest >= desired) {
         opinions.push_back(Opinion{Direction::Hold, desired, false, k,
                                    cause + ", held by the highest recommendation of the last " +
-                                       seconds_text(policy.scale_in_stabilization_ms) + " (" +
+                                       duration_text(policy.scale_in_stabilization_ms) + " (" +
                                        std::to_string(highest) + ")"});
         continue;
       }
@@ -415,7 +411,7 @@ void Autoscaler::evaluate_group(const GroupStatus& status, Policies& policies, T
       const std::uint32_t floor = desired > allowed ? desired - allowed : 0;
       const std::uint32_t capacity = clamp_to(group, std::max(highest, floor));
       if (highest != recommendation) {
-        cause += ", highest of the last " + seconds_text(policy.scale_in_stabilization_ms) + " " +
+        cause += ", highest of the last " + duration_text(policy.scale_in_stabilization_ms) + " " +
                  std::to_string(highest);
       }
       if (capacity > clamp_to(group, highest)) cause += " (rate limit: " + std::to_string(capacity) + ")";
@@ -471,7 +467,7 @@ tl::expected<ScalingDecision, ModelError> Autoscaler::execute_policy(const Scali
       const std::int64_t cooldown = cooldown_ms(state.policy, group);
       if (honour_cooldown && state.last_fired_ms && now_ms - *state.last_fired_ms < cooldown) {
         return fail("policy " + std::string(name) + " is in its cooldown for another " +
-                    seconds_text(cooldown - (now_ms - *state.last_fired_ms)));
+                    duration_text(cooldown - (now_ms - *state.last_fired_ms)));
       }
       state.last_fired_ms = now_ms;
       return ScalingDecision{group.name, group.desired, clamp_to(group, apply_adjustment(state.policy, group.desired)),

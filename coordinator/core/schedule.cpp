@@ -20,13 +20,6 @@ TimeMs evaluated_until(const ScheduleEntry& entry) {
   return lower;
 }
 
-std::string duration_text(std::int64_t ms) {
-  const std::int64_t s = ms / 1000;
-  if (s < 60) return std::to_string(s) + " s";
-  if (s < 3600) return std::to_string(s / 60) + " min " + std::to_string(s % 60) + " s";
-  return std::to_string(s / 3600) + " h " + std::to_string(s % 3600 / 60) + " min";
-}
-
 }  // namespace
 
 tl::expected<ScheduleEntry, std::string> compile_schedule(const ScheduledAction& action, const date::time_zone& zone,

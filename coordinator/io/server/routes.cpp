@@ -115,9 +115,7 @@ json group_metrics_json(const ScalingGroup& group, const std::map<SpecKey, Scali
     if (source == MetricSource::Prometheus && !query_error.empty()) {
       note = "query failing: " + std::string(query_error);
     } else if (samples == 0) {
-      const std::string span = window_ms % 1'000 == 0 ? std::to_string(window_ms / 1'000) + " s"
-                                                      : std::to_string(window_ms) + " ms";
-      note = "missing data: no sample in the last " + span + blocks;
+      note = "missing data: no sample in the last " + duration_text(window_ms) + blocks;
     } else if (source != MetricSource::Prometheus && reporters < eligible) {
       note = "incomplete data: " + std::to_string(reporters) + " of " + std::to_string(eligible) +
              " eligible instances reported" + blocks;
