@@ -71,16 +71,6 @@ void create_single_group(const Fleet& fleet, const std::string& name, const std:
   REQUIRE(group.status == 201);
 }
 
-// The newest activity of `type` in group web whose cause contains `needle`, or null.
-json find_activity(const Fleet& fleet, const std::string& type, const std::string& needle) {
-  const auto activities =
-      fleet.api("GET", "/v1/groups/web/activities?type=" + type).body["activities"];
-  for (const auto& activity : activities) {
-    if (activity["cause"].get<std::string>().find(needle) != std::string::npos) return activity;
-  }
-  return nullptr;
-}
-
 }  // namespace
 
 TEST_CASE(
@@ -172,17 +162,17 @@ TEST_CASE("a CPU alarm pair follows the instances' own CPU, not the host's", "[s
 
   // The hog alone: two periods and more pass without a scale-out.
   std::this_thread::sleep_for(10s);
-  CHECK(find_activity(fleet, "scale_out", "cpu-high").is_null());
+  CHECK(fleet.activity("scale_out", "cpu-high").is_null());
   CHECK(fleet.group().value("desired", -1) == 1);
 
   // CPU load through HAProxy: each request spins 20 ms in the application.
   st::Child wrk({"wrk", "-t1", "-c4", "-d25s", fleet.frontend() + "/?cpu_ms=20"},
                 fleet.dir() / "wrk.log");
   const bool scaled_out =
-      st::eventually(25s, [&] { return !find_activity(fleet, "scale_out", "cpu-high").is_null(); });
+      st::eventually(25s, [&] { return !fleet.activity("scale_out", "cpu-high").is_null(); });
   if (!scaled_out) WARN(fleet.api("GET", "/v1/groups/web/metrics").text);
   REQUIRE(scaled_out);
-  CHECK(find_activity(fleet, "scale_out", "cpu-high")["cause"].get<std::string>().find("cpu") !=
+  CHECK(fleet.activity("scale_out", "cpu-high")["cause"].get<std::string>().find("cpu") !=
         std::string::npos);
   CHECK(st::eventually(30s, [&] { return fleet.in_service() == 2; }));
   REQUIRE(wrk.wait(40s).has_value());
@@ -193,7 +183,7 @@ TEST_CASE("a CPU alarm pair follows the instances' own CPU, not the host's", "[s
       60s, [&] { return fleet.group().value("desired", -1) == 1 && fleet.live_instances() == 1; });
   if (!scaled_in) WARN(fleet.api("GET", "/v1/groups/web/metrics").text);
   CHECK(scaled_in);
-  CHECK(!find_activity(fleet, "scale_in", "cpu-low").is_null());
+  CHECK(!fleet.activity("scale_in", "cpu-low").is_null());
 
   const auto result = st::parse_wrk(st::read_file(fleet.dir() / "wrk.log"));
   INFO(result.output);

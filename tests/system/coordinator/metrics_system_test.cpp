@@ -30,24 +30,6 @@ json metric_entry(const json& body, const std::string& metric) {
 
 json group_metrics(const Fleet& fleet) { return fleet.api("GET", "/v1/groups/web/metrics").body; }
 
-struct TidectlRun {
-  int exit_code = -1;
-  std::string output;
-};
-
-// tidectl against the fleet's API, its output through a file in the fleet's
-// directory.
-TidectlRun tidectl(const Fleet& fleet, const std::vector<std::string>& args, const std::string& log_name) {
-  std::vector<std::string> argv{std::string(TIDE_BIN_DIR) + "/tidectl", "--endpoint", fleet.api_endpoint()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  st::Child child(argv, fleet.dir() / log_name);
-  const auto status = child.wait(20s);
-  TidectlRun run;
-  if (status && WIFEXITED(*status)) run.exit_code = WEXITSTATUS(*status);
-  run.output = st::read_file(fleet.dir() / log_name);
-  return run;
-}
-
 // The whitespace-separated fields of the table row that starts with `metric`.
 std::vector<std::string> table_row(const std::string& table, const std::string& metric) {
   std::istringstream lines(table);
@@ -101,8 +83,8 @@ TEST_CASE("group metrics show HAProxy's request rate per instance under a steady
   });
   INFO(loaded.dump());
   REQUIRE(full);
-  const TidectlRun as_json = tidectl(fleet, {"-o", "json", "group", "metrics", "web"}, "tidectl-json.log");
-  const TidectlRun table = tidectl(fleet, {"group", "metrics", "web"}, "tidectl-table.log");
+  const auto as_json = fleet.tidectl({"-o", "json", "group", "metrics", "web"}, "tidectl-json.log");
+  const auto table = fleet.tidectl({"group", "metrics", "web"}, "tidectl-table.log");
   REQUIRE(wrk.wait(std::chrono::seconds(kLoadSeconds + 30)).has_value());
   const auto load = st::parse_wrk(st::read_file(fleet.dir() / "wrk.log"));
   INFO(load.output);
@@ -174,7 +156,7 @@ TEST_CASE("group metrics show HAProxy's request rate per instance under a steady
   }
 
   // Far from its target, the policy never scaled.
-  CHECK(fleet.api("GET", "/v1/groups/web/activities?type=scale_out").body["activities"].empty());
+  CHECK(fleet.activity("scale_out", "target tracking rps").is_null());
   CHECK(fleet.group().value("desired", -1) == 2);
 
   // Quiet: the idle seconds (0 requests/s) fill the window, and with no

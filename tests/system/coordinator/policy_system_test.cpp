@@ -23,15 +23,6 @@ std::int64_t epoch_ms() {
       .count();
 }
 
-// The newest activity of `type` whose cause contains `needle`, or null.
-json find_activity(const Fleet& fleet, const std::string& type, const std::string& needle) {
-  const auto activities = fleet.api("GET", "/v1/groups/web/activities?type=" + type).body["activities"];
-  for (const auto& activity : activities) {
-    if (activity["cause"].get<std::string>().find(needle) != std::string::npos) return activity;
-  }
-  return nullptr;
-}
-
 }  // namespace
 
 TEST_CASE("a load alarm pair scales out under load and back in after it, failing no request", "[system]") {
@@ -75,10 +66,10 @@ TEST_CASE("a load alarm pair scales out under load and back in after it, failing
   // (a timer in the application, not CPU), for 30 s.
   const std::int64_t load_started = epoch_ms();
   st::Child wrk({"wrk", "-t2", "-c8", "-d30s", fleet.frontend() + "/?delay_ms=10"}, fleet.dir() / "wrk.log");
-  const bool scaled_out = st::eventually(30s, [&] { return !find_activity(fleet, "scale_out", "load-high").is_null(); });
+  const bool scaled_out = st::eventually(30s, [&] { return !fleet.activity("scale_out", "load-high").is_null(); });
   if (!scaled_out) WARN(fleet.api("GET", "/metrics").text);
   REQUIRE(scaled_out);
-  const json activity = find_activity(fleet, "scale_out", "load-high");
+  const json activity = fleet.activity("scale_out", "load-high");
   INFO(activity.dump());
   const double reaction_s = static_cast<double>(activity["start_ms"].get<std::int64_t>() - load_started) / 1000.0;
   WARN("load start -> scale-out activity: " << reaction_s << " s (cause: " << activity["cause"] << ")");
@@ -91,7 +82,7 @@ TEST_CASE("a load alarm pair scales out under load and back in after it, failing
   // Quiet: load-low holds for 3 x 5 s and brings the group back to min,
   // however busy the machine is.
   REQUIRE(st::eventually(60s, [&] { return fleet.group().value("desired", -1) == 1 && fleet.live_instances() == 1; }));
-  CHECK(!find_activity(fleet, "scale_in", "load-low").is_null());
+  CHECK(!fleet.activity("scale_in", "load-low").is_null());
 
   const auto result = st::parse_wrk(st::read_file(fleet.dir() / "wrk.log"));
   INFO(result.output);
@@ -133,7 +124,7 @@ TEST_CASE("a scheduled action fires at its minute and survives a restart of the 
   REQUIRE(st::eventually(75s, [&] { return fleet.group().value("desired", -1) == 2; }));
   const json group = fleet.group();
   CHECK(group.value("min", -1) == 1);
-  const json activity = find_activity(fleet, "scale_out", "every-minute");
+  const json activity = fleet.activity("scale_out", "every-minute");
   INFO(fleet.api("GET", "/v1/groups/web/activities").text);
   REQUIRE(!activity.is_null());
   // It fired at the minute (plus at most a tick or two of the loop).
@@ -221,10 +212,10 @@ TEST_CASE("target tracking on HAProxy's requests per instance scales out under l
   REQUIRE(put.status == 201);
   const std::int64_t load_started = epoch_ms();
   st::Child wrk({"wrk", "-t1", "-c8", "-d25s", fleet.frontend() + "/?delay_ms=100"}, fleet.dir() / "wrk.log");
-  const bool scaled_out = st::eventually(20s, [&] { return !find_activity(fleet, "scale_out", "rps-20").is_null(); });
+  const bool scaled_out = st::eventually(20s, [&] { return !fleet.activity("scale_out", "rps-20").is_null(); });
   if (!scaled_out) WARN(fleet.api("GET", "/metrics").text);
   REQUIRE(scaled_out);
-  const json activity = find_activity(fleet, "scale_out", "rps-20");
+  const json activity = fleet.activity("scale_out", "rps-20");
   INFO(activity.dump());
   const double reaction_s = static_cast<double>(activity["start_ms"].get<std::int64_t>() - load_started) / 1000.0;
   WARN("load start -> scale-out activity: " << reaction_s << " s (cause: " << activity["cause"] << ")");
