@@ -112,6 +112,33 @@ TEST_CASE("environment overrides the file with _FILE variants and TIDE_READINESS
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("metrics.scope: host by default, session from the file or TIDE_METRICS_SCOPE, anything else refused",
+          "[agent][config]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("tide-agent-scope-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "session.yaml") << "metrics:\n  scope: session\n";
+  tide::agent::Environment env{{"TIDE_INSTANCE_ID", "i-1"}};
+  auto defaults = tide::agent::load_config(std::nullopt, env);
+  REQUIRE(defaults);
+  CHECK(defaults->metrics_scope == tide::agent::MetricsScope::Host);
+  auto from_file = tide::agent::load_config(dir / "session.yaml", env);
+  REQUIRE(from_file);
+  CHECK(from_file->metrics_scope == tide::agent::MetricsScope::Session);
+  env["TIDE_METRICS_SCOPE"] = "session";
+  auto from_env = tide::agent::load_config(std::nullopt, env);
+  REQUIRE(from_env);
+  CHECK(from_env->metrics_scope == tide::agent::MetricsScope::Session);
+  env["TIDE_METRICS_SCOPE"] = "container";
+  auto bad_env = tide::agent::load_config(std::nullopt, env);
+  REQUIRE_FALSE(bad_env);
+  CHECK(bad_env.error().key == "TIDE_METRICS_SCOPE");
+  std::filesystem::remove_all(dir);
+
+  const auto r = check("metrics:\n  scope: sessions\n", "TIDE_INSTANCE_ID=i-1");
+  CHECK(r.status == 2);
+  CHECK(r.output.find(".yaml:2: metrics.scope: must be host or session, got 'sessions'") != std::string::npos);
+}
+
 TEST_CASE("readiness periods: defaults, file, per-probe, health checks", "[agent][config]") {
   const auto dir = std::filesystem::temp_directory_path() / ("tide-agent-periods-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
