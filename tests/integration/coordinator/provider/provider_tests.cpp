@@ -307,7 +307,9 @@ TEST_CASE("local: the agent starts beside the application with its own environme
         "TIDE_SERVICE_ADDRESS=" + addr, "TIDE_SERVICE_PORT=" + port,
         "TIDE_READINESS_HTTP=http://" + addr + ":" + port + "/ready", "TIDE_READINESS_PERIOD_MS=250",
         "TIDE_STATE_DIR=" + provider.instance_dir(launched->provider_id) + "/agent-state",
-        "TIDE_LOG_LEVEL=debug"}) {
+        "TIDE_LOG_LEVEL=debug",
+        // Instances share this host: each agent measures its own instance's processes.
+        "TIDE_METRICS_SCOPE=session"}) {
     CHECK(env.find(line + "\n") != std::string::npos);
   }
   CHECK(env.find("FOO=") == std::string::npos);  // the application's settings stay with it
