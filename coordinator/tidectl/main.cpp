@@ -115,6 +115,10 @@ std::string clock_text() {
 int main(int argc, char** argv) {
   CLI::App app{"tidectl — control a tide coordinator"};
   app.require_subcommand(1);
+  // The global flags (-o, --endpoint, --token) work anywhere on the command
+  // line, as kubectl's do: subcommands (which inherit this) pass options they
+  // do not know up to the app.
+  app.fallthrough();
   tide::tidectl::Endpoint endpoint;
   if (const char* env = std::getenv("TIDE_ENDPOINT")) endpoint.url = env;
   if (const char* env = std::getenv("TIDE_TOKEN")) endpoint.token = env;

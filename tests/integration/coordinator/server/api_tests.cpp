@@ -872,6 +872,11 @@ TEST_CASE("group metrics: every metric a policy uses is listed, without data as 
   INFO(as_json.output);
   CHECK(as_json.exit_code == 0);
   CHECK(json::parse(as_json.output)["metrics"].size() == 3);
+  // Global flags work after the subcommand too.
+  auto json_after = run(std::string(TIDE_BIN_DIR) + "/tidectl group metrics web -o json --endpoint " + server.endpoint());
+  INFO(json_after.output);
+  CHECK(json_after.exit_code == 0);
+  CHECK(json::parse(json_after.output)["metrics"].size() == 3);
   auto missing = run(tidectl + " group metrics nope");
   INFO(missing.output);
   CHECK(missing.exit_code == 1);
