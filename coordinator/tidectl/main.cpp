@@ -12,6 +12,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -110,10 +111,77 @@ std::string clock_text() {
   return buffer;
 }
 
+// Levenshtein distance, for "did you mean".
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// When the command line names a command that does not exist ("groups",
+// "group ls") or stops before naming one ("group"), what to say instead of
+// CLI11's "A subcommand is required": the unknown word, where, and the
+// nearest command (name or alias) there; or the commands to choose from.
+std::optional<std::string> unknown_command(const CLI::App& app, int argc, char** argv) {
+  static const std::set<std::string> kValueFlags{"--endpoint", "--token", "-o", "--output"};
+  const CLI::App* at = &app;
+  std::string path = "tidectl";
+  for (int k = 1; k < argc; ++k) {
+    const std::string word = argv[k];
+    if (word.starts_with("-")) {
+      if (kValueFlags.contains(word)) ++k;  // its value is not a command
+      continue;
+    }
+    const auto children = at->get_subcommands([](const CLI::App*) { return true; });
+    // Arguments of a command that takes no subcommand: CLI11 judges them.
+    if (children.empty() || at->get_require_subcommand_min() == 0) return std::nullopt;
+    const CLI::App* next = nullptr;
+    std::string nearest;
+    std::size_t best = SIZE_MAX;
+    for (const CLI::App* child : children) {
+      const auto consider = [&](const std::string& name) {
+        if (name == word) next = child;
+        // A plural or a prefix ("groups", "pol") counts as near.
+        const bool related = name.starts_with(word) || word.starts_with(name);
+        const std::size_t score = related ? 0 : edit_distance(word, name);
+        if (score < best) {
+          best = score;
+          nearest = child->get_name();
+        }
+      };
+      consider(child->get_name());
+      for (const std::string& alias : child->get_aliases()) consider(alias);
+    }
+    if (next == nullptr) {
+      std::string text = "unknown command '" + word + "' for '" + path + "'";
+      if (best <= 2) text += "; did you mean '" + nearest + "'?";
+      return text + " (" + path + " --help lists the commands)";
+    }
+    at = next;
+    path += " " + next->get_name();
+  }
+  if (at == &app || at->get_require_subcommand_min() == 0) return std::nullopt;
+  // A group of commands named without one of them ("tidectl group").
+  std::string text = "'" + path + "' needs a command:";
+  for (const CLI::App* child : at->get_subcommands([](const CLI::App*) { return true; })) {
+    text += " " + child->get_name();
+  }
+  return text;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"tidectl — control a tide coordinator"};
+  CLI::App app{"tidectl — control a tide coordinator", "tidectl"};
   app.require_subcommand(1);
   // The global flags (-o, --endpoint, --token) work anywhere on the command
   // line, as kubectl's do: subcommands (which inherit this) pass options they
@@ -425,9 +493,19 @@ int main(int argc, char** argv) {
     request = {"GET", "/healthz", std::nullopt, render_object};
   });
 
+  if (argc == 1) {  // a bare `tidectl`: what it can do, not an error
+    std::cout << app.help();
+    return kExitOk;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
+    if (error.get_exit_code() != 0) {
+      if (auto unknown = unknown_command(app, argc, argv)) {
+        std::cerr << "tidectl: " << *unknown << '\n';
+        return kExitUsage;
+      }
+    }
     const int code = app.exit(error);
     return code == 0 ? kExitOk : kExitUsage;
   }

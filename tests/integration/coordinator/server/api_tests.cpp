@@ -877,6 +877,17 @@ TEST_CASE("group metrics: every metric a policy uses is listed, without data as 
   INFO(json_after.output);
   CHECK(json_after.exit_code == 0);
   CHECK(json::parse(json_after.output)["metrics"].size() == 3);
+  // A command that does not exist is named, with the nearest one; a bare
+  // tidectl prints its help.
+  auto typo = run(tidectl + " groups list");
+  INFO(typo.output);
+  CHECK(typo.exit_code == 2);
+  CHECK(typo.output.find("unknown command 'groups' for 'tidectl'; did you mean 'group'?") != std::string::npos);
+  auto nested = run(tidectl + " group ls");
+  CHECK(nested.output.find("unknown command 'ls' for 'tidectl group'; did you mean 'list'?") != std::string::npos);
+  auto bare = run(std::string(TIDE_BIN_DIR) + "/tidectl");
+  CHECK(bare.exit_code == 0);
+  CHECK(bare.output.find("Usage: tidectl") != std::string::npos);
   auto missing = run(tidectl + " group metrics nope");
   INFO(missing.output);
   CHECK(missing.exit_code == 1);
