@@ -8,7 +8,8 @@ add_executable(tidectl
   tidectl/specs.cpp
   tidectl/cost.cpp
   tidectl/apply.cpp
-  tidectl/rollout.cpp)
+  tidectl/rollout.cpp
+  tidectl/completion.cpp)
 target_include_directories(tidectl PRIVATE ${PROJECT_SOURCE_DIR})
 target_compile_definitions(tidectl PRIVATE TIDE_VERSION="${PROJECT_VERSION}")
 target_link_libraries(tidectl PRIVATE CLI11::CLI11 nlohmann_json::nlohmann_json tide::httplib tide_defaults)

@@ -22,6 +22,7 @@
 
 #include "coordinator/tidectl/client.hpp"
 #include "coordinator/tidectl/commands.hpp"
+#include "coordinator/tidectl/completion.hpp"
 #include "coordinator/tidectl/rollout.hpp"
 #include "coordinator/tidectl/schedule_preview.hpp"
 #include "coordinator/tidectl/table.hpp"
@@ -493,6 +494,11 @@ int main(int argc, char** argv) {
     request = {"GET", "/healthz", std::nullopt, render_object};
   });
 
+  static std::string completion_shell;
+  auto* completion = app.add_subcommand(
+      "completion", "print a shell completion script: source <(tidectl completion bash), or zsh");
+  completion->add_option("shell", completion_shell, "bash or zsh")->required()->check(CLI::IsMember({"bash", "zsh"}));
+
   if (argc == 1) {  // a bare `tidectl`: what it can do, not an error
     std::cout << app.help();
     return kExitOk;
@@ -508,6 +514,11 @@ int main(int argc, char** argv) {
     }
     const int code = app.exit(error);
     return code == 0 ? kExitOk : kExitUsage;
+  }
+
+  if (completion->parsed()) {  // local: no coordinator needed
+    std::cout << tide::tidectl::completion_script(app, completion_shell);
+    return kExitOk;
   }
 
   const auto response = tide::tidectl::call(endpoint, request.method, request.path, request.body);

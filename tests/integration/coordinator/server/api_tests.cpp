@@ -310,26 +310,6 @@ TEST_CASE("cost route: billed hours from stored instance rows", "[api][cost]") {
   }
 }
 
-namespace {
-
-struct Run {
-  int exit_code = -1;
-  std::string output;
-};
-
-Run run(const std::string& command) {
-  Run result;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return result;
-  std::array<char, 4096> buffer{};
-  while (std::fgets(buffer.data(), static_cast<int>(buffer.size()), pipe) != nullptr) result.output += buffer.data();
-  const int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
-}  // namespace
-
 TEST_CASE("tidectl apply: the file, a second apply, a bad line", "[api][apply][tidectl]") {
   ServerFixture server;
   REQUIRE(server.start_error().empty());

@@ -7,7 +7,11 @@
 // fixture goes, and when the test process dies without getting there.
 #pragma once
 
+#include <sys/wait.h>
+
+#include <array>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -30,6 +34,23 @@ struct HttpResult {
   int status = 0;
   nlohmann::json body;
 };
+
+// A shell command's exit status and its stdout and stderr together (tidectl).
+struct Run {
+  int exit_code = -1;
+  std::string output;
+};
+
+inline Run run(const std::string& command) {
+  Run result;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return result;
+  std::array<char, 4096> buffer{};
+  while (std::fgets(buffer.data(), static_cast<int>(buffer.size()), pipe) != nullptr) result.output += buffer.data();
+  const int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
 
 class ServerFixture {
  public:

@@ -1,0 +1,156 @@
+// Shell completion generated from the CLI11 command tree (completion.hpp).
+//
+// Both scripts carry the same four tables, keyed by a command's path
+// ("tidectl", "tidectl group", "tidectl group create"):
+//   kids     the words that name its subcommands (names and aliases),
+//   opts     its flags (the global ones are offered everywhere too),
+//   valued   "<path> <flag>" for each flag that takes a value, so that the
+//            value is not taken for a command word,
+//   alias    "<path> <alias>" -> the aliased command's path.
+// The shell walks the words before the cursor through these tables and
+// offers the subcommands or flags of the command it arrives at; after a flag
+// that takes a value it offers the output formats (-o) or file names.
+#include "coordinator/tidectl/completion.hpp"
+
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace tide::tidectl {
+namespace {
+
+struct Tables {
+  std::map<std::string, std::string> kids, opts, valued, alias;
+};
+
+void append(std::string& list, const std::string& word) { list += (list.empty() ? "" : " ") + word; }
+
+void walk(const CLI::App& node, const std::string& path, Tables& tables) {
+  std::string& kids = tables.kids[path];
+  std::string& opts = tables.opts[path];
+  for (const CLI::Option* option : node.get_options()) {
+    if (option->nonpositional()) {
+      std::vector<std::string> names;
+      for (const std::string& name : option->get_lnames()) names.push_back("--" + name);
+      for (const std::string& name : option->get_snames()) names.push_back("-" + name);
+      for (const std::string& name : names) {
+        append(opts, name);
+        if (option->get_expected_min() > 0) tables.valued[path + " " + name] = "1";
+      }
+    }
+  }
+  for (const CLI::App* child : node.get_subcommands([](const CLI::App*) { return true; })) {
+    const std::string child_path = path + " " + child->get_name();
+    append(kids, child->get_name());
+    for (const std::string& alias : child->get_aliases()) {
+      append(kids, alias);
+      tables.alias[path + " " + alias] = child_path;
+    }
+    walk(*child, child_path, tables);
+  }
+}
+
+// One table as the body of a shell associative-array assignment. The words
+// are command and flag names (letters, digits, '-'), so single quotes are safe.
+std::string entries(const std::map<std::string, std::string>& table) {
+  std::string text;
+  for (const auto& [key, value] : table) text += "  ['" + key + "']='" + value + "'\n";
+  return text;
+}
+
+std::string zsh_entries(const std::map<std::string, std::string>& table) {
+  std::string text;
+  for (const auto& [key, value] : table) text += "  '" + key + "' '" + value + "'\n";
+  return text;
+}
+
+constexpr const char* kBashWalk = R"(
+  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
+  local cmdpath=tidectl word key i
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    word=${COMP_WORDS[i]}
+    if [[ $word == -* ]]; then
+      [[ -n ${valued["$cmdpath $word"]} || -n ${valued["tidectl $word"]} ]] && ((i++))
+      continue
+    fi
+    key="$cmdpath $word"
+    [[ -n ${alias[$key]} ]] && key=${alias[$key]}
+    [[ -n ${opts[$key]+set} ]] && cmdpath=$key
+  done
+  if [[ $prev == -* && ( -n ${valued["$cmdpath $prev"]} || -n ${valued["tidectl $prev"]} ) ]]; then
+    case $prev in
+      -o|--output) COMPREPLY=($(compgen -W "table wide json yaml" -- "$cur")) ;;
+      *) COMPREPLY=($(compgen -f -- "$cur")) ;;
+    esac
+    return
+  fi
+  if [[ $cur == -* ]]; then
+    COMPREPLY=($(compgen -W "${opts[$cmdpath]} ${opts[tidectl]}" -- "$cur"))
+  elif [[ $cmdpath == "tidectl completion" ]]; then
+    COMPREPLY=($(compgen -W "bash zsh" -- "$cur"))
+  else
+    COMPREPLY=($(compgen -W "${kids[$cmdpath]}" -- "$cur"))
+  fi
+}
+complete -F _tidectl tidectl
+)";
+
+constexpr const char* kZshWalk = R"(
+local cmdpath=tidectl word key prev=${words[CURRENT-1]} cur=${words[CURRENT]}
+local -i i
+for (( i = 2; i < CURRENT; i++ )); do
+  word=${words[i]}
+  if [[ $word == -* ]]; then
+    [[ -n ${valued[$cmdpath $word]} || -n ${valued[tidectl $word]} ]] && (( i++ ))
+    continue
+  fi
+  key="$cmdpath $word"
+  [[ -n ${alias[$key]} ]] && key=${alias[$key]}
+  (( ${+opts[$key]} )) && cmdpath=$key
+done
+if [[ $prev == -* && ( -n ${valued[$cmdpath $prev]} || -n ${valued[tidectl $prev]} ) ]]; then
+  case $prev in
+    -o|--output) compadd -- table wide json yaml ;;
+    *) _files ;;
+  esac
+  return
+fi
+if [[ $cur == -* ]]; then
+  compadd -- ${=opts[$cmdpath]} ${=opts[tidectl]}
+elif [[ $cmdpath == "tidectl completion" ]]; then
+  compadd -- bash zsh
+else
+  compadd -- ${=kids[$cmdpath]}
+fi
+)";
+
+}  // namespace
+
+std::string completion_script(const CLI::App& app, const std::string& shell) {
+  Tables tables;
+  walk(app, "tidectl", tables);
+  std::ostringstream out;
+  if (shell == "zsh") {
+    out << "#compdef tidectl\n# zsh completion for tidectl, generated by `tidectl completion zsh`.\n"
+        << "local -A kids opts valued alias\n"
+        << "kids=(\n" << zsh_entries(tables.kids) << ")\n"
+        << "opts=(\n" << zsh_entries(tables.opts) << ")\n"
+        << "valued=(\n" << zsh_entries(tables.valued) << ")\n"
+        << "alias=(\n" << zsh_entries(tables.alias) << ")\n"
+        << kZshWalk;
+    return out.str();
+  }
+  out << "# bash completion for tidectl, generated by `tidectl completion bash`.\n"
+      << "_tidectl() {\n"
+      << "  local -A kids=(\n" << entries(tables.kids) << "  )\n"
+      << "  local -A opts=(\n" << entries(tables.opts) << "  )\n"
+      << "  local -A valued=(\n" << entries(tables.valued) << "  )\n"
+      << "  local -A alias=(\n" << entries(tables.alias) << "  )"
+      << kBashWalk;
+  return out.str();
+}
+
+}  // namespace tide::tidectl
