@@ -5,6 +5,7 @@
 #include <string>
 
 #include <nlohmann/json.hpp>
+#include <tl/expected.hpp>
 
 namespace tide::tidectl {
 
@@ -19,6 +20,17 @@ struct Response {
   nlohmann::json body;      // parsed JSON body (null when there was none)
   std::string transport_error;  // set when status == 0
 };
+
+// An endpoint URL split for httplib: "scheme://host:port" and the path that
+// prefixes every request ("" or e.g. "/tide"; a trailing slash is dropped).
+struct EndpointUrl {
+  std::string base;
+  std::string path_prefix;
+  std::string host;  // without brackets
+  int port = 0;
+};
+// Fails with a message naming what is wrong and the expected form.
+[[nodiscard]] tl::expected<EndpointUrl, std::string> parse_endpoint(const std::string& url);
 
 // One request; never throws. `body` is sent as JSON when present.
 [[nodiscard]] Response call(const Endpoint& endpoint, const std::string& method,

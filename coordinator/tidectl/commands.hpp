@@ -13,11 +13,17 @@
 #include <nlohmann/json.hpp>
 #include <tl/expected.hpp>
 
+#include "coordinator/core/duration.hpp"
+
 namespace CLI {
 class App;
 }
 
 namespace tide::tidectl {
+
+// A group size or an instance count: what the coordinator accepts (0..10000),
+// so that `--desired -1` says so in those words.
+inline constexpr int kMaxCapacity = 10'000;
 
 // Exit codes (main.cpp): 0 success, 1 the coordinator refused the request
 // (4xx), 2 bad usage or a bad file, 3 unreachable or failed (5xx).
@@ -37,12 +43,16 @@ struct Request {
   std::function<int(int status, const nlohmann::json& body)> on_error = nullptr;
 };
 
-// "500ms", "10s", "5m", "1h", "2d", or a bare number of seconds.
-[[nodiscard]] tl::expected<std::int64_t, std::string> parse_duration_ms(std::string_view text);
+// "500ms", "10s", "5m", "1h", "1h30m", or a bare number of seconds: the
+// coordinator's one duration syntax (core/duration.hpp), plus the bare
+// seconds the CLI's flags always took.
+[[nodiscard]] inline tl::expected<std::int64_t, std::string> parse_duration_ms(std::string_view text) {
+  return coordinator::parse_duration(text, /*bare_seconds=*/true);
+}
 // "3/60s": at most 3 instances per 60 s, as {max_instances, period_ms}.
 [[nodiscard]] tl::expected<nlohmann::json, std::string> parse_rate_limit(std::string_view text);
 // Renders a millisecond duration the way it is typed: "10s", "5m", "1h30m", "500ms".
-[[nodiscard]] std::string duration_text(std::int64_t ms);
+[[nodiscard]] inline std::string duration_text(std::int64_t ms) { return coordinator::typed_duration(ms); }
 // Epoch ms as "2026-11-27 11:00 CST" in `zone` (UTC when the zone is unknown).
 [[nodiscard]] std::string time_in_zone(std::int64_t ms, const std::string& zone);
 

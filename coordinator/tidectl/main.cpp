@@ -15,6 +15,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -179,6 +180,48 @@ std::optional<std::string> unknown_command(const CLI::App& app, int argc, char**
   return text;
 }
 
+// The flag of the command that ran which sets API field `field` ("period_ms"
+// -> "--period", "agent.readiness_period_ms" -> "--readiness-period"), so
+// that an error names what the user typed; empty when no flag sets it.
+std::string flag_for_field(const CLI::App& app, const std::string& field) {
+  const CLI::App* command = &app;
+  for (bool deeper = true; deeper;) {
+    deeper = false;
+    for (const CLI::App* child : command->get_subcommands()) {
+      command = child;
+      deeper = true;
+      break;
+    }
+  }
+  std::string stem = field.substr(field.rfind('.') == std::string::npos ? 0 : field.rfind('.') + 1);
+  for (const char* suffix : {"_ms", "_time"}) {
+    if (stem.ends_with(suffix)) stem.resize(stem.size() - std::string(suffix).size());
+  }
+  // Where the flag is not the field's name with dashes.
+  static const std::map<std::string, std::string> kRenamed{
+      {"default_cooldown", "cooldown"},          {"health_check_grace_period", "health-grace"},
+      {"launch_configuration", "launch-config"}, {"time_zone", "tz"},
+      {"evaluation_periods", "periods"},         {"min_adjustment_magnitude", "min-magnitude"},
+      {"termination_policy", "termination-policy"}};
+  std::string flag = kRenamed.contains(stem) ? kRenamed.at(stem) : stem;
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  flag = "--" + flag;
+  return command->get_option_no_throw(flag) != nullptr ? flag : std::string();
+}
+
+// An API error as tidectl prints it: "period_ms: must be ..." becomes
+// "--period: must be ..." when the command has that flag.
+std::string error_text(const CLI::App& app, const json& body) {
+  if (!body.is_object() || !body.contains("error")) return body.dump();
+  std::string message = tide::tidectl::to_text(body["error"]);
+  const std::string field = body.value("field", "");
+  if (field.empty()) return message;
+  const std::string flag = flag_for_field(app, field);
+  if (flag.empty()) return message;
+  if (message.starts_with(field + ": ")) message.erase(0, field.size() + 2);
+  return flag + ": " + message;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -268,36 +311,39 @@ int main(int argc, char** argv) {
   {
     static std::string name, lc_name, backend, termination = "oldest_instance";
     static std::optional<int> min, max, desired, lb_port;
-    static std::optional<double> drain_timeout_s, boot_timeout_s, grace_s, cooldown_s, warmup_s;
+    static std::string drain_timeout, boot_timeout, grace, cooldown, warmup;
     auto* create = group->add_subcommand("create", "create a scaling group");
     create->add_option("name", name)->required();
     create->add_option("--launch-config", lc_name, "launch configuration name")->required();
-    create->add_option("--min", min, "minimum size")->required()->check(CLI::NonNegativeNumber);
-    create->add_option("--max", max, "maximum size")->required()->check(CLI::NonNegativeNumber);
-    create->add_option("--desired", desired, "desired capacity (default: min)")->check(CLI::NonNegativeNumber);
+    create->add_option("--min", min, "minimum size")->required()->check(CLI::Range(0, tide::tidectl::kMaxCapacity));
+    create->add_option("--max", max, "maximum size")->required()->check(CLI::Range(0, tide::tidectl::kMaxCapacity));
+    create->add_option("--desired", desired, "desired capacity (default: min)")->check(CLI::Range(0, tide::tidectl::kMaxCapacity));
     create->add_option("--backend", backend, "HAProxy backend the instances join");
     create->add_option("--lb-port", lb_port, "service port registered in the LB (default: the launch configuration's)");
     create->add_option("--termination-policy", termination, "oldest_instance, newest_instance or oldest_launch_configuration")
         ->check(CLI::IsMember({"oldest_instance", "newest_instance", "oldest_launch_configuration"}))
         ->capture_default_str();
-    create->add_option("--drain-timeout", drain_timeout_s, "seconds to wait for connections to end");
-    create->add_option("--boot-timeout", boot_timeout_s, "seconds from launch to the agent's HELLO");
-    create->add_option("--health-grace", grace_s, "seconds health checks are ignored after launch");
-    create->add_option("--cooldown", cooldown_s, "default cooldown between scaling activities, seconds");
-    create->add_option("--warmup", warmup_s, "seconds an instance's metrics are ignored after it enters service");
+    create->add_option("--drain-timeout", drain_timeout, "how long to wait for connections to end, e.g. 30s");
+    create->add_option("--boot-timeout", boot_timeout, "from launch to the agent's HELLO, e.g. 5m");
+    create->add_option("--health-grace", grace, "how long health checks are ignored after launch, e.g. 60s");
+    create->add_option("--cooldown", cooldown, "default cooldown between scaling activities, e.g. 5m");
+    create->add_option("--warmup", warmup, "how long an instance's metrics are ignored after it enters service");
     create->callback([&] {
       json body{{"name", name}, {"launch_configuration", lc_name}, {"min", *min}, {"max", *max},
                 {"termination_policy", termination}};
       if (desired) body["desired"] = *desired;
       if (!backend.empty()) body["load_balancer"] = {{"backend", backend}, {"port", lb_port.value_or(0)}};
-      const auto seconds = [&](const char* key, const std::optional<double>& s) {
-        if (s) body[key] = static_cast<std::int64_t>(*s * 1000.0);
-      };
-      seconds("drain_timeout_ms", drain_timeout_s);
-      seconds("boot_timeout_ms", boot_timeout_s);
-      seconds("health_check_grace_period_ms", grace_s);
-      seconds("default_cooldown_ms", cooldown_s);
-      seconds("warmup_ms", warmup_s);
+      // Durations as typed ("30s", "5m"; a bare number is seconds).
+      for (const auto& [flag, text, key] :
+           {std::tuple{"--drain-timeout", &drain_timeout, "drain_timeout_ms"},
+            std::tuple{"--boot-timeout", &boot_timeout, "boot_timeout_ms"},
+            std::tuple{"--health-grace", &grace, "health_check_grace_period_ms"},
+            std::tuple{"--cooldown", &cooldown, "default_cooldown_ms"}, std::tuple{"--warmup", &warmup, "warmup_ms"}}) {
+        if (text->empty()) continue;
+        const auto ms = tide::tidectl::parse_duration_ms(*text);
+        if (!ms) throw CLI::ValidationError(flag, ms.error());
+        body[key] = *ms;
+      }
       request = {"POST", "/v1/groups", body, render_object};
     });
     group->add_subcommand("list", "list scaling groups")->callback([&] {
@@ -320,9 +366,9 @@ int main(int argc, char** argv) {
     static std::optional<int> set_min, set_max, set_desired;
     auto* set = group->add_subcommand("set", "change min, max, desired or the launch configuration");
     set->add_option("name", set_name)->required();
-    set->add_option("--min", set_min)->check(CLI::NonNegativeNumber);
-    set->add_option("--max", set_max)->check(CLI::NonNegativeNumber);
-    set->add_option("--desired", set_desired)->check(CLI::NonNegativeNumber);
+    set->add_option("--min", set_min)->check(CLI::Range(0, tide::tidectl::kMaxCapacity));
+    set->add_option("--max", set_max)->check(CLI::Range(0, tide::tidectl::kMaxCapacity));
+    set->add_option("--desired", set_desired)->check(CLI::Range(0, tide::tidectl::kMaxCapacity));
     set->add_option("--launch-config", set_lc, "switch new launches to this launch configuration");
     set->callback([&] {
       json body = json::object();
@@ -531,9 +577,7 @@ int main(int argc, char** argv) {
     return request.on_error(response.status, response.body);
   }
   if (response.status >= 400) {
-    std::string message = response.body.is_object() && response.body.contains("error")
-                              ? tide::tidectl::to_text(response.body["error"])
-                              : response.body.dump();
+    const std::string message = error_text(app, response.body);
     if (output == "json") {
       std::cout << response.body.dump(2) << '\n';
     } else {

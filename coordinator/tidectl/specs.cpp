@@ -18,25 +18,6 @@ namespace tide::tidectl {
 
 using nlohmann::json;
 
-tl::expected<std::int64_t, std::string> parse_duration_ms(std::string_view text) {
-  const auto bad = [&] {
-    return tl::make_unexpected("'" + std::string(text) + "' is not a duration (e.g. 500ms, 10s, 5m, 1h)");
-  };
-  std::size_t digits = 0;
-  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
-  if (digits == 0 || digits > 12) return bad();
-  const std::int64_t value = std::stoll(std::string(text.substr(0, digits)));
-  const std::string_view unit = text.substr(digits);
-  std::int64_t scale = 0;
-  if (unit.empty() || unit == "s") scale = 1'000;
-  else if (unit == "ms") scale = 1;
-  else if (unit == "m") scale = 60'000;
-  else if (unit == "h") scale = 3'600'000;
-  else if (unit == "d") scale = 86'400'000;
-  else return bad();
-  return value * scale;
-}
-
 tl::expected<json, std::string> parse_rate_limit(std::string_view text) {
   const auto slash = text.find('/');
   const auto bad = [&] { return tl::make_unexpected("'" + std::string(text) + "' is not N/DURATION (e.g. 4/60s)"); };
@@ -46,23 +27,6 @@ tl::expected<json, std::string> parse_rate_limit(std::string_view text) {
   auto period = parse_duration_ms(text.substr(slash + 1));
   if (!period) return tl::make_unexpected(period.error());
   return json{{"max_instances", std::stoll(count)}, {"period_ms", *period}};
-}
-
-std::string duration_text(std::int64_t ms) {
-  if (ms % 1'000 != 0) return std::to_string(ms) + "ms";
-  std::int64_t s = ms / 1'000;
-  if (s == 0) return "0s";
-  std::string out;
-  if (s >= 3'600) {
-    out += std::to_string(s / 3'600) + "h";
-    s %= 3'600;
-  }
-  if (s >= 60) {
-    out += std::to_string(s / 60) + "m";
-    s %= 60;
-  }
-  if (s > 0) out += std::to_string(s) + "s";
-  return out;
 }
 
 std::string time_in_zone(std::int64_t ms, const std::string& zone) {
@@ -202,7 +166,7 @@ void add_policy(CLI::App& app, Request& request) {
       ->check(CLI::IsMember({"change", "exact", "percent"}))
       ->capture_default_str();
   put->add_option("--min-magnitude", min_magnitude, "percent only: move at least this many instances")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, tide::tidectl::kMaxCapacity));
   put->add_option("--cooldown", cooldown, "wait after the policy fires (default: the group's default cooldown)");
   put->callback([&request] {
     json body{{"type", "alarm"},
@@ -290,9 +254,9 @@ void add_schedule(CLI::App& schedule, Request& request, std::int64_t now_ms) {
   put->add_option("--tz", zone, "IANA time zone of the cron expression and of --start/--end")->capture_default_str();
   put->add_option("--start", start, "not before this time: ISO 8601 (local to --tz unless it ends in Z or +08:00) or epoch seconds");
   put->add_option("--end", end, "not after this time");
-  put->add_option("--min", min, "set the group's minimum size")->check(CLI::NonNegativeNumber);
-  put->add_option("--max", max, "set the group's maximum size")->check(CLI::NonNegativeNumber);
-  put->add_option("--desired", desired, "set the group's desired capacity")->check(CLI::NonNegativeNumber);
+  put->add_option("--min", min, "set the group's minimum size")->check(CLI::Range(0, tide::tidectl::kMaxCapacity));
+  put->add_option("--max", max, "set the group's maximum size")->check(CLI::Range(0, tide::tidectl::kMaxCapacity));
+  put->add_option("--desired", desired, "set the group's desired capacity")->check(CLI::Range(0, tide::tidectl::kMaxCapacity));
   put->callback([&request, now_ms] {
     if (cron.empty() && start.empty()) throw CLI::ValidationError("schedule put", "a one-shot action (no --cron) needs --start");
     if (!min && !max && !desired) throw CLI::ValidationError("schedule put", "give at least one of --min, --max, --desired");

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <tl/expected.hpp>
 
+#include "coordinator/core/duration.hpp"
 #include "coordinator/io/json/json_model.hpp"
 
 namespace tide::coordinator {
@@ -51,6 +52,36 @@ class Fields {
     }
     out = static_cast<T>(value.get<std::int64_t>());
     return {};
+  }
+
+  // A duration given as `<stem>_ms` (integer milliseconds) or as `<stem>`
+  // with the text people type ("500ms", "10s", "5m", "1h30m"), not both:
+  // one syntax in the CLI, the YAML files and the API (core/duration.hpp).
+  template <class T>
+  tl::expected<void, JsonError> duration(const std::string& stem, T& out, T low, T high) {
+    const std::string ms_key = stem + "_ms";
+    const bool has_ms = has(ms_key);
+    const bool has_text = has(stem);
+    if (has_ms && has_text) return fail(stem, "give either " + stem + " or " + ms_key + ", not both");
+    if (has_ms) return integer(ms_key, out, low, high);
+    if (!has_text) return {};
+    if (!m_body[stem].is_string()) {
+      return fail(stem, "must be a duration such as \"10s\" or \"500ms\" (or give " + ms_key + " in milliseconds)");
+    }
+    const auto ms = parse_duration(m_body[stem].get<std::string>());
+    if (!ms) return fail(stem, ms.error());
+    if (*ms < static_cast<std::int64_t>(low) || *ms > static_cast<std::int64_t>(high)) {
+      return fail(stem, "must be " + typed_duration(static_cast<std::int64_t>(low)) + ".." +
+                            typed_duration(static_cast<std::int64_t>(high)));
+    }
+    out = static_cast<T>(*ms);
+    return {};
+  }
+
+  // The key a duration was given under, `<stem>` or `<stem>_ms`, for an
+  // error found after reading it.
+  [[nodiscard]] std::string duration_key(const std::string& stem) const {
+    return m_body.contains(stem) ? stem : stem + "_ms";
   }
 
   tl::expected<void, JsonError> number(const std::string& key, double& out, double low, double high) {

@@ -109,12 +109,12 @@ tl::expected<void, JsonError> read_group_fields(Fields& f, ScalingGroup& g) {
     TIDE_JSON_TRY(lbf.integer<std::uint16_t>("port", g.lb.port, 0, 65535));
     TIDE_JSON_TRY(lbf.no_unknown_keys());
   }
-  TIDE_JSON_TRY(f.integer<std::int64_t>("health_check_grace_period_ms", g.health_check_grace_period_ms, 0, kDayMs));
-  TIDE_JSON_TRY(f.integer<std::int64_t>("default_cooldown_ms", g.default_cooldown_ms, 0, kDayMs));
-  TIDE_JSON_TRY(f.integer<std::int64_t>("boot_timeout_ms", g.boot_timeout_ms, 1000, kDayMs));
-  TIDE_JSON_TRY(f.integer<std::int64_t>("drain_timeout_ms", g.drain_timeout_ms, 0, kDayMs));
-  TIDE_JSON_TRY(f.integer<std::int64_t>("warmup_ms", g.warmup_ms, 0, kDayMs));
-  TIDE_JSON_TRY(f.integer<std::int64_t>("liveness_window_ms", g.liveness_window_ms, 1000, kDayMs));
+  TIDE_JSON_TRY(f.duration<std::int64_t>("health_check_grace_period", g.health_check_grace_period_ms, 0, kDayMs));
+  TIDE_JSON_TRY(f.duration<std::int64_t>("default_cooldown", g.default_cooldown_ms, 0, kDayMs));
+  TIDE_JSON_TRY(f.duration<std::int64_t>("boot_timeout", g.boot_timeout_ms, 1000, kDayMs));
+  TIDE_JSON_TRY(f.duration<std::int64_t>("drain_timeout", g.drain_timeout_ms, 0, kDayMs));
+  TIDE_JSON_TRY(f.duration<std::int64_t>("warmup", g.warmup_ms, 0, kDayMs));
+  TIDE_JSON_TRY(f.duration<std::int64_t>("liveness_window", g.liveness_window_ms, 1000, kDayMs));
   TIDE_JSON_TRY(f.number("fail_static_share", g.fail_static_share, 0.0, 1.0));
   TIDE_JSON_TRY(f.number("replacement_rate", g.replacement_rate, 0.0, 1.0));
   TIDE_JSON_TRY(f.boolean("enabled", g.enabled));
@@ -123,9 +123,9 @@ tl::expected<void, JsonError> read_group_fields(Fields& f, ScalingGroup& g) {
     if (!retry.is_object()) return f.fail("retry", "must be an object");
     Fields rf(retry, "retry.");
     TIDE_JSON_TRY(rf.integer<std::uint32_t>("immediate_retries", g.retry.immediate_retries, 0, 100));
-    TIDE_JSON_TRY(rf.integer<std::int64_t>("initial_backoff_ms", g.retry.initial_backoff_ms, 0, kDayMs));
+    TIDE_JSON_TRY(rf.duration<std::int64_t>("initial_backoff", g.retry.initial_backoff_ms, 0, kDayMs));
     TIDE_JSON_TRY(rf.number("multiplier", g.retry.multiplier, 1.0, 100.0));
-    TIDE_JSON_TRY(rf.integer<std::int64_t>("max_backoff_ms", g.retry.max_backoff_ms, 0, kDayMs));
+    TIDE_JSON_TRY(rf.duration<std::int64_t>("max_backoff", g.retry.max_backoff_ms, 0, kDayMs));
     TIDE_JSON_TRY(rf.no_unknown_keys());
   }
   return {};
@@ -167,12 +167,12 @@ tl::expected<LaunchConfiguration, JsonError> launch_configuration_from_json(cons
     if (!agent.is_object()) return f.fail("agent", "must be an object");
     Fields af(agent, "agent.");
     TIDE_JSON_TRY(af.text("readiness_path", config.agent.readiness_path, 1024));
-    TIDE_JSON_TRY(af.integer<std::uint32_t>("report_interval_ms", config.agent.report_interval_ms, 100, 60'000));
-    TIDE_JSON_TRY(af.integer<std::uint32_t>("readiness_period_ms", config.agent.readiness_period_ms, 0,
+    TIDE_JSON_TRY(af.duration<std::uint32_t>("report_interval", config.agent.report_interval_ms, 100, 60'000));
+    TIDE_JSON_TRY(af.duration<std::uint32_t>("readiness_period", config.agent.readiness_period_ms, 0,
                                             kMaxReadinessPeriodMs));
     TIDE_JSON_TRY(af.no_unknown_keys());
     if (config.agent.readiness_period_ms != 0 && config.agent.readiness_period_ms < kMinReadinessPeriodMs) {
-      return af.fail("readiness_period_ms", "must be 0 (the agent's default) or 10..60000");
+      return af.fail(af.duration_key("readiness_period"), "must be 0 (the agent's default) or 10ms..60s");
     }
     if (config.agent.readiness_path.empty() || config.agent.readiness_path[0] != '/') {
       return af.fail("readiness_path", "must start with '/'");

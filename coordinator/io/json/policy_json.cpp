@@ -59,7 +59,7 @@ tl::expected<void, JsonError> read_limit(Fields& f, const std::string& key, Scal
   if (!value.is_object()) return f.fail(key, "must be an object {max_instances, period_ms}");
   Fields lf(value, key + ".");
   TIDE_JSON_TRY(lf.integer<std::uint32_t>("max_instances", out.max_instances, 0, 10'000));
-  TIDE_JSON_TRY(lf.integer<std::int64_t>("period_ms", out.period_ms, 1'000, kDayMs));
+  TIDE_JSON_TRY(lf.duration<std::int64_t>("period", out.period_ms, 1'000, kDayMs));
   TIDE_JSON_TRY(lf.no_unknown_keys());
   return {};
 }
@@ -188,16 +188,16 @@ tl::expected<ScalingPolicy, JsonError> policy_from_json(const json& body, std::s
     TIDE_JSON_TRY(read_enum(f, "comparison", p.comparison, ">, >=, <, <=, ==, !="));
     if (!f.has("threshold")) return f.fail("threshold", "required");
     TIDE_JSON_TRY(f.number("threshold", p.threshold, -1e15, 1e15));
-    TIDE_JSON_TRY(f.integer<std::int64_t>("period_ms", p.period_ms, 1'000, kDayMs));
-    if (p.period_ms % 1'000 != 0) return f.fail("period_ms", "must be a whole number of seconds");
+    TIDE_JSON_TRY(f.duration<std::int64_t>("period", p.period_ms, 1'000, kDayMs));
+    if (p.period_ms % 1'000 != 0) return f.fail(f.duration_key("period"), "must be a whole number of seconds");
     TIDE_JSON_TRY(f.integer<std::uint32_t>("evaluation_periods", p.evaluation_periods, 1, 1'000));
     TIDE_JSON_TRY(read_enum(f, "adjustment_type", p.adjustment_type, "change, exact, percent"));
     if (!f.has("adjustment")) return f.fail("adjustment", "required");
     TIDE_JSON_TRY(f.integer<std::int32_t>("adjustment", p.adjustment, -10'000, 10'000));
     TIDE_JSON_TRY(f.integer<std::uint32_t>("min_adjustment_magnitude", p.min_adjustment_magnitude, 0, 10'000));
-    if (f.has("cooldown_ms")) {
+    if (f.has("cooldown_ms") || f.has("cooldown")) {
       std::int64_t cooldown = 0;
-      TIDE_JSON_TRY(f.integer<std::int64_t>("cooldown_ms", cooldown, 0, kDayMs));
+      TIDE_JSON_TRY(f.duration<std::int64_t>("cooldown", cooldown, 0, kDayMs));
       p.cooldown_ms = cooldown;
     }
     TIDE_JSON_TRY(f.no_unknown_keys());
@@ -215,9 +215,9 @@ tl::expected<ScalingPolicy, JsonError> policy_from_json(const json& body, std::s
     if (!f.has("target")) return f.fail("target", "required");
     TIDE_JSON_TRY(f.number("target", p.target, 1e-9, 1e15));
     TIDE_JSON_TRY(f.number("tolerance", p.tolerance, 0.0, 0.99));
-    TIDE_JSON_TRY(f.integer<std::int64_t>("window_ms", p.window_ms, 1'000, kDayMs));
-    TIDE_JSON_TRY(f.integer<std::int64_t>("scale_out_window_ms", p.scale_out_window_ms, 0, kDayMs));
-    TIDE_JSON_TRY(f.integer<std::int64_t>("scale_in_stabilization_ms", p.scale_in_stabilization_ms, 0, kDayMs));
+    TIDE_JSON_TRY(f.duration<std::int64_t>("window", p.window_ms, 1'000, kDayMs));
+    TIDE_JSON_TRY(f.duration<std::int64_t>("scale_out_window", p.scale_out_window_ms, 0, kDayMs));
+    TIDE_JSON_TRY(f.duration<std::int64_t>("scale_in_stabilization", p.scale_in_stabilization_ms, 0, kDayMs));
     TIDE_JSON_TRY(read_limit(f, "scale_out_limit", p.scale_out_limit));
     TIDE_JSON_TRY(read_limit(f, "scale_in_limit", p.scale_in_limit));
     TIDE_JSON_TRY(f.boolean("disable_scale_in", p.disable_scale_in));
@@ -255,7 +255,7 @@ tl::expected<LifecycleHook, JsonError> lifecycle_hook_from_json(const json& body
   h.group = std::string(group);
   if (!f.has("transition")) return f.fail("transition", "required");
   TIDE_JSON_TRY(read_enum(f, "transition", h.transition, "launching, terminating"));
-  TIDE_JSON_TRY(f.integer<std::int64_t>("heartbeat_timeout_ms", h.heartbeat_timeout_ms, 30'000, 7'200'000));
+  TIDE_JSON_TRY(f.duration<std::int64_t>("heartbeat_timeout", h.heartbeat_timeout_ms, 30'000, 7'200'000));
   TIDE_JSON_TRY(read_enum(f, "default_result", h.default_result, "continue, abandon"));
   TIDE_JSON_TRY(f.text("notification_metadata", h.notification_metadata, 1'024));
   TIDE_JSON_TRY(f.text("agent_script", h.agent_script, 128));

@@ -83,11 +83,11 @@ tl::expected<void, JsonError> read_canary(Fields& f, const std::string& prefix, 
   Fields cf(body, prefix + "canary.");
   std::int64_t min_requests = static_cast<std::int64_t>(out.min_requests);
   TIDE_JSON_TRY(cf.integer<std::uint32_t>("count", out.count, 0, kMaxU32));
-  TIDE_JSON_TRY(cf.integer<std::int64_t>("bake_ms", out.bake_ms, 0, kMaxI64));
+  TIDE_JSON_TRY(cf.duration<std::int64_t>("bake", out.bake_ms, 0, kMaxI64));
   TIDE_JSON_TRY(cf.integer<std::int64_t>("min_requests", min_requests, 0, kMaxI64));
   TIDE_JSON_TRY(read_ratio(cf, "max_error_share_increase", out.max_error_share_increase));
   TIDE_JSON_TRY(read_ratio(cf, "max_latency_ratio", out.max_latency_ratio));
-  TIDE_JSON_TRY(cf.integer<std::int64_t>("latency_floor_ms", out.latency_floor_ms, 0, kMaxI64));
+  TIDE_JSON_TRY(cf.duration<std::int64_t>("latency_floor", out.latency_floor_ms, 0, kMaxI64));
   TIDE_JSON_TRY(cf.no_unknown_keys());
   out.min_requests = static_cast<std::uint64_t>(min_requests);
   return {};
@@ -114,8 +114,8 @@ tl::expected<void, JsonError> read_strategy(Fields& f, const std::string& prefix
       s.pause_at_percent.push_back(*value);
     }
   }
-  TIDE_JSON_TRY(f.integer<std::int64_t>("bake_ms", s.bake_ms, 0, kMaxI64));
-  TIDE_JSON_TRY(f.integer<std::int64_t>("batch_deadline_ms", s.batch_deadline_ms, 0, kMaxI64));
+  TIDE_JSON_TRY(f.duration<std::int64_t>("bake", s.bake_ms, 0, kMaxI64));
+  TIDE_JSON_TRY(f.duration<std::int64_t>("batch_deadline", s.batch_deadline_ms, 0, kMaxI64));
   TIDE_JSON_TRY(read_canary(f, prefix, s.canary));
   if (f.has("on_failure")) {
     std::string text;
