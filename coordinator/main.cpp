@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "common/files/private_files.hpp"
+#include "common/systemd/sd_notify.hpp"
 #include "coordinator/io/server/config.hpp"
 #include "coordinator/io/server/server.hpp"
 
@@ -75,6 +76,9 @@ int main(int argc, char** argv) {
       return;
     }
     spdlog::info("tide-coordinator {} ready", TIDE_VERSION);
+    // Type=notify: systemd counts the unit started once the admin API
+    // listens, so `systemctl start` returns when tidectl can connect.
+    if (auto sent = tide::systemd::notify("READY=1"); !sent) spdlog::warn("{}", sent.error());
   });
 
   // SIGINT/SIGTERM: stop cleanly (instances keep running; a restart re-adopts them).
@@ -85,6 +89,7 @@ int main(int argc, char** argv) {
   }
   const auto on_signal = [](uv_signal_t* handle, int signum) {
     spdlog::info("signal {}: stopping", signum);
+    (void)tide::systemd::notify("STOPPING=1");
     auto* srv = static_cast<tide::coordinator::Server*>(handle->data);
     srv->stop([loop = handle->loop] { uv_stop(loop); });
   };

@@ -20,6 +20,7 @@
 #include "agent/io/instance_scan.hpp"
 #include "agent/io/process.hpp"
 #include "common/files/private_files.hpp"
+#include "common/systemd/sd_notify.hpp"
 #include "protocol/transport/curve.hpp"
 
 namespace tide::agent {
@@ -196,21 +197,7 @@ tl::expected<void, std::string> Agent::start() {
 }
 
 void Agent::sd_notify(const char* text) {
-  const char* path = std::getenv("NOTIFY_SOCKET");
-  if (path == nullptr || *path == '\0') return;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  const std::size_t n = std::strlen(path);
-  if (n >= sizeof addr.sun_path) return;
-  std::memcpy(addr.sun_path, path, n);
-  if (path[0] == '@') addr.sun_path[0] = '\0';
-  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return;
-  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + n + (path[0] == '@' ? 0 : 1));
-  if (::sendto(fd, text, std::strlen(text), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), len) < 0) {
-    spdlog::debug("NOTIFY_SOCKET {}: {}", path, std::strerror(errno));
-  }
-  ::close(fd);
+  if (auto sent = systemd::notify(text); !sent) spdlog::debug("{}", sent.error());
 }
 
 void Agent::stop(const std::string& reason) {
