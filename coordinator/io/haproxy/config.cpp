@@ -85,6 +85,26 @@ tl::expected<std::string, std::string> render_config(const ConfigSpec& spec) {
     if (!binds.insert({f.bind_address, f.bind_port}).second) {
       return Err("frontend '" + f.name + "': " + f.bind_address + ":" + std::to_string(f.bind_port) + " bound twice");
     }
+    for (const auto& certificate : f.certificates) {
+      if (!valid_token(certificate)) return Err("frontend '" + f.name + "': bad certificate path '" + certificate + "'");
+    }
+    if (f.redirect_port != 0) {
+      if (f.certificates.empty()) return Err("frontend '" + f.name + "': redirect_port needs TLS certificates");
+      if (!binds.insert({f.bind_address, f.redirect_port}).second) {
+        return Err("frontend '" + f.name + "': redirect port " + f.bind_address + ":" +
+                   std::to_string(f.redirect_port) + " bound twice");
+      }
+      if (!frontend_names.insert(f.name + "_redirect").second) {
+        return Err("frontend '" + f.name + "_redirect' (the redirect of '" + f.name + "') is declared twice");
+      }
+      static const std::set<std::uint16_t> kRedirectCodes = {301, 302, 303, 307, 308};
+      if (!kRedirectCodes.contains(f.redirect_code)) {
+        return Err("frontend '" + f.name + "': redirect_code must be 301, 302, 303, 307 or 308");
+      }
+    }
+    if (!f.access_log.empty() && !valid_token(f.access_log)) {
+      return Err("frontend '" + f.name + "': bad access_log target '" + f.access_log + "'");
+    }
     if (f.default_backend.empty() && f.routes.empty()) {
       return Err("frontend '" + f.name + "': needs a default_backend or at least one route");
     }
@@ -129,6 +149,7 @@ tl::expected<std::string, std::string> render_config(const ConfigSpec& spec) {
   line("  timeout server " + std::to_string(spec.timeout_server_ms) + "ms");
   line("  timeout queue " + std::to_string(spec.timeout_queue_ms) + "ms");
   line("  timeout http-keep-alive " + std::to_string(spec.timeout_http_keep_alive_ms) + "ms");
+  line("  timeout http-request " + std::to_string(spec.timeout_http_request_ms) + "ms");
   line("  # A request that could not reach a server (refused, reset before any");
   line("  # answer) is sent to another server: scale-in and restarts fail no request.");
   line("  retries " + std::to_string(spec.retries));
@@ -138,10 +159,45 @@ tl::expected<std::string, std::string> render_config(const ConfigSpec& spec) {
   for (const auto& f : spec.frontends) {
     line("");
     line("frontend " + f.name);
-    line("  bind " + bind_target(f.bind_address, f.bind_port));
+    if (f.certificates.empty()) {
+      line("  bind " + bind_target(f.bind_address, f.bind_port));
+    } else {
+      std::string bind = "  bind " + bind_target(f.bind_address, f.bind_port) + " ssl";
+      for (const auto& certificate : f.certificates) bind += " crt " + certificate;
+      bind += f.http2 ? " alpn h2,http/1.1" : " alpn http/1.1";
+      line(bind);
+    }
+    if (f.timeout_client_ms != 0) line("  timeout client " + std::to_string(f.timeout_client_ms) + "ms");
+    if (f.timeout_http_request_ms != 0) {
+      line("  timeout http-request " + std::to_string(f.timeout_http_request_ms) + "ms");
+    }
+    if (!f.access_log.empty()) {
+      // Raw: the line is HAProxy's HTTP log line alone, without a syslog header.
+      line("  log " + f.access_log + " format raw local0 info");
+      line("  option httplog");
+    }
+    if (f.forwarded_for) {
+      // Appended to what the client sent; the protocol is replaced, never trusted.
+      line("  option forwardfor");
+      line("  http-request set-header X-Forwarded-Proto https if { ssl_fc }");
+      line("  http-request set-header X-Forwarded-Proto http if !{ ssl_fc }");
+    }
     // Rules are evaluated in the order written: the first matching prefix wins.
     for (const auto& r : f.routes) line("  use_backend " + r.backend + " if { path_beg " + r.path_prefix + " }");
     if (!f.default_backend.empty()) line("  default_backend " + f.default_backend);
+    if (f.redirect_port != 0) {
+      // Plain HTTP answers with the same host (its port replaced) over https.
+      const std::string port = f.bind_port == 443 ? "" : ":" + std::to_string(f.bind_port);
+      line("");
+      line("frontend " + f.name + "_redirect");
+      line("  bind " + bind_target(f.bind_address, f.redirect_port));
+      if (!f.access_log.empty()) {
+        line("  log " + f.access_log + " format raw local0 info");
+        line("  option httplog");
+      }
+      line("  http-request redirect location https://%[req.hdr(host),regsub(:[0-9]+$,)]" + port + "%[pathq] code " +
+           std::to_string(f.redirect_code));
+    }
   }
   for (const auto& b : spec.backends) {
     if (b.bind_port != 0) {
@@ -153,6 +209,9 @@ tl::expected<std::string, std::string> render_config(const ConfigSpec& spec) {
     line("");
     line("backend " + b.name);
     line("  balance " + b.balance);
+    if (b.timeout_server_ms != 0) line("  timeout server " + std::to_string(b.timeout_server_ms) + "ms");
+    if (b.timeout_connect_ms != 0) line("  timeout connect " + std::to_string(b.timeout_connect_ms) + "ms");
+    if (b.timeout_queue_ms != 0) line("  timeout queue " + std::to_string(b.timeout_queue_ms) + "ms");
     std::string check;
     if (b.health_check) {
       line("  option httpchk GET " + b.check_path);

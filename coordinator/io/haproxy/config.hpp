@@ -34,6 +34,10 @@ struct BackendSpec {
   // HAProxy's own health checks, for the benchmark baseline only: tide drives
   // the state itself and does not need them.
   bool health_check = false;
+  // Time-outs of this backend; 0: the defaults section's (ConfigSpec).
+  std::uint32_t timeout_server_ms = 0;
+  std::uint32_t timeout_connect_ms = 0;
+  std::uint32_t timeout_queue_ms = 0;
   std::string check_path = "/ready";
   std::uint32_t check_inter_ms = 2000;
   std::uint32_t check_rise = 2;
@@ -59,6 +63,22 @@ struct FrontendSpec {
   std::uint16_t bind_port = 0;  // 1..65535
   std::string default_backend;  // a BackendSpec name; empty only when there are routes (unmatched: 503)
   std::vector<RouteSpec> routes;
+  // TLS termination: the PEM files (certificate chain and private key in one
+  // file) HAProxy loads. Empty: plain HTTP. Several: HAProxy answers each
+  // client with the certificate whose names match its SNI (the first one when
+  // none does).
+  std::vector<std::string> certificates{};
+  bool http2 = true;  // TLS only: offer h2 before http/1.1 by ALPN
+  // A plain-HTTP bind on this port (same address) that redirects every
+  // request to https://<host>:<bind_port><path>; 0 = none. TLS only.
+  std::uint16_t redirect_port = 0;
+  std::uint16_t redirect_code = 308;  // 301, 302, 303, 307 or 308
+  bool forwarded_for = false;  // add X-Forwarded-For and X-Forwarded-Proto
+  std::uint32_t timeout_client_ms = 0;        // 0: the defaults section's
+  std::uint32_t timeout_http_request_ms = 0;  // 0: the defaults section's
+  // Where HAProxy sends this frontend's access log (HTTP log format), as a
+  // `log` target: "stdout", or the path of a unix datagram socket. Empty: none.
+  std::string access_log{};
 };
 
 struct ConfigSpec {
@@ -73,6 +93,7 @@ struct ConfigSpec {
   std::uint32_t timeout_server_ms = 30000;
   std::uint32_t timeout_queue_ms = 5000;
   std::uint32_t timeout_http_keep_alive_ms = 5000;
+  std::uint32_t timeout_http_request_ms = 10000;  // a client's whole request head
   std::uint32_t stats_timeout_s = 3600;  // idle time before HAProxy closes a runtime API connection
   std::uint32_t retries = 3;
   // true: one request per server connection (`option http-server-close`):
