@@ -24,6 +24,7 @@ endif()
 install(FILES ${_pkg}/tide-coordinator.service DESTINATION /lib/systemd/system COMPONENT coordinator)
 install(FILES ${_pkg}/coordinator.yaml.example DESTINATION /etc/tide RENAME coordinator.yaml COMPONENT coordinator)
 install(FILES ${_pkg}/coordinator.yaml.example DESTINATION share/doc/tide-coordinator/examples COMPONENT coordinator)
+install(FILES ${_pkg}/fleet.yaml.example DESTINATION share/doc/tide-coordinator/examples RENAME fleet.yaml COMPONENT coordinator)
 install(FILES ${_pkg}/debian/copyright ${PROJECT_SOURCE_DIR}/docs/packaging.md
         DESTINATION share/doc/tide-coordinator COMPONENT coordinator)
 foreach(_doc providers.md haproxy.md lifecycle.md store.md)
