@@ -38,18 +38,24 @@ for f in /usr/bin/tide-agent /usr/bin/tide-coordinator /usr/bin/tidectl; do
   if [ -e "$f" ]; then skip "$f exists outside dpkg's knowledge; not overwriting it"; fi
 done
 
-user_existed=0; getent passwd tide >/dev/null && user_existed=1
-group_existed=0; getent group tide >/dev/null && group_existed=1
+# The users and groups the packages create (postinst): tide, tide-agent.
+existing_users=""; existing_groups=""
+for u in tide tide-agent; do
+  getent passwd "$u" >/dev/null && existing_users="$existing_users $u"
+  getent group "$u" >/dev/null && existing_groups="$existing_groups $u"
+done
 work=$(mktemp -d /tmp/tide-deb-test.XXXXXX)
 coord_pid=
 cleanup() {
   local rc=$?
   if [ -n "$coord_pid" ]; then kill -INT "$coord_pid" 2>/dev/null || true; wait "$coord_pid" 2>/dev/null || true; fi
   timeout 45 dpkg --purge tide-agent tide-coordinator >/dev/null 2>&1 || true
-  # The package keeps the tide user on purge (Debian practice); the test
-  # created it, so the test removes it.
-  if [ $user_existed -eq 0 ] && getent passwd tide >/dev/null; then userdel tide || true; fi
-  if [ $group_existed -eq 0 ] && getent group tide >/dev/null; then groupdel tide || true; fi
+  # The packages keep their users on purge (Debian practice); the test
+  # created them, so the test removes them.
+  for u in tide tide-agent; do
+    case " $existing_users " in *" $u "*) ;; *) if getent passwd "$u" >/dev/null; then userdel "$u" || true; fi ;; esac
+    case " $existing_groups " in *" $u "*) ;; *) if getent group "$u" >/dev/null; then groupdel "$u" || true; fi ;; esac
+  done
   rm -rf "$work"
   exit $rc
 }
@@ -76,7 +82,7 @@ coord_deps=$(field "$coord_deb" Depends)
 echo "tide-agent Depends: $agent_deps"
 echo "tide-coordinator Depends: $coord_deps"
 # Filled by dpkg-shlibdeps from the binaries' NEEDED entries.
-for d in libc6 libzmq5 libuv1 libyaml-cpp; do
+for d in libc6 libzmq5 libuv1 libyaml-cpp adduser; do
   grep -q "$d" <<<"$agent_deps" || fail "tide-agent does not depend on $d"
 done
 for d in libc6 libzmq5 libsqlite3-0 haproxy adduser; do
@@ -118,6 +124,8 @@ done
 grep -q '^EnvironmentFile=-/etc/tide/agent.env$' /lib/systemd/system/tide-agent.service ||
   fail "tide-agent.service does not read /etc/tide/agent.env"
 grep -q '^User=tide$' /lib/systemd/system/tide-coordinator.service || fail "tide-coordinator.service does not run as tide"
+grep -q '^User=tide-agent$' /lib/systemd/system/tide-agent.service || fail "tide-agent.service does not run as tide-agent"
+grep -q '^Type=notify$' /lib/systemd/system/tide-coordinator.service || fail "tide-coordinator.service is not Type=notify"
 # Enabled offline by deb-systemd-helper, so an image baked in a chroot starts them on boot.
 expect_file /etc/systemd/system/multi-user.target.wants/tide-agent.service
 expect_file /etc/systemd/system/multi-user.target.wants/tide-coordinator.service
@@ -130,11 +138,14 @@ if command -v systemd-analyze >/dev/null; then
   done
 fi
 
-step "tide user and state directories"
-getent passwd tide >/dev/null || fail "no tide user"
-getent group tide >/dev/null || fail "no tide group"
+step "tide and tide-agent users and state directories"
+for u in tide tide-agent; do
+  getent passwd "$u" >/dev/null || fail "no $u user"
+  getent group "$u" >/dev/null || fail "no $u group"
+done
 [ "$(stat -c '%U:%G %a' /var/lib/tide)" = "tide:tide 750" ] || fail "/var/lib/tide is $(stat -c '%U:%G %a' /var/lib/tide)"
-[ "$(stat -c '%U %a' /var/lib/tide-agent)" = "root 700" ] || fail "/var/lib/tide-agent is $(stat -c '%U %a' /var/lib/tide-agent)"
+[ "$(stat -c '%U:%G %a' /var/lib/tide-agent)" = "tide-agent:tide-agent 700" ] ||
+  fail "/var/lib/tide-agent is $(stat -c '%U:%G %a' /var/lib/tide-agent)"
 # It may hold api.token.
 [ "$(stat -c '%U:%G %a' /etc/tide/coordinator.yaml)" = "root:tide 640" ] ||
   fail "/etc/tide/coordinator.yaml is $(stat -c '%U:%G %a' /etc/tide/coordinator.yaml)"
