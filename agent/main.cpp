@@ -9,11 +9,11 @@
 #include <string>
 
 #include <CLI/CLI.hpp>
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "agent/io/agent.hpp"
 #include "agent/io/config.hpp"
+#include "common/logging/logging.hpp"
 
 int main(int argc, char** argv) {
   // One malloc arena: libzmq's I/O and reaper threads would otherwise each
@@ -36,10 +36,9 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  // Plain lines on stderr: journald adds its own time stamp and unit name.
-  auto logger = spdlog::stderr_logger_st("tide-agent");
-  logger->set_pattern("%L %v");
-  spdlog::set_default_logger(logger);
+  // stderr, with a time and level on every line (priority prefixes under
+  // journald): docs/packaging.md, "Logs". The configured level follows.
+  tide::logging::setup(spdlog::level::info);
 
   std::optional<std::filesystem::path> path;
   if (!config_path.empty()) path = config_path;
