@@ -49,6 +49,7 @@ install(FILES ${_ctl}/man/tide-agent.8.gz DESTINATION share/man/man8 COMPONENT a
 install(FILES ${_ctl}/man/tide-coordinator.8.gz DESTINATION share/man/man8 COMPONENT coordinator)
 foreach(_comp agent coordinator)
   install(FILES ${_ctl}/changelog.Debian.gz DESTINATION share/doc/tide-${_comp} COMPONENT ${_comp})
+  install(FILES ${_pkg}/debian/lintian/tide-${_comp} DESTINATION share/lintian/overrides COMPONENT ${_comp})
 endforeach()
 
 # tidectl's manual page and its bash and zsh completions are made by the built

@@ -110,8 +110,9 @@ if ! probe=$(systemd-analyze security --offline=yes --threshold=100 "$work/agent
 fi
 for unit in $units; do
   status=0
-  out=$(systemd-analyze security --offline=yes --threshold=$threshold "$unit" 2>&1) || status=$?
-  score=$(grep -oE 'Overall exposure level for [^:]+: [0-9.]+' <<<"$out" | awk '{print $NF}')
+  # --threshold counts tenths (0..100) of the exposure it prints (0.0..10.0).
+  out=$(systemd-analyze security --offline=yes --threshold="${threshold/./}" "$unit" 2>&1) || status=$?
+  score=$(grep -oE 'Overall exposure level for [^:]+: [0-9.]+' <<<"$out" | awk '{print $NF}' || true)
   [ -n "$score" ] || { echo "$out"; fail "no exposure level for $(basename "$unit")"; }
   echo "$(basename "$unit"): exposure $score"
   if [ $status -ne 0 ] || ! awk -v s="$score" -v t=$threshold 'BEGIN {exit !(s <= t)}'; then

@@ -22,6 +22,16 @@ def fail(message, log=None):
     sys.exit(f"FAIL: {message}")
 
 
+def expect_datagram(notify, expected, when, log):
+    """The next datagram on the stand-in notify socket must be `expected`."""
+    try:
+        message = notify.recv(4096).decode()
+    except socket.timeout:
+        fail(f"no sd_notify datagram {when}", log)
+    if message != expected:
+        fail(f"{when} the datagram is {message!r}, not {expected}", log)
+
+
 def free_ports(n):
     socks = [socket.socket() for _ in range(n)]
     for s in socks:
@@ -51,12 +61,7 @@ def main():
             proc = subprocess.Popen([coordinator, "--config", config], env=env, stdout=out, stderr=out)
         try:
             notify.settimeout(120)
-            try:
-                message = notify.recv(4096).decode()
-            except socket.timeout:
-                fail("no sd_notify datagram within 120 s", log)
-            if message != "READY=1":
-                fail(f"first datagram is {message!r}, not READY=1", log)
+            expect_datagram(notify, "READY=1", "within 120 s of the start", log)
             # READY=1 promises a listening API: ask it at once, no retry.
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/healthz", timeout=30) as answer:
@@ -68,12 +73,7 @@ def main():
             print(f"READY=1, then GET /healthz: {status}")
 
             proc.send_signal(signal.SIGTERM)
-            try:
-                message = notify.recv(4096).decode()
-            except socket.timeout:
-                fail("no STOPPING=1 after SIGTERM", log)
-            if message != "STOPPING=1":
-                fail(f"after SIGTERM the datagram is {message!r}, not STOPPING=1", log)
+            expect_datagram(notify, "STOPPING=1", "after SIGTERM", log)
             try:
                 code = proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
