@@ -22,7 +22,7 @@ install(TARGETS tidectl RUNTIME DESTINATION bin COMPONENT coordinator)
 if(TARGET tide_coordinator_server)
   add_executable(tide-coordinator main.cpp)
   target_compile_definitions(tide-coordinator PRIVATE TIDE_VERSION="${PROJECT_VERSION}")
-  target_link_libraries(tide-coordinator PRIVATE tide_coordinator_server tide_private_files tide_sd_notify CLI11::CLI11
+  target_link_libraries(tide-coordinator PRIVATE tide_coordinator_server tide_private_files tide_sd_notify tide_logging CLI11::CLI11
                         tide_defaults)
   install(TARGETS tide-coordinator RUNTIME DESTINATION bin COMPONENT coordinator)
 endif()

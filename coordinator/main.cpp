@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "common/files/private_files.hpp"
+#include "common/logging/logging.hpp"
 #include "common/systemd/sd_notify.hpp"
 #include "coordinator/io/server/config.hpp"
 #include "coordinator/io/server/server.hpp"
@@ -53,8 +54,9 @@ int main(int argc, char** argv) {
     std::cout << config->source << ": OK\n";
     return 0;
   }
-  spdlog::set_pattern("%L %n: %v");
-  spdlog::set_level(spdlog::level::from_str(config->log_level));
+  // stderr, with a time and level on every line (priority prefixes under
+  // journald): docs/packaging.md, "Logs".
+  tide::logging::setup(spdlog::level::from_str(config->log_level));
 
   // The state directory holds the database and the CURVE secret key: it is
   // created 0700 whatever the umask, and an existing one is tightened to at
@@ -88,7 +90,7 @@ int main(int argc, char** argv) {
     handle->data = &server;
   }
   const auto on_signal = [](uv_signal_t* handle, int signum) {
-    spdlog::info("signal {}: stopping", signum);
+    spdlog::info("stopping (signal {})", signum);
     (void)tide::systemd::notify("STOPPING=1");
     auto* srv = static_cast<tide::coordinator::Server*>(handle->data);
     srv->stop([loop = handle->loop] { uv_stop(loop); });
@@ -98,5 +100,6 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   uv_run(loop, UV_RUN_DEFAULT);
+  if (exit_code == 0) spdlog::info("stopped");
   return exit_code;
 }

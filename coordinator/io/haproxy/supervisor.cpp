@@ -4,11 +4,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <memory>
 #include <utility>
+
+#include <spdlog/spdlog.h>
 
 namespace tide::haproxy {
 namespace {
@@ -20,7 +23,149 @@ std::vector<char*> make_argv(std::vector<std::string>& args) {
   return argv;
 }
 
+// A line longer than this is logged in pieces rather than held.
+constexpr std::size_t kMaxOutputLine = 4096;
+
+void log_output_line(int pid, std::string_view line) {
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+  if (line.empty()) return;
+  const OutputLine parsed = parse_output_line(line);
+  const int shown = parsed.pid != 0 ? parsed.pid : pid;
+  switch (parsed.level) {
+    case OutputLine::Level::Info:
+      spdlog::info("haproxy[{}]: {}", shown, parsed.message);
+      break;
+    case OutputLine::Level::Warning:
+      spdlog::warn("haproxy[{}]: {}", shown, parsed.message);
+      break;
+    case OutputLine::Level::Error:
+      spdlog::error("haproxy[{}]: {}", shown, parsed.message);
+      break;
+  }
+}
+
 }  // namespace
+
+OutputLine parse_output_line(std::string_view line) {
+  OutputLine out;
+  struct Tag {
+    std::string_view text;
+    OutputLine::Level level;
+  };
+  static constexpr Tag kTags[] = {{"[NOTICE]", OutputLine::Level::Info},
+                                  {"[WARNING]", OutputLine::Level::Warning},
+                                  {"[ALERT]", OutputLine::Level::Error},
+                                  {"[EMERG]", OutputLine::Level::Error}};
+  std::string_view rest = line;
+  bool tagged = false;
+  for (const Tag& tag : kTags) {
+    if (rest.substr(0, tag.text.size()) == tag.text) {
+      out.level = tag.level;
+      rest.remove_prefix(tag.text.size());
+      tagged = true;
+      break;
+    }
+  }
+  if (!tagged) {
+    out.message = std::string(line);
+    return out;
+  }
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  // "(1234) : message"
+  if (!rest.empty() && rest.front() == '(') {
+    const auto close = rest.find(')');
+    int pid = 0;
+    bool digits = close != std::string_view::npos && close > 1;
+    for (std::size_t i = 1; digits && i < close; ++i) {
+      if (rest[i] < '0' || rest[i] > '9' || pid > 99'999'999) {
+        digits = false;
+      } else {
+        pid = pid * 10 + (rest[i] - '0');
+      }
+    }
+    if (digits) {
+      out.pid = pid;
+      rest.remove_prefix(close + 1);
+      while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+      if (!rest.empty() && rest.front() == ':') rest.remove_prefix(1);
+      while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+    }
+  }
+  out.message = std::string(rest);
+  return out;
+}
+
+// The read end of the pipe a child HAProxy writes its stdout and stderr to.
+// It outlives the Supervisor's interest in it (a restart, a stop) until EOF,
+// so the last lines of a dying HAProxy are logged too.
+struct Supervisor::OutputRelay {
+  uv_pipe_t pipe{};
+  Supervisor* owner = nullptr;  // nullptr once the Supervisor let go of it
+  int pid = 0;
+  std::string partial;
+  std::array<char, 4096> buffer{};
+
+  void relay(std::string_view bytes) {
+    partial.append(bytes);
+    std::size_t start = 0;
+    for (auto newline = partial.find('\n'); newline != std::string::npos; newline = partial.find('\n', start)) {
+      log_output_line(pid, std::string_view(partial).substr(start, newline - start));
+      start = newline + 1;
+    }
+    partial.erase(0, start);
+    if (partial.size() >= kMaxOutputLine) {
+      log_output_line(pid, partial);
+      partial.clear();
+    }
+  }
+
+  void close() {
+    log_output_line(pid, partial);
+    partial.clear();
+    if (owner != nullptr && owner->m_output == this) owner->m_output = nullptr;
+    owner = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(&pipe),
+             [](uv_handle_t* h) { delete static_cast<OutputRelay*>(h->data); });
+  }
+};
+
+void Supervisor::start_output(int fd) {
+  // The previous child's pipe, if still open, drains on its own until EOF.
+  if (m_output != nullptr) m_output->owner = nullptr;
+  m_output = nullptr;
+  auto* relay = new OutputRelay;
+  relay->pid = m_pid;
+  relay->pipe.data = relay;
+  uv_pipe_init(m_loop, &relay->pipe, 0);
+  if (const int opened = uv_pipe_open(&relay->pipe, fd); opened < 0) {
+    spdlog::warn("HAProxy: cannot read its output ({}); it is discarded", uv_strerror(opened));
+    ::close(fd);
+    relay->close();
+    return;
+  }
+  relay->owner = this;
+  m_output = relay;
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&relay->pipe),
+      [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+        auto* r = static_cast<OutputRelay*>(h->data);
+        buf->base = r->buffer.data();
+        buf->len = r->buffer.size();
+      },
+      [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+        auto* r = static_cast<OutputRelay*>(s->data);
+        if (n > 0) r->relay(std::string_view(buf->base, static_cast<std::size_t>(n)));
+        if (n < 0) r->close();  // EOF: every HAProxy process holding it is gone
+      });
+}
+
+void Supervisor::close_output() {
+  if (m_output == nullptr) return;
+  OutputRelay* relay = m_output;
+  m_output = nullptr;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&relay->pipe));
+  relay->close();
+}
 
 tl::expected<void, std::string> check_config(const std::string& haproxy_binary, const std::string& config_path) {
   // A private loop: the check takes a few milliseconds and must not run any
@@ -98,6 +243,7 @@ Supervisor::~Supervisor() {
     ::kill(m_pid, SIGKILL);
     unwatch();
   }
+  close_output();
   m_timer->data = nullptr;
   uv_close(reinterpret_cast<uv_handle_t*>(m_timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
 }
@@ -168,6 +314,8 @@ void Supervisor::release() {
     uv_close(reinterpret_cast<uv_handle_t*>(m_process), [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
     m_process = nullptr;
   }
+  // What it writes from now on has no reader (HAProxy ignores SIGPIPE).
+  close_output();
   unwatch();
   m_pid = 0;
 }
@@ -187,9 +335,19 @@ void Supervisor::spawn() {
   auto argv = make_argv(args);
   uv_stdio_container_t stdio[3];
   stdio[0].flags = UV_IGNORE;
-  for (int i = 1; i < 3; ++i) {
-    stdio[i].flags = m_options.inherit_output ? UV_INHERIT_FD : UV_IGNORE;
-    stdio[i].data.fd = i;
+  stdio[1].flags = UV_IGNORE;
+  stdio[2].flags = UV_IGNORE;
+  // One pipe for both streams keeps HAProxy's lines in the order it wrote them.
+  uv_file output[2] = {-1, -1};
+  if (m_options.inherit_output) {
+    if (const int made = uv_pipe(output, 0, 0); made < 0) {
+      spdlog::warn("HAProxy: no pipe for its output ({}); it is discarded", uv_strerror(made));
+    } else {
+      for (int i = 1; i < 3; ++i) {
+        stdio[i].flags = UV_INHERIT_FD;
+        stdio[i].data.fd = output[1];
+      }
+    }
   }
   uv_process_options_t opt{};
   opt.file = argv[0];
@@ -204,7 +362,9 @@ void Supervisor::spawn() {
   auto* proc = new uv_process_t;
   proc->data = this;
   int rc = uv_spawn(m_loop, proc, &opt);
+  if (output[1] >= 0) ::close(output[1]);
   if (rc < 0) {
+    if (output[0] >= 0) ::close(output[0]);
     uv_close(reinterpret_cast<uv_handle_t*>(proc), [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
     if (m_events.on_spawn_error) m_events.on_spawn_error("cannot run " + m_options.haproxy_binary + ": " + uv_strerror(rc));
     schedule_restart();
@@ -213,6 +373,7 @@ void Supervisor::spawn() {
   m_process = proc;
   m_pid = proc->pid;
   m_started_ms = uv_now(m_loop);
+  if (output[0] >= 0) start_output(output[0]);
   if (m_events.on_started) m_events.on_started(m_pid);
 }
 

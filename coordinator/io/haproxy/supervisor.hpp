@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <tl/expected.hpp>
@@ -32,7 +33,10 @@ class Supervisor {
     std::uint64_t restart_backoff_max_ms = 5000;
     std::uint64_t stable_after_ms = 10000;  // a run this long resets the back-off
     std::uint64_t stop_timeout_ms = 5000;   // SIGTERM, then SIGKILL after this
-    bool inherit_output = true;             // HAProxy's stdout/stderr go to ours
+    // HAProxy's stdout and stderr are read through a pipe and each line is
+    // logged as HAProxy's ("haproxy[pid]: ...", at the level it gave); false
+    // discards them.
+    bool inherit_output = true;
   };
   struct Events {
     std::function<void(int pid)> on_started;      // spawned (the socket appears shortly after)
@@ -68,6 +72,8 @@ class Supervisor {
   void spawn();
   void on_exit(std::int64_t status, int signal);
   void unwatch();
+  void start_output(int fd);
+  void close_output();
   [[nodiscard]] int signal_haproxy(int signal);
   void schedule_restart();
 
@@ -77,6 +83,8 @@ class Supervisor {
   uv_process_t* m_process = nullptr;  // our child, or
   uv_poll_t* m_watch = nullptr;       // a pidfd on an adopted HAProxy (not our child)
   uv_timer_t* m_timer = nullptr;  // restart back-off and stop deadline
+  struct OutputRelay;
+  OutputRelay* m_output = nullptr;  // the running child's stdout/stderr, until EOF
   int m_pid = 0;
   bool m_stopping = false;
   bool m_wanted = false;
@@ -85,6 +93,18 @@ class Supervisor {
   std::uint64_t m_restarts = 0;
   std::function<void()> m_stop_done;
 };
+
+// One line HAProxy wrote on stdout or stderr, as the coordinator logs it.
+// HAProxy 2.6 starts its own messages with "[NOTICE]   (pid) : ",
+// "[WARNING]  (pid) : " or "[ALERT]    (pid) : "; other lines (a worker's
+// early output) have no level.
+struct OutputLine {
+  enum class Level : std::uint8_t { Info, Warning, Error };
+  Level level = Level::Info;
+  int pid = 0;          // the pid in the line; 0 when it names none
+  std::string message;  // the text after the level and pid
+};
+[[nodiscard]] OutputLine parse_output_line(std::string_view line);
 
 // Runs `haproxy -c -f <config>` and returns its diagnostics on failure.
 [[nodiscard]] tl::expected<void, std::string> check_config(const std::string& haproxy_binary,

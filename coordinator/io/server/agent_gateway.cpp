@@ -94,6 +94,13 @@ tl::expected<std::string, transport::TransportError> AgentGateway::start() {
           transport::ZapDecision decision;
           decision.allow = request.mechanism == "CURVE" && m_handler.allow_agent_key(request.client_key_z85);
           decision.status_text = decision.allow ? "OK" : "unknown agent key";
+          if (!decision.allow) {
+            if (const auto held = m_refusal_log.admit(uv_now(m_loop))) {
+              spdlog::warn("agent link: connection from {} refused: {} CURVE key {} is not an agent's{}",
+                           request.address, request.mechanism, request.client_key_z85,
+                           logging::suppressed_note(*held));
+            }
+          }
           return decision;
         });
     if (auto bound = m_zap->bind(); !bound) return tl::make_unexpected(bound.error());
@@ -295,7 +302,10 @@ void AgentGateway::on_hello(const transport::PeerId& peer, std::string_view user
                          "the routing id must be \"a:" + hello.instance_id + "/\" followed by 32 random hex digits"};
   if (!verdict.accepted) {
     ++m_stats.hellos_refused;
-    spdlog::warn("agent link: HELLO from instance '{}' refused: {}", hello.instance_id, verdict.message);
+    if (const auto held = m_refusal_log.admit(uv_now(m_loop))) {
+      spdlog::warn("agent link: HELLO from instance '{}' refused: {}{}", hello.instance_id, verdict.message,
+                   logging::suppressed_note(*held));
+    }
     send_error(peer, verdict.code, verdict.message);
     return;
   }

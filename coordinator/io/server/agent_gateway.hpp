@@ -28,6 +28,7 @@
 #include "protocol/messages.hpp"
 #include "protocol/transport/router.hpp"
 #include "protocol/transport/zap_handler.hpp"
+#include "common/logging/logging.hpp"
 
 namespace tide::coordinator {
 
@@ -153,6 +154,8 @@ class AgentGateway {
   std::unordered_map<transport::PeerId, std::uint64_t> m_last_refusal_answer_ms;
   std::uint64_t m_session_counter = 0;
   std::uint64_t m_session_salt = 0;
+  // Refused HELLOs and CURVE keys: a peer can provoke them at will.
+  logging::RateLimit m_refusal_log{10, 60'000};
   GatewayStats m_stats;
   LatencyHistogram m_latency;
   bool m_stopped = false;

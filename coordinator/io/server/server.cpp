@@ -384,7 +384,9 @@ tl::expected<void, std::string> Server::start_api_and_timers() {
 void Server::start_provider_checks() {
   m_provider->set_exit_handler([this](provider::InstanceExit exit) {
     if (m_stopping || exit.instance_id.empty()) return;
-    spdlog::warn("instance {} ({}): {}", exit.instance_id, exit.provider_id, exit.message);
+    // The provider logged the exit; the warning comes with the core's verdict
+    // (terminate_unexpectedly, or a failed launch).
+    spdlog::debug("instance {} ({}): {}", exit.instance_id, exit.provider_id, exit.message);
     handle(InstanceVanished{exit.instance_id, exit.message});
   });
   if (m_config.provider.check_interval_ms == 0) return;
@@ -404,9 +406,15 @@ void Server::check_provider() {
     m_provider_check_running = false;
     if (m_stopping) return;
     if (!listed) {
-      spdlog::debug("provider check: {}", listed.error().message);
+      if (!m_provider_check_failing) {
+        spdlog::error("provider check failed: {}; vanished instances go unnoticed until it works again",
+                      listed.error().message);
+      }
+      m_provider_check_failing = true;
       return;
     }
+    if (m_provider_check_failing) spdlog::info("provider check works again");
+    m_provider_check_failing = false;
     std::unordered_map<std::string, const provider::ProviderInstance*> running;
     for (const auto& p : *listed) {
       if (p.state != provider::InstanceState::Gone) running.emplace(p.provider_id, &p);
@@ -574,7 +582,8 @@ void Server::describe_at_provider(const std::string& instance_id) {
                                                   tl::expected<provider::ProviderInstance, provider::ProviderError> described) {
     if (m_stopping) return;
     if (!described) {
-      spdlog::debug("provider describe {}: {}", provider_id, described.error().message);
+      spdlog::error("provider: cannot describe {} (instance {}, its agent is lost): {}", provider_id, instance_id,
+                    described.error().message);
       return;
     }
     if (described->state != provider::InstanceState::Gone) return;
@@ -654,6 +663,7 @@ bool Server::execute_one(const Command& command) {
             return false;
           }
           const LifecycleState state = c.instance.state;
+          log_instance_health(c.instance);
           if (state == LifecycleState::Terminated || state == LifecycleState::LaunchFailed ||
               state == LifecycleState::Detached) {
             m_metrics.forget_instance(c.instance.group, c.instance.id);
@@ -673,14 +683,14 @@ bool Server::execute_one(const Command& command) {
             return false;
           }
         } else if constexpr (std::is_same_v<T, RecordActivity>) {
-          spdlog::info("activity {} {} [{}]: {}", c.activity.group, to_string(c.activity.type),
-                       to_string(c.activity.status), c.activity.cause);
+          log_activity(c.activity, true);
           if (auto ok = m_store->insert_activity(c.activity); !ok) {
             ++m_counters.store_failures;
             spdlog::error("store: {}", ok.error().message);
           }
           notify_activity(c.activity);
         } else if constexpr (std::is_same_v<T, UpdateActivity>) {
+          log_activity(c.activity, false);
           auto ok = m_store->update_activity_status(c.activity.id, c.activity.status, c.activity.end_ms);
           for (const auto& entry : c.activity.instances) {
             if (ok) ok = m_store->upsert_activity_instance(c.activity.id, entry);
@@ -727,6 +737,61 @@ bool Server::execute_one(const Command& command) {
         return true;
       },
       command);
+}
+
+void Server::log_instance_health(const Instance& instance) {
+  const LifecycleState state = instance.state;
+  if (state == LifecycleState::Terminated || state == LifecycleState::LaunchFailed ||
+      state == LifecycleState::Detached) {
+    m_logged_unhealthy.erase(instance.id);
+    return;
+  }
+  const bool logged = m_logged_unhealthy.contains(instance.id);
+  if (instance.health == Health::Unhealthy && !logged) {
+    m_logged_unhealthy.insert(instance.id);
+    spdlog::warn("instance {} (group {}, {}) is unhealthy: {}", instance.id, instance.group, to_string(state),
+                 instance.health_reason);
+  } else if (instance.health == Health::Healthy && logged) {
+    m_logged_unhealthy.erase(instance.id);
+    spdlog::info("instance {} (group {}, {}) is healthy again", instance.id, instance.group, to_string(state));
+  }
+}
+
+// One line when an activity starts and one when it ends, at the level an
+// operator filtering on warnings needs: failures are errors; fail-static, a
+// partial success and an instance that vanished (unless it was already
+// reported unhealthy) are warnings.
+void Server::log_activity(const Activity& activity, bool started) {
+  if (!started && activity.status == ActivityStatus::Running) return;  // progress, not a change
+  auto level = spdlog::level::info;
+  switch (activity.status) {
+    case ActivityStatus::Failed:
+      level = spdlog::level::err;
+      break;
+    case ActivityStatus::PartiallySuccessful:
+      level = spdlog::level::warn;
+      break;
+    case ActivityStatus::Running:
+      if (activity.type == ActivityType::FailStatic) level = spdlog::level::warn;
+      break;
+    case ActivityStatus::Successful:
+      if (activity.type == ActivityType::TerminateUnexpectedly &&
+          std::any_of(activity.instances.begin(), activity.instances.end(),
+                      [&](const ActivityInstance& i) { return !m_logged_unhealthy.contains(i.instance_id); })) {
+        level = spdlog::level::warn;
+      }
+      break;
+    case ActivityStatus::Cancelled:
+      break;
+  }
+  std::string failures;
+  if (level >= spdlog::level::warn && !started) {
+    for (const ActivityInstance& i : activity.instances) {
+      if (!i.ok && !i.message.empty()) failures += "; " + i.instance_id + ": " + i.message;
+    }
+  }
+  spdlog::log(level, "activity {} {} {} [{}]: {}{}", activity.id, activity.group, to_string(activity.type),
+              to_string(activity.status), activity.cause, failures);
 }
 
 void Server::launch(const Launch& command) {

@@ -164,6 +164,9 @@ class Server final : public AgentGatewayHandler {
   void execute(std::vector<Command> commands);
   bool execute_one(const Command& command);  // false: stop the batch (a persist failed)
   void set_agent_access(const SetAgentAccess& access);
+  // The log lines of state changes an operator must know about, each once.
+  void log_instance_health(const Instance& instance);
+  void log_activity(const Activity& activity, bool started);
   void launch(const Launch& command);
   void terminate(const Terminate& command);
   void lb_register(const LbRegister& command);
@@ -193,6 +196,7 @@ class Server final : public AgentGatewayHandler {
   bool m_traffic_sampling = false;  // a sample is in flight
   uv_timer_t* m_provider_check = nullptr;  // check_provider() every provider.check_interval_ms
   bool m_provider_check_running = false;
+  bool m_provider_check_failing = false;  // logged once when it fails, once when it works again
   bool m_restored = false;  // the fleet is restored: HELLOs are taken
 
   LiveSpecs m_specs;
@@ -209,6 +213,10 @@ class Server final : public AgentGatewayHandler {
   // Report receipt times of instances whose rotation is changing, for the
   // report → LB latency figure.
   std::unordered_map<std::string, std::uint64_t> m_rotation_started_us;
+  // Instances logged as unhealthy (a warning) and not yet as healthy again:
+  // each turn is logged once, and an instance that then vanishes is not
+  // warned about a second time.
+  std::unordered_set<std::string> m_logged_unhealthy;
   ServerCounters m_counters;
   // The ZAP allow-list, kept by the core's SetAgentAccess commands.
   std::unordered_map<std::string, std::string> m_agent_access;  // instance id -> bound key ("" none)
