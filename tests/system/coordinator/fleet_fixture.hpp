@@ -66,11 +66,13 @@ class Fleet {
     if (std::getenv("TIDE_KEEP_SYSTEM_DIRS") == nullptr) std::filesystem::remove_all(m_dir, ec);
   }
 
-  void start_coordinator() {
+  // `env`: more environment variables for the coordinator (JOURNAL_STREAM).
+  void start_coordinator(std::map<std::string, std::string> env = {}) {
+    env["TIDE_SYSTEM_TEST_DIR"] = m_dir.string();
     m_coordinator = std::make_unique<st::Child>(
         std::vector<std::string>{std::string(TIDE_BIN_DIR) + "/tide-coordinator", "--config",
                                  (m_dir / "coordinator.yaml").string()},
-        m_dir / "coordinator.log", std::map<std::string, std::string>{{"TIDE_SYSTEM_TEST_DIR", m_dir.string()}});
+        m_dir / "coordinator.log", env);
     REQUIRE(st::eventually(15s, [&] { return api("GET", "/healthz").status == 200; }));
   }
 
