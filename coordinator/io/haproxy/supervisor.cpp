@@ -26,10 +26,14 @@ std::vector<char*> make_argv(std::vector<std::string>& args) {
 // A line longer than this is logged in pieces rather than held.
 constexpr std::size_t kMaxOutputLine = 4096;
 
-void log_output_line(int pid, std::string_view line) {
+// `stopping`: HAProxy was told to stop. It then reports its workers' exit as
+// an alert and its own as a warning; a stop that was asked for is no alarm,
+// so those lines are logged as info.
+void log_output_line(int pid, std::string_view line, bool stopping) {
   while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
   if (line.empty()) return;
-  const OutputLine parsed = parse_output_line(line);
+  OutputLine parsed = parse_output_line(line);
+  if (stopping) parsed.level = OutputLine::Level::Info;
   const int shown = parsed.pid != 0 ? parsed.pid : pid;
   switch (parsed.level) {
     case OutputLine::Level::Info:
@@ -109,18 +113,22 @@ struct Supervisor::OutputRelay {
     partial.append(bytes);
     std::size_t start = 0;
     for (auto newline = partial.find('\n'); newline != std::string::npos; newline = partial.find('\n', start)) {
-      log_output_line(pid, std::string_view(partial).substr(start, newline - start));
+      log_output_line(pid, std::string_view(partial).substr(start, newline - start), stopping());
       start = newline + 1;
     }
     partial.erase(0, start);
     if (partial.size() >= kMaxOutputLine) {
-      log_output_line(pid, partial);
+      log_output_line(pid, partial, stopping());
       partial.clear();
     }
   }
 
+  // A stop the Supervisor asked for (not the end of an HAProxy that died by
+  // itself, whose last lines keep their level).
+  [[nodiscard]] bool stopping() const { return owner != nullptr && owner->m_stopping; }
+
   void close() {
-    log_output_line(pid, partial);
+    log_output_line(pid, partial, stopping());
     partial.clear();
     if (owner != nullptr && owner->m_output == this) owner->m_output = nullptr;
     owner = nullptr;
