@@ -97,6 +97,34 @@ int main(int argc, char** argv) {
   };
   uv_signal_start(&sigint, on_signal, SIGINT);
   uv_signal_start(&sigterm, on_signal, SIGTERM);
+
+  // SIGHUP (systemd's ExecReload): re-read the configuration file and apply
+  // what can be applied while running — the load balancer's frontends, TLS
+  // certificates, time-outs and access logs; the rest is logged as needing
+  // a restart. A file with an error changes nothing.
+  struct Reload {
+    tide::coordinator::Server* server;
+    std::string config_path;
+    std::string log_level;  // --log-level, which outranks the file
+  } reload{&server, config_path, log_level};
+  uv_signal_t sighup;
+  uv_signal_init(loop, &sighup);
+  sighup.data = &reload;
+  uv_signal_start(&sighup, [](uv_signal_t* handle, int) {
+    const auto* r = static_cast<const Reload*>(handle->data);
+    if (r->config_path.empty()) {
+      spdlog::warn("SIGHUP: started without --config, nothing to re-read");
+      return;
+    }
+    spdlog::info("SIGHUP: re-reading {}", r->config_path);
+    auto fresh = tide::coordinator::load_config(r->config_path);
+    if (!fresh) {
+      spdlog::error("SIGHUP: {}; the running configuration stays", fresh.error().message);
+      return;
+    }
+    if (!r->log_level.empty()) fresh->log_level = r->log_level;
+    r->server->reload(*fresh);
+  }, SIGHUP);
   std::signal(SIGPIPE, SIG_IGN);
 
   uv_run(loop, UV_RUN_DEFAULT);

@@ -1,17 +1,26 @@
 #include "coordinator/io/haproxy/load_balancer.hpp"
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 #include <utility>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 #include <spdlog/spdlog.h>
 
+#include <set>
+
+#include "common/files/private_files.hpp"
+#include "coordinator/io/haproxy/access_log.hpp"
 #include "coordinator/io/haproxy/driver.hpp"
 #include "coordinator/io/haproxy/runtime_client.hpp"
 #include "coordinator/io/haproxy/supervisor.hpp"
+#include "coordinator/io/haproxy/tls.hpp"
 
 namespace tide::haproxy {
 
@@ -113,15 +122,215 @@ void stop_haproxy(int pid) {
   if (::kill(pid, 0) == 0) ::kill(pid, SIGKILL);
 }
 
+// Writes a certificate for HAProxy: a private file (a key is inside),
+// replaced in one rename so HAProxy never reads half of it.
+tl::expected<void, std::string> write_certificate(const std::filesystem::path& file, const std::string& text) {
+  if (auto dir = files::ensure_private_dir(file.parent_path()); !dir) return tl::make_unexpected(dir.error());
+  const std::string temp = file.string() + ".new";
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, files::kPrivateFile);
+  if (fd < 0) return tl::make_unexpected(temp + ": " + std::strerror(errno));
+  ::fchmod(fd, files::kPrivateFile);
+  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  if (!written || ::rename(temp.c_str(), file.c_str()) != 0) {
+    ::unlink(temp.c_str());
+    return tl::make_unexpected(file.string() + ": cannot write the certificate");
+  }
+  return {};
+}
+
 }  // namespace
 
 LoadBalancer::LoadBalancer(uv_loop_t* loop, Options options)
     : m_loop(loop), m_options(std::move(options)) {}
 
-LoadBalancer::~LoadBalancer() = default;
+LoadBalancer::~LoadBalancer() {
+  for (auto* watch : m_watches) {
+    uv_fs_poll_stop(watch);
+    watch->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(watch), [](uv_handle_t* h) { delete reinterpret_cast<uv_fs_poll_t*>(h); });
+  }
+}
+
+tl::expected<void, std::string> LoadBalancer::install_certificates() {
+  // Every source is checked before any file is written.
+  std::map<std::string, std::string> texts;
+  for (const auto& certificate : m_options.certificates) {
+    auto bundle = load_pem_bundle(certificate.cert, certificate.key);
+    if (!bundle) return tl::make_unexpected("certificate: " + bundle.error());
+    texts[certificate.file] = std::move(bundle->text);
+  }
+  for (const auto& [file, text] : texts) {
+    if (read_text(file) != text) {
+      if (auto written = write_certificate(file, text); !written) return written;
+    }
+    m_loaded[file] = text;
+  }
+  return {};
+}
+
+tl::expected<void, std::string> LoadBalancer::start_access_logs() {
+  m_access_logs.clear();
+  for (const auto& log : m_options.access_logs) {
+    auto sink = std::make_unique<AccessLogSink>(m_loop, log.frontend, log.socket, log.file);
+    if (auto started = sink->start(); !started) return started;
+    m_access_logs.push_back(std::move(sink));
+  }
+  return {};
+}
+
+void LoadBalancer::watch_certificates() {
+  for (auto* watch : m_watches) {
+    uv_fs_poll_stop(watch);
+    watch->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(watch), [](uv_handle_t* h) { delete reinterpret_cast<uv_fs_poll_t*>(h); });
+  }
+  m_watches.clear();
+  std::set<std::string> watched;
+  for (const auto& certificate : m_options.certificates) {
+    if (certificate.watch_interval_ms == 0) continue;
+    for (const std::string& path : {certificate.cert, certificate.key}) {
+      if (path.empty() || !watched.insert(path).second) continue;
+      auto* watch = new uv_fs_poll_t;
+      uv_fs_poll_init(m_loop, watch);
+      watch->data = this;
+      // stat() follows symbolic links: a renewal that repoints one (certbot's
+      // live/ directory) is seen as a change too.
+      uv_fs_poll_start(
+          watch,
+          [](uv_fs_poll_t* handle, int, const uv_stat_t*, const uv_stat_t*) {
+            auto* self = static_cast<LoadBalancer*>(handle->data);
+            if (self != nullptr && !self->m_stopping) self->refresh_certificates();
+          },
+          path.c_str(), certificate.watch_interval_ms);
+      m_watches.push_back(watch);
+    }
+  }
+}
+
+void LoadBalancer::refresh_certificates() {
+  if (!m_client || m_stopping) return;
+  for (const auto& certificate : m_options.certificates) {
+    if (m_pushing[certificate.file]) continue;
+    auto bundle = load_pem_bundle(certificate.cert, certificate.key);
+    if (!bundle) {
+      // certbot replaces the certificate and the key one after the other: a
+      // mismatch may last until the second file is in place.
+      spdlog::warn("certificate {} not loaded: {}; HAProxy keeps the one it has", certificate.file, bundle.error());
+      continue;
+    }
+    const auto loaded = m_loaded.find(certificate.file);
+    if (loaded != m_loaded.end() && loaded->second == bundle->text) continue;
+    // On disk first: an HAProxy restart or reload loads the new one as well.
+    if (auto written = write_certificate(certificate.file, bundle->text); !written) {
+      spdlog::error("certificate {}: {}", certificate.file, written.error());
+      continue;
+    }
+    push_certificate(certificate.file, bundle->text, bundle->serial);
+  }
+}
+
+void LoadBalancer::push_certificate(const std::string& file, const std::string& text, const std::string& serial) {
+  m_pushing[file] = true;
+  m_client->send_with_payload("set ssl cert " + file + " <<", text, [this, file, text, serial](RuntimeClient::Answer set) {
+    if (!set || set->find("Transaction") == std::string::npos) {
+      m_pushing[file] = false;
+      spdlog::error("certificate {}: set ssl cert failed: {}", file,
+                    set ? *set : std::string(to_string(set.error().kind)) + ": " + set.error().detail);
+      return;
+    }
+    m_client->send("commit ssl cert " + file, [this, file, text, serial](RuntimeClient::Answer commit) {
+      m_pushing[file] = false;
+      if (!commit || commit->find("Success") == std::string::npos) {
+        spdlog::error("certificate {}: commit ssl cert failed: {}", file,
+                      commit ? *commit : std::string(to_string(commit.error().kind)) + ": " + commit.error().detail);
+        m_client->send("abort ssl cert " + file, [](const RuntimeClient::Answer&) {});
+        return;
+      }
+      m_loaded[file] = text;
+      spdlog::info("certificate {} (serial {}) loaded into HAProxy without a reload", file, serial);
+      // The source may have changed again while this one was on its way.
+      refresh_certificates();
+    });
+  });
+}
+
+tl::expected<std::vector<std::string>, std::string> LoadBalancer::apply(std::vector<BackendSpec> backends,
+                                                                        std::vector<FrontendSpec> frontends,
+                                                                        std::vector<Options::Certificate> certificates,
+                                                                        std::vector<Options::AccessLog> access_logs) {
+  std::vector<std::string> applied;
+  if (!m_options.embedded || !m_supervisor) return applied;
+  ConfigSpec spec = m_spec;
+  spec.frontends = std::move(frontends);
+  for (auto& running : spec.backends) {
+    for (const auto& fresh : backends) {
+      if (fresh.name != running.name) continue;
+      running.timeout_server_ms = fresh.timeout_server_ms;
+      running.timeout_connect_ms = fresh.timeout_connect_ms;
+      running.timeout_queue_ms = fresh.timeout_queue_ms;
+    }
+  }
+  auto text = render_config(spec);
+  if (!text) return tl::make_unexpected("load_balancer: " + text.error());
+  const std::string digest = m_options.digest(*text);
+  const bool reload = digest != m_digest;
+
+  // Certificates: all checked and written before HAProxy may read them.
+  const auto previous_certificates = m_options.certificates;
+  const auto previous_loaded = m_loaded;
+  m_options.certificates = std::move(certificates);
+  if (auto installed = install_certificates(); !installed) {
+    m_options.certificates = previous_certificates;
+    m_loaded = previous_loaded;
+    return tl::make_unexpected(installed.error());
+  }
+  // Without a reload HAProxy keeps what it had: refresh_certificates() pushes
+  // what differs. A reload reads the files just written.
+  if (!reload) m_loaded = previous_loaded;
+  watch_certificates();
+
+  const bool same_logs = [&] {
+    if (access_logs.size() != m_options.access_logs.size()) return false;
+    for (std::size_t i = 0; i < access_logs.size(); ++i) {
+      const auto& a = access_logs[i];
+      const auto& b = m_options.access_logs[i];
+      if (a.frontend != b.frontend || a.socket != b.socket || a.file != b.file) return false;
+    }
+    return true;
+  }();
+  if (same_logs) {
+    for (auto& sink : m_access_logs) {
+      if (auto reopened = sink->reopen(); !reopened) spdlog::error("{}", reopened.error());
+    }
+    if (!m_access_logs.empty()) applied.emplace_back("access log files reopened");
+  } else {
+    m_options.access_logs = std::move(access_logs);
+    if (auto started = start_access_logs(); !started) spdlog::error("{}", started.error());
+    applied.emplace_back("access logs");
+  }
+
+  if (reload) {
+    m_spec = std::move(spec);
+    m_digest = digest;
+    applied.emplace_back("HAProxy configuration (frontends, TLS, time-outs): seamless reload");
+    if (m_fleet_restored && m_driver) {
+      reload_with_membership();
+    } else {
+      m_reload_pending = true;
+    }
+  } else {
+    refresh_certificates();
+  }
+  return applied;
+}
 
 tl::expected<void, std::string> LoadBalancer::start() {
   if (m_options.embedded) {
+    if (auto installed = install_certificates(); !installed) {
+      return tl::make_unexpected("load_balancer: " + installed.error());
+    }
+    if (auto logs = start_access_logs(); !logs) return tl::make_unexpected("load_balancer: " + logs.error());
     ConfigSpec spec;
     spec.stats_socket = m_options.socket_path;
     spec.pid_file = m_options.pid_file;
@@ -166,6 +375,9 @@ tl::expected<void, std::string> LoadBalancer::start() {
                                    "fleet is restored");
         m_adopted = true;
         m_reload_pending = !same_config;
+        // What certificates the running HAProxy holds is unknown: each is
+        // loaded into it once the fleet is restored (refresh_certificates).
+        if (same_config) m_loaded.clear();
       } else {
         spdlog::warn("{}; starting a new HAProxy", adopted.error());
         stop_haproxy(running);
@@ -186,6 +398,7 @@ tl::expected<void, std::string> LoadBalancer::start() {
     driver.backends.push_back({backend.name, backend.slot_prefix, backend.slot_count});
   }
   m_driver = std::make_unique<Driver>(m_loop, *m_client, driver);
+  if (m_options.embedded) watch_certificates();
   // The reconciles start once the fleet is restored (fleet_restored).
   return {};
 }
@@ -214,6 +427,7 @@ void LoadBalancer::schedule_reconcile(std::uint64_t delay_ms) {
 void LoadBalancer::fleet_restored() {
   m_fleet_restored = true;
   if (!m_driver) return;
+  if (!m_reload_pending) refresh_certificates();
   if (m_reload_pending) {
     m_reload_pending = false;
     reload_with_membership();
@@ -326,6 +540,7 @@ void LoadBalancer::await_new_worker(std::string old_worker, int polls_left) {
 
 void LoadBalancer::stop(std::function<void()> done) {
   m_stopping = true;
+  for (auto* watch : m_watches) uv_fs_poll_stop(watch);
   if (m_driver) m_driver->reconcile_every(0);
   if (m_supervisor && m_options.keep_running_on_stop) {
     spdlog::info("leaving HAProxy (pid {}) serving for the next coordinator", m_supervisor->pid());

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -25,6 +26,7 @@
 
 namespace tide::haproxy {
 
+class AccessLogSink;
 class Driver;
 class RuntimeClient;
 class Supervisor;
@@ -50,6 +52,25 @@ class LoadBalancer {
     // The hex digest of a rendered configuration (the coordinator's
     // sha256_hex): equal digests mean "same configuration" at the next start.
     std::function<std::string(std::string_view)> digest;
+    // Embedded only. The TLS certificates: tide reads `cert` (and `key`),
+    // checks them and writes the PEM HAProxy loads to `file` (a path a
+    // FrontendSpec names); a changed source is loaded into the running
+    // HAProxy over the runtime API, without a reload.
+    struct Certificate {
+      std::string file;
+      std::string cert;
+      std::string key;                    // "": the key is in `cert`
+      std::uint32_t watch_interval_ms = 0;  // poll the sources; 0: only refresh_certificates()
+    };
+    std::vector<Certificate> certificates;
+    // Embedded only. Access logs: the unix socket a FrontendSpec's access_log
+    // names, and where its lines go ("" = the coordinator's log).
+    struct AccessLog {
+      std::string frontend;
+      std::string socket;
+      std::string file;
+    };
+    std::vector<AccessLog> access_logs;
   };
 
   LoadBalancer(uv_loop_t* loop, Options options);
@@ -72,6 +93,26 @@ class LoadBalancer {
   // Stops the reconciles, then leaves HAProxy serving (keep_running_on_stop)
   // or stops it. `done` runs once that is done.
   void stop(std::function<void()> done);
+
+  // Re-reads the certificate sources and loads each one that changed into
+  // HAProxy (`set ssl cert` + `commit ssl cert`): connections in flight keep
+  // their session, new handshakes get the new certificate, nothing is
+  // reloaded. A source that fails its checks is logged and the certificate
+  // in use stays.
+  void refresh_certificates();
+
+  // Applies a re-read configuration to the running load balancer (SIGHUP):
+  // the frontends, the backends' time-outs, the certificates and the access
+  // logs. When the rendered HAProxy configuration changed, HAProxy is
+  // reloaded seamlessly with the current membership written in. The
+  // backends' names and slots must be those running (the caller checks).
+  // Answers what was applied, one phrase each ("HAProxy configuration
+  // (frontends, time-outs)", "access logs reopened"), or an error and then
+  // nothing changed.
+  [[nodiscard]] tl::expected<std::vector<std::string>, std::string> apply(std::vector<BackendSpec> backends,
+                                                                          std::vector<FrontendSpec> frontends,
+                                                                          std::vector<Options::Certificate> certificates,
+                                                                          std::vector<Options::AccessLog> access_logs);
 
   // Samples HAProxy's per-server statistics with one `show stat -1 4 -1`
   // (servers of every proxy) over the runtime API connection and answers one
@@ -100,6 +141,10 @@ class LoadBalancer {
   void start_reconciles(std::uint64_t first_delay_ms);
   void reload_with_membership();
   void await_new_worker(std::string old_worker, int polls_left);
+  [[nodiscard]] tl::expected<void, std::string> install_certificates();
+  [[nodiscard]] tl::expected<void, std::string> start_access_logs();
+  void watch_certificates();
+  void push_certificate(const std::string& file, const std::string& text, const std::string& serial);
 
   uv_loop_t* m_loop;
   Options m_options;
@@ -117,6 +162,12 @@ class LoadBalancer {
   // A reload was signalled and no new worker has answered on the socket yet.
   bool m_reloading = false;
   std::uint64_t m_reloads = 0;  // reloads signalled so far: a sample spanning one is refused
+  // Certificate file -> the PEM text HAProxy has loaded (from the file at its
+  // start, or pushed over the runtime API); a source that differs is pushed.
+  std::map<std::string, std::string> m_loaded;
+  std::map<std::string, bool> m_pushing;  // a push of this file is under way
+  std::vector<std::unique_ptr<AccessLogSink>> m_access_logs;
+  std::vector<uv_fs_poll_t*> m_watches;  // certificate sources being watched
   ConfigSpec m_spec;     // embedded: the configuration without slots in use
   std::string m_digest;  // digest of its rendering: "same configuration" at the next start
 };

@@ -80,7 +80,41 @@ void RuntimeClient::send(std::string command, Callback cb) {
                                                       "command is empty or holds a newline or ';'"}));
     return;
   }
-  m_queue.push_back(Pending{std::move(command), std::move(cb), 0, 0});
+  m_queue.push_back(Pending{std::move(command), std::move(cb), {}, 0, 0});
+  if (m_state == State::Idle) connect();
+  else flush();
+}
+
+void RuntimeClient::send_with_payload(std::string command, const std::string& payload, Callback cb) {
+  std::string lines;
+  std::size_t at = 0;
+  while (at < payload.size()) {
+    std::size_t end = payload.find('\n', at);
+    if (end == std::string::npos) end = payload.size();
+    std::string line = payload.substr(at, end - at);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) lines += line + "\n";
+    at = end + 1;
+  }
+  const bool marked = command.size() > 3 && command.compare(command.size() - 3, 3, " <<") == 0;
+  if (!marked || lines.empty() || command.find_first_of("\r\n;") != std::string::npos) {
+    defer(std::move(cb), tl::make_unexpected(ApiError{ApiError::Kind::BadCommand,
+                                                      "a payload command ends with ' <<' and carries a payload"}));
+    return;
+  }
+  auto strip = [cb = std::move(cb)](Answer answer) {
+    if (answer) {
+      std::size_t skip = 0;
+      while (answer->compare(skip, 2, "+ ") == 0) skip += 2;
+      answer->erase(0, skip);
+    }
+    if (cb) cb(std::move(answer));
+  };
+  if (m_state == State::Closed) {
+    defer(std::move(strip), tl::make_unexpected(ApiError{ApiError::Kind::Closed, "client closed"}));
+    return;
+  }
+  m_queue.push_back(Pending{std::move(command), std::move(strip), std::move(lines), 0, 0});
   if (m_state == State::Idle) connect();
   else flush();
 }
@@ -240,6 +274,7 @@ void RuntimeClient::flush() {
     m_queue.pop_front();
     batch += p.command;
     batch += '\n';
+    if (!p.payload.empty()) batch += p.payload + "\n";
     p.sent_ms = now;
     p.attempts++;
     m_in_flight.push_back(std::move(p));

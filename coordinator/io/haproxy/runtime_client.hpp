@@ -59,6 +59,12 @@ class RuntimeClient {
   // prompt removed) or an error. The answer text is not interpreted here.
   void send(std::string command, Callback cb);
 
+  // Queues one command that carries a payload (`set ssl cert <file> <<`):
+  // `command` ends with " <<" and `payload` follows it line by line (blank
+  // lines and carriage returns are dropped: an empty line ends the payload).
+  // HAProxy's "+ " continuation prompts are removed from the answer.
+  void send_with_payload(std::string command, const std::string& payload, Callback cb);
+
   // Drops the connection now (e.g. HAProxy was reloaded and a new process owns
   // the socket). Commands in flight are resent on the new connection.
   void reset();
@@ -77,6 +83,7 @@ class RuntimeClient {
   struct Pending {
     std::string command;
     Callback cb;
+    std::string payload;  // lines, each ending with '\n'; sent after the command
     std::uint64_t sent_ms = 0;
     int attempts = 0;
   };

@@ -3,14 +3,23 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string_view>
 
 #include <yaml-cpp/yaml.h>
 
+#include "coordinator/core/duration.hpp"
+#include "coordinator/io/haproxy/tls.hpp"
+
 namespace tide::coordinator {
 namespace {
+
+#define TIDE_SECTION_TRY(expr)                              \
+  do {                                                        \
+    if (auto tide_r_ = (expr); !tide_r_) return tide_r_;      \
+  } while (false)
 
 // Reads one YAML mapping, remembering which keys were used so that unknown
 // (misspelt) keys can be reported.
@@ -52,6 +61,27 @@ class Section {
     } catch (const YAML::Exception&) {
       return tl::make_unexpected(error(key, "wrong type: '" + YAML::Dump(value) + "'"));
     }
+    return {};
+  }
+
+  // A time-out given as a duration (`key: 30s`) or in milliseconds
+  // (`key_ms: 30000`), not both; `out_ms` keeps its value when neither is there.
+  [[nodiscard]] tl::expected<void, ConfigError> get_duration(const std::string& key, std::uint32_t& out_ms) {
+    const YAML::Node text = child(key);
+    const YAML::Node ms = child(key + "_ms");
+    if (text && ms) return tl::make_unexpected(error(key, "give either " + key + " or " + key + "_ms, not both"));
+    if (ms) {
+      TIDE_SECTION_TRY(get(key + "_ms", out_ms));
+      if (out_ms == 0 || out_ms > 86'400'000) {
+        return tl::make_unexpected(error(key + "_ms", "must be 1..86400000 (24 h)"));
+      }
+      return {};
+    }
+    if (!text) return {};
+    if (!text.IsScalar()) return tl::make_unexpected(error(key, "expected a duration like 30s, 500ms, 5m"));
+    auto parsed = parse_duration_ms(text.as<std::string>());
+    if (!parsed) return tl::make_unexpected(error(key, parsed.error()));
+    out_ms = *parsed;
     return {};
   }
 
@@ -144,6 +174,9 @@ tl::expected<CoordinatorConfig, ConfigError> parse_root(const YAML::Node& root, 
       TIDE_TRY(item.get("bind_address", backend.bind_address));
       TIDE_TRY(item.get("bind_port", backend.bind_port));
       TIDE_TRY(item.get("slots", backend.slots));
+      TIDE_TRY(item.get_duration("timeout_server", backend.timeout_server_ms));
+      TIDE_TRY(item.get_duration("timeout_connect", backend.timeout_connect_ms));
+      TIDE_TRY(item.get_duration("timeout_queue", backend.timeout_queue_ms));
       TIDE_TRY(item.check_unknown());
       config.load_balancer.backends.push_back(std::move(backend));
     }
@@ -159,6 +192,29 @@ tl::expected<CoordinatorConfig, ConfigError> parse_root(const YAML::Node& root, 
       TIDE_TRY(item.get("bind_address", frontend.bind_address));
       TIDE_TRY(item.get("bind_port", frontend.bind_port));
       TIDE_TRY(item.get("default_backend", frontend.default_backend));
+      TIDE_TRY(item.get("forwarded_for", frontend.forwarded_for));
+      TIDE_TRY(item.get("access_log", frontend.access_log));
+      TIDE_TRY(item.get_duration("timeout_client", frontend.timeout_client_ms));
+      TIDE_TRY(item.get_duration("timeout_http_request", frontend.timeout_http_request_ms));
+      Section tls(item.child("tls"), path + ".tls", source);
+      TIDE_TRY(tls.get("http2", frontend.tls.http2));
+      TIDE_TRY(tls.get("redirect_port", frontend.tls.redirect_port));
+      TIDE_TRY(tls.get("redirect_code", frontend.tls.redirect_code));
+      TIDE_TRY(tls.get("watch", frontend.tls.watch));
+      TIDE_TRY(tls.get_duration("watch_interval", frontend.tls.watch_interval_ms));
+      const YAML::Node certificates = tls.child("certificates");
+      if (certificates) {
+        if (!certificates.IsSequence()) return tl::make_unexpected(tls.error("certificates", "expected a list"));
+        for (std::size_t j = 0; j < certificates.size(); ++j) {
+          Section cert_item(certificates[j], path + ".tls.certificates[" + std::to_string(j) + "]", source);
+          LbCertificateConfig certificate;
+          TIDE_TRY(cert_item.get("cert", certificate.cert));
+          TIDE_TRY(cert_item.get("key", certificate.key));
+          TIDE_TRY(cert_item.check_unknown());
+          frontend.tls.certificates.push_back(std::move(certificate));
+        }
+      }
+      TIDE_TRY(tls.check_unknown());
       const YAML::Node routes = item.child("routes");
       if (routes) {
         if (!routes.IsSequence()) return tl::make_unexpected(item.error("routes", "expected a list"));
@@ -217,7 +273,105 @@ bool is_local_endpoint(std::string_view endpoint) {
   return is_loopback_host(host);
 }
 
+// The TLS, redirect and access-log settings of one frontend; the error is
+// (key, what is wrong). Reads every certificate: a missing or unreadable file,
+// one without a certificate or without its private key is refused here, at
+// --check-config and at start, not by HAProxy later.
+tl::expected<void, std::pair<std::string, std::string>> validate_tls(const LbFrontendConfig& frontend,
+                                                                     const std::string& key,
+                                                                     const std::filesystem::path& state_dir,
+                                                                     std::set<std::uint16_t>& ports) {
+  using Err = tl::unexpected<std::pair<std::string, std::string>>;
+  const LbTlsConfig& tls = frontend.tls;
+  std::map<std::string, std::size_t> sni;  // name -> certificate index
+  for (std::size_t j = 0; j < tls.certificates.size(); ++j) {
+    const auto& certificate = tls.certificates[j];
+    const std::string cert_key = key + ".tls.certificates[" + std::to_string(j) + "]";
+    if (certificate.cert.empty()) return Err({cert_key + ".cert", "required (a PEM file)"});
+    auto bundle = haproxy::load_pem_bundle(certificate.cert, certificate.key);
+    if (!bundle) {
+      const bool about_key = !certificate.key.empty() && bundle.error().rfind(certificate.key + ":", 0) == 0;
+      return Err({cert_key + (about_key ? ".key" : ".cert"), bundle.error()});
+    }
+    if (bundle->names.empty()) return Err({cert_key + ".cert", certificate.cert + ": the certificate names no host (no subjectAltName DNS name, no CN)"});
+    for (const auto& name : bundle->names) {
+      if (auto [at, inserted] = sni.emplace(name, j); !inserted && at->second != j) {
+        return Err({cert_key + ".cert", "duplicate SNI name '" + name + "': " + key + ".tls.certificates[" +
+                                            std::to_string(at->second) + "] has it too, so HAProxy could serve either"});
+      }
+    }
+  }
+  if (tls.redirect_port != 0) {
+    if (tls.certificates.empty()) return Err({key + ".tls.redirect_port", "needs tls.certificates (a redirect to https needs https)"});
+    if (tls.redirect_port == frontend.bind_port) return Err({key + ".tls.redirect_port", "equals bind_port " + std::to_string(frontend.bind_port)});
+    if (!ports.insert(tls.redirect_port).second) return Err({key + ".tls.redirect_port", "port " + std::to_string(tls.redirect_port) + " used twice (another bind has it)"});
+    static const std::set<std::uint16_t> kCodes = {301, 302, 303, 307, 308};
+    if (kCodes.count(tls.redirect_code) == 0) return Err({key + ".tls.redirect_code", "must be 301, 302, 303, 307 or 308"});
+  }
+  if (!frontend.access_log.empty() && frontend.access_log != "log") {
+    const std::filesystem::path file = frontend.access_log;
+    if (!file.is_absolute()) return Err({key + ".access_log", "must be 'log' (the coordinator's log) or an absolute file path"});
+    std::error_code ec;
+    if (!std::filesystem::is_directory(file.parent_path(), ec)) {
+      return Err({key + ".access_log", "directory " + file.parent_path().string() + " does not exist"});
+    }
+  }
+  if (!frontend.access_log.empty() && access_log_socket(state_dir, frontend.name).string().size() > 107) {
+    return Err({key + ".access_log", "state_dir is too long for the access log's unix socket (" +
+                                         access_log_socket(state_dir, frontend.name).string() + ")"});
+  }
+  return {};
+}
+
 }  // namespace
+
+tl::expected<std::uint32_t, std::string> parse_duration_ms(const std::string& text) {
+  // The one duration syntax of tide (core/duration.hpp); a unit is required.
+  auto ms = parse_duration(text);
+  if (!ms) return tl::make_unexpected(ms.error());
+  if (*ms <= 0 || *ms > 86'400'000) return tl::make_unexpected("'" + text + "' must be between 1ms and 24h");
+  return static_cast<std::uint32_t>(*ms);
+}
+
+std::filesystem::path certificate_file(const std::filesystem::path& state_dir, const std::string& frontend,
+                                       std::size_t index) {
+  return state_dir / "tls" / (frontend + "." + std::to_string(index) + ".pem");
+}
+
+std::filesystem::path access_log_socket(const std::filesystem::path& state_dir, const std::string& frontend) {
+  return state_dir / ("access-" + frontend + ".sock");
+}
+
+std::vector<std::string> changes_needing_restart(const CoordinatorConfig& running, const CoordinatorConfig& fresh) {
+  std::vector<std::string> out;
+  if (running.state_dir != fresh.state_dir) out.emplace_back("state_dir");
+  if (running.log_level != fresh.log_level) out.emplace_back("log_level");
+  if (running.tick_interval_ms != fresh.tick_interval_ms) out.emplace_back("tick_interval_ms");
+  if (!(running.agents == fresh.agents)) out.emplace_back("agents");
+  if (!(running.api == fresh.api)) out.emplace_back("api");
+  if (!(running.provider == fresh.provider)) out.emplace_back("provider");
+  if (!(running.prometheus == fresh.prometheus)) out.emplace_back("prometheus");
+  const LoadBalancerConfig& a = running.load_balancer;
+  const LoadBalancerConfig& b = fresh.load_balancer;
+  if (a.type != b.type) out.emplace_back("load_balancer.type");
+  if (a.embedded != b.embedded) out.emplace_back("load_balancer.embedded");
+  if (a.haproxy_path != b.haproxy_path) out.emplace_back("load_balancer.haproxy_path");
+  if (a.socket != b.socket) out.emplace_back("load_balancer.socket");
+  if (a.reconcile_interval_ms != b.reconcile_interval_ms) out.emplace_back("load_balancer.reconcile_interval_ms");
+  if (a.keep_running_on_stop != b.keep_running_on_stop) out.emplace_back("load_balancer.keep_running_on_stop");
+  // The backends' names and slots shape the driver and the fleet; their
+  // time-outs are only HAProxy configuration.
+  bool same_backends = a.backends.size() == b.backends.size();
+  for (std::size_t i = 0; same_backends && i < a.backends.size(); ++i) {
+    same_backends = a.backends[i].name == b.backends[i].name && a.backends[i].slots == b.backends[i].slots &&
+                    a.backends[i].bind_address == b.backends[i].bind_address &&
+                    a.backends[i].bind_port == b.backends[i].bind_port;
+  }
+  if (!same_backends) out.emplace_back("load_balancer.backends (names, slots, binds)");
+  // Frontends are applied by a reload of the embedded HAProxy only.
+  if (!a.embedded && !(a.frontends == b.frontends)) out.emplace_back("load_balancer.frontends (HAProxy is not embedded)");
+  return out;
+}
 
 tl::expected<void, ConfigError> validate(const CoordinatorConfig& config) {
   const auto fail = [&](const std::string& key, const std::string& what) {
@@ -301,6 +455,7 @@ tl::expected<void, ConfigError> validate(const CoordinatorConfig& config) {
     if (!frontend.default_backend.empty() && names.count(frontend.default_backend) == 0) {
       return fail(key + ".default_backend", "unknown backend '" + frontend.default_backend + "' (not in load_balancer.backends)");
     }
+    if (auto tls = validate_tls(frontend, key, config.state_dir, ports); !tls) return fail(tls.error().first, tls.error().second);
     for (std::size_t j = 0; j < frontend.routes.size(); ++j) {
       const auto& route = frontend.routes[j];
       const std::string route_key = key + ".routes[" + std::to_string(j) + "]";
@@ -322,7 +477,8 @@ tl::expected<void, ConfigError> validate(const CoordinatorConfig& config) {
   return {};
 }
 
-std::vector<haproxy::FrontendSpec> haproxy_frontends(const LoadBalancerConfig& config) {
+std::vector<haproxy::FrontendSpec> haproxy_frontends(const LoadBalancerConfig& config,
+                                                     const std::filesystem::path& state_dir) {
   std::vector<haproxy::FrontendSpec> out;
   for (const auto& frontend : config.frontends) {
     haproxy::FrontendSpec spec;
@@ -331,6 +487,32 @@ std::vector<haproxy::FrontendSpec> haproxy_frontends(const LoadBalancerConfig& c
     spec.bind_port = frontend.bind_port;
     spec.default_backend = frontend.default_backend;
     for (const auto& route : frontend.routes) spec.routes.push_back({route.path_prefix, route.backend});
+    for (std::size_t i = 0; i < frontend.tls.certificates.size(); ++i) {
+      spec.certificates.push_back(certificate_file(state_dir, frontend.name, i).string());
+    }
+    spec.http2 = frontend.tls.http2;
+    spec.redirect_port = frontend.tls.redirect_port;
+    spec.redirect_code = frontend.tls.redirect_code;
+    spec.forwarded_for = frontend.forwarded_for;
+    spec.timeout_client_ms = frontend.timeout_client_ms;
+    spec.timeout_http_request_ms = frontend.timeout_http_request_ms;
+    if (!frontend.access_log.empty()) spec.access_log = access_log_socket(state_dir, frontend.name).string();
+    out.push_back(std::move(spec));
+  }
+  return out;
+}
+
+std::vector<haproxy::BackendSpec> haproxy_backends(const LoadBalancerConfig& config) {
+  std::vector<haproxy::BackendSpec> out;
+  for (const auto& backend : config.backends) {
+    haproxy::BackendSpec spec;
+    spec.name = backend.name;
+    spec.bind_address = backend.bind_address;
+    spec.bind_port = backend.bind_port;
+    spec.slot_count = backend.slots;
+    spec.timeout_server_ms = backend.timeout_server_ms;
+    spec.timeout_connect_ms = backend.timeout_connect_ms;
+    spec.timeout_queue_ms = backend.timeout_queue_ms;
     out.push_back(std::move(spec));
   }
   return out;

@@ -21,18 +21,21 @@ struct AgentLinkConfig {
   std::uint32_t report_interval_ms = 1000;      // told to agents in WELCOME
   std::uint32_t heartbeat_interval_ms = 1000;
   std::uint32_t liveness = 3;                   // missed intervals = agent lost
+  bool operator==(const AgentLinkConfig&) const = default;
 };
 
 struct ApiConfig {
   std::string listen_address = "127.0.0.1";
   std::uint16_t listen_port = 7401;
   std::string token;  // bearer token; empty = none (allowed only on loopback)
+  bool operator==(const ApiConfig&) const = default;
 };
 
 struct LocalProviderConfig {
   std::filesystem::path agent_path;  // default: tide-agent beside tide-coordinator
   std::string agent_log_level = "info";
   std::string address_prefix = "127.0.1.";  // instances get prefix + N, N = 1..254
+  bool operator==(const LocalProviderConfig&) const = default;
 };
 
 struct ExecProviderConfig {
@@ -41,6 +44,7 @@ struct ExecProviderConfig {
   std::string list;
   std::string describe;
   std::uint32_t timeout_ms = 60'000;
+  bool operator==(const ExecProviderConfig&) const = default;
 };
 
 struct ProviderConfig {
@@ -51,6 +55,7 @@ struct ProviderConfig {
   // believes alive but the provider no longer runs has vanished. 0: never
   // (the local provider also reports its instances' exits at once).
   std::uint32_t check_interval_ms = 5'000;
+  bool operator==(const ProviderConfig&) const = default;
 };
 
 struct LbBackendConfig {
@@ -58,12 +63,39 @@ struct LbBackendConfig {
   std::string bind_address = "127.0.0.1";
   std::uint16_t bind_port = 0;          // its own frontend's port; 0 = only through load_balancer.frontends
   std::uint32_t slots = 64;             // pre-declared server-template slots
+  // Time-outs (`timeout_server: 30s` or `timeout_server_ms: 30000`); 0: HAProxy's defaults from tide.
+  std::uint32_t timeout_server_ms = 0;
+  std::uint32_t timeout_connect_ms = 0;
+  std::uint32_t timeout_queue_ms = 0;
+  bool operator==(const LbBackendConfig&) const = default;
+};
+
+// A TLS certificate of a frontend: `cert` holds the chain (leaf first) and the
+// private key, unless the key is in its own file `key`.
+struct LbCertificateConfig {
+  std::string cert;
+  std::string key;
+  bool operator==(const LbCertificateConfig&) const = default;
+};
+
+// TLS termination on a frontend's bind_port.
+struct LbTlsConfig {
+  std::vector<LbCertificateConfig> certificates{};  // picked by SNI; the first when no name matches
+  bool http2 = true;                 // ALPN h2,http/1.1 (false: http/1.1 only)
+  std::uint16_t redirect_port = 0;   // plain HTTP here answers with a redirect to https; 0 = none
+  std::uint16_t redirect_code = 308;
+  // Watch the certificate files (every watch_interval_ms) and load a changed
+  // one into HAProxy without a reload; false: only on SIGHUP.
+  bool watch = true;
+  std::uint32_t watch_interval_ms = 5'000;
+  bool operator==(const LbTlsConfig&) const = default;
 };
 
 // A path-prefix route of a shared frontend.
 struct LbRouteConfig {
   std::string path_prefix;  // "/session": requests whose path begins with it
   std::string backend;      // go to this load_balancer.backends name
+  bool operator==(const LbRouteConfig&) const = default;
 };
 
 // One HAProxy frontend in front of several backends (the brief's single load
@@ -74,6 +106,14 @@ struct LbFrontendConfig {
   std::uint16_t bind_port = 0;
   std::string default_backend;        // unmatched requests; empty: 503
   std::vector<LbRouteConfig> routes;  // first match wins
+  LbTlsConfig tls{};                  // no certificates: plain HTTP
+  bool forwarded_for = false;         // X-Forwarded-For and X-Forwarded-Proto to the backends
+  std::uint32_t timeout_client_ms = 0;        // 0: tide's default
+  std::uint32_t timeout_http_request_ms = 0;  // 0: tide's default
+  // HAProxy's access log of this frontend (HTTP log format): "" none, "log"
+  // the coordinator's log (lines marked "haproxy access"), else a file path.
+  std::string access_log{};
+  bool operator==(const LbFrontendConfig&) const = default;
 };
 
 struct LoadBalancerConfig {
@@ -98,6 +138,7 @@ struct PrometheusConfig {
   std::string bearer_token;  // sent as "Authorization: Bearer ..."; from bearer_token_file
   std::uint32_t timeout_ms = 2'000;   // one query, connect included
   std::uint32_t interval_ms = 1'000;  // how often each query is asked
+  bool operator==(const PrometheusConfig&) const = default;
 };
 
 struct CoordinatorConfig {
@@ -130,7 +171,27 @@ struct ConfigError {
 // Checks values that depend on each other.
 [[nodiscard]] tl::expected<void, ConfigError> validate(const CoordinatorConfig& config);
 
-// The shared frontends as the HAProxy config generator takes them.
-[[nodiscard]] std::vector<haproxy::FrontendSpec> haproxy_frontends(const LoadBalancerConfig& config);
+// The shared frontends as the HAProxy config generator takes them. TLS
+// frontends load the PEM files tide writes under `tls_dir`
+// (certificate_file); access logs go to the unix sockets under `state_dir`
+// (access_log_socket).
+[[nodiscard]] std::vector<haproxy::FrontendSpec> haproxy_frontends(const LoadBalancerConfig& config,
+                                                                   const std::filesystem::path& state_dir = {});
+// The backends as the generator takes them.
+[[nodiscard]] std::vector<haproxy::BackendSpec> haproxy_backends(const LoadBalancerConfig& config);
+// Where tide writes frontend `frontend`'s certificate `index` for HAProxy.
+[[nodiscard]] std::filesystem::path certificate_file(const std::filesystem::path& state_dir,
+                                                     const std::string& frontend, std::size_t index);
+// The unix datagram socket on which the coordinator takes a frontend's access log.
+[[nodiscard]] std::filesystem::path access_log_socket(const std::filesystem::path& state_dir,
+                                                      const std::string& frontend);
+// "30s", "500ms", "5m", "1h30m" (core/duration.hpp) -> milliseconds, 1 ms..24 h;
+// the error says what is wrong.
+[[nodiscard]] tl::expected<std::uint32_t, std::string> parse_duration_ms(const std::string& text);
+// What a configuration re-read on SIGHUP changes that only a restart applies:
+// one entry per key ("api.listen_port", "load_balancer.backends"); empty: all
+// of it can be applied to the running coordinator.
+[[nodiscard]] std::vector<std::string> changes_needing_restart(const CoordinatorConfig& running,
+                                                               const CoordinatorConfig& fresh);
 
 }  // namespace tide::coordinator

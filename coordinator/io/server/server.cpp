@@ -43,6 +43,42 @@ std::string random_hex(std::size_t bytes) {
 
 }  // namespace
 
+namespace {
+
+// The TLS certificates of the load balancer's frontends: where tide reads
+// them and the file it writes for HAProxy.
+std::vector<haproxy::LoadBalancer::Options::Certificate> lb_certificates(const LoadBalancerConfig& lb,
+                                                                         const std::filesystem::path& state_dir) {
+  std::vector<haproxy::LoadBalancer::Options::Certificate> out;
+  for (const auto& frontend : lb.frontends) {
+    for (std::size_t i = 0; i < frontend.tls.certificates.size(); ++i) {
+      const auto& certificate = frontend.tls.certificates[i];
+      out.push_back({certificate_file(state_dir, frontend.name, i).string(), certificate.cert, certificate.key,
+                     frontend.tls.watch ? frontend.tls.watch_interval_ms : 0});
+    }
+  }
+  return out;
+}
+
+std::vector<haproxy::LoadBalancer::Options::AccessLog> lb_access_logs(const LoadBalancerConfig& lb,
+                                                                      const std::filesystem::path& state_dir) {
+  std::vector<haproxy::LoadBalancer::Options::AccessLog> out;
+  for (const auto& frontend : lb.frontends) {
+    if (frontend.access_log.empty()) continue;
+    out.push_back({frontend.name, access_log_socket(state_dir, frontend.name).string(),
+                   frontend.access_log == "log" ? std::string() : frontend.access_log});
+  }
+  return out;
+}
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : "; ") + item;
+  return out;
+}
+
+}  // namespace
+
 std::string sha256_hex(std::string_view text) {
   unsigned char digest[crypto_hash_sha256_BYTES];
   crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(text.data()), text.size());
@@ -152,20 +188,43 @@ tl::expected<void, std::string> Server::start_load_balancer() {
   options.pid_file = (m_config.state_dir / "haproxy.pid").string();
   options.config_path = (m_config.state_dir / "haproxy.cfg").string();
   options.haproxy_binary = m_config.load_balancer.haproxy_path;
-  for (const auto& backend : m_config.load_balancer.backends) {
-    haproxy::BackendSpec b;
-    b.name = backend.name;
-    b.bind_address = backend.bind_address;
-    b.bind_port = backend.bind_port;
-    b.slot_count = backend.slots;
-    options.backends.push_back(b);
-  }
-  options.frontends = haproxy_frontends(m_config.load_balancer);
+  options.backends = haproxy_backends(m_config.load_balancer);
+  options.frontends = haproxy_frontends(m_config.load_balancer, m_config.state_dir);
+  options.certificates = lb_certificates(m_config.load_balancer, m_config.state_dir);
+  options.access_logs = lb_access_logs(m_config.load_balancer, m_config.state_dir);
   options.reconcile_interval_ms = m_config.load_balancer.reconcile_interval_ms;
   options.keep_running_on_stop = m_config.load_balancer.keep_running_on_stop;
   options.digest = sha256_hex;
   m_lb = std::make_unique<haproxy::LoadBalancer>(m_loop, std::move(options));
   return m_lb->start();
+}
+
+void Server::reload(const CoordinatorConfig& fresh) {
+  const std::vector<std::string> restart = changes_needing_restart(m_config, fresh);
+  std::vector<std::string> applied;
+  if (m_lb) {
+    auto done = m_lb->apply(haproxy_backends(fresh.load_balancer),
+                            haproxy_frontends(fresh.load_balancer, m_config.state_dir),
+                            lb_certificates(fresh.load_balancer, m_config.state_dir),
+                            lb_access_logs(fresh.load_balancer, m_config.state_dir));
+    if (!done) {
+      spdlog::error("reload of {} refused: {}; the running configuration stays", fresh.source, done.error());
+      return;
+    }
+    applied = std::move(*done);
+    m_config.load_balancer.frontends = fresh.load_balancer.frontends;
+    for (auto& backend : m_config.load_balancer.backends) {
+      for (const auto& changed : fresh.load_balancer.backends) {
+        if (changed.name != backend.name) continue;
+        backend.timeout_server_ms = changed.timeout_server_ms;
+        backend.timeout_connect_ms = changed.timeout_connect_ms;
+        backend.timeout_queue_ms = changed.timeout_queue_ms;
+      }
+    }
+  }
+  applied.emplace_back("TLS certificates re-read");
+  spdlog::info("reloaded {}: {}", fresh.source, joined(applied));
+  if (!restart.empty()) spdlog::warn("reload of {}: changed but applied only by a restart: {}", fresh.source, joined(restart));
 }
 
 tl::expected<void, std::string> Server::start_provider() {

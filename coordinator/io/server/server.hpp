@@ -91,6 +91,13 @@ class Server final : public AgentGatewayHandler {
   // and closes everything; instances keep running. `done` runs at the end.
   void stop(std::function<void()> done);
 
+  // Applies a configuration re-read from the file (SIGHUP): the load
+  // balancer's frontends, TLS certificates, time-outs and access logs (HAProxy
+  // reloaded seamlessly when its configuration changed, certificates loaded
+  // without a reload). Logs what was applied and what changed but takes a
+  // restart; a configuration the load balancer refuses changes nothing.
+  void reload(const CoordinatorConfig& fresh);
+
   [[nodiscard]] std::uint16_t api_port() const { return m_api_port; }
   [[nodiscard]] const std::string& agent_endpoint() const { return m_agent_endpoint; }
 
