@@ -9,7 +9,9 @@ add_executable(tidectl
   tidectl/cost.cpp
   tidectl/apply.cpp
   tidectl/rollout.cpp
-  tidectl/completion.cpp)
+  tidectl/completion.cpp
+  tidectl/launch_config.cpp
+  tidectl/yaml_output.cpp)
 target_include_directories(tidectl PRIVATE ${PROJECT_SOURCE_DIR})
 target_compile_definitions(tidectl PRIVATE TIDE_VERSION="${PROJECT_VERSION}")
 target_link_libraries(tidectl PRIVATE CLI11::CLI11 nlohmann_json::nlohmann_json tide::httplib tide_defaults)

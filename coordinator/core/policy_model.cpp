@@ -201,10 +201,23 @@ bool compare(double value, Comparison comparison, double threshold) {
   return false;
 }
 
+namespace {
+
+// cpu and memory as the agents report them (no query) are percentages: a
+// threshold above 100 could never be reached.
+bool is_percent_metric(std::string_view metric, std::string_view query) {
+  return query.empty() && (metric == kMetricCpu || metric == kMetricMemory);
+}
+
+}  // namespace
+
 tl::expected<void, ModelError> validate(const AlarmPolicy& policy) {
   if (auto ok = check_names(policy.group, policy.name); !ok) return ok;
   if (auto ok = check_metric(policy.metric, policy.query); !ok) return ok;
   if (!finite(policy.threshold)) return fail("threshold must be a finite number");
+  if (is_percent_metric(policy.metric, policy.query) && (policy.threshold < 0.0 || policy.threshold > 100.0)) {
+    return fail("threshold", policy.metric + " is a percentage: the threshold must be 0..100");
+  }
   if (policy.period_ms < 1'000 || policy.period_ms % 1'000 != 0 || policy.period_ms > 86'400'000) {
     return fail("period_ms", "period must be a whole number of seconds, 1..86400");
   }
@@ -234,6 +247,9 @@ tl::expected<void, ModelError> validate(const TargetTrackingPolicy& policy) {
   if (auto ok = check_names(policy.group, policy.name); !ok) return ok;
   if (auto ok = check_metric(policy.metric, policy.query); !ok) return ok;
   if (!(finite(policy.target) && policy.target > 0.0)) return fail("target must be a finite number > 0");
+  if (is_percent_metric(policy.metric, policy.query) && policy.target > 100.0) {
+    return fail("target", policy.metric + " is a percentage: the target must be above 0 and at most 100");
+  }
   if (!(finite(policy.tolerance) && policy.tolerance >= 0.0 && policy.tolerance < 1.0)) {
     return fail("tolerance must be in [0, 1)");
   }

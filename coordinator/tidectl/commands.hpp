@@ -49,6 +49,9 @@ struct Request {
 [[nodiscard]] inline tl::expected<std::int64_t, std::string> parse_duration_ms(std::string_view text) {
   return coordinator::parse_duration(text, /*bare_seconds=*/true);
 }
+// A point in time as --since/--until take it: a duration ago ("1h", "30m")
+// or a time (ISO 8601, local unless it has an offset; epoch seconds).
+[[nodiscard]] tl::expected<std::int64_t, std::string> parse_point_in_time(std::string_view text, std::int64_t now_ms);
 // "3/60s": at most 3 instances per 60 s, as {max_instances, period_ms}.
 [[nodiscard]] tl::expected<nlohmann::json, std::string> parse_rate_limit(std::string_view text);
 // Renders a millisecond duration the way it is typed: "10s", "5m", "1h30m", "500ms".

@@ -24,9 +24,11 @@
 #include "coordinator/tidectl/client.hpp"
 #include "coordinator/tidectl/commands.hpp"
 #include "coordinator/tidectl/completion.hpp"
+#include "coordinator/tidectl/launch_config.hpp"
 #include "coordinator/tidectl/rollout.hpp"
 #include "coordinator/tidectl/schedule_preview.hpp"
 #include "coordinator/tidectl/table.hpp"
+#include "coordinator/tidectl/yaml_output.hpp"
 
 namespace {
 
@@ -61,17 +63,15 @@ std::function<void(const json&)> render_list(std::string key, std::vector<Column
   };
 }
 
-// "KEY=VALUE" pairs into a JSON object; a pair without '=' is a usage error.
-json parse_pairs(const std::vector<std::string>& pairs, const std::string& flag) {
-  json object = json::object();
-  for (const auto& pair : pairs) {
-    const auto eq = pair.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      throw CLI::ValidationError(flag, "expected KEY=VALUE, got '" + pair + "'");
-    }
-    object[pair.substr(0, eq)] = pair.substr(eq + 1);
+// -o json and -o yaml print the API's answer as it is; table and wide render it.
+bool is_document(const std::string& output) { return output == "json" || output == "yaml"; }
+
+void print_document(const std::string& output, const json& body) {
+  if (output == "yaml") {
+    tide::tidectl::print_yaml(std::cout, body);
+  } else {
+    std::cout << body.dump(2) << '\n';
   }
-  return object;
 }
 
 std::string enc(const std::string& text) { return tide::tidectl::url_encode(text); }
@@ -180,6 +180,47 @@ std::optional<std::string> unknown_command(const CLI::App& app, int argc, char**
   return text;
 }
 
+// A command's `-w/--watch`: what to ask again and how to title each refresh.
+struct Watch {
+  std::string path;
+  std::string title;
+};
+
+// Runs after the first answer was printed: the same request every 2 s, each
+// answer under "<title> at HH:MM:SS" (or as a JSON/YAML document), until
+// Ctrl-C or for at most an hour. A failed refresh is reported and the next
+// one tried; a 404 (the group or instance is gone) ends it.
+int watch(const tide::tidectl::Endpoint& endpoint, const std::string& output, const Watch& what,
+          const std::function<void(const json&)>& render) {
+  constexpr auto kPeriod = std::chrono::seconds(2);
+  constexpr auto kLimit = std::chrono::hours(1);
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start + kPeriod <= kLimit) {
+    std::this_thread::sleep_for(kPeriod);
+    const auto response = tide::tidectl::call(endpoint, "GET", what.path);
+    if (response.status == 0) {
+      std::cerr << "tidectl: " << response.transport_error << "; still trying\n";
+      continue;
+    }
+    if (response.status >= 400) {
+      std::cerr << "tidectl: " << tide::tidectl::to_text(response.body.value("error", json(response.body.dump())))
+                << " (HTTP " << response.status << ")\n";
+      if (response.status == 404) return kExitRefused;
+      continue;
+    }
+    if (is_document(output)) {
+      print_document(output, response.body);
+    } else {
+      std::cout << '\n' << what.title << " at " << clock_text() << '\n';
+      if (render) render(response.body);
+    }
+    std::cout.flush();
+  }
+  std::cerr << "tidectl: stopped watching after "
+            << tide::tidectl::duration_text(std::chrono::milliseconds(kLimit).count()) << '\n';
+  return kExitOk;
+}
+
 // The flag of the command that ran which sets API field `field` ("period_ms"
 // -> "--period", "agent.readiness_period_ms" -> "--readiness-period"), so
 // that an error names what the user typed; empty when no flag sets it.
@@ -238,8 +279,8 @@ int main(int argc, char** argv) {
   app.add_option("--endpoint", endpoint.url, "coordinator API URL (env TIDE_ENDPOINT)")
       ->capture_default_str();
   app.add_option("--token", endpoint.token, "bearer token (env TIDE_TOKEN)");
-  app.add_option("-o,--output", output, "table or json")
-      ->check(CLI::IsMember({"table", "json"}))
+  app.add_option("-o,--output", output, "table, wide (a table with every field), json or yaml")
+      ->check(CLI::IsMember({"table", "wide", "json", "yaml"}))
       ->capture_default_str();
   app.add_flag_callback("--version", [] {
     std::cout << "tidectl " << TIDE_VERSION << '\n';
@@ -250,44 +291,63 @@ int main(int argc, char** argv) {
   // function-local statics below give each subcommand its own storage.
   Request request;
   const std::int64_t now = now_ms();
-  // Set by a command that goes on after its first answer (`--watch`): its
-  // return value is the exit status.
-  std::function<int()> follow;
+  // Set by a command's -w/--watch: its answer is printed again every 2 s.
+  std::optional<Watch> watching;
 
   // ---- launch configurations ----------------------------------------------
   auto* lc = app.add_subcommand("lc", "launch configurations")->require_subcommand(1);
   lc->alias("launch-config");
   {
-    static std::string name, command, readiness_path = "/ready", readiness_period;
-    static int port = 0;
-    static double price = 0.0;
-    static std::vector<std::string> env, env_files;
-    auto* create = lc->add_subcommand("create", "create a launch configuration (or its next version)");
-    create->add_option("name", name, "name")->required();
-    create->add_option("--command", command, "shell command that starts the application")->required();
-    create->add_option("--port", port, "the application's port")->required()->check(CLI::Range(1, 65535));
-    create->add_option("--env", env, "extra environment, KEY=VALUE (repeatable)");
-    create->add_option("--env-file", env_files,
+    static tide::tidectl::LaunchConfigFlags flags;
+    static std::string readiness_period;
+    auto* create = lc->add_subcommand(
+        "create", "create a launch configuration, or its next version: it starts from the previous version "
+                  "and changes only what is given");
+    create->add_option("name", flags.name, "name")->required();
+    create->add_option("--command", flags.command, "shell command that starts the application (first version: required)");
+    create->add_option("--port", flags.port, "the application's port (first version: required)")->check(CLI::Range(1, 65535));
+    create->add_option("--env", flags.env, "extra environment, KEY=VALUE (repeatable; added to the previous version's)");
+    create->add_option("--env-file", flags.env_files,
                        "secret environment read from a file at each launch, KEY=/absolute/path (repeatable)");
-    create->add_option("--readiness-path", readiness_path, "HTTP path the agent probes")->capture_default_str();
+    create->add_option("--unset-env", flags.unset_env, "remove KEY from the previous version's environment (repeatable)");
+    create->add_option("--readiness-path", flags.readiness_path, "HTTP path the agent probes (first version: /ready)");
     create->add_option("--readiness-period", readiness_period,
                        "how often the agent probes readiness once the application was ready, e.g. 200ms "
                        "(10ms..60s; default: the agent's own, 1s)");
-    create->add_option("--hourly-price", price, "price per instance-hour, for cost reports");
+    create->add_option("--hourly-price", flags.hourly_price, "price per instance-hour, for cost reports");
+    create->add_flag("--fresh", flags.fresh, "do not start from the previous version: what is not given is the default");
     create->callback([&] {
-      json agent{{"readiness_path", readiness_path}};
       if (!readiness_period.empty()) {
         auto ms = tide::tidectl::parse_duration_ms(readiness_period);
         if (!ms) throw CLI::ValidationError("--readiness-period", ms.error());
-        agent["readiness_period_ms"] = *ms;  // the coordinator checks the bounds
+        flags.readiness_period_ms = *ms;  // the coordinator checks the bounds
       }
-      request = {"POST", "/v1/launch-configurations",
-                 json{{"id", name}, {"command", command}, {"port", port},
-                      {"env", parse_pairs(env, "--env")},
-                      {"env_files", parse_pairs(env_files, "--env-file")},
-                      {"agent", agent},
-                      {"hourly_price", price}},
-                 render_object};
+      const std::string path = "/v1/launch-configurations/" + enc(flags.name);
+      const auto current = tide::tidectl::call(endpoint, "GET", path);
+      if (current.status == 0 || current.status >= 500) {
+        std::cerr << "tidectl: " << (current.status == 0 ? current.transport_error : error_text(app, current.body)) << '\n';
+        throw CLI::RuntimeError(kExitUnavailable);
+      }
+      const json previous = current.status == 200 ? current.body : json();
+      auto plan = tide::tidectl::plan_launch_config(previous, flags);
+      if (!plan) throw CLI::ValidationError(plan.error());
+      if (plan->unchanged) {
+        request = {"GET", path, std::nullopt, [](const json& body) {
+                     std::cout << flags.name << ": unchanged, still version " << body.value("version", 0)
+                               << " (nothing given differs from it)\n";
+                   }};
+        return;
+      }
+      request = {"POST", "/v1/launch-configurations", plan->body,
+                 [changes = plan->changes, from = previous.is_object() ? previous.value("version", 0) : 0](const json& body) {
+                   std::cout << body.value("id", "") << ": version " << body.value("version", 0);
+                   if (from == 0) {
+                     std::cout << " created\n";
+                   } else {
+                     std::cout << " (from version " << from << ")\n";
+                     for (const auto& change : changes) std::cout << "  " << change << '\n';
+                   }
+                 }};
     });
     lc->add_subcommand("list", "list launch configurations")->callback([&] {
       request = {"GET", "/v1/launch-configurations", std::nullopt,
@@ -360,7 +420,12 @@ int main(int argc, char** argv) {
     static std::string show_name;
     auto* show = group->add_subcommand("show", "show a scaling group");
     show->add_option("name", show_name)->required();
-    show->callback([&] { request = {"GET", "/v1/groups/" + enc(show_name), std::nullopt, render_object}; });
+    static bool show_watch = false;
+    show->add_flag("-w,--watch", show_watch, "print it again every 2 s until Ctrl-C (at most 1 h)");
+    show->callback([&] {
+      request = {"GET", "/v1/groups/" + enc(show_name), std::nullopt, render_object};
+      if (show_watch) watching = Watch{request.path, show_name};
+    });
 
     static std::string set_name, set_lc;
     static std::optional<int> set_min, set_max, set_desired;
@@ -394,43 +459,8 @@ int main(int argc, char** argv) {
     metrics->add_flag("-w,--watch", metrics_watch, "print them again every 2 s until Ctrl-C (at most 1 h)");
     metrics->callback([&] {
       const std::string path = "/v1/groups/" + enc(metrics_name) + "/metrics";
-      request = {"GET", path, std::nullopt, [](const json& body) {
-                   if (metrics_watch) std::cout << metrics_name << " at " << clock_text() << '\n';
-                   print_group_metrics(std::cout, body);
-                 }};
-      if (!metrics_watch) return;
-      // Runs after the first answer was printed; a failed refresh is
-      // reported and the next one tried, a group that is gone ends it.
-      follow = [&endpoint, &output, path]() {
-        constexpr auto kPeriod = std::chrono::seconds(2);
-        constexpr auto kLimit = std::chrono::hours(1);
-        const auto start = std::chrono::steady_clock::now();
-        while (std::chrono::steady_clock::now() - start + kPeriod <= kLimit) {
-          std::this_thread::sleep_for(kPeriod);
-          const auto response = tide::tidectl::call(endpoint, "GET", path);
-          if (response.status == 0) {
-            std::cerr << "tidectl: " << response.transport_error << "; still trying\n";
-            continue;
-          }
-          if (response.status >= 400) {
-            std::cerr << "tidectl: " << tide::tidectl::to_text(response.body.value("error", json(response.body.dump())))
-                      << " (HTTP " << response.status << ")\n";
-            if (response.status == 404) return kExitRefused;
-            continue;
-          }
-          if (output == "json") {
-            std::cout << response.body.dump(2) << '\n';
-          } else {
-            std::cout << '\n' << metrics_name << " at " << clock_text() << '\n';
-            print_group_metrics(std::cout, response.body);
-          }
-          std::cout.flush();
-        }
-        std::cerr << "tidectl: stopped watching after " << tide::tidectl::duration_text(
-                                                                  std::chrono::milliseconds(kLimit).count())
-                  << '\n';
-        return kExitOk;
-      };
+      request = {"GET", path, std::nullopt, [](const json& body) { print_group_metrics(std::cout, body); }};
+      if (metrics_watch) watching = Watch{path, metrics_name};
     });
     static std::string del_name;
     auto* del = group->add_subcommand("delete", "delete an empty scaling group");
@@ -446,10 +476,22 @@ int main(int argc, char** argv) {
     auto* list = instance->add_subcommand("list", "list instances");
     list->add_option("--group,-g", list_group, "only this group's");
     list->add_flag("--all,-a", list_all, "also instances that are gone (terminated, failed to launch, detached)");
+    static bool list_watch = false, list_quiet = false;
+    list->add_flag("-q,--quiet", list_quiet, "print only the ids, one per line (for scripts: $(tidectl instance list -q))");
+    list->add_flag("-w,--watch", list_watch, "print the list again every 2 s until Ctrl-C (at most 1 h)");
     list->callback([&] {
       std::string path = "/v1/instances";
       if (!list_group.empty()) path += "?group=" + enc(list_group);
       if (list_all) path += list_group.empty() ? "?all" : "&all";
+      if (list_watch) watching = Watch{path, list_group.empty() ? "instances" : "instances of " + list_group};
+      if (list_quiet) {
+        request = {"GET", path, std::nullopt, [](const json& body) {
+                     for (const auto& row : body.value("instances", json::array())) {
+                       std::cout << row.value("id", "") << '\n';
+                     }
+                   }};
+        return;
+      }
       request = {"GET", path, std::nullopt,
                  render_list("instances",
                              {tide::tidectl::field("ID", "id"), tide::tidectl::field("GROUP", "group"),
@@ -467,15 +509,19 @@ int main(int argc, char** argv) {
 
     static std::string attach_group, attach_address;
     static int attach_port = 0;
-    static bool attach_protected = false;
+    static bool attach_protected = false, attach_keep_desired = false;
     auto* attach = instance->add_subcommand("attach", "attach a running server to a group");
     attach->add_option("group", attach_group)->required();
     attach->add_option("--address", attach_address, "the server's address")->required();
     attach->add_option("--port", attach_port, "the server's service port")->required()->check(CLI::Range(1, 65535));
     attach->add_flag("--protected", attach_protected, "protect it from scale-in");
+    attach->add_flag("--no-increment-desired", attach_keep_desired,
+                     "keep desired capacity: the group then ends one of its own instances to make room "
+                     "(default: desired grows by one, as AWS's attach-instances does)");
     attach->callback([&] {
       request = {"POST", "/v1/groups/" + enc(attach_group) + "/attach",
-                 json{{"address", attach_address}, {"port", attach_port}, {"protected", attach_protected}},
+                 json{{"address", attach_address}, {"port", attach_port}, {"protected", attach_protected},
+                      {"increment_desired", !attach_keep_desired}},
                  render_object};
     });
     static std::string id;
@@ -504,22 +550,39 @@ int main(int argc, char** argv) {
   // ---- activities ---------------------------------------------------------------
   auto* activity = app.add_subcommand("activity", "scaling activities")->require_subcommand(1);
   {
-    static std::string group_name, status, type;
+    static std::string group_name, status, type, since, until;
     static int limit = 50;
     auto* list = activity->add_subcommand("list", "a group's activity history, newest first");
     list->add_option("group", group_name)->required();
     list->add_option("--status", status, "running, successful, partially_successful, failed, cancelled");
     list->add_option("--type", type, "scale_out, scale_in, attach, detach, replace_unhealthy, ...");
-    list->add_option("--limit", limit)->check(CLI::Range(1, 10000))->capture_default_str();
+    list->add_option("--since", since, "only activities started since: a duration ago (1h, 30m) or a time "
+                                       "(2026-12-06T11:00, local unless it ends in Z or +08:00)");
+    list->add_option("--until", until, "only activities started before: a duration ago or a time");
+    list->add_option("--limit", limit, "newest first, at most this many")->check(CLI::Range(1, 1000))->capture_default_str();
     list->callback([&] {
       std::string path = "/v1/groups/" + enc(group_name) + "/activities?limit=" + std::to_string(limit);
       if (!status.empty()) path += "&status=" + enc(status);
       if (!type.empty()) path += "&type=" + enc(type);
+      for (const auto& [flag, text, key] : {std::tuple{"--since", &since, "since"}, std::tuple{"--until", &until, "until"}}) {
+        if (text->empty()) continue;
+        const auto at = tide::tidectl::parse_point_in_time(*text, now);
+        if (!at) throw CLI::ValidationError(flag, at.error());
+        path += std::string("&") + key + "=" + std::to_string(*at);
+      }
       request = {"GET", path, std::nullopt,
                  render_list("activities",
                              {tide::tidectl::field("ID", "id"), tide::tidectl::field("TYPE", "type"),
                               tide::tidectl::field("STATUS", "status"),
-                              tide::tidectl::age("STARTED", "start_ms", now),
+                              Column{"STARTED", [](const json& row) {
+                                       return tide::tidectl::time_text(row.value("start_ms", std::int64_t{0}));
+                                     }, "start_ms"},
+                              Column{"DURATION", [now](const json& row) {
+                                       const auto start = row.value("start_ms", std::int64_t{0});
+                                       const json& end = row.contains("end_ms") ? row["end_ms"] : json();
+                                       if (!end.is_number()) return tide::tidectl::format_duration_ms(now - start) + " (running)";
+                                       return tide::tidectl::duration_text(end.get<std::int64_t>() - start);
+                                     }, "end_ms"},
                               tide::tidectl::field("CAUSE", "cause")})};
     });
     static std::string id;
@@ -551,6 +614,8 @@ int main(int argc, char** argv) {
   }
   try {
     app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& error) {  // a command's own failure, already reported
+    return error.get_exit_code();
   } catch (const CLI::ParseError& error) {
     if (error.get_exit_code() != 0) {
       if (auto unknown = unknown_command(app, argc, argv)) {
@@ -562,6 +627,7 @@ int main(int argc, char** argv) {
     return code == 0 ? kExitOk : kExitUsage;
   }
 
+  tide::tidectl::set_wide_tables(output == "wide");
   if (completion->parsed()) {  // local: no coordinator needed
     std::cout << tide::tidectl::completion_script(app, completion_shell);
     return kExitOk;
@@ -573,26 +639,34 @@ int main(int argc, char** argv) {
     return kExitUnavailable;
   }
   if (response.status >= 400 && request.on_error) {
-    if (output == "json") std::cout << response.body.dump(2) << '\n';
+    if (is_document(output)) print_document(output, response.body);
     return request.on_error(response.status, response.body);
   }
   if (response.status >= 400) {
     const std::string message = error_text(app, response.body);
-    if (output == "json") {
-      std::cout << response.body.dump(2) << '\n';
+    if (is_document(output)) {
+      print_document(output, response.body);
     } else {
       std::cerr << "tidectl: " << message << " (HTTP " << response.status << ")\n";
     }
     return response.status >= 500 ? kExitUnavailable : kExitRefused;
   }
-  if (output == "json") {
-    std::cout << response.body.dump(2) << '\n';
+  // Warnings the coordinator adds to an answer (a policy on a metric nothing
+  // reports): on stderr, so that -o json stays a clean document.
+  if (response.body.is_object() && response.body.contains("warnings") && response.body["warnings"].is_array()) {
+    for (const auto& warning : response.body["warnings"]) {
+      std::cerr << "tidectl: warning: " << tide::tidectl::to_text(warning) << '\n';
+    }
+  }
+  if (is_document(output)) {
+    print_document(output, response.body);
   } else if (request.render) {
+    if (watching) std::cout << watching->title << " at " << clock_text() << '\n';
     request.render(response.body);
   }
-  if (follow) {
+  if (watching) {
     std::cout.flush();
-    return follow();
+    return watch(endpoint, output, *watching, request.render);
   }
   return kExitOk;
 }

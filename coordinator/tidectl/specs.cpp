@@ -18,6 +18,19 @@ namespace tide::tidectl {
 
 using nlohmann::json;
 
+tl::expected<std::int64_t, std::string> parse_point_in_time(std::string_view text, std::int64_t now_ms) {
+  if (const auto ago = coordinator::parse_duration(text); ago) return now_ms - *ago;
+  const date::time_zone* local = nullptr;
+  try {
+    local = date::current_zone();
+  } catch (const std::exception&) {
+    local = date::locate_zone("UTC");
+  }
+  auto at = parse_preview_time(text, *local);
+  if (!at) return tl::make_unexpected("'" + std::string(text) + "' is neither a duration ago (1h, 30m) nor a time: " + at.error());
+  return *at;
+}
+
 tl::expected<json, std::string> parse_rate_limit(std::string_view text) {
   const auto slash = text.find('/');
   const auto bad = [&] { return tl::make_unexpected("'" + std::string(text) + "' is not N/DURATION (e.g. 4/60s)"); };
@@ -257,7 +270,11 @@ void add_schedule(CLI::App& schedule, Request& request, std::int64_t now_ms) {
   put->add_option("--min", min, "set the group's minimum size")->check(CLI::Range(0, tide::tidectl::kMaxCapacity));
   put->add_option("--max", max, "set the group's maximum size")->check(CLI::Range(0, tide::tidectl::kMaxCapacity));
   put->add_option("--desired", desired, "set the group's desired capacity")->check(CLI::Range(0, tide::tidectl::kMaxCapacity));
-  put->callback([&request, now_ms] {
+  put->callback([&request, now_ms, put] {
+    if (put->count("--tz") == 0) {
+      std::cerr << "tidectl: note: no --tz given: the cron expression and --start/--end are in " << zone
+                << " (tidectl schedule put ... --tz Asia/Shanghai for another zone)\n";
+    }
     if (cron.empty() && start.empty()) throw CLI::ValidationError("schedule put", "a one-shot action (no --cron) needs --start");
     if (!min && !max && !desired) throw CLI::ValidationError("schedule put", "give at least one of --min, --max, --desired");
     const date::time_zone* tz = nullptr;

@@ -298,7 +298,7 @@ tl::expected<TimeMs, std::string> parse_rfc3339(std::string_view text) {
   // YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), read by hand: date's
   // stream parser trips GCC 12's -Wmaybe-uninitialized under -O2.
   const auto bad = [] {
-    return tl::make_unexpected(std::string("must be an RFC 3339 time such as 2026-11-27T11:00:00+08:00"));
+    return tl::make_unexpected(std::string("must be an RFC 3339 time such as 2026-11-27T11:00:00+08:00 or 2026-11-27T03:00Z"));
   };
   std::size_t pos = 0;
   const auto number = [&](std::size_t digits, int& out) {
@@ -318,11 +318,20 @@ tl::expected<TimeMs, std::string> parse_rfc3339(std::string_view text) {
     return true;
   };
   int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-  if (!number(4, year) || !literal('-') || !number(2, month) || !literal('-') || !number(2, day) ||
-      !literal('T') || !number(2, hour) || !literal(':') || !number(2, minute) || !literal(':') ||
-      !number(2, second)) {
+  // RFC 3339 with two allowances the CLI makes too: a space for the 'T'
+  // (RFC 3339 §5.6 permits it) and the seconds left out ("11:00Z").
+  const auto separator = [&] {
+    if (pos < text.size() && text[pos] == ' ') {
+      ++pos;
+      return true;
+    }
+    return literal('T');
+  };
+  if (!number(4, year) || !literal('-') || !number(2, month) || !literal('-') || !number(2, day) || !separator() ||
+      !number(2, hour) || !literal(':') || !number(2, minute)) {
     return bad();
   }
+  if (pos < text.size() && text[pos] == ':' && (++pos, !number(2, second))) return bad();
   std::int64_t millis = 0;
   if (pos < text.size() && text[pos] == '.') {
     ++pos;

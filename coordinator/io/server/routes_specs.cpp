@@ -9,6 +9,8 @@
 //
 // A body is parsed and validated whole, written to the store, and only then
 // taken into memory, so a refused request leaves no trace anywhere.
+#include <algorithm>
+#include <optional>
 #include <tuple>
 
 #include <spdlog/spdlog.h>
@@ -36,6 +38,22 @@ tl::expected<json, ApiResponse> named_body(const ApiRequest& request) {
   }
   named["name"] = name;
   return named;
+}
+
+// A warning for a policy on an agent metric that is not built in and that
+// no instance of its group reports (a typo such as "cpuu", or an application
+// that does not report it yet); nullopt when some instance reports it.
+std::optional<std::string> unreported_metric_warning(const ScalingPolicy& policy, const MetricWindows& windows) {
+  const auto [group, metric, query] = std::visit(
+      [](const auto& p) { return std::tuple<std::string, std::string, std::string>{p.group, p.metric, p.query}; },
+      policy);
+  if (metric_source(metric, query) != MetricSource::Agent || is_agent_builtin_metric(metric)) return std::nullopt;
+  const auto reported = windows.metrics_of(group);
+  if (std::find(reported.begin(), reported.end(), metric) != reported.end()) return std::nullopt;
+  return "no instance of " + group + " reports the metric '" + metric +
+         "' yet: the policy has no data (and never acts) until an application reports it. Every agent reports "
+         "cpu, memory, load1, network_in, network_out and tcp_established; the load balancer "
+         "requests_per_instance, response_time_ms, queue, http_5xx_rate and sessions_per_instance";
 }
 
 }  // namespace
@@ -83,7 +101,9 @@ void Server::register_spec_routes() {
     if (auto stored = m_store->put_policy(*policy, now_ms()); !stored) return from_store_error(stored.error());
     const bool existed = m_specs.policies.count({request.path_params.at(0), request.path_params.at(1)}) != 0;
     put_policy_in_memory(*policy);
-    return respond(existed ? 200 : 201, to_json(*policy));
+    json answer = to_json(*policy);
+    if (auto warning = unreported_metric_warning(*policy, m_metrics)) answer["warnings"] = json::array({*warning});
+    return respond(existed ? 200 : 201, answer);
   });
   api.route("DELETE", base + "policies" + one, [=, this](const ApiRequest& request) {
     const std::string& group = request.path_params.at(0);
@@ -136,6 +156,11 @@ void Server::register_spec_routes() {
     if (existed) unchanged_state.last_fired_ms = existing->second.last_fired_ms;
     if (existed && unchanged_state == existing->second) {
       action->last_fired_ms = existing->second.last_fired_ms;
+    } else if (action->cron.empty() && action->start_ms && *action->start_ms <= now_ms()) {
+      return api_error(400,
+                       "start_time: " + format_rfc3339(*action->start_ms) +
+                           " is in the past: a one-shot action (no cron) would never fire",
+                       "start_time");
     } else {
       action->last_fired_ms = now_ms();
     }

@@ -70,11 +70,21 @@ TEST_CASE("launch configuration readiness_period_ms is 0 or 10..60000", "[json][
 
 TEST_CASE("launch configuration agent object refuses unknown keys", "[json][lc]") {
   json body = lc_body();
-  body["agent"] = {{"readiness_period", 100}};
+  body["agent"] = {{"probe_period", 100}};
   auto config = launch_configuration_from_json(body);
   REQUIRE_FALSE(config);
-  CHECK(config.error().field == "agent.readiness_period");
+  CHECK(config.error().field == "agent.probe_period");
   CHECK(config.error().message == "unknown field");
+  // `readiness_period` is readiness_period_ms as a typed duration, so a
+  // number there is refused as one.
+  body["agent"] = {{"readiness_period", 100}};
+  auto untyped = launch_configuration_from_json(body);
+  REQUIRE_FALSE(untyped);
+  CHECK(untyped.error().field == "agent.readiness_period");
+  body["agent"] = {{"readiness_period", "250ms"}};
+  auto typed = launch_configuration_from_json(body);
+  REQUIRE(typed);
+  CHECK(typed->agent.readiness_period_ms == 250);
 }
 
 TEST_CASE("launch configuration env_files take absolute paths and name the bad field", "[json][lc]") {

@@ -604,7 +604,7 @@ TEST_CASE("put, replace and remove policies") {
   long_span.evaluation_periods = 3;
   auto refused = scaler.put_alarm(long_span);
   REQUIRE_FALSE(refused);
-  CHECK(refused.error().message == "period x evaluation_periods = 900 s exceeds the metric retention of 600 s");
+  CHECK(refused.error().message == "period x evaluation_periods = 15 min exceeds the metric retention of 10 min");
   TargetTrackingPolicy wide = tracking("w", 50.0);
   wide.window_ms = 700'000;
   CHECK_FALSE(scaler.put_target_tracking(wide));

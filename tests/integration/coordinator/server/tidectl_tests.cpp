@@ -163,3 +163,148 @@ TEST_CASE("connection errors say what failed: a bad endpoint, a closed port, a s
   CHECK(slash.exit_code == 0);
   CHECK(slash.output == "(none)\n");
 }
+
+TEST_CASE("lc create: a new version starts from the previous one and says what changed", "[tidectl]") {
+  ServerFixture server;
+  REQUIRE(server.start_error().empty());
+  const std::string tidectl = kTidectl + " --endpoint " + server.endpoint();
+  auto missing = run(tidectl + " lc create web --port 8080");
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.output.find("--command: required for the first version of 'web'") != std::string::npos);
+  auto first = run(tidectl + " lc create web --command 'sleep 1000' --port 8080 --hourly-price 0.5 --env A=1 --env B=2");
+  REQUIRE(first.exit_code == 0);
+  CHECK(first.output == "web: version 1 created\n");
+  // Only the port given: the price, the environment and the command stay.
+  auto second = run(tidectl + " lc create web --port 8081 --unset-env B --env C=3");
+  REQUIRE(second.exit_code == 0);
+  CHECK(second.output.find("web: version 2 (from version 1)") != std::string::npos);
+  CHECK(second.output.find("  port: 8080 -> 8081") != std::string::npos);
+  CHECK(second.output.find("  env.B: 2 -> (removed)") != std::string::npos);
+  CHECK(second.output.find("  env.C: (none) -> 3") != std::string::npos);
+  const auto shown = server.call("GET", "/v1/launch-configurations/web");
+  CHECK(shown.body["version"] == 2);
+  CHECK(shown.body["hourly_price"] == 0.5);
+  CHECK(shown.body["command"] == "sleep 1000");
+  CHECK(shown.body["env"] == json{{"A", "1"}, {"C", "3"}});
+  // Nothing that differs: no new version.
+  auto same = run(tidectl + " lc create web --port 8081");
+  CHECK(same.exit_code == 0);
+  CHECK(same.output == "web: unchanged, still version 2 (nothing given differs from it)\n");
+  CHECK(server.call("GET", "/v1/launch-configurations/web").body["version"] == 2);
+  // --fresh: what is not given is the default again, and the change says so.
+  auto fresh = run(tidectl + " lc create web --fresh --command 'sleep 2000' --port 8081");
+  REQUIRE(fresh.exit_code == 0);
+  CHECK(fresh.output.find("  hourly_price: 0.50 -> 0.00") != std::string::npos);
+  auto bad = run(tidectl + " lc create web --unset-env NOPE");
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.output.find("--unset-env: 'NOPE' is not set in version 3") != std::string::npos);
+}
+
+TEST_CASE("output: times as RFC 3339, durations as typed, -o yaml and -o wide", "[tidectl]") {
+  ServerFixture server;
+  REQUIRE(server.start_error().empty());
+  const std::string tidectl = "TZ=Asia/Shanghai " + kTidectl + " --endpoint " + server.endpoint();
+  REQUIRE(run(tidectl + " lc create web --command 'sleep 1000' --port 8080").exit_code == 0);
+  REQUIRE(run(tidectl + " group create web --launch-config web --min 0 --max 3 --cooldown 5m").exit_code == 0);
+  auto shown = run(tidectl + " group show web");
+  REQUIRE(shown.exit_code == 0);
+  CHECK(shown.output.find("created_ms") == std::string::npos);
+  CHECK(shown.output.find("default_cooldown: 5m\n") != std::string::npos);
+  // The zone's offset, not epoch milliseconds.
+  CHECK(shown.output.find("+08:00\n") != std::string::npos);
+  CHECK(shown.output.find("created: 20") != std::string::npos);
+
+  auto yaml = run(tidectl + " group show web -o yaml");
+  REQUIRE(yaml.exit_code == 0);
+  CHECK(yaml.output.find("name: web\n") != std::string::npos);
+  CHECK(yaml.output.find("default_cooldown_ms: 300000\n") != std::string::npos);
+  auto yaml_list = run(tidectl + " -o yaml group list");
+  CHECK(yaml_list.output.starts_with("groups:\n  - "));
+  CHECK(yaml_list.output.find("    name: web\n") != std::string::npos);
+  CHECK(yaml_list.output.find("    termination_policy: oldest_instance\n") != std::string::npos);
+
+  auto narrow = run(tidectl + " group list");
+  auto wide = run(tidectl + " group list -o wide");
+  REQUIRE(wide.exit_code == 0);
+  CHECK(narrow.output.find("TERMINATION POLICY") == std::string::npos);
+  CHECK(wide.output.find("TERMINATION POLICY") != std::string::npos);
+  CHECK(wide.output.find("DEFAULT COOLDOWN") != std::string::npos);
+  CHECK(wide.output.find("oldest_instance") != std::string::npos);
+
+  // Activities: when each started (a time) and how long it took.
+  REQUIRE(run(tidectl + " instance attach web --address 127.0.0.1 --port 9 --no-increment-desired").exit_code == 0);
+  CHECK(server.call("GET", "/v1/groups/web").body["desired"] == 0);
+  auto activities = run(tidectl + " activity list web");
+  REQUIRE(activities.exit_code == 0);
+  CHECK(activities.output.find("STARTED") != std::string::npos);
+  CHECK(activities.output.find("DURATION") != std::string::npos);
+  CHECK(activities.output.find("+08:00") != std::string::npos);
+  CHECK(activities.output.find("attach") != std::string::npos);
+  auto recent = run(tidectl + " activity list web --since 1h");
+  CHECK(recent.output.find("attach") != std::string::npos);
+  auto future = run(tidectl + " activity list web --since 2099-01-01T00:00");
+  CHECK(future.exit_code == 0);
+  CHECK(future.output == "(none)\n");
+  auto bad_since = run(tidectl + " activity list web --since yesterday");
+  CHECK(bad_since.exit_code == 2);
+  CHECK(bad_since.output.find("--since: 'yesterday' is neither a duration ago") != std::string::npos);
+
+  // -w prints the list again under a time-stamped title until stopped.
+  auto watched = run("TZ=Asia/Shanghai timeout -s INT 5 " + kTidectl + " --endpoint " + server.endpoint() +
+                     " instance list -g web -w");
+  CHECK(watched.output.find("instances of web at ") != std::string::npos);
+  std::size_t titles = 0;
+  for (std::size_t at = watched.output.find("instances of web at "); at != std::string::npos;
+       at = watched.output.find("instances of web at ", at + 1)) {
+    ++titles;
+  }
+  CHECK(titles >= 2);
+}
+
+TEST_CASE("typos that can never work are refused or warned about", "[tidectl][api]") {
+  ServerFixture server;
+  REQUIRE(server.start_error().empty());
+  const std::string tidectl = kTidectl + " --endpoint " + server.endpoint();
+  REQUIRE(run(tidectl + " lc create web --command 'sleep 1000' --port 8080").exit_code == 0);
+  REQUIRE(run(tidectl + " group create web --launch-config web --min 0 --max 3").exit_code == 0);
+  // cpu and memory are percentages.
+  auto over = run(tidectl + " policy put web high --metric cpu --comparison '>' --threshold 101 --adjustment 1");
+  CHECK(over.exit_code == 1);
+  CHECK(over.output.find("--threshold: cpu is a percentage: the threshold must be 0..100") != std::string::npos);
+  // A metric nothing reports: stored (an application may report it later), with a warning.
+  auto typo = run(tidectl + " policy put web high --metric cpuu --comparison '>' --threshold 50 --adjustment 1");
+  CHECK(typo.exit_code == 0);
+  CHECK(typo.output.find("warning: no instance of web reports the metric 'cpuu' yet") != std::string::npos);
+  auto builtin = run(tidectl + " policy put web high --metric cpu --comparison '>' --threshold 50 --adjustment 1");
+  CHECK(builtin.exit_code == 0);
+  CHECK(builtin.output.find("warning") == std::string::npos);
+  // A one-shot action in the past would never fire.
+  auto past = run(tidectl + " schedule put web once --start 2020-01-01T10:00Z --desired 2");
+  CHECK(past.exit_code == 1);
+  CHECK(past.output.find("--start: 2020-01-01T10:00:00Z is in the past") != std::string::npos);
+  // Without --tz tidectl says which zone it used.
+  auto zoned = run(tidectl + " schedule put web lunch --cron '0 11 * * *' --desired 2");
+  CHECK(zoned.exit_code == 0);
+  CHECK(zoned.output.find("no --tz given: the cron expression and --start/--end are in UTC") != std::string::npos);
+}
+
+TEST_CASE("apply: a fleet file takes typed durations wherever a *_ms field goes", "[tidectl][apply]") {
+  ServerFixture server;
+  REQUIRE(server.start_error().empty());
+  const std::string tidectl = kTidectl + " --endpoint " + server.endpoint();
+  auto applied = run(tidectl + " apply -f " + std::string(TIDE_TEST_DATA_DIR) + "/coordinator/apply/durations.yaml");
+  INFO(applied.output);
+  REQUIRE(applied.exit_code == 0);
+  const auto group = server.call("GET", "/v1/groups/web").body;
+  CHECK(group["default_cooldown_ms"] == 120'000);
+  CHECK(group["drain_timeout_ms"] == 45'000);
+  CHECK(server.call("GET", "/v1/launch-configurations/web").body["agent"]["readiness_period_ms"] == 200);
+  const auto policy = server.call("GET", "/v1/groups/web/policies/cpu-high").body;
+  CHECK(policy["period_ms"] == 10'000);
+  CHECK(policy["cooldown_ms"] == 90'000);
+  CHECK(server.call("GET", "/v1/groups/web/hooks/warm-cache").body["heartbeat_timeout_ms"] == 300'000);
+  // A second apply of the same file changes nothing.
+  auto again = run(tidectl + " apply -f " + std::string(TIDE_TEST_DATA_DIR) + "/coordinator/apply/durations.yaml");
+  CHECK(again.exit_code == 0);
+  CHECK(again.output.find("nothing to change") != std::string::npos);
+}
