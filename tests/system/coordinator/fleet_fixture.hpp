@@ -83,6 +83,9 @@ class Fleet {
     m_coordinator.reset();
   }
 
+  // Sends `signo` to the running coordinator (SIGHUP: re-read the configuration).
+  void signal_coordinator(int signo) const { m_coordinator->signal(signo); }
+
   // Pids of the embedded HAProxy (master and worker).
   [[nodiscard]] std::vector<pid_t> haproxy_processes() const {
     return st::processes_matching((m_dir / "state" / "haproxy.cfg").string());

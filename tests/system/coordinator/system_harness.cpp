@@ -134,6 +134,17 @@ WrkResult parse_wrk(const std::string& output) {
   return result;
 }
 
+ShellRun run_shell(const std::string& command, const std::filesystem::path& log,
+                   std::chrono::milliseconds timeout) {
+  std::ofstream(log, std::ios::trunc).flush();
+  Child child({"/bin/sh", "-c", command}, log);
+  const auto status = child.wait(timeout);
+  ShellRun run;
+  if (status && WIFEXITED(*status)) run.exit_code = WEXITSTATUS(*status);
+  run.output = read_file(log);
+  return run;
+}
+
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path);
   std::stringstream text;

@@ -65,6 +65,15 @@ struct WrkResult {
 };
 [[nodiscard]] WrkResult parse_wrk(const std::string& output);
 
+struct ShellRun {
+  int exit_code = -1;  // -1: killed, or still running at the time-out
+  std::string output;  // stdout and stderr
+};
+// Runs `command` with /bin/sh, its output going to `log` (truncated first),
+// and waits up to `timeout` for it.
+[[nodiscard]] ShellRun run_shell(const std::string& command, const std::filesystem::path& log,
+                                 std::chrono::milliseconds timeout);
+
 [[nodiscard]] std::string read_file(const std::filesystem::path& path);
 [[nodiscard]] std::filesystem::path make_temp_dir(const std::string& prefix);
 
