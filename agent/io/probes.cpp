@@ -97,7 +97,8 @@ struct NetAttempt {
     const auto eol = a->response.find("\r\n");
     if (eol == std::string::npos && nread >= 0 && a->response.size() < 256) return;
     // "HTTP/1.x NNN reason"
-    const std::string_view line(a->response.data(), eol == std::string::npos ? a->response.size() : eol);
+    const std::string_view line(a->response.data(),
+                                eol == std::string::npos ? a->response.size() : eol);
     if (line.size() < 12 || line.substr(0, 5) != "HTTP/" || line[8] != ' ') {
       a->finish(false, nread < 0 && a->response.empty() ? "connection closed without a response"
                                                         : "malformed status line");
@@ -155,7 +156,8 @@ void net_attempt(uv_loop_t* loop, const Endpoint& ep, std::string request, std::
 
 }  // namespace
 
-void http_probe(uv_loop_t* loop, const std::string& url, std::uint32_t timeout_ms, ProbeDoneFn done) {
+void http_probe(uv_loop_t* loop, const std::string& url, std::uint32_t timeout_ms,
+                ProbeDoneFn done) {
   std::string_view rest(url);
   if (rest.substr(0, 7) != "http://") {
     done(ProbeOutcome{false, "url must start with http://", 0});
@@ -166,7 +168,8 @@ void http_probe(uv_loop_t* loop, const std::string& url, std::uint32_t timeout_m
   const std::string_view authority = rest.substr(0, slash);
   const std::string path = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
   std::string host_port(authority);
-  if (host_port.find(':') == std::string::npos || (host_port.front() == '[' && host_port.back() == ']')) {
+  if (host_port.find(':') == std::string::npos ||
+      (host_port.front() == '[' && host_port.back() == ']')) {
     host_port += ":80";
   }
   Endpoint ep;
@@ -180,7 +183,8 @@ void http_probe(uv_loop_t* loop, const std::string& url, std::uint32_t timeout_m
   net_attempt(loop, ep, std::move(request), timeout_ms, std::move(done));
 }
 
-void tcp_probe(uv_loop_t* loop, const std::string& address, std::uint32_t timeout_ms, ProbeDoneFn done) {
+void tcp_probe(uv_loop_t* loop, const std::string& address, std::uint32_t timeout_ms,
+               ProbeDoneFn done) {
   Endpoint ep;
   std::string error;
   if (!parse_host_port(address, ep, error)) {
@@ -190,21 +194,30 @@ void tcp_probe(uv_loop_t* loop, const std::string& address, std::uint32_t timeou
   net_attempt(loop, ep, {}, timeout_ms, std::move(done));
 }
 
-void exec_probe(uv_loop_t* loop, const std::string& command, std::uint32_t timeout_ms, ProbeDoneFn done) {
+void exec_probe(uv_loop_t* loop, const std::string& command, std::uint32_t timeout_ms,
+                ProbeDoneFn done) {
   run_process(loop, command, timeout_ms, 256, [done = std::move(done)](const ProcessResult& r) {
     ProbeOutcome o;
     o.latency_ms = static_cast<std::uint32_t>(r.duration_ms);
     o.success = r.exit_status == 0 && !r.timed_out;
-    if (r.timed_out) o.message = "timed out";
-    else if (!r.error.empty()) o.message = r.error;
-    else o.message = "exit " + std::to_string(r.exit_status);
+    if (r.timed_out)
+      o.message = "timed out";
+    else if (!r.error.empty())
+      o.message = r.error;
+    else
+      o.message = "exit " + std::to_string(r.exit_status);
     done(o);
   });
 }
 
-ProbeRunner::ProbeRunner(uv_loop_t* loop, ProbeConfig config, ProbeTiming timing, ProbeResultFn on_result)
-    : m_loop(loop), m_config(std::move(config)), m_timing(timing), m_on_result(std::move(on_result)),
-      m_timer(new uv_timer_t), m_alive(std::make_shared<bool>(true)) {
+ProbeRunner::ProbeRunner(uv_loop_t* loop, ProbeConfig config, ProbeTiming timing,
+                         ProbeResultFn on_result)
+    : m_loop(loop),
+      m_config(std::move(config)),
+      m_timing(timing),
+      m_on_result(std::move(on_result)),
+      m_timer(new uv_timer_t),
+      m_alive(std::make_shared<bool>(true)) {
   uv_timer_init(m_loop, m_timer);
   m_timer->data = this;
 }

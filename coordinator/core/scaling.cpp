@@ -21,8 +21,10 @@ std::uint32_t clamp_to(const ScalingGroup& group, std::uint32_t value) {
 std::string adjustment_text(const AlarmPolicy& policy) {
   const std::string sign = policy.adjustment > 0 ? "+" : "";
   switch (policy.adjustment_type) {
-    case AdjustmentType::ChangeInCapacity: return "change " + sign + std::to_string(policy.adjustment);
-    case AdjustmentType::ExactCapacity: return "exact " + std::to_string(policy.adjustment);
+    case AdjustmentType::ChangeInCapacity:
+      return "change " + sign + std::to_string(policy.adjustment);
+    case AdjustmentType::ExactCapacity:
+      return "exact " + std::to_string(policy.adjustment);
     case AdjustmentType::PercentChangeInCapacity: {
       std::string text = "change " + sign + std::to_string(policy.adjustment) + " %";
       if (policy.min_adjustment_magnitude > 0) {
@@ -36,12 +38,14 @@ std::string adjustment_text(const AlarmPolicy& policy) {
 
 // The alarm's condition over its last `evaluation_periods` periods ending at
 // now, newest first; stops at the first period that fails (missing data
-// fails; so does a series younger than the whole span). On success `values` holds every period's value, oldest first.
-bool alarm_condition(const AlarmPolicy& policy, std::string_view group, const MetricWindows& windows,
-                     TimeMs now_ms, std::vector<double>& values) {
+// fails; so does a series younger than the whole span). On success `values` holds every period's
+// value, oldest first.
+bool alarm_condition(const AlarmPolicy& policy, std::string_view group,
+                     const MetricWindows& windows, TimeMs now_ms, std::vector<double>& values) {
   values.clear();
   const std::string series = metric_series(policy.metric, policy.query);
-  const TimeMs span_start = now_ms - static_cast<TimeMs>(policy.evaluation_periods) * policy.period_ms;
+  const TimeMs span_start =
+      now_ms - static_cast<TimeMs>(policy.evaluation_periods) * policy.period_ms;
   const auto first = windows.first_sample_ms(group, series);
   if (!first || *first > span_start) return false;  // no history as long as the span yet
   for (std::uint32_t k = 0; k < policy.evaluation_periods; ++k) {
@@ -65,10 +69,11 @@ std::uint32_t required_reporters(const Policy& policy, const GroupStatus& status
 }
 
 std::string alarm_cause(const AlarmPolicy& policy, const std::vector<double>& values) {
-  std::string text = "alarm " + policy.name + ": " + policy.metric + " " + std::string(to_string(policy.statistic)) +
-                     " " + format_value(values.back()) + " " + std::string(to_string(policy.comparison)) + " " +
-                     format_value(policy.threshold) + " for " + std::to_string(policy.evaluation_periods) + " x " +
-                     duration_text(policy.period_ms) + " (";
+  std::string text =
+      "alarm " + policy.name + ": " + policy.metric + " " +
+      std::string(to_string(policy.statistic)) + " " + format_value(values.back()) + " " +
+      std::string(to_string(policy.comparison)) + " " + format_value(policy.threshold) + " for " +
+      std::to_string(policy.evaluation_periods) + " x " + duration_text(policy.period_ms) + " (";
   constexpr std::size_t kShown = 6;  // a long series is cut to its newest values
   std::size_t first = 0;
   if (values.size() > kShown) {
@@ -93,7 +98,8 @@ std::string format_value(double value) {
   return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : std::string("?");
 }
 
-GroupStatus group_status(const ScalingGroup& group, std::span<const Instance* const> instances, TimeMs now_ms) {
+GroupStatus group_status(const ScalingGroup& group, std::span<const Instance* const> instances,
+                         TimeMs now_ms) {
   GroupStatus status{&group, 0, 0};
   for (const Instance* instance : instances) {
     if (instance == nullptr) continue;
@@ -107,8 +113,12 @@ std::uint32_t apply_adjustment(const AlarmPolicy& policy, std::uint32_t desired)
   const auto current = static_cast<std::int64_t>(desired);
   std::int64_t result = current;
   switch (policy.adjustment_type) {
-    case AdjustmentType::ChangeInCapacity: result = current + policy.adjustment; break;
-    case AdjustmentType::ExactCapacity: result = policy.adjustment; break;
+    case AdjustmentType::ChangeInCapacity:
+      result = current + policy.adjustment;
+      break;
+    case AdjustmentType::ExactCapacity:
+      result = policy.adjustment;
+      break;
     case AdjustmentType::PercentChangeInCapacity: {
       // Truncate towards zero (12.7 -> 12, -6.7 -> -6) but move at least one
       // instance, as AWS does; then the policy's minimum step.
@@ -123,7 +133,8 @@ std::uint32_t apply_adjustment(const AlarmPolicy& policy, std::uint32_t desired)
 }
 
 std::optional<std::uint32_t> target_tracking_recommendation(const TargetTrackingPolicy& policy,
-                                                            std::uint32_t in_service, double value) {
+                                                            std::uint32_t in_service,
+                                                            double value) {
   if (in_service == 0 || !(policy.target > 0.0) || !std::isfinite(value)) return std::nullopt;
   const double ratio = value / policy.target;
   // The epsilon keeps 55 / 50 inside a 10 % tolerance despite rounding.
@@ -147,15 +158,17 @@ Autoscaler::Autoscaler(std::int64_t max_window_ms) : m_max_window_ms(max_window_
 
 tl::expected<void, ModelError> Autoscaler::put_alarm(AlarmPolicy policy) {
   if (auto ok = validate(policy); !ok) return ok;
-  const std::int64_t span_ms = policy.period_ms * static_cast<std::int64_t>(policy.evaluation_periods);
+  const std::int64_t span_ms =
+      policy.period_ms * static_cast<std::int64_t>(policy.evaluation_periods);
   if (span_ms > m_max_window_ms) {
-    return fail("period x evaluation_periods = " + duration_text(span_ms) + " exceeds the metric retention of " +
-                duration_text(m_max_window_ms));
+    return fail("period x evaluation_periods = " + duration_text(span_ms) +
+                " exceeds the metric retention of " + duration_text(m_max_window_ms));
   }
   Policies& p = m_groups[policy.group];
   for (const TrackingState& t : p.tracking) {
     if (t.policy.name == policy.name) {
-      return fail("group " + policy.group + " already has a target-tracking policy named " + policy.name);
+      return fail("group " + policy.group + " already has a target-tracking policy named " +
+                  policy.name);
     }
   }
   for (AlarmState& a : p.alarms) {
@@ -195,13 +208,14 @@ bool Autoscaler::remove_policy(std::string_view group, std::string_view name) {
   if (it == m_groups.end()) return false;
   auto& alarms = it->second.alarms;
   auto& tracking = it->second.tracking;
-  const auto a = std::find_if(alarms.begin(), alarms.end(), [&](const AlarmState& s) { return s.policy.name == name; });
+  const auto a = std::find_if(alarms.begin(), alarms.end(),
+                              [&](const AlarmState& s) { return s.policy.name == name; });
   if (a != alarms.end()) {
     alarms.erase(a);
     return true;
   }
-  const auto t =
-      std::find_if(tracking.begin(), tracking.end(), [&](const TrackingState& s) { return s.policy.name == name; });
+  const auto t = std::find_if(tracking.begin(), tracking.end(),
+                              [&](const TrackingState& s) { return s.policy.name == name; });
   if (t != tracking.end()) {
     tracking.erase(t);
     return true;
@@ -222,7 +236,8 @@ const AlarmPolicy* Autoscaler::alarm(std::string_view group, std::string_view na
   return nullptr;
 }
 
-const TargetTrackingPolicy* Autoscaler::target_tracking(std::string_view group, std::string_view name) const {
+const TargetTrackingPolicy* Autoscaler::target_tracking(std::string_view group,
+                                                        std::string_view name) const {
   const auto it = m_groups.find(group);
   if (it == m_groups.end()) return nullptr;
   for (const TrackingState& t : it->second.tracking) {
@@ -239,7 +254,8 @@ std::vector<const AlarmPolicy*> Autoscaler::alarms_of(std::string_view group) co
   return result;
 }
 
-std::vector<const TargetTrackingPolicy*> Autoscaler::target_tracking_of(std::string_view group) const {
+std::vector<const TargetTrackingPolicy*> Autoscaler::target_tracking_of(
+    std::string_view group) const {
   std::vector<const TargetTrackingPolicy*> result;
   if (const auto it = m_groups.find(group); it != m_groups.end()) {
     for (const TrackingState& t : it->second.tracking) result.push_back(&t.policy);
@@ -267,7 +283,8 @@ std::vector<MetricQuery> Autoscaler::metric_queries() const {
   return out;
 }
 
-std::optional<TimeMs> Autoscaler::last_fired_ms(std::string_view group, std::string_view name) const {
+std::optional<TimeMs> Autoscaler::last_fired_ms(std::string_view group,
+                                                std::string_view name) const {
   const auto it = m_groups.find(group);
   if (it == m_groups.end()) return std::nullopt;
   for (const AlarmState& a : it->second.alarms) {
@@ -306,7 +323,8 @@ void Autoscaler::evaluate_group(const GroupStatus& status, Policies& policies, T
     const AlarmPolicy& policy = state.policy;
     if (!policy.enabled || !alarm_condition(policy, group.name, windows, now_ms, values)) continue;
     const std::uint32_t target = clamp_to(group, apply_adjustment(policy, desired));
-    const bool cooling = state.last_fired_ms && now_ms - *state.last_fired_ms < cooldown_ms(policy, group);
+    const bool cooling =
+        state.last_fired_ms && now_ms - *state.last_fired_ms < cooldown_ms(policy, group);
     Opinion opinion{Direction::Hold, desired, true, k, {}};
     if (target > desired) {
       // In its cooldown a scale-out alarm whose condition still holds keeps
@@ -348,9 +366,11 @@ void Autoscaler::evaluate_group(const GroupStatus& status, Policies& policies, T
     if (policy.scale_out_window_ms > 0 && policy.scale_out_window_ms < policy.window_ms) {
       // The recent span may ask for more than the window (a step in load);
       // it never asks for less: scale-in stays on the whole window.
-      const auto recent = windows.stats(group.name, series, now_ms - policy.scale_out_window_ms, now_ms);
+      const auto recent =
+          windows.stats(group.name, series, now_ms - policy.scale_out_window_ms, now_ms);
       if (recent) {
-        const auto fast = target_tracking_recommendation(policy, status.in_service, recent->average);
+        const auto fast =
+            target_tracking_recommendation(policy, status.in_service, recent->average);
         if (fast && *fast > std::max(raw.value_or(desired), desired)) {
           value = recent->average;
           raw = fast;
@@ -370,7 +390,8 @@ void Autoscaler::evaluate_group(const GroupStatus& status, Policies& policies, T
     const std::uint32_t highest = history.front().second;
 
     std::string cause = head + format_value(value) + " over " + span + ", target " +
-                        format_value(policy.target) + ", " + std::to_string(status.in_service) + " in service";
+                        format_value(policy.target) + ", " + std::to_string(status.in_service) +
+                        " in service";
     if (!raw) {
       opinions.push_back(Opinion{Direction::Hold, desired, false, k, cause + ": within tolerance"});
     } else if (recommendation > desired) {
@@ -379,25 +400,29 @@ void Autoscaler::evaluate_group(const GroupStatus& status, Policies& policies, T
           clamp_to(group, static_cast<std::uint32_t>(std::min<std::uint64_t>(
                               recommendation, static_cast<std::uint64_t>(desired) + allowed)));
       cause += ": " + std::to_string(recommendation);
-      if (capacity < clamp_to(group, recommendation)) cause += " (rate limit: " + std::to_string(capacity) + ")";
-      opinions.push_back(Opinion{capacity > desired ? Direction::Out : Direction::Hold, std::max(capacity, desired),
-                                 false, k, cause});
+      if (capacity < clamp_to(group, recommendation))
+        cause += " (rate limit: " + std::to_string(capacity) + ")";
+      opinions.push_back(Opinion{capacity > desired ? Direction::Out : Direction::Hold,
+                                 std::max(capacity, desired), false, k, cause});
     } else if (recommendation == desired) {
-      opinions.push_back(Opinion{Direction::Hold, desired, false, k, cause + ": " + std::to_string(recommendation)});
+      opinions.push_back(Opinion{Direction::Hold, desired, false, k,
+                                 cause + ": " + std::to_string(recommendation)});
     } else if (!policy.disable_scale_in) {
       cause += ": " + std::to_string(recommendation);
       // Incomplete: an eligible instance did not report within the window,
       // or the window reaches back before the first sample (a restart).
-      const std::uint32_t reporters = windows.reporters_since(group.name, series, now_ms - policy.window_ms);
+      const std::uint32_t reporters =
+          windows.reporters_since(group.name, series, now_ms - policy.window_ms);
       const std::uint32_t required = required_reporters(policy, status);
       const auto first = windows.first_sample_ms(group.name, series);
       if (required == 0 || reporters < required || !first || *first > now_ms - policy.window_ms) {
-        opinions.push_back(Opinion{Direction::Hold, desired, false, k,
-                                   cause + ", scale-in held: " +
-                                       (policy.query.empty() ? std::to_string(reporters) + " of " +
-                                                                   std::to_string(required) + " instances reported"
-                                                             : std::string("the Prometheus query has no value in "
-                                                                           "the window or no history as long"))});
+        opinions.push_back(
+            Opinion{Direction::Hold, desired, false, k,
+                    cause + ", scale-in held: " +
+                        (policy.query.empty() ? std::to_string(reporters) + " of " +
+                                                    std::to_string(required) + " instances reported"
+                                              : std::string("the Prometheus query has no value in "
+                                                            "the window or no history as long"))});
         continue;
       }
       if (highest >= desired) {
@@ -414,9 +439,10 @@ void Autoscaler::evaluate_group(const GroupStatus& status, Policies& policies, T
         cause += ", highest of the last " + duration_text(policy.scale_in_stabilization_ms) + " " +
                  std::to_string(highest);
       }
-      if (capacity > clamp_to(group, highest)) cause += " (rate limit: " + std::to_string(capacity) + ")";
-      opinions.push_back(
-          Opinion{capacity < desired ? Direction::In : Direction::Hold, std::min(capacity, desired), false, k, cause});
+      if (capacity > clamp_to(group, highest))
+        cause += " (rate limit: " + std::to_string(capacity) + ")";
+      opinions.push_back(Opinion{capacity < desired ? Direction::In : Direction::Hold,
+                                 std::min(capacity, desired), false, k, cause});
     }
     // disable_scale_in and a lower recommendation: no opinion, so other
     // policies may still scale in.
@@ -451,14 +477,16 @@ void Autoscaler::evaluate_group(const GroupStatus& status, Policies& policies, T
   if (decision.policies.empty()) {
     // Only reachable when clamping moved a hold into the range: the group's
     // bounds changed under its desired capacity. Fleet enforces them anyway.
-    decision.cause = "desired " + std::to_string(desired) + " outside [" + std::to_string(group.min) + ", " +
-                     std::to_string(group.max) + "]";
+    decision.cause = "desired " + std::to_string(desired) + " outside [" +
+                     std::to_string(group.min) + ", " + std::to_string(group.max) + "]";
   }
   out.push_back(std::move(decision));
 }
 
-tl::expected<ScalingDecision, ModelError> Autoscaler::execute_policy(const ScalingGroup& group, std::string_view name,
-                                                                     bool honour_cooldown, TimeMs now_ms) {
+tl::expected<ScalingDecision, ModelError> Autoscaler::execute_policy(const ScalingGroup& group,
+                                                                     std::string_view name,
+                                                                     bool honour_cooldown,
+                                                                     TimeMs now_ms) {
   const auto it = m_groups.find(group.name);
   if (it != m_groups.end()) {
     for (AlarmState& state : it->second.alarms) {
@@ -470,13 +498,17 @@ tl::expected<ScalingDecision, ModelError> Autoscaler::execute_policy(const Scali
                     duration_text(cooldown - (now_ms - *state.last_fired_ms)));
       }
       state.last_fired_ms = now_ms;
-      return ScalingDecision{group.name, group.desired, clamp_to(group, apply_adjustment(state.policy, group.desired)),
-                             "policy " + state.policy.name + " executed by request: " + adjustment_text(state.policy),
-                             {state.policy.name}};
+      return ScalingDecision{
+          group.name,
+          group.desired,
+          clamp_to(group, apply_adjustment(state.policy, group.desired)),
+          "policy " + state.policy.name + " executed by request: " + adjustment_text(state.policy),
+          {state.policy.name}};
     }
     for (const TrackingState& state : it->second.tracking) {
       if (state.policy.name == name) {
-        return fail("policy " + std::string(name) + " is a target-tracking policy; only alarm policies can be executed");
+        return fail("policy " + std::string(name) +
+                    " is a target-tracking policy; only alarm policies can be executed");
       }
     }
   }

@@ -36,15 +36,15 @@ struct GroupStatus {
 
 // Counts in_service and eligible over a group's instances (O(instances); the
 // shell may keep the counts itself instead).
-[[nodiscard]] GroupStatus group_status(const ScalingGroup& group, std::span<const Instance* const> instances,
-                                       TimeMs now_ms);
+[[nodiscard]] GroupStatus group_status(const ScalingGroup& group,
+                                       std::span<const Instance* const> instances, TimeMs now_ms);
 
 // One change of a group's desired capacity.
 struct ScalingDecision {
   std::string group;
   std::uint32_t from_desired = 0;
-  std::uint32_t to_desired = 0;  // already clamped to [min, max]
-  std::string cause;             // for the activity: the policies and the measured values
+  std::uint32_t to_desired = 0;       // already clamped to [min, max]
+  std::string cause;                  // for the activity: the policies and the measured values
   std::vector<std::string> policies;  // names of the policies that fired
 };
 
@@ -59,8 +59,8 @@ struct ScalingDecision {
 // Target tracking's raw recommendation: nullopt inside the tolerance
 // (|value / target - 1| <= tolerance) or when in_service is 0; else
 // ceil(in_service * value / target).
-[[nodiscard]] std::optional<std::uint32_t> target_tracking_recommendation(const TargetTrackingPolicy& policy,
-                                                                          std::uint32_t in_service, double value);
+[[nodiscard]] std::optional<std::uint32_t> target_tracking_recommendation(
+    const TargetTrackingPolicy& policy, std::uint32_t in_service, double value);
 
 // One Prometheus query that policies of a group read: the shell polls it
 // and records its value under metric_series(metric, query) for `group`.
@@ -90,15 +90,18 @@ class Autoscaler {
   void remove_group(std::string_view group);
 
   [[nodiscard]] const AlarmPolicy* alarm(std::string_view group, std::string_view name) const;
-  [[nodiscard]] const TargetTrackingPolicy* target_tracking(std::string_view group, std::string_view name) const;
+  [[nodiscard]] const TargetTrackingPolicy* target_tracking(std::string_view group,
+                                                            std::string_view name) const;
   [[nodiscard]] std::vector<const AlarmPolicy*> alarms_of(std::string_view group) const;
-  [[nodiscard]] std::vector<const TargetTrackingPolicy*> target_tracking_of(std::string_view group) const;
+  [[nodiscard]] std::vector<const TargetTrackingPolicy*> target_tracking_of(
+      std::string_view group) const;
   // Every distinct (group, query) read by an enabled policy, in group and
   // policy order: what the shell must poll. Disabled groups are the
   // caller's to skip.
   [[nodiscard]] std::vector<MetricQuery> metric_queries() const;
   // When an alarm policy last fired (its cooldown runs from there).
-  [[nodiscard]] std::optional<TimeMs> last_fired_ms(std::string_view group, std::string_view name) const;
+  [[nodiscard]] std::optional<TimeMs> last_fired_ms(std::string_view group,
+                                                    std::string_view name) const;
 
   // Evaluates every enabled policy of every enabled group in `groups` and
   // returns the groups whose desired capacity changes. Meant to run once per
@@ -115,7 +118,8 @@ class Autoscaler {
   // equal from_desired (at a bound). Starts the policy's cooldown.
   [[nodiscard]] tl::expected<ScalingDecision, ModelError> execute_policy(const ScalingGroup& group,
                                                                          std::string_view name,
-                                                                         bool honour_cooldown, TimeMs now_ms);
+                                                                         bool honour_cooldown,
+                                                                         TimeMs now_ms);
 
  private:
   struct AlarmState {
@@ -149,13 +153,15 @@ class Autoscaler {
     Direction direction = Direction::Hold;
     std::uint32_t capacity = 0;  // clamped to [min, max]
     bool is_alarm = false;
-    std::size_t index = 0;       // into Policies::alarms or ::tracking
+    std::size_t index = 0;  // into Policies::alarms or ::tracking
     std::string cause;
   };
 
-  void evaluate_group(const GroupStatus& status, Policies& policies, TimeMs now_ms, const MetricWindows& windows,
-                      std::vector<Opinion>& opinions, std::vector<ScalingDecision>& out);
-  [[nodiscard]] std::int64_t cooldown_ms(const AlarmPolicy& policy, const ScalingGroup& group) const;
+  void evaluate_group(const GroupStatus& status, Policies& policies, TimeMs now_ms,
+                      const MetricWindows& windows, std::vector<Opinion>& opinions,
+                      std::vector<ScalingDecision>& out);
+  [[nodiscard]] std::int64_t cooldown_ms(const AlarmPolicy& policy,
+                                         const ScalingGroup& group) const;
 
   std::int64_t m_max_window_ms;
   std::map<std::string, Policies, std::less<>> m_groups;

@@ -9,13 +9,20 @@ namespace tide::haproxy {
 
 std::string_view to_string(ApiError::Kind kind) {
   switch (kind) {
-    case ApiError::Kind::Connect: return "connect";
-    case ApiError::Kind::Timeout: return "timeout";
-    case ApiError::Kind::Disconnected: return "disconnected";
-    case ApiError::Kind::Rejected: return "rejected";
-    case ApiError::Kind::BadAnswer: return "bad answer";
-    case ApiError::Kind::BadCommand: return "bad command";
-    case ApiError::Kind::Closed: return "closed";
+    case ApiError::Kind::Connect:
+      return "connect";
+    case ApiError::Kind::Timeout:
+      return "timeout";
+    case ApiError::Kind::Disconnected:
+      return "disconnected";
+    case ApiError::Kind::Rejected:
+      return "rejected";
+    case ApiError::Kind::BadAnswer:
+      return "bad answer";
+    case ApiError::Kind::BadCommand:
+      return "bad command";
+    case ApiError::Kind::Closed:
+      return "closed";
   }
   return "unknown";
 }
@@ -46,12 +53,14 @@ constexpr std::uint64_t kTickMs = 20;
 void close_and_delete_timer(uv_timer_t* t) {
   if (t == nullptr) return;
   t->data = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  uv_close(reinterpret_cast<uv_handle_t*>(t),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
 }
 
 }  // namespace
 
-RuntimeClient::RuntimeClient(uv_loop_t* loop, Options options) : m_loop(loop), m_options(std::move(options)) {
+RuntimeClient::RuntimeClient(uv_loop_t* loop, Options options)
+    : m_loop(loop), m_options(std::move(options)) {
   m_tick = new uv_timer_t;
   uv_timer_init(m_loop, m_tick);
   m_tick->data = this;
@@ -76,16 +85,20 @@ void RuntimeClient::send(std::string command, Callback cb) {
     return;
   }
   if (command.empty() || command.find_first_of("\r\n;") != std::string::npos) {
-    defer(std::move(cb), tl::make_unexpected(ApiError{ApiError::Kind::BadCommand,
-                                                      "command is empty or holds a newline or ';'"}));
+    defer(std::move(cb),
+          tl::make_unexpected(
+              ApiError{ApiError::Kind::BadCommand, "command is empty or holds a newline or ';'"}));
     return;
   }
   m_queue.push_back(Pending{std::move(command), std::move(cb), {}, 0, 0});
-  if (m_state == State::Idle) connect();
-  else flush();
+  if (m_state == State::Idle)
+    connect();
+  else
+    flush();
 }
 
-void RuntimeClient::send_with_payload(std::string command, const std::string& payload, Callback cb) {
+void RuntimeClient::send_with_payload(std::string command, const std::string& payload,
+                                      Callback cb) {
   std::string lines;
   std::size_t at = 0;
   while (at < payload.size()) {
@@ -98,8 +111,9 @@ void RuntimeClient::send_with_payload(std::string command, const std::string& pa
   }
   const bool marked = command.size() > 3 && command.compare(command.size() - 3, 3, " <<") == 0;
   if (!marked || lines.empty() || command.find_first_of("\r\n;") != std::string::npos) {
-    defer(std::move(cb), tl::make_unexpected(ApiError{ApiError::Kind::BadCommand,
-                                                      "a payload command ends with ' <<' and carries a payload"}));
+    defer(std::move(cb),
+          tl::make_unexpected(ApiError{ApiError::Kind::BadCommand,
+                                       "a payload command ends with ' <<' and carries a payload"}));
     return;
   }
   auto strip = [cb = std::move(cb)](Answer answer) {
@@ -115,16 +129,21 @@ void RuntimeClient::send_with_payload(std::string command, const std::string& pa
     return;
   }
   m_queue.push_back(Pending{std::move(command), std::move(strip), std::move(lines), 0, 0});
-  if (m_state == State::Idle) connect();
-  else flush();
+  if (m_state == State::Idle)
+    connect();
+  else
+    flush();
 }
 
 void RuntimeClient::defer(Callback cb, Answer answer) {
   m_deferred.emplace_back(std::move(cb), std::move(answer));
   if (m_defer != nullptr) {
-    uv_timer_start(m_defer, [](uv_timer_t* t) {
-      if (t->data != nullptr) static_cast<RuntimeClient*>(t->data)->run_deferred();
-    }, 0, 0);
+    uv_timer_start(
+        m_defer,
+        [](uv_timer_t* t) {
+          if (t->data != nullptr) static_cast<RuntimeClient*>(t->data)->run_deferred();
+        },
+        0, 0);
   }
 }
 
@@ -145,9 +164,12 @@ void RuntimeClient::connect() {
   m_in.clear();
   m_connect_started_ms = uv_now(m_loop);
   ++m_connects;
-  uv_timer_start(m_tick, [](uv_timer_t* t) {
-    if (t->data != nullptr) static_cast<RuntimeClient*>(t->data)->on_tick();
-  }, kTickMs, kTickMs);
+  uv_timer_start(
+      m_tick,
+      [](uv_timer_t* t) {
+        if (t->data != nullptr) static_cast<RuntimeClient*>(t->data)->on_tick();
+      },
+      kTickMs, kTickMs);
 
   const std::string& ep = m_options.endpoint;
   int rc = 0;
@@ -159,7 +181,9 @@ void RuntimeClient::connect() {
     rc = (port > 0 && port < 65536) ? uv_ip4_addr(host.c_str(), port, &addr) : UV_EINVAL;
     uv_tcp_init(m_loop, &c->h.tcp);
     c->h.tcp.data = c;
-    if (rc == 0) rc = uv_tcp_connect(&c->connect_req, &c->h.tcp, reinterpret_cast<const sockaddr*>(&addr), on_connect);
+    if (rc == 0)
+      rc = uv_tcp_connect(&c->connect_req, &c->h.tcp, reinterpret_cast<const sockaddr*>(&addr),
+                          on_connect);
   } else {
     uv_pipe_init(m_loop, &c->h.pipe, 0);
     c->h.pipe.data = c;
@@ -167,7 +191,8 @@ void RuntimeClient::connect() {
     uv_pipe_connect(&c->connect_req, &c->h.pipe, ep.c_str(), on_connect);
   }
   if (rc < 0) {
-    drop_connection(ApiError{ApiError::Kind::Connect, "bad endpoint '" + ep + "': " + uv_strerror(rc)}, false);
+    drop_connection(
+        ApiError{ApiError::Kind::Connect, "bad endpoint '" + ep + "': " + uv_strerror(rc)}, false);
   }
 }
 
@@ -176,17 +201,19 @@ void RuntimeClient::on_connect(uv_connect_t* req, int status) {
   RuntimeClient* self = c->owner;
   if (self == nullptr) return;  // abandoned attempt; its handle is closing
   if (status < 0) {
-    self->drop_connection(ApiError{ApiError::Kind::Connect,
-                                   self->m_options.endpoint + ": " + uv_strerror(status)}, false);
+    self->drop_connection(
+        ApiError{ApiError::Kind::Connect, self->m_options.endpoint + ": " + uv_strerror(status)},
+        false);
     return;
   }
   self->m_state = State::Handshake;
-  uv_read_start(c->stream(),
-                [](uv_handle_t*, std::size_t suggested, uv_buf_t* buf) {
-                  buf->base = new char[suggested];
-                  buf->len = suggested;
-                },
-                on_read);
+  uv_read_start(
+      c->stream(),
+      [](uv_handle_t*, std::size_t suggested, uv_buf_t* buf) {
+        buf->base = new char[suggested];
+        buf->len = suggested;
+      },
+      on_read);
   // Switch the connection to interactive mode: it then stays open and every
   // answer ends with a prompt.
   auto* w = new Write;
@@ -205,7 +232,8 @@ void RuntimeClient::on_write(uv_write_t* req, int status) {
   RuntimeClient* self = w->conn->owner;
   delete w;
   if (status < 0 && self != nullptr) {
-    self->drop_connection(ApiError{ApiError::Kind::Disconnected, std::string("write: ") + uv_strerror(status)}, true);
+    self->drop_connection(
+        ApiError{ApiError::Kind::Disconnected, std::string("write: ") + uv_strerror(status)}, true);
   }
 }
 
@@ -215,9 +243,10 @@ void RuntimeClient::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* 
   RuntimeClient* self = c->owner;
   if (self == nullptr) return;
   if (nread < 0) {
-    self->drop_connection(ApiError{ApiError::Kind::Disconnected,
-                                   std::string("HAProxy closed the connection: ") + uv_strerror(static_cast<int>(nread))},
-                          true);
+    self->drop_connection(
+        ApiError{ApiError::Kind::Disconnected, std::string("HAProxy closed the connection: ") +
+                                                   uv_strerror(static_cast<int>(nread))},
+        true);
     return;
   }
   if (nread > 0) self->on_data(std::string_view(buf->base, static_cast<std::size_t>(nread)));
@@ -294,15 +323,19 @@ void RuntimeClient::flush() {
 void RuntimeClient::on_tick() {
   const std::uint64_t now = uv_now(m_loop);
   const std::uint64_t limit = m_options.command_timeout_ms;
-  if ((m_state == State::Connecting || m_state == State::Handshake) && now - m_connect_started_ms > limit) {
+  if ((m_state == State::Connecting || m_state == State::Handshake) &&
+      now - m_connect_started_ms > limit) {
     drop_connection(ApiError{ApiError::Kind::Connect, m_options.endpoint + ": no prompt within " +
-                                                          std::to_string(limit) + " ms"}, false);
+                                                          std::to_string(limit) + " ms"},
+                    false);
     return;
   }
   if (!m_in_flight.empty() && now - m_in_flight.front().sent_ms > limit) {
     // The framing is lost with the late answer: start over on a fresh connection.
-    drop_connection(ApiError{ApiError::Kind::Timeout, "no answer to '" + m_in_flight.front().command + "' within " +
-                                                          std::to_string(limit) + " ms"}, false);
+    drop_connection(
+        ApiError{ApiError::Kind::Timeout, "no answer to '" + m_in_flight.front().command +
+                                              "' within " + std::to_string(limit) + " ms"},
+        false);
     return;
   }
   if (m_state == State::Open && m_in_flight.empty() && m_queue.empty()) uv_timer_stop(m_tick);

@@ -76,8 +76,9 @@ void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   if (nread > 0) {
     std::string& sink = is_out ? run->result.stdout_data : run->result.stderr_data;
     const auto n = static_cast<std::size_t>(nread);
-    const std::size_t room =
-        sink.size() < run->request.max_output_bytes ? run->request.max_output_bytes - sink.size() : 0;
+    const std::size_t room = sink.size() < run->request.max_output_bytes
+                                 ? run->request.max_output_bytes - sink.size()
+                                 : 0;
     if (n > room) run->result.output_truncated = true;
     sink.append(buf->base, std::min(n, room));
     return;
@@ -114,11 +115,10 @@ void run_subprocess(uv_loop_t* loop, SubprocessRequest request,
   run->request = std::move(request);
   run->done = std::move(done);
 
-  for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&run->process),
-                         reinterpret_cast<uv_handle_t*>(&run->in),
-                         reinterpret_cast<uv_handle_t*>(&run->out),
-                         reinterpret_cast<uv_handle_t*>(&run->err),
-                         reinterpret_cast<uv_handle_t*>(&run->timer)}) {
+  for (uv_handle_t* h :
+       {reinterpret_cast<uv_handle_t*>(&run->process), reinterpret_cast<uv_handle_t*>(&run->in),
+        reinterpret_cast<uv_handle_t*>(&run->out), reinterpret_cast<uv_handle_t*>(&run->err),
+        reinterpret_cast<uv_handle_t*>(&run->timer)}) {
     h->data = run;
   }
   uv_pipe_init(loop, &run->in, 0);
@@ -177,9 +177,10 @@ void run_subprocess(uv_loop_t* loop, SubprocessRequest request,
 
   const int rc = run->request.argv.empty() ? UV_EINVAL : uv_spawn(loop, &run->process, &options);
   if (rc != 0) {
-    run->spawn_error = "cannot start " +
-                       (run->request.argv.empty() ? std::string("(no program)") : run->request.argv[0]) +
-                       ": " + uv_strerror(rc);
+    run->spawn_error =
+        "cannot start " +
+        (run->request.argv.empty() ? std::string("(no program)") : run->request.argv[0]) + ": " +
+        uv_strerror(rc);
     run->exited = true;
     run->in_open = false;
     run->close(reinterpret_cast<uv_handle_t*>(&run->in));

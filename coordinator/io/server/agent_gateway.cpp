@@ -84,7 +84,9 @@ AgentGateway::AgentGateway(uv_loop_t* loop, GatewayConfig config, AgentGatewayHa
   m_session_salt = (static_cast<std::uint64_t>(device()) << 32U) ^ device();
 }
 
-AgentGateway::~AgentGateway() { stop("coordinator stopping"); }
+AgentGateway::~AgentGateway() {
+  stop("coordinator stopping");
+}
 
 tl::expected<std::string, transport::TransportError> AgentGateway::start() {
   if (m_config.router.curve_server_secret_z85) {
@@ -92,13 +94,15 @@ tl::expected<std::string, transport::TransportError> AgentGateway::start() {
     m_zap = std::make_unique<transport::ZapHandler>(
         m_loop, m_context, [this](const transport::ZapRequest& request) {
           transport::ZapDecision decision;
-          decision.allow = request.mechanism == "CURVE" && m_handler.allow_agent_key(request.client_key_z85);
+          decision.allow =
+              request.mechanism == "CURVE" && m_handler.allow_agent_key(request.client_key_z85);
           decision.status_text = decision.allow ? "OK" : "unknown agent key";
           if (!decision.allow) {
             if (const auto held = m_refusal_log.admit(uv_now(m_loop))) {
-              spdlog::warn("agent link: connection from {} refused: {} CURVE key {} is not an agent's{}",
-                           request.address, request.mechanism, request.client_key_z85,
-                           logging::suppressed_note(*held));
+              spdlog::warn(
+                  "agent link: connection from {} refused: {} CURVE key {} is not an agent's{}",
+                  request.address, request.mechanism, request.client_key_z85,
+                  logging::suppressed_note(*held));
             }
           }
           return decision;
@@ -106,8 +110,9 @@ tl::expected<std::string, transport::TransportError> AgentGateway::start() {
     if (auto bound = m_zap->bind(); !bound) return tl::make_unexpected(bound.error());
   }
   m_router = std::make_unique<transport::Router>(m_loop, m_context, m_config.router);
-  m_router->on_message([this](const transport::PeerId& peer, std::string_view user_id,
-                              std::span<const std::uint8_t> frame) { on_frame(peer, user_id, frame); });
+  m_router->on_message(
+      [this](const transport::PeerId& peer, std::string_view user_id,
+             std::span<const std::uint8_t> frame) { on_frame(peer, user_id, frame); });
   m_router->on_refused(
       [this](const transport::PeerId& peer, std::string_view reason) { on_refused(peer, reason); });
   auto endpoint = m_router->bind();
@@ -120,8 +125,8 @@ tl::expected<std::string, transport::TransportError> AgentGateway::start() {
   // tick checks liveness and beats the sessions that do not report.
   const std::uint64_t period_ms = std::max<std::uint64_t>(20, m_config.heartbeat_interval_ms / 10);
   uv_timer_start(
-      m_timer, [](uv_timer_t* timer) { static_cast<AgentGateway*>(timer->data)->on_tick(); }, period_ms,
-      period_ms);
+      m_timer, [](uv_timer_t* timer) { static_cast<AgentGateway*>(timer->data)->on_tick(); },
+      period_ms, period_ms);
   return endpoint;
 }
 
@@ -172,7 +177,8 @@ bool AgentGateway::send(const transport::PeerId& peer, const protocol::Message& 
   const auto frame = protocol::encode(message);
   auto sent = m_router->send(peer, frame);
   if (!sent) {
-    spdlog::debug("agent link: send {} failed: {}", protocol::command_name(message), sent.error().detail);
+    spdlog::debug("agent link: send {} failed: {}", protocol::command_name(message),
+                  sent.error().detail);
     return false;
   }
   m_sessions.sent(peer, uv_now(m_loop));
@@ -277,8 +283,8 @@ void AgentGateway::on_frame(const transport::PeerId& peer, std::string_view user
         } else if constexpr (std::is_same_v<T, protocol::Goodbye>) {
           end_session(peer, m.reason.empty() ? "agent said goodbye" : m.reason, true);
         } else if constexpr (std::is_same_v<T, protocol::Error>) {
-          spdlog::warn("agent {} reports error {}: {}", instance_id,
-                       static_cast<unsigned>(m.code), m.message);
+          spdlog::warn("agent {} reports error {}: {}", instance_id, static_cast<unsigned>(m.code),
+                       m.message);
         } else {
           // WELCOME, DRAIN, ... are the coordinator's own commands.
           ++m_stats.bad_frames;
@@ -299,12 +305,13 @@ void AgentGateway::on_hello(const transport::PeerId& peer, std::string_view user
       transport::is_agent_routing_id_for(peer, hello.instance_id)
           ? m_handler.on_hello(hello, user_id)
           : HelloVerdict{false, protocol::ErrorCode::Unauthorized,
-                         "the routing id must be \"a:" + hello.instance_id + "/\" followed by 32 random hex digits"};
+                         "the routing id must be \"a:" + hello.instance_id +
+                             "/\" followed by 32 random hex digits"};
   if (!verdict.accepted) {
     ++m_stats.hellos_refused;
     if (const auto held = m_refusal_log.admit(uv_now(m_loop))) {
-      spdlog::warn("agent link: HELLO from instance '{}' refused: {}{}", hello.instance_id, verdict.message,
-                   logging::suppressed_note(*held));
+      spdlog::warn("agent link: HELLO from instance '{}' refused: {}{}", hello.instance_id,
+                   verdict.message, logging::suppressed_note(*held));
     }
     send_error(peer, verdict.code, verdict.message);
     return;
@@ -314,18 +321,20 @@ void AgentGateway::on_hello(const transport::PeerId& peer, std::string_view user
   // reconnect of the same instance replaces its session without on_lost, so
   // a reconnect does not make a healthy instance lost.
   const std::string session_id = new_session_id();
-  auto ended = m_sessions.open(peer, hello.instance_id, std::string(user_id), session_id, uv_now(m_loop));
+  auto ended =
+      m_sessions.open(peer, hello.instance_id, std::string(user_id), session_id, uv_now(m_loop));
   m_stats.sessions = m_sessions.size();
   if (ended) {
     ++m_stats.sessions_lost;
     m_handler.on_lost(ended->instance_id, ended->reason);
   }
-  const protocol::Welcome welcome{session_id, m_config.report_interval_ms, m_config.heartbeat_interval_ms,
-                                  m_config.liveness};
+  const protocol::Welcome welcome{session_id, m_config.report_interval_ms,
+                                  m_config.heartbeat_interval_ms, m_config.liveness};
   (void)send(peer, welcome);
 }
 
-void AgentGateway::end_session(const transport::PeerId& peer, std::string_view reason, bool notify) {
+void AgentGateway::end_session(const transport::PeerId& peer, std::string_view reason,
+                               bool notify) {
   auto ended = m_sessions.close(peer, std::string(reason));
   if (!ended) return;
   m_stats.sessions = m_sessions.size();
@@ -367,13 +376,17 @@ void AgentGateway::on_tick() {
   for (const auto& [peer, command_id] : due.resend) {
     auto frame = m_command_frames.find(command_id);
     if (frame == m_command_frames.end() || !m_router->send(peer, frame->second)) continue;
-    if (m_sessions.attempts(command_id) > 1) ++m_stats.commands_resent; else ++m_stats.commands_sent;
+    if (m_sessions.attempts(command_id) > 1)
+      ++m_stats.commands_resent;
+    else
+      ++m_stats.commands_sent;
     m_sessions.sent(peer, now);
   }
   for (const auto& expired : due.expired) {
     ++m_stats.commands_expired;
     m_command_frames.erase(expired.command_id);
-    spdlog::warn("agent {}: command {} was never acknowledged", expired.instance_id, expired.command_id);
+    spdlog::warn("agent {}: command {} was never acknowledged", expired.instance_id,
+                 expired.command_id);
   }
   m_stats.sessions = m_sessions.size();
   for (const auto& lost : due.lost) {

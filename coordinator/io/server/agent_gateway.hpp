@@ -24,19 +24,19 @@
 #include <uv.h>
 #include <zmq.hpp>
 
+#include "common/logging/logging.hpp"
 #include "coordinator/core/session_table.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/transport/router.hpp"
 #include "protocol/transport/zap_handler.hpp"
-#include "common/logging/logging.hpp"
 
 namespace tide::coordinator {
 
 struct GatewayConfig {
-  transport::RouterOptions router;       // endpoint; curve_server_secret_z85 set = CURVE on
+  transport::RouterOptions router;  // endpoint; curve_server_secret_z85 set = CURVE on
   std::uint32_t report_interval_ms = 1000;
   std::uint32_t heartbeat_interval_ms = 1000;
-  std::uint32_t liveness = 3;            // silent intervals before a session is lost
+  std::uint32_t liveness = 3;  // silent intervals before a session is lost
   std::uint32_t command_resend_ms = 1000;
   std::uint32_t command_attempts = 5;
 };
@@ -45,7 +45,7 @@ struct GatewayConfig {
 struct HelloVerdict {
   bool accepted = false;
   protocol::ErrorCode code = protocol::ErrorCode::Unauthorized;  // when refused
-  std::string message;                                            // when refused
+  std::string message;                                           // when refused
 };
 
 class AgentGatewayHandler {
@@ -61,7 +61,8 @@ class AgentGatewayHandler {
   // HELLO) replaces its session without on_lost.
   virtual void on_lost(const std::string& instance_id, std::string_view reason) = 0;
   virtual void on_ack(const std::string& instance_id, std::uint64_t command_id) = 0;
-  virtual void on_hook_result(const std::string& instance_id, const protocol::HookResult& result) = 0;
+  virtual void on_hook_result(const std::string& instance_id,
+                              const protocol::HookResult& result) = 0;
 };
 
 // Report-processing latency (decode + handler), as a fixed-bucket histogram
@@ -76,8 +77,8 @@ class LatencyHistogram {
 
  private:
   static constexpr std::array<std::uint64_t, 20> kBoundsUs{
-      5, 10, 20, 50, 100, 200, 300, 500, 750, 1'000, 2'000, 3'000, 5'000, 7'500, 10'000, 20'000,
-      50'000, 100'000, 1'000'000, UINT64_MAX};
+      5,     10,    20,    50,    100,    200,    300,    500,     750,       1'000,
+      2'000, 3'000, 5'000, 7'500, 10'000, 20'000, 50'000, 100'000, 1'000'000, UINT64_MAX};
   std::array<std::uint64_t, kBoundsUs.size()> m_buckets{};
   std::uint64_t m_count = 0;
 };
@@ -87,7 +88,7 @@ struct GatewayStats {
   std::uint64_t hellos = 0;
   std::uint64_t hellos_refused = 0;
   std::uint64_t reports = 0;
-  std::uint64_t reports_stale = 0;     // seq not increasing
+  std::uint64_t reports_stale = 0;  // seq not increasing
   // Every frame refused (SPEC 12); /metrics: tide_bad_frames_total.
   std::uint64_t bad_frames = 0;        // undecodable, multi-part, unexpected or from the wrong key
   std::uint64_t multipart_frames = 0;  // of bad_frames: more than one frame (SPEC 3.1)
@@ -115,7 +116,8 @@ class AgentGateway {
   // command_attempts resend periods have passed. Returns the id, or nullopt
   // when the instance has no session now: the command is still queued and
   // goes out if the agent says HELLO before its attempts run out.
-  std::optional<std::uint64_t> send_command(const std::string& instance_id, protocol::Message command);
+  std::optional<std::uint64_t> send_command(const std::string& instance_id,
+                                            protocol::Message command);
   [[nodiscard]] bool connected(const std::string& instance_id) const;
 
   [[nodiscard]] const GatewayStats& stats() const { return m_stats; }
@@ -128,7 +130,8 @@ class AgentGateway {
   void on_frame(const transport::PeerId& peer, std::string_view user_id,
                 std::span<const std::uint8_t> frame);
   void on_refused(const transport::PeerId& peer, std::string_view reason);
-  void on_hello(const transport::PeerId& peer, std::string_view user_id, const protocol::Hello& hello);
+  void on_hello(const transport::PeerId& peer, std::string_view user_id,
+                const protocol::Hello& hello);
   void on_tick();
   void answer_report_with_heartbeat(const transport::PeerId& peer);
   void end_session(const transport::PeerId& peer, std::string_view reason, bool notify);
@@ -148,7 +151,8 @@ class AgentGateway {
   // Sessions, liveness and command delivery: the decisions (core); the
   // gateway sends what they ask for. Times are uv_now.
   Sessions m_sessions;
-  std::unordered_map<std::uint64_t, std::vector<std::uint8_t>> m_command_frames;  // by command id, until ACK or expiry
+  std::unordered_map<std::uint64_t, std::vector<std::uint8_t>>
+      m_command_frames;  // by command id, until ACK or expiry
   // When each peer was last answered a refused frame (ERROR 400/505): those
   // answers are limited to one a second per peer (SPEC 12).
   std::unordered_map<transport::PeerId, std::uint64_t> m_last_refusal_answer_ms;

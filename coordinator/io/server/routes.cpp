@@ -15,10 +15,10 @@
 #include <spdlog/spdlog.h>
 
 #include "coordinator/io/json/json_model.hpp"
+#include "coordinator/io/provider/provider.hpp"
 #include "coordinator/io/server/route_helpers.hpp"
 #include "coordinator/io/server/server.hpp"
 #include "coordinator/io/store/store.hpp"
-#include "coordinator/io/provider/provider.hpp"
 
 namespace tide::coordinator {
 
@@ -26,19 +26,24 @@ using nlohmann::json;
 
 namespace {
 
-ApiResponse created(json body) { return respond(201, std::move(body)); }
+ApiResponse created(json body) {
+  return respond(201, std::move(body));
+}
 
-ApiResponse ok(json body) { return respond(200, std::move(body)); }
+ApiResponse ok(json body) {
+  return respond(200, std::move(body));
+}
 
 bool is_live(const Instance& instance) {
-  return instance.state != LifecycleState::Terminated && instance.state != LifecycleState::LaunchFailed &&
+  return instance.state != LifecycleState::Terminated &&
+         instance.state != LifecycleState::LaunchFailed &&
          instance.state != LifecycleState::Detached;
 }
 
 // Which of a group's policies read one series (metric_series), and over how long.
 struct MetricUse {
-  std::string name;                  // the metric's name (for a query: the first policy's name for it)
-  std::string query;                 // non-empty: a Prometheus query
+  std::string name;   // the metric's name (for a query: the first policy's name for it)
+  std::string query;  // non-empty: a Prometheus query
   std::vector<std::string> used_by;  // policy names
   std::int64_t window_ms = 0;        // the longest window those policies look at
 };
@@ -46,8 +51,8 @@ struct MetricUse {
 // Without a policy, a metric is shown over the same 10 s as /metrics.
 constexpr std::int64_t kUnusedMetricWindowMs = 10'000;
 
-json window_json(const MetricWindows& windows, const std::string& group, const std::string& metric, TimeMs from_ms,
-                 TimeMs to_ms) {
+json window_json(const MetricWindows& windows, const std::string& group, const std::string& metric,
+                 TimeMs from_ms, TimeMs to_ms) {
   const auto stats = windows.stats(group, metric, from_ms, to_ms);
   return json{{"average", stats ? json(stats->average) : json(nullptr)},
               {"minimum", stats ? json(stats->minimum) : json(nullptr)},
@@ -143,15 +148,20 @@ ApiResponse respond(int status, json body) {
 }
 
 ApiResponse from_json_error(const JsonError& error) {
-  return api_error(400, error.field.empty() ? error.message : error.field + ": " + error.message, error.field);
+  return api_error(400, error.field.empty() ? error.message : error.field + ": " + error.message,
+                   error.field);
 }
 
 ApiResponse from_store_error(const store::StoreError& error) {
   switch (error.kind) {
-    case store::StoreError::Kind::NotFound: return api_error(404, error.message);
-    case store::StoreError::Kind::InUse: return api_error(409, error.message);
-    case store::StoreError::Kind::Constraint: return api_error(409, error.message);
-    case store::StoreError::Kind::Invalid: return api_error(400, error.message);
+    case store::StoreError::Kind::NotFound:
+      return api_error(404, error.message);
+    case store::StoreError::Kind::InUse:
+      return api_error(409, error.message);
+    case store::StoreError::Kind::Constraint:
+      return api_error(409, error.message);
+    case store::StoreError::Kind::Invalid:
+      return api_error(400, error.message);
     case store::StoreError::Kind::Io:
     case store::StoreError::Kind::Corrupt:
     case store::StoreError::Kind::Busy:
@@ -169,10 +179,11 @@ const json& body_or_empty(const ApiRequest& request) {
 
 // The body of an action route: a JSON object (or none) with no key but
 // `allowed`, so a typo is a 400 naming it instead of a silent default.
-tl::expected<const json*, ApiResponse> action_body(const ApiRequest& request,
-                                                   std::initializer_list<std::string_view> allowed) {
+tl::expected<const json*, ApiResponse> action_body(
+    const ApiRequest& request, std::initializer_list<std::string_view> allowed) {
   const json& body = body_or_empty(request);
-  if (!body.is_object()) return tl::make_unexpected(api_error(400, "the request body must be a JSON object"));
+  if (!body.is_object())
+    return tl::make_unexpected(api_error(400, "the request body must be a JSON object"));
   for (const auto& [key, value] : body.items()) {
     if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
       return tl::make_unexpected(api_error(400, key + ": unknown field", key));
@@ -183,9 +194,11 @@ tl::expected<const json*, ApiResponse> action_body(const ApiRequest& request,
 
 // An optional boolean field: `fallback` when absent, a 400 naming it when it
 // is anything but true or false.
-tl::expected<bool, ApiResponse> optional_bool(const json& body, const std::string& key, bool fallback) {
+tl::expected<bool, ApiResponse> optional_bool(const json& body, const std::string& key,
+                                              bool fallback) {
   if (!body.contains(key)) return fallback;
-  if (!body[key].is_boolean()) return tl::make_unexpected(api_error(400, key + ": must be true or false", key));
+  if (!body[key].is_boolean())
+    return tl::make_unexpected(api_error(400, key + ": must be true or false", key));
   return body[key].get<bool>();
 }
 
@@ -210,10 +223,12 @@ void Server::register_routes() {
     auto config = launch_configuration_from_json(body_or_empty(request));
     if (!config) return from_json_error(config.error());
     config->created_ms = now_ms();
-    if (auto valid = validate(*config); !valid) return api_error(400, valid.error().message, valid.error().field);
+    if (auto valid = validate(*config); !valid)
+      return api_error(400, valid.error().message, valid.error().field);
     auto stored = m_store->create_launch_configuration_version(*config);
     if (!stored) return from_store_error(stored.error());
-    if (auto put = m_fleet->put_launch_configuration(*stored); !put) return api_error(400, put.error().message, put.error().field);
+    if (auto put = m_fleet->put_launch_configuration(*stored); !put)
+      return api_error(400, put.error().message, put.error().field);
     return created(to_json(*stored));
   });
   api.route("GET", "/v1/launch-configurations", [this](const ApiRequest&) {
@@ -226,8 +241,9 @@ void Server::register_routes() {
   api.route("GET", R"(/v1/launch-configurations/([^/]+))", [this](const ApiRequest& request) {
     const std::string& id = request.path_params.at(0);
     auto config = request.params.count("version") != 0
-                      ? m_store->get_launch_configuration(id, static_cast<std::uint32_t>(
-                                                                  std::strtoul(request.params.at("version").c_str(), nullptr, 10)))
+                      ? m_store->get_launch_configuration(
+                            id, static_cast<std::uint32_t>(std::strtoul(
+                                    request.params.at("version").c_str(), nullptr, 10)))
                       : m_store->get_latest_launch_configuration(id);
     if (!config) return from_store_error(config.error());
     return ok(to_json(*config));
@@ -241,12 +257,15 @@ void Server::register_routes() {
       if (config.id != id) continue;
       auto used = m_store->launch_configuration_in_use(id, config.version);
       if (!used) return from_store_error(used.error());
-      if (*used) return api_error(409, "launch configuration " + id + " v" + std::to_string(config.version) + " is in use");
+      if (*used)
+        return api_error(409, "launch configuration " + id + " v" + std::to_string(config.version) +
+                                  " is in use");
       versions.push_back(config.version);
     }
     if (versions.empty()) return api_error(404, "no launch configuration '" + id + "'");
     for (const auto version : versions) {
-      if (auto deleted = m_store->delete_launch_configuration(id, version); !deleted) return from_store_error(deleted.error());
+      if (auto deleted = m_store->delete_launch_configuration(id, version); !deleted)
+        return from_store_error(deleted.error());
     }
     return ok(json{{"message", "deleted launch configuration " + id}});
   });
@@ -272,22 +291,35 @@ void Server::register_routes() {
   api.route("POST", "/v1/groups", [this, group_json](const ApiRequest& request) {
     auto group = group_from_json(body_or_empty(request));
     if (!group) return from_json_error(group.error());
-    if (m_fleet->group(group->name) != nullptr) return api_error(409, "group '" + group->name + "' exists", "name");
+    if (m_fleet->group(group->name) != nullptr)
+      return api_error(409, "group '" + group->name + "' exists", "name");
     auto config = m_store->get_latest_launch_configuration(group->launch_configuration_id);
-    if (!config) return api_error(400, "launch_configuration: no launch configuration '" + group->launch_configuration_id + "'", "launch_configuration");
+    if (!config)
+      return api_error(
+          400,
+          "launch_configuration: no launch configuration '" + group->launch_configuration_id + "'",
+          "launch_configuration");
     group->launch_configuration_version = config->version;
     group->created_ms = group->updated_ms = now_ms();
-    if (auto valid = validate(*group); !valid) return api_error(400, valid.error().message, valid.error().field);
+    if (auto valid = validate(*group); !valid)
+      return api_error(400, valid.error().message, valid.error().field);
     if (!group->lb.backend.empty()) {
       bool known = false;
-      for (const auto& backend : m_config.load_balancer.backends) known = known || backend.name == group->lb.backend;
-      if (!known) return api_error(400, "load_balancer.backend: no backend '" + group->lb.backend + "' in the coordinator's configuration", "load_balancer.backend");
+      for (const auto& backend : m_config.load_balancer.backends)
+        known = known || backend.name == group->lb.backend;
+      if (!known)
+        return api_error(400,
+                         "load_balancer.backend: no backend '" + group->lb.backend +
+                             "' in the coordinator's configuration",
+                         "load_balancer.backend");
     }
     // Written first so that a store failure refuses the request whole; the
     // core's PersistGroup then finds the row.
-    if (auto inserted = m_store->insert_group(*group); !inserted) return from_store_error(inserted.error());
+    if (auto inserted = m_store->insert_group(*group); !inserted)
+      return from_store_error(inserted.error());
     std::vector<Command> out;
-    if (auto put = m_fleet->put_group(*group, now_ms(), out); !put) return api_error(400, put.error().message, put.error().field);
+    if (auto put = m_fleet->put_group(*group, now_ms(), out); !put)
+      return api_error(400, put.error().message, put.error().field);
     execute(std::move(out));
     return created(group_json(*group));
   });
@@ -313,18 +345,25 @@ void Server::register_routes() {
     if (!group) return from_json_error(group.error());
     if (group->launch_configuration_id != current->launch_configuration_id) {
       auto config = m_store->get_latest_launch_configuration(group->launch_configuration_id);
-      if (!config) return api_error(400, "launch_configuration: no launch configuration '" + group->launch_configuration_id + "'", "launch_configuration");
+      if (!config)
+        return api_error(400,
+                         "launch_configuration: no launch configuration '" +
+                             group->launch_configuration_id + "'",
+                         "launch_configuration");
       group->launch_configuration_version = config->version;
     }
-    if (auto valid = validate(*group); !valid) return api_error(400, valid.error().message, valid.error().field);
+    if (auto valid = validate(*group); !valid)
+      return api_error(400, valid.error().message, valid.error().field);
     const Rollout* running = m_fleet->rollout(group->name);
-    if (running != nullptr && (group->launch_configuration_id != current->launch_configuration_id ||
-                               group->launch_configuration_version != current->launch_configuration_version)) {
+    if (running != nullptr &&
+        (group->launch_configuration_id != current->launch_configuration_id ||
+         group->launch_configuration_version != current->launch_configuration_version)) {
       // The rollout decides what the group launches until it ends.
       return api_error(409,
                        "group '" + group->name + "' has rollout " + running->id + " " +
                            std::string(to_string(running->state)) +
-                           ": its launch configuration is the rollout's until it ends (cancel it, roll it back or "
+                           ": its launch configuration is the rollout's until it ends (cancel it, "
+                           "roll it back or "
                            "wait)",
                        "launch_configuration");
     }
@@ -335,7 +374,8 @@ void Server::register_routes() {
     only_desired.updated_ms = group->updated_ms;
     if (only_desired == *group && group->desired != current->desired) {
       const std::string cause = "user request (API)";
-      if (auto set = m_fleet->set_desired(group->name, group->desired, cause, now_ms(), out); !set) {
+      if (auto set = m_fleet->set_desired(group->name, group->desired, cause, now_ms(), out);
+          !set) {
         return api_error(400, set.error().message, set.error().field);
       }
     } else if (auto put = m_fleet->put_group(*group, now_ms(), out); !put) {
@@ -348,12 +388,14 @@ void Server::register_routes() {
     api.route("POST", std::string(R"(/v1/groups/([^/]+)/)") + (enable ? "enable" : "disable"),
               [this, group_json, enable](const ApiRequest& request) {
                 const ScalingGroup* current = m_fleet->group(request.path_params.at(0));
-                if (current == nullptr) return api_error(404, "no group '" + request.path_params.at(0) + "'");
+                if (current == nullptr)
+                  return api_error(404, "no group '" + request.path_params.at(0) + "'");
                 ScalingGroup group = *current;
                 group.enabled = enable;
                 group.updated_ms = now_ms();
                 std::vector<Command> out;
-                if (auto put = m_fleet->put_group(group, now_ms(), out); !put) return api_error(400, put.error().message, put.error().field);
+                if (auto put = m_fleet->put_group(group, now_ms(), out); !put)
+                  return api_error(400, put.error().message, put.error().field);
                 execute(std::move(out));
                 return ok(group_json(*m_fleet->group(group.name)));
               });
@@ -365,10 +407,15 @@ void Server::register_routes() {
     // The store refuses too while an instance is alive; the fleet is asked
     // first so that memory and disk agree.
     std::size_t live = 0;
-    for (const Instance* instance : m_fleet->instances_of(name)) live += is_live(*instance) ? 1U : 0U;
-    if (live != 0) return api_error(409, "group '" + name + "' still has " + std::to_string(live) + " instance(s): set desired to 0 first");
-    if (auto deleted = m_store->delete_group(name); !deleted) return from_store_error(deleted.error());
-    if (auto removed = m_fleet->remove_group(name); !removed) return api_error(409, removed.error().message);
+    for (const Instance* instance : m_fleet->instances_of(name))
+      live += is_live(*instance) ? 1U : 0U;
+    if (live != 0)
+      return api_error(409, "group '" + name + "' still has " + std::to_string(live) +
+                                " instance(s): set desired to 0 first");
+    if (auto deleted = m_store->delete_group(name); !deleted)
+      return from_store_error(deleted.error());
+    if (auto removed = m_fleet->remove_group(name); !removed)
+      return api_error(409, removed.error().message);
     forget_group_specs(name);
     return ok(json{{"message", "deleted group " + name}});
   });
@@ -391,7 +438,8 @@ void Server::register_routes() {
     if (all) {
       // Terminal instances live on only in the store: the live ones as the
       // fleet knows them, the others as recorded.
-      auto stored = one_group ? m_store->list_instances(request.params.at("group")) : m_store->list_instances();
+      auto stored = one_group ? m_store->list_instances(request.params.at("group"))
+                              : m_store->list_instances();
       if (!stored) return from_store_error(stored.error());
       for (const Instance& row : *stored) {
         const Instance* live = m_fleet->instance(row.id);
@@ -426,11 +474,12 @@ void Server::register_routes() {
     auto checked = action_body(request, {"address", "port", "protected", "increment_desired"});
     if (!checked) return checked.error();
     const json& body = **checked;
-    if (!body.contains("address") || !body["address"].is_string() || body["address"].get<std::string>().empty()) {
+    if (!body.contains("address") || !body["address"].is_string() ||
+        body["address"].get<std::string>().empty()) {
       return api_error(400, "address: required string", "address");
     }
-    if (!body.contains("port") || !body["port"].is_number_integer() || body["port"].get<std::int64_t>() < 1 ||
-        body["port"].get<std::int64_t>() > 65535) {
+    if (!body.contains("port") || !body["port"].is_number_integer() ||
+        body["port"].get<std::int64_t>() < 1 || body["port"].get<std::int64_t>() > 65535) {
       return api_error(400, "port: required, 1..65535", "port");
     }
     const auto protect = optional_bool(body, "protected", false);
@@ -439,10 +488,11 @@ void Server::register_routes() {
     if (!increment) return increment.error();
     std::vector<Command> out;
     auto attached = m_fleet->attach(request.path_params.at(0), body["address"].get<std::string>(),
-                                    static_cast<std::uint16_t>(body["port"].get<std::int64_t>()), *protect, *increment,
-                                    now_ms(), out);
+                                    static_cast<std::uint16_t>(body["port"].get<std::int64_t>()),
+                                    *protect, *increment, now_ms(), out);
     if (!attached) {
-      return api_error(m_fleet->group(request.path_params.at(0)) == nullptr ? 404 : 400, attached.error().message);
+      return api_error(m_fleet->group(request.path_params.at(0)) == nullptr ? 404 : 400,
+                       attached.error().message);
     }
     execute(std::move(out));
     json response = to_json(attached->instance);
@@ -460,7 +510,8 @@ void Server::register_routes() {
     std::vector<Command> out;
     auto done = m_fleet->detach(request.path_params.at(0), *decrement, now_ms(), out);
     if (!done) {
-      return api_error(m_fleet->instance(request.path_params.at(0)) == nullptr ? 404 : 400, done.error().message);
+      return api_error(m_fleet->instance(request.path_params.at(0)) == nullptr ? 404 : 400,
+                       done.error().message);
     }
     execute(std::move(out));
     return ok(to_json(*done));
@@ -473,7 +524,8 @@ void Server::register_routes() {
     std::vector<Command> out;
     auto done = m_fleet->terminate(request.path_params.at(0), *decrement, now_ms(), out);
     if (!done) {
-      return api_error(m_fleet->instance(request.path_params.at(0)) == nullptr ? 404 : 409, done.error().message);
+      return api_error(m_fleet->instance(request.path_params.at(0)) == nullptr ? 404 : 409,
+                       done.error().message);
     }
     execute(std::move(out));
     return ok(to_json(*done));
@@ -482,11 +534,14 @@ void Server::register_routes() {
     auto checked = action_body(request, {"protected"});
     if (!checked) return checked.error();
     const json& body = **checked;
-    if (!body.contains("protected") || !body["protected"].is_boolean()) return api_error(400, "protected: required boolean", "protected");
+    if (!body.contains("protected") || !body["protected"].is_boolean())
+      return api_error(400, "protected: required boolean", "protected");
     std::vector<Command> out;
-    auto done = m_fleet->set_protected(request.path_params.at(0), body["protected"].get<bool>(), now_ms(), out);
+    auto done = m_fleet->set_protected(request.path_params.at(0), body["protected"].get<bool>(),
+                                       now_ms(), out);
     if (!done) {
-      return api_error(m_fleet->instance(request.path_params.at(0)) == nullptr ? 404 : 400, done.error().message);
+      return api_error(m_fleet->instance(request.path_params.at(0)) == nullptr ? 404 : 400,
+                       done.error().message);
     }
     execute(std::move(out));
     return ok(to_json(*done));
@@ -498,11 +553,13 @@ void Server::register_routes() {
     const auto& p = request.params;
     if (p.count("status") != 0) {
       filter.status = from_string<ActivityStatus>(p.at("status"));
-      if (!filter.status) return api_error(400, "status: unknown activity status '" + p.at("status") + "'", "status");
+      if (!filter.status)
+        return api_error(400, "status: unknown activity status '" + p.at("status") + "'", "status");
     }
     if (p.count("type") != 0) {
       filter.type = from_string<ActivityType>(p.at("type"));
-      if (!filter.type) return api_error(400, "type: unknown activity type '" + p.at("type") + "'", "type");
+      if (!filter.type)
+        return api_error(400, "type: unknown activity type '" + p.at("type") + "'", "type");
     }
     const auto number = [&](const char* key, auto& out, long long low, long long high) -> bool {
       if (p.count(key) == 0) return true;
@@ -513,12 +570,16 @@ void Server::register_routes() {
       return true;
     };
     TimeMs since = 0, until = 0;
-    if (!number("limit", filter.limit, 1, 1000)) return api_error(400, "limit: must be 1..1000", "limit");
-    if (!number("since", since, 0, INT64_MAX)) return api_error(400, "since: epoch milliseconds", "since");
-    if (!number("until", until, 0, INT64_MAX)) return api_error(400, "until: epoch milliseconds", "until");
+    if (!number("limit", filter.limit, 1, 1000))
+      return api_error(400, "limit: must be 1..1000", "limit");
+    if (!number("since", since, 0, INT64_MAX))
+      return api_error(400, "since: epoch milliseconds", "since");
+    if (!number("until", until, 0, INT64_MAX))
+      return api_error(400, "until: epoch milliseconds", "until");
     if (p.count("since") != 0) filter.since_ms = since;
     if (p.count("until") != 0) filter.until_ms = until;
-    if (m_fleet->group(request.path_params.at(0)) == nullptr) return api_error(404, "no group '" + request.path_params.at(0) + "'");
+    if (m_fleet->group(request.path_params.at(0)) == nullptr)
+      return api_error(404, "no group '" + request.path_params.at(0) + "'");
     auto activities = m_store->list_activities(request.path_params.at(0), filter);
     if (!activities) return from_store_error(activities.error());
     json list = json::array();
@@ -544,13 +605,16 @@ std::string Server::metrics_text() const {
       if (const ScalingGroup* group = m_fleet->group(g.name)) groups.push_back(group);
     }
   }
-  for (const auto* g : groups) out << "tide_group_desired{group=\"" << g->name << "\"} " << g->desired << '\n';
+  for (const auto* g : groups)
+    out << "tide_group_desired{group=\"" << g->name << "\"} " << g->desired << '\n';
   metric("tide_group_instances", "gauge", "Instances per group and lifecycle state.");
   for (const auto* g : groups) {
     std::map<std::string, int> by_state;
-    for (const Instance* instance : m_fleet->instances_of(g->name)) ++by_state[std::string(to_string(instance->state))];
+    for (const Instance* instance : m_fleet->instances_of(g->name))
+      ++by_state[std::string(to_string(instance->state))];
     for (const auto& [state, count] : by_state) {
-      out << "tide_group_instances{group=\"" << g->name << "\",state=\"" << state << "\"} " << count << '\n';
+      out << "tide_group_instances{group=\"" << g->name << "\",state=\"" << state << "\"} " << count
+          << '\n';
     }
   }
   const auto& gw = m_gateway->stats();
@@ -558,18 +622,23 @@ std::string Server::metrics_text() const {
   out << "tide_agent_sessions " << gw.sessions << '\n';
   metric("tide_reports_received_total", "counter", "REPORT messages accepted.");
   out << "tide_reports_received_total " << gw.reports << '\n';
-  metric("tide_bad_frames_total", "counter", "Frames dropped as malformed, unexpected or from the wrong key.");
+  metric("tide_bad_frames_total", "counter",
+         "Frames dropped as malformed, unexpected or from the wrong key.");
   out << "tide_bad_frames_total " << gw.bad_frames << '\n';
-  metric("tide_bad_frames_multipart_total", "counter", "Of the bad frames: messages of more than one frame.");
+  metric("tide_bad_frames_multipart_total", "counter",
+         "Of the bad frames: messages of more than one frame.");
   out << "tide_bad_frames_multipart_total " << gw.multipart_frames << '\n';
-  metric("tide_reports_stale_total", "counter", "REPORTs dropped as stale or duplicate (seq not increasing).");
+  metric("tide_reports_stale_total", "counter",
+         "REPORTs dropped as stale or duplicate (seq not increasing).");
   out << "tide_reports_stale_total " << gw.reports_stale << '\n';
-  metric("tide_unknown_session_total", "counter", "Messages that needed a session and had none (answered 410).");
+  metric("tide_unknown_session_total", "counter",
+         "Messages that needed a session and had none (answered 410).");
   out << "tide_unknown_session_total " << gw.unknown_session << '\n';
   metric("tide_hellos_refused_total", "counter", "HELLOs refused.");
   out << "tide_hellos_refused_total " << gw.hellos_refused << '\n';
   metric("tide_agent_sessions_lost_total", "counter",
-         "Agent sessions that ended without a reconnect (silence, GOODBYE): the instance lost its agent.");
+         "Agent sessions that ended without a reconnect (silence, GOODBYE): the instance lost its "
+         "agent.");
   out << "tide_agent_sessions_lost_total " << gw.sessions_lost << '\n';
   metric("tide_lb_operations_total", "counter", "Load-balancer operations.");
   out << "tide_lb_operations_total " << m_counters.lb_operations << '\n';
@@ -577,23 +646,30 @@ std::string Server::metrics_text() const {
   out << "tide_lb_failures_total " << m_counters.lb_failures << '\n';
   metric("tide_lb_latency_us", "summary", "HAProxy round trip of register operations.");
   for (const double q : {0.5, 0.99}) {
-    out << "tide_lb_latency_us{quantile=\"" << q << "\"} " << m_counters.lb_latency.quantile_us(q) << '\n';
+    out << "tide_lb_latency_us{quantile=\"" << q << "\"} " << m_counters.lb_latency.quantile_us(q)
+        << '\n';
   }
   out << "tide_lb_latency_us_count " << m_counters.lb_latency.count() << '\n';
-  metric("tide_report_to_lb_latency_us", "summary", "From the REPORT that made an instance ready to HAProxy acknowledging it in rotation.");
+  metric("tide_report_to_lb_latency_us", "summary",
+         "From the REPORT that made an instance ready to HAProxy acknowledging it in rotation.");
   for (const double q : {0.5, 0.99}) {
-    out << "tide_report_to_lb_latency_us{quantile=\"" << q << "\"} " << m_counters.report_to_lb_latency.quantile_us(q) << '\n';
+    out << "tide_report_to_lb_latency_us{quantile=\"" << q << "\"} "
+        << m_counters.report_to_lb_latency.quantile_us(q) << '\n';
   }
   out << "tide_report_to_lb_latency_us_count " << m_counters.report_to_lb_latency.count() << '\n';
   metric("tide_report_processing_us", "summary", "Decode and handling of one REPORT.");
   auto& latency = const_cast<AgentGateway&>(*m_gateway).report_latency();
-  for (const double q : {0.5, 0.99}) out << "tide_report_processing_us{quantile=\"" << q << "\"} " << latency.quantile_us(q) << '\n';
+  for (const double q : {0.5, 0.99})
+    out << "tide_report_processing_us{quantile=\"" << q << "\"} " << latency.quantile_us(q) << '\n';
   out << "tide_report_processing_us_count " << latency.count() << '\n';
   const auto& pm = m_provider->metrics();
   metric("tide_provider_calls_total", "counter", "Provider calls by operation.");
   metric("tide_provider_failures_total", "counter", "Failed provider calls by operation.");
-  for (const auto& [name, c] : std::map<std::string, provider::OperationCounters>{
-           {"launch", pm.launch}, {"terminate", pm.terminate}, {"list", pm.list}, {"describe", pm.describe}}) {
+  for (const auto& [name, c] :
+       std::map<std::string, provider::OperationCounters>{{"launch", pm.launch},
+                                                          {"terminate", pm.terminate},
+                                                          {"list", pm.list},
+                                                          {"describe", pm.describe}}) {
     out << "tide_provider_calls_total{operation=\"" << name << "\"} " << c.calls << '\n';
     out << "tide_provider_failures_total{operation=\"" << name << "\"} " << c.failures << '\n';
   }
@@ -603,9 +679,11 @@ std::string Server::metrics_text() const {
     const notify::NotifierStats ns = m_notifier->stats();
     metric("tide_notifications_sent_total", "counter", "Webhooks delivered (2xx).");
     out << "tide_notifications_sent_total " << ns.sent << '\n';
-    metric("tide_notifications_failed_total", "counter", "Webhooks given up on (non-retryable answer or attempts exhausted).");
+    metric("tide_notifications_failed_total", "counter",
+           "Webhooks given up on (non-retryable answer or attempts exhausted).");
     out << "tide_notifications_failed_total " << ns.failed << '\n';
-    metric("tide_notifications_retried_total", "counter", "Webhook attempts scheduled again after a retryable failure.");
+    metric("tide_notifications_retried_total", "counter",
+           "Webhook attempts scheduled again after a retryable failure.");
     out << "tide_notifications_retried_total " << ns.retried << '\n';
     metric("tide_notifications_dropped_total", "counter", "Webhooks dropped from a full queue.");
     out << "tide_notifications_dropped_total " << ns.dropped << '\n';
@@ -615,20 +693,25 @@ std::string Server::metrics_text() const {
   if (m_prometheus) {
     metric("tide_metric_queries_total", "counter", "Prometheus queries asked for policies.");
     out << "tide_metric_queries_total " << m_counters.metric_queries << '\n';
-    metric("tide_metric_query_failures_total", "counter", "Prometheus queries that gave no value (error, time-out, not one number).");
+    metric("tide_metric_query_failures_total", "counter",
+           "Prometheus queries that gave no value (error, time-out, not one number).");
     out << "tide_metric_query_failures_total " << m_counters.metric_query_failures << '\n';
   }
   metric("tide_group_min", "gauge", "Minimum capacity per group (schedules change it).");
-  for (const auto* g : groups) out << "tide_group_min{group=\"" << g->name << "\"} " << g->min << '\n';
+  for (const auto* g : groups)
+    out << "tide_group_min{group=\"" << g->name << "\"} " << g->min << '\n';
   metric("tide_group_max", "gauge", "Maximum capacity per group.");
-  for (const auto* g : groups) out << "tide_group_max{group=\"" << g->name << "\"} " << g->max << '\n';
-  metric("tide_group_metric", "gauge", "Group average of each metric over the last 10 s (in-service, warmed-up instances).");
+  for (const auto* g : groups)
+    out << "tide_group_max{group=\"" << g->name << "\"} " << g->max << '\n';
+  metric("tide_group_metric", "gauge",
+         "Group average of each metric over the last 10 s (in-service, warmed-up instances).");
   const TimeMs now = now_ms();
   for (const auto* g : groups) {
     for (const std::string& name : m_metrics.metrics_of(g->name)) {
       if (is_query_series(name)) continue;  // a Prometheus query's values: Prometheus has them
       if (auto stats = m_metrics.stats(g->name, name, now - 10'000, now)) {
-        out << "tide_group_metric{group=\"" << g->name << "\",metric=\"" << name << "\"} " << stats->average << '\n';
+        out << "tide_group_metric{group=\"" << g->name << "\",metric=\"" << name << "\"} "
+            << stats->average << '\n';
       }
     }
   }

@@ -1,17 +1,16 @@
 #include "coordinator/io/server/server.hpp"
 
-#include <sodium.h>
-
 #include <chrono>
 
+#include <sodium.h>
 #include <spdlog/spdlog.h>
 
 #include "coordinator/io/haproxy/driver.hpp"
 #include "coordinator/io/haproxy/load_balancer.hpp"
-#include "coordinator/io/provider/exec_provider.hpp"
-#include "coordinator/io/prometheus/prometheus_client.hpp"
-#include "coordinator/io/provider/local_provider.hpp"
 #include "coordinator/io/json/json_model.hpp"
+#include "coordinator/io/prometheus/prometheus_client.hpp"
+#include "coordinator/io/provider/exec_provider.hpp"
+#include "coordinator/io/provider/local_provider.hpp"
 #include "coordinator/io/store/store.hpp"
 #include "protocol/transport/curve.hpp"
 
@@ -47,21 +46,21 @@ namespace {
 
 // The TLS certificates of the load balancer's frontends: where tide reads
 // them and the file it writes for HAProxy.
-std::vector<haproxy::LoadBalancer::Options::Certificate> lb_certificates(const LoadBalancerConfig& lb,
-                                                                         const std::filesystem::path& state_dir) {
+std::vector<haproxy::LoadBalancer::Options::Certificate> lb_certificates(
+    const LoadBalancerConfig& lb, const std::filesystem::path& state_dir) {
   std::vector<haproxy::LoadBalancer::Options::Certificate> out;
   for (const auto& frontend : lb.frontends) {
     for (std::size_t i = 0; i < frontend.tls.certificates.size(); ++i) {
       const auto& certificate = frontend.tls.certificates[i];
-      out.push_back({certificate_file(state_dir, frontend.name, i).string(), certificate.cert, certificate.key,
-                     frontend.tls.watch ? frontend.tls.watch_interval_ms : 0});
+      out.push_back({certificate_file(state_dir, frontend.name, i).string(), certificate.cert,
+                     certificate.key, frontend.tls.watch ? frontend.tls.watch_interval_ms : 0});
     }
   }
   return out;
 }
 
-std::vector<haproxy::LoadBalancer::Options::AccessLog> lb_access_logs(const LoadBalancerConfig& lb,
-                                                                      const std::filesystem::path& state_dir) {
+std::vector<haproxy::LoadBalancer::Options::AccessLog> lb_access_logs(
+    const LoadBalancerConfig& lb, const std::filesystem::path& state_dir) {
   std::vector<haproxy::LoadBalancer::Options::AccessLog> out;
   for (const auto& frontend : lb.frontends) {
     if (frontend.access_log.empty()) continue;
@@ -129,10 +128,13 @@ TimeMs Server::wall_clock_ms() {
 
 TimeMs Server::now_ms() const {
   const auto elapsed = std::chrono::steady_clock::now() - m_steady_at_start;
-  return m_wall_at_start_ms + std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
+  return m_wall_at_start_ms +
+         std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
 }
 
-std::string Server::new_rollout_id() { return "r-" + random_hex(8); }
+std::string Server::new_rollout_id() {
+  return "r-" + random_hex(8);
+}
 
 // ---- start-up ---------------------------------------------------------------
 
@@ -144,7 +146,8 @@ void Server::start(std::function<void(tl::expected<void, std::string>)> ready) {
   std::error_code ec;
   std::filesystem::create_directories(m_config.state_dir, ec);
   if (ec) {
-    ready(tl::make_unexpected("cannot create state_dir " + m_config.state_dir.string() + ": " + ec.message()));
+    ready(tl::make_unexpected("cannot create state_dir " + m_config.state_dir.string() + ": " +
+                              ec.message()));
     return;
   }
   m_fleet = std::make_unique<Fleet>(production_deps());
@@ -208,7 +211,8 @@ void Server::reload(const CoordinatorConfig& fresh) {
                             lb_certificates(fresh.load_balancer, m_config.state_dir),
                             lb_access_logs(fresh.load_balancer, m_config.state_dir));
     if (!done) {
-      spdlog::error("reload of {} refused: {}; the running configuration stays", fresh.source, done.error());
+      spdlog::error("reload of {} refused: {}; the running configuration stays", fresh.source,
+                    done.error());
       return;
     }
     applied = std::move(*done);
@@ -224,7 +228,9 @@ void Server::reload(const CoordinatorConfig& fresh) {
   }
   applied.emplace_back("TLS certificates re-read");
   spdlog::info("reloaded {}: {}", fresh.source, joined(applied));
-  if (!restart.empty()) spdlog::warn("reload of {}: changed but applied only by a restart: {}", fresh.source, joined(restart));
+  if (!restart.empty())
+    spdlog::warn("reload of {}: changed but applied only by a restart: {}", fresh.source,
+                 joined(restart));
 }
 
 tl::expected<void, std::string> Server::start_provider() {
@@ -283,9 +289,10 @@ void Server::restore(std::function<void(tl::expected<void, std::string>)> ready)
     return;
   }
   input.rollouts = std::move(*rollouts);
-  adopt_lb_members(std::move(input), [this, ready = std::move(ready)](RestoreInput with_lb) mutable {
-    restore_with_provider(std::move(with_lb), std::move(ready));
-  });
+  adopt_lb_members(std::move(input),
+                   [this, ready = std::move(ready)](RestoreInput with_lb) mutable {
+                     restore_with_provider(std::move(with_lb), std::move(ready));
+                   });
 }
 
 // With an adopted HAProxy, what it serves is the fleet's last known
@@ -300,10 +307,12 @@ void Server::adopt_lb_members(RestoreInput input, std::function<void(RestoreInpu
   for (const ScalingGroup& group : input.groups) groups.emplace(group.name, &group);
   for (const Instance& instance : input.instances) {
     auto group = groups.find(instance.group);
-    if (group == groups.end() || group->second->lb.backend.empty() || instance.address.empty()) continue;
+    if (group == groups.end() || group->second->lb.backend.empty() || instance.address.empty())
+      continue;
     const LbBinding& lb = group->second->lb;
     auto [it, added] = by_endpoint.emplace(
-        std::make_tuple(lb.backend, instance.address, lb.port != 0 ? lb.port : instance.port), &instance);
+        std::make_tuple(lb.backend, instance.address, lb.port != 0 ? lb.port : instance.port),
+        &instance);
     if (!added && lb_claim_rank(instance) > lb_claim_rank(*it->second)) it->second = &instance;
   }
   std::map<std::tuple<std::string, std::string, std::uint16_t>, std::string> ids;
@@ -314,47 +323,52 @@ void Server::adopt_lb_members(RestoreInput input, std::function<void(RestoreInpu
     if (it == ids.end()) return std::nullopt;
     return it->second;
   };
-  m_lb->driver().adopt_members(resolve, [input = std::move(input), next = std::move(next)](
-                                   tl::expected<std::vector<haproxy::AdoptedMember>, haproxy::DriverError> adopted) mutable {
-    if (!adopted) {
-      // Not fatal: the fleet registers its in-service instances again.
-      spdlog::warn("cannot read the adopted HAProxy's membership: {}", adopted.error().detail);
-    } else {
-      for (const auto& member : *adopted) {
-        input.lb.push_back(LbMember{member.backend, member.instance_id, member.in_rotation});
-      }
-      spdlog::info("the adopted HAProxy serves {} known instances", adopted->size());
-    }
-    next(std::move(input));
-  });
+  m_lb->driver().adopt_members(
+      resolve,
+      [input = std::move(input), next = std::move(next)](
+          tl::expected<std::vector<haproxy::AdoptedMember>, haproxy::DriverError> adopted) mutable {
+        if (!adopted) {
+          // Not fatal: the fleet registers its in-service instances again.
+          spdlog::warn("cannot read the adopted HAProxy's membership: {}", adopted.error().detail);
+        } else {
+          for (const auto& member : *adopted) {
+            input.lb.push_back(LbMember{member.backend, member.instance_id, member.in_rotation});
+          }
+          spdlog::info("the adopted HAProxy serves {} known instances", adopted->size());
+        }
+        next(std::move(input));
+      });
 }
 
-void Server::restore_with_provider(RestoreInput input, std::function<void(tl::expected<void, std::string>)> ready) {
-  m_provider->list([this, input = std::move(input), ready = std::move(ready)](
-                       tl::expected<std::vector<provider::ProviderInstance>, provider::ProviderError> listed) mutable {
-    if (!listed) {
-      ready(tl::make_unexpected("provider list failed: " + listed.error().message));
-      return;
-    }
-    for (const auto& p : *listed) {
-      if (p.state == provider::InstanceState::Gone) continue;
-      ProviderInstance seen;
-      seen.provider_id = p.provider_id;
-      seen.idempotency_key = p.idempotency_key;
-      seen.instance_id = p.instance_id;
-      seen.tagged_by_tide = !p.instance_id.empty();
-      seen.address = p.address;
-      seen.port = p.port;
-      input.provider.push_back(std::move(seen));
-    }
-    spdlog::info("restoring {} groups, {} instances; the provider runs {}", input.groups.size(),
-                 input.instances.size(), input.provider.size());
-    std::vector<Command> out;
-    m_fleet->restore(std::move(input), now_ms(), out);
-    execute(std::move(out));
-    if (m_lb) m_lb->fleet_restored();
-    ready({});
-  });
+void Server::restore_with_provider(RestoreInput input,
+                                   std::function<void(tl::expected<void, std::string>)> ready) {
+  m_provider->list(
+      [this, input = std::move(input), ready = std::move(ready)](
+          tl::expected<std::vector<provider::ProviderInstance>, provider::ProviderError>
+              listed) mutable {
+        if (!listed) {
+          ready(tl::make_unexpected("provider list failed: " + listed.error().message));
+          return;
+        }
+        for (const auto& p : *listed) {
+          if (p.state == provider::InstanceState::Gone) continue;
+          ProviderInstance seen;
+          seen.provider_id = p.provider_id;
+          seen.idempotency_key = p.idempotency_key;
+          seen.instance_id = p.instance_id;
+          seen.tagged_by_tide = !p.instance_id.empty();
+          seen.address = p.address;
+          seen.port = p.port;
+          input.provider.push_back(std::move(seen));
+        }
+        spdlog::info("restoring {} groups, {} instances; the provider runs {}", input.groups.size(),
+                     input.instances.size(), input.provider.size());
+        std::vector<Command> out;
+        m_fleet->restore(std::move(input), now_ms(), out);
+        execute(std::move(out));
+        if (m_lb) m_lb->fleet_restored();
+        ready({});
+      });
 }
 
 tl::expected<void, std::string> Server::start_agent_link() {
@@ -415,21 +429,24 @@ tl::expected<void, std::string> Server::start_api_and_timers() {
     uv_timer_init(m_loop, m_traffic);
     m_traffic->data = this;
     uv_timer_start(
-        m_traffic, [](uv_timer_t* timer) { static_cast<Server*>(timer->data)->sample_traffic(); }, kTrafficSampleMs,
-        kTrafficSampleMs);
+        m_traffic, [](uv_timer_t* timer) { static_cast<Server*>(timer->data)->sample_traffic(); },
+        kTrafficSampleMs, kTrafficSampleMs);
   }
   if (!m_config.prometheus.url.empty()) {
     m_prometheus = std::make_unique<prometheus::PrometheusClient>(
-        m_loop, prometheus::PrometheusClientConfig{m_config.prometheus.url, m_config.prometheus.bearer_token,
+        m_loop, prometheus::PrometheusClientConfig{m_config.prometheus.url,
+                                                   m_config.prometheus.bearer_token,
                                                    m_config.prometheus.timeout_ms});
     m_prometheus_poll = new uv_timer_t;
     uv_timer_init(m_loop, m_prometheus_poll);
     m_prometheus_poll->data = this;
     uv_timer_start(
-        m_prometheus_poll, [](uv_timer_t* timer) { static_cast<Server*>(timer->data)->poll_metric_queries(); },
+        m_prometheus_poll,
+        [](uv_timer_t* timer) { static_cast<Server*>(timer->data)->poll_metric_queries(); },
         m_config.prometheus.interval_ms, m_config.prometheus.interval_ms);
-    spdlog::info("Prometheus metric source {} (every {} ms, time-out {} ms{})", m_config.prometheus.url,
-                 m_config.prometheus.interval_ms, m_config.prometheus.timeout_ms,
+    spdlog::info("Prometheus metric source {} (every {} ms, time-out {} ms{})",
+                 m_config.prometheus.url, m_config.prometheus.interval_ms,
+                 m_config.prometheus.timeout_ms,
                  m_config.prometheus.bearer_token.empty() ? "" : ", bearer token");
   }
   start_provider_checks();
@@ -453,7 +470,8 @@ void Server::start_provider_checks() {
   uv_timer_init(m_loop, m_provider_check);
   m_provider_check->data = this;
   uv_timer_start(
-      m_provider_check, [](uv_timer_t* timer) { static_cast<Server*>(timer->data)->check_provider(); },
+      m_provider_check,
+      [](uv_timer_t* timer) { static_cast<Server*>(timer->data)->check_provider(); },
       m_config.provider.check_interval_ms, m_config.provider.check_interval_ms);
 }
 
@@ -461,37 +479,41 @@ void Server::check_provider() {
   if (m_stopping || m_provider_check_running) return;
   m_provider_check_running = true;
   const TimeMs asked_ms = now_ms();
-  m_provider->list([this, asked_ms](tl::expected<std::vector<provider::ProviderInstance>, provider::ProviderError> listed) {
-    m_provider_check_running = false;
-    if (m_stopping) return;
-    if (!listed) {
-      if (!m_provider_check_failing) {
-        spdlog::error("provider check failed: {}; vanished instances go unnoticed until it works again",
-                      listed.error().message);
-      }
-      m_provider_check_failing = true;
-      return;
-    }
-    if (m_provider_check_failing) spdlog::info("provider check works again");
-    m_provider_check_failing = false;
-    std::unordered_map<std::string, const provider::ProviderInstance*> running;
-    for (const auto& p : *listed) {
-      if (p.state != provider::InstanceState::Gone) running.emplace(p.provider_id, &p);
-    }
-    std::vector<std::pair<std::string, std::string>> gone;
-    for (const ScalingGroup* group : m_fleet->groups()) {
-      for (const Instance* instance : m_fleet->instances_of(group->name)) {
-        // Only what the provider confirmed before the list was asked for.
-        if (instance->origin != InstanceOrigin::Launched || instance->provider_id.empty() ||
-            instance->launched_ms == 0 || instance->launched_ms >= asked_ms ||
-            instance->state == LifecycleState::Pending || running.contains(instance->provider_id)) {
-          continue;
+  m_provider->list(
+      [this, asked_ms](
+          tl::expected<std::vector<provider::ProviderInstance>, provider::ProviderError> listed) {
+        m_provider_check_running = false;
+        if (m_stopping) return;
+        if (!listed) {
+          if (!m_provider_check_failing) {
+            spdlog::error(
+                "provider check failed: {}; vanished instances go unnoticed until it works again",
+                listed.error().message);
+          }
+          m_provider_check_failing = true;
+          return;
         }
-        gone.emplace_back(instance->id, "the provider no longer runs " + instance->provider_id);
-      }
-    }
-    for (const auto& [id, message] : gone) handle(InstanceVanished{id, message});
-  });
+        if (m_provider_check_failing) spdlog::info("provider check works again");
+        m_provider_check_failing = false;
+        std::unordered_map<std::string, const provider::ProviderInstance*> running;
+        for (const auto& p : *listed) {
+          if (p.state != provider::InstanceState::Gone) running.emplace(p.provider_id, &p);
+        }
+        std::vector<std::pair<std::string, std::string>> gone;
+        for (const ScalingGroup* group : m_fleet->groups()) {
+          for (const Instance* instance : m_fleet->instances_of(group->name)) {
+            // Only what the provider confirmed before the list was asked for.
+            if (instance->origin != InstanceOrigin::Launched || instance->provider_id.empty() ||
+                instance->launched_ms == 0 || instance->launched_ms >= asked_ms ||
+                instance->state == LifecycleState::Pending ||
+                running.contains(instance->provider_id)) {
+              continue;
+            }
+            gone.emplace_back(instance->id, "the provider no longer runs " + instance->provider_id);
+          }
+        }
+        for (const auto& [id, message] : gone) handle(InstanceVanished{id, message});
+      });
 }
 
 // The load balancer's per-server figures, every second: requests (sessions
@@ -503,29 +525,31 @@ void Server::check_provider() {
 void Server::sample_traffic() {
   if (m_stopping || !m_lb || m_traffic_sampling) return;
   m_traffic_sampling = true;
-  m_lb->sample_traffic([this](tl::expected<std::vector<haproxy::ServerTraffic>, std::string> sample) {
-    m_traffic_sampling = false;
-    if (m_stopping) return;
-    if (!sample) {
-      spdlog::debug("load balancer traffic sample skipped: {}", sample.error());
-      return;
-    }
-    LbTrafficSample event;
-    event.servers.reserve(sample->size());
-    for (const haproxy::ServerTraffic& server : *sample) {
-      InstanceTraffic traffic;
-      traffic.instance_id = server.instance_id;
-      traffic.cumulative.requests = server.requests_total != 0 ? server.requests_total : server.sessions_total;
-      traffic.cumulative.errors_5xx = server.responses_5xx;
-      traffic.cumulative.connection_errors = server.connection_errors + server.response_errors;
-      traffic.cumulative.mean_response_ms = server.mean_response_ms;
-      traffic.queue = server.queue;
-      traffic.sessions = server.current_sessions;
-      event.servers.push_back(std::move(traffic));
-    }
-    record_lb_metrics(event);
-    if (m_fleet->wants_traffic_samples()) handle(std::move(event));
-  });
+  m_lb->sample_traffic(
+      [this](tl::expected<std::vector<haproxy::ServerTraffic>, std::string> sample) {
+        m_traffic_sampling = false;
+        if (m_stopping) return;
+        if (!sample) {
+          spdlog::debug("load balancer traffic sample skipped: {}", sample.error());
+          return;
+        }
+        LbTrafficSample event;
+        event.servers.reserve(sample->size());
+        for (const haproxy::ServerTraffic& server : *sample) {
+          InstanceTraffic traffic;
+          traffic.instance_id = server.instance_id;
+          traffic.cumulative.requests =
+              server.requests_total != 0 ? server.requests_total : server.sessions_total;
+          traffic.cumulative.errors_5xx = server.responses_5xx;
+          traffic.cumulative.connection_errors = server.connection_errors + server.response_errors;
+          traffic.cumulative.mean_response_ms = server.mean_response_ms;
+          traffic.queue = server.queue;
+          traffic.sessions = server.current_sessions;
+          event.servers.push_back(std::move(traffic));
+        }
+        record_lb_metrics(event);
+        if (m_fleet->wants_traffic_samples()) handle(std::move(event));
+      });
 }
 
 // The load balancer's metrics of the instances whose metrics count: in
@@ -554,7 +578,8 @@ void Server::stop(std::function<void()> done) {
   for (uv_timer_t** timer : {&m_tick, &m_traffic, &m_provider_check, &m_prometheus_poll}) {
     if (*timer == nullptr) continue;
     uv_timer_stop(*timer);
-    uv_close(reinterpret_cast<uv_handle_t*>(*timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    uv_close(reinterpret_cast<uv_handle_t*>(*timer),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
     *timer = nullptr;
   }
   if (m_notifier) m_notifier->close();
@@ -580,15 +605,18 @@ bool Server::allow_agent_key(std::string_view agent_key) {
 
 HelloVerdict Server::on_hello(const protocol::Hello& hello, std::string_view agent_key) {
   if (!m_restored) {
-    return {false, protocol::ErrorCode::UnknownInstance, "the coordinator is starting; say HELLO again"};
+    return {false, protocol::ErrorCode::UnknownInstance,
+            "the coordinator is starting; say HELLO again"};
   }
   const Instance* instance = m_fleet->instance(hello.instance_id);
   if (instance == nullptr) {
-    return {false, protocol::ErrorCode::UnknownInstance, "unknown instance '" + hello.instance_id + "'"};
+    return {false, protocol::ErrorCode::UnknownInstance,
+            "unknown instance '" + hello.instance_id + "'"};
   }
   if (!instance->agent_key.empty()) {
     if (instance->agent_key != agent_key) {
-      return {false, protocol::ErrorCode::Unauthorized, "this instance is bound to another agent key"};
+      return {false, protocol::ErrorCode::Unauthorized,
+              "this instance is bound to another agent key"};
     }
   } else if (instance->enrollment_token_hash.empty() ||
              sha256_hex(hello.enrollment_token) != instance->enrollment_token_hash) {
@@ -632,26 +660,31 @@ void Server::on_lost(const std::string& instance_id, std::string_view reason) {
 // reports missed it, an exec provider, a VM deleted by hand).
 void Server::describe_at_provider(const std::string& instance_id) {
   const Instance* instance = m_fleet->instance(instance_id);
-  if (instance == nullptr || instance->origin != InstanceOrigin::Launched || instance->provider_id.empty() ||
-      instance->state == LifecycleState::Pending) {
+  if (instance == nullptr || instance->origin != InstanceOrigin::Launched ||
+      instance->provider_id.empty() || instance->state == LifecycleState::Pending) {
     return;
   }
   const TimeMs asked_ms = now_ms();
-  m_provider->describe(instance->provider_id, [this, instance_id, provider_id = instance->provider_id, asked_ms](
-                                                  tl::expected<provider::ProviderInstance, provider::ProviderError> described) {
-    if (m_stopping) return;
-    if (!described) {
-      spdlog::error("provider: cannot describe {} (instance {}, its agent is lost): {}", provider_id, instance_id,
-                    described.error().message);
-      return;
-    }
-    if (described->state != provider::InstanceState::Gone) return;
-    // Still the same launch, confirmed before the question was asked.
-    const Instance* current = m_fleet->instance(instance_id);
-    if (current == nullptr || current->provider_id != provider_id || current->launched_ms >= asked_ms) return;
-    handle(InstanceVanished{instance_id, described->message.empty() ? "the provider no longer runs " + provider_id
-                                                                     : described->message});
-  });
+  m_provider->describe(
+      instance->provider_id,
+      [this, instance_id, provider_id = instance->provider_id,
+       asked_ms](tl::expected<provider::ProviderInstance, provider::ProviderError> described) {
+        if (m_stopping) return;
+        if (!described) {
+          spdlog::error("provider: cannot describe {} (instance {}, its agent is lost): {}",
+                        provider_id, instance_id, described.error().message);
+          return;
+        }
+        if (described->state != provider::InstanceState::Gone) return;
+        // Still the same launch, confirmed before the question was asked.
+        const Instance* current = m_fleet->instance(instance_id);
+        if (current == nullptr || current->provider_id != provider_id ||
+            current->launched_ms >= asked_ms)
+          return;
+        handle(InstanceVanished{instance_id, described->message.empty()
+                                                 ? "the provider no longer runs " + provider_id
+                                                 : described->message});
+      });
 }
 
 void Server::on_ack(const std::string& instance_id, std::uint64_t command_id) {
@@ -659,11 +692,11 @@ void Server::on_ack(const std::string& instance_id, std::uint64_t command_id) {
 }
 
 void Server::on_hook_result(const std::string& instance_id, const protocol::HookResult& result) {
-  spdlog::info("agent {}: hook script {} exited {}{}", instance_id, result.hook_name, result.exit_status,
-               result.timed_out ? " (timed out)" : "");
+  spdlog::info("agent {}: hook script {} exited {}{}", instance_id, result.hook_name,
+               result.exit_status, result.timed_out ? " (timed out)" : "");
   std::vector<Command> out;
-  auto done = m_fleet->on_hook_script_result(instance_id, result.hook_name, result.exit_status, result.timed_out,
-                                             now_ms(), out);
+  auto done = m_fleet->on_hook_script_result(instance_id, result.hook_name, result.exit_status,
+                                             result.timed_out, now_ms(), out);
   if (!done) spdlog::warn("agent {}: hook result not taken: {}", instance_id, done.error().message);
   execute(std::move(out));
 }
@@ -729,7 +762,8 @@ bool Server::execute_one(const Command& command) {
           }
         } else if constexpr (std::is_same_v<T, PersistGroup>) {
           auto ok = m_store->update_group(c.group);
-          if (!ok && ok.error().kind == store::StoreError::Kind::NotFound) ok = m_store->insert_group(c.group);
+          if (!ok && ok.error().kind == store::StoreError::Kind::NotFound)
+            ok = m_store->insert_group(c.group);
           if (!ok) {
             ++m_counters.store_failures;
             spdlog::error("store: {}", ok.error().message);
@@ -750,7 +784,8 @@ bool Server::execute_one(const Command& command) {
           notify_activity(c.activity);
         } else if constexpr (std::is_same_v<T, UpdateActivity>) {
           log_activity(c.activity, false);
-          auto ok = m_store->update_activity_status(c.activity.id, c.activity.status, c.activity.end_ms);
+          auto ok =
+              m_store->update_activity_status(c.activity.id, c.activity.status, c.activity.end_ms);
           for (const auto& entry : c.activity.instances) {
             if (ok) ok = m_store->upsert_activity_instance(c.activity.id, entry);
           }
@@ -775,14 +810,17 @@ bool Server::execute_one(const Command& command) {
           protocol::HookRun run;
           run.hook_name = c.script;
           run.transition = std::string(to_string(c.transition));
-          run.timeout_ms = static_cast<std::uint32_t>(std::min<std::int64_t>(c.timeout_ms, protocol::kMaxHookTimeoutMs));
+          run.timeout_ms = static_cast<std::uint32_t>(
+              std::min<std::int64_t>(c.timeout_ms, protocol::kMaxHookTimeoutMs));
           if (!m_gateway->send_command(c.instance_id, run)) {
-            spdlog::warn("lifecycle hook {} of {}: agent not connected; the script runs when it says HELLO",
-                         c.hook_name, c.instance_id);
+            spdlog::warn(
+                "lifecycle hook {} of {}: agent not connected; the script runs when it says HELLO",
+                c.hook_name, c.instance_id);
           }
         } else if constexpr (std::is_same_v<T, NotifyHookTimeout>) {
-          spdlog::warn("lifecycle hook {} of {} timed out; default result {} applied", c.timeout.hook_name,
-                       c.timeout.instance_id, to_string(c.timeout.default_result));
+          spdlog::warn("lifecycle hook {} of {} timed out; default result {} applied",
+                       c.timeout.hook_name, c.timeout.instance_id,
+                       to_string(c.timeout.default_result));
           notify_hook_timeout(c.timeout);
         } else if constexpr (std::is_same_v<T, NotifyRollout>) {
           notify_rollout(c.notice);
@@ -808,11 +846,12 @@ void Server::log_instance_health(const Instance& instance) {
   const bool logged = m_logged_unhealthy.contains(instance.id);
   if (instance.health == Health::Unhealthy && !logged) {
     m_logged_unhealthy.insert(instance.id);
-    spdlog::warn("instance {} (group {}, {}) is unhealthy: {}", instance.id, instance.group, to_string(state),
-                 instance.health_reason);
+    spdlog::warn("instance {} (group {}, {}) is unhealthy: {}", instance.id, instance.group,
+                 to_string(state), instance.health_reason);
   } else if (instance.health == Health::Healthy && logged) {
     m_logged_unhealthy.erase(instance.id);
-    spdlog::info("instance {} (group {}, {}) is healthy again", instance.id, instance.group, to_string(state));
+    spdlog::info("instance {} (group {}, {}) is healthy again", instance.id, instance.group,
+                 to_string(state));
   }
 }
 
@@ -836,7 +875,9 @@ void Server::log_activity(const Activity& activity, bool started) {
     case ActivityStatus::Successful:
       if (activity.type == ActivityType::TerminateUnexpectedly &&
           std::any_of(activity.instances.begin(), activity.instances.end(),
-                      [&](const ActivityInstance& i) { return !m_logged_unhealthy.contains(i.instance_id); })) {
+                      [&](const ActivityInstance& i) {
+                        return !m_logged_unhealthy.contains(i.instance_id);
+                      })) {
         level = spdlog::level::warn;
       }
       break;
@@ -849,17 +890,18 @@ void Server::log_activity(const Activity& activity, bool started) {
       if (!i.ok && !i.message.empty()) failures += "; " + i.instance_id + ": " + i.message;
     }
   }
-  spdlog::log(level, "activity {} {} {} [{}]: {}{}", activity.id, activity.group, to_string(activity.type),
-              to_string(activity.status), activity.cause, failures);
+  spdlog::log(level, "activity {} {} {} [{}]: {}{}", activity.id, activity.group,
+              to_string(activity.type), to_string(activity.status), activity.cause, failures);
 }
 
 void Server::launch(const Launch& command) {
   auto config = m_store->get_launch_configuration(command.launch_configuration_id,
                                                   command.launch_configuration_version);
   if (!config) {
-    handle(LaunchFailed{command.instance_id, "launch configuration " + command.launch_configuration_id +
-                                                 " v" + std::to_string(command.launch_configuration_version) +
-                                                 ": " + config.error().message});
+    handle(LaunchFailed{command.instance_id,
+                        "launch configuration " + command.launch_configuration_id + " v" +
+                            std::to_string(command.launch_configuration_version) + ": " +
+                            config.error().message});
     return;
   }
   provider::LaunchRequest request;
@@ -880,28 +922,30 @@ void Server::launch(const Launch& command) {
   request.agent.readiness_period_ms = config->agent.readiness_period_ms;
   request.agent.log_level = m_config.provider.local.agent_log_level;
   const std::string id = command.instance_id;
-  m_provider->launch(std::move(request),
-                     [this, id](tl::expected<provider::LaunchResult, provider::ProviderError> result) {
-                       if (!result) {
-                         handle(LaunchFailed{id, result.error().message});
-                         return;
-                       }
-                       if (result->existing) {
-                         // A launch re-issued after a restart found the
-                         // instance already running: its agent holds the
-                         // enrollment token of the first attempt, which only
-                         // the lost coordinator knew. It can never enroll, so
-                         // replace it rather than wait for the boot timeout.
-                         m_provider->terminate(result->provider_id, 0,
-                                               [this, id](tl::expected<void, provider::ProviderError>) {
-                                                 handle(LaunchFailed{id, "the launch had already happened before a "
-                                                                         "coordinator restart and its agent cannot "
-                                                                         "enroll; replaced"});
-                                               });
-                         return;
-                       }
-                       handle(LaunchSucceeded{id, result->provider_id, result->address, result->port});
-                     });
+  m_provider->launch(
+      std::move(request),
+      [this, id](tl::expected<provider::LaunchResult, provider::ProviderError> result) {
+        if (!result) {
+          handle(LaunchFailed{id, result.error().message});
+          return;
+        }
+        if (result->existing) {
+          // A launch re-issued after a restart found the
+          // instance already running: its agent holds the
+          // enrollment token of the first attempt, which only
+          // the lost coordinator knew. It can never enroll, so
+          // replace it rather than wait for the boot timeout.
+          m_provider->terminate(result->provider_id, 0,
+                                [this, id](tl::expected<void, provider::ProviderError>) {
+                                  handle(LaunchFailed{id,
+                                                      "the launch had already happened before a "
+                                                      "coordinator restart and its agent cannot "
+                                                      "enroll; replaced"});
+                                });
+          return;
+        }
+        handle(LaunchSucceeded{id, result->provider_id, result->address, result->port});
+      });
 }
 
 void Server::terminate(const Terminate& command) {
@@ -911,14 +955,15 @@ void Server::terminate(const Terminate& command) {
     handle(TerminateCompleted{id});
     return;
   }
-  m_provider->terminate(command.provider_id, command.grace_ms, [this, id](tl::expected<void, provider::ProviderError> result) {
-    if (!result) {
-      spdlog::error("terminate {}: {}", id, result.error().message);
-      // Left in terminating; the next restart's reconciliation finds it.
-      return;
-    }
-    handle(TerminateCompleted{id});
-  });
+  m_provider->terminate(command.provider_id, command.grace_ms,
+                        [this, id](tl::expected<void, provider::ProviderError> result) {
+                          if (!result) {
+                            spdlog::error("terminate {}: {}", id, result.error().message);
+                            // Left in terminating; the next restart's reconciliation finds it.
+                            return;
+                          }
+                          handle(TerminateCompleted{id});
+                        });
 }
 
 void Server::lb_register(const LbRegister& command) {
@@ -926,32 +971,33 @@ void Server::lb_register(const LbRegister& command) {
   ++m_counters.lb_operations;
   const std::string id = command.instance_id;
   const std::string backend = command.backend;
-  m_lb->driver().register_instance(command.backend, id, command.address, command.port,
-                          [this, id, backend](tl::expected<haproxy::OpResult, haproxy::DriverError> result) {
-                            if (!result) {
-                              ++m_counters.lb_failures;
-                              const haproxy::DriverError& error = result.error();
-                              spdlog::error("LB register {}: {}", id, error.detail);
-                              // A connection that failed or timed out is
-                              // repaired by the periodic reconcile (the
-                              // driver still wants the member); a refusal is
-                              // for good.
-                              const bool transient = error.kind == haproxy::DriverError::Kind::Api &&
-                                                     error.api_kind != haproxy::ApiError::Kind::Rejected;
-                              if (!transient) {
-                                m_lb->driver().remove_instance(backend, id, [](const auto&) {});
-                                handle(LbRegisterFailed{id, error.detail});
-                              }
-                              return;
-                            }
-                            m_counters.lb_latency.record_us(result->elapsed_us);
-                            if (auto it = m_rotation_started_us.find(id); it != m_rotation_started_us.end()) {
-                              m_counters.report_to_lb_latency.record_us(monotonic_us() - it->second);
-                              m_rotation_started_us.erase(it);
-                            }
-                            spdlog::info("LB: {} in rotation ({}/{}, {} us)", id, result->backend, result->server,
-                                         result->elapsed_us);
-                          });
+  m_lb->driver().register_instance(
+      command.backend, id, command.address, command.port,
+      [this, id, backend](tl::expected<haproxy::OpResult, haproxy::DriverError> result) {
+        if (!result) {
+          ++m_counters.lb_failures;
+          const haproxy::DriverError& error = result.error();
+          spdlog::error("LB register {}: {}", id, error.detail);
+          // A connection that failed or timed out is
+          // repaired by the periodic reconcile (the
+          // driver still wants the member); a refusal is
+          // for good.
+          const bool transient = error.kind == haproxy::DriverError::Kind::Api &&
+                                 error.api_kind != haproxy::ApiError::Kind::Rejected;
+          if (!transient) {
+            m_lb->driver().remove_instance(backend, id, [](const auto&) {});
+            handle(LbRegisterFailed{id, error.detail});
+          }
+          return;
+        }
+        m_counters.lb_latency.record_us(result->elapsed_us);
+        if (auto it = m_rotation_started_us.find(id); it != m_rotation_started_us.end()) {
+          m_counters.report_to_lb_latency.record_us(monotonic_us() - it->second);
+          m_rotation_started_us.erase(it);
+        }
+        spdlog::info("LB: {} in rotation ({}/{}, {} us)", id, result->backend, result->server,
+                     result->elapsed_us);
+      });
 }
 
 void Server::lb_drain(const LbDrain& command) {
@@ -963,33 +1009,37 @@ void Server::lb_drain(const LbDrain& command) {
   ++m_counters.lb_operations;
   // 0 would mean the driver's default: the shortest deadline instead.
   const std::uint64_t timeout = std::max<std::uint64_t>(command.timeout_ms, 1);
-  m_lb->driver().drain_instance(command.backend, id, timeout,
-                       [this, id](tl::expected<haproxy::OpResult, haproxy::DriverError> result) {
-                         if (!result) {
-                           ++m_counters.lb_failures;
-                           spdlog::error("LB drain {}: {}", id, result.error().detail);
-                         } else {
-                           spdlog::info("LB: {} drained{} ({} us)", id, result->forced ? " (forced)" : "",
-                                        result->elapsed_us);
-                         }
-                         // Drained or not, the slot is out of rotation: let the lifecycle go on.
-                         handle(LbDrained{id});
-                       });
+  m_lb->driver().drain_instance(
+      command.backend, id, timeout,
+      [this, id](tl::expected<haproxy::OpResult, haproxy::DriverError> result) {
+        if (!result) {
+          ++m_counters.lb_failures;
+          spdlog::error("LB drain {}: {}", id, result.error().detail);
+        } else {
+          spdlog::info("LB: {} drained{} ({} us)", id, result->forced ? " (forced)" : "",
+                       result->elapsed_us);
+        }
+        // Drained or not, the slot is out of rotation: let the lifecycle go on.
+        handle(LbDrained{id});
+      });
 }
 
 void Server::lb_remove(const LbRemove& command) {
   if (!m_lb) return;
   ++m_counters.lb_operations;
   const std::string id = command.instance_id;
-  m_lb->driver().remove_instance(command.backend, id, [this, id](tl::expected<haproxy::OpResult, haproxy::DriverError> result) {
-    if (!result) {
-      // The driver no longer wants it: the periodic reconcile takes the slot out.
-      ++m_counters.lb_failures;
-      spdlog::error("LB remove {}: {}", id, result.error().detail);
-    } else if (result->slot != 0) {
-      spdlog::info("LB: {} removed ({}/{}, {} us)", id, result->backend, result->server, result->elapsed_us);
-    }
-  });
+  m_lb->driver().remove_instance(
+      command.backend, id,
+      [this, id](tl::expected<haproxy::OpResult, haproxy::DriverError> result) {
+        if (!result) {
+          // The driver no longer wants it: the periodic reconcile takes the slot out.
+          ++m_counters.lb_failures;
+          spdlog::error("LB remove {}: {}", id, result.error().detail);
+        } else if (result->slot != 0) {
+          spdlog::info("LB: {} removed ({}/{}, {} us)", id, result->backend, result->server,
+                       result->elapsed_us);
+        }
+      });
 }
 
 }  // namespace tide::coordinator

@@ -7,15 +7,15 @@
 // changes, agent commands), and feed results back in as new events.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
-#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <map>
-#include <set>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -58,8 +58,8 @@ struct ServerCounters {
   std::uint64_t lb_operations = 0;
   std::uint64_t lb_failures = 0;
   std::uint64_t store_failures = 0;
-  LatencyHistogram lb_latency;           // register / rotation changes, HAProxy round trip
-  LatencyHistogram report_to_lb_latency; // REPORT received → HAProxy acknowledged the change
+  LatencyHistogram lb_latency;              // register / rotation changes, HAProxy round trip
+  LatencyHistogram report_to_lb_latency;    // REPORT received → HAProxy acknowledged the change
   std::uint64_t metric_queries = 0;         // Prometheus queries asked
   std::uint64_t metric_query_failures = 0;  // ... that gave no value
 };
@@ -122,7 +122,8 @@ class Server final : public AgentGatewayHandler {
   [[nodiscard]] tl::expected<void, std::string> start_load_balancer();
   [[nodiscard]] tl::expected<void, std::string> start_provider();
   void adopt_lb_members(RestoreInput input, std::function<void(RestoreInput)> next);
-  void restore_with_provider(RestoreInput input, std::function<void(tl::expected<void, std::string>)> ready);
+  void restore_with_provider(RestoreInput input,
+                             std::function<void(tl::expected<void, std::string>)> ready);
   void restore(std::function<void(tl::expected<void, std::string>)> ready);
   [[nodiscard]] tl::expected<void, std::string> start_agent_link();
   [[nodiscard]] tl::expected<void, std::string> start_api_and_timers();
@@ -142,13 +143,14 @@ class Server final : public AgentGatewayHandler {
   [[nodiscard]] tl::expected<void, std::string> load_specs();
   void put_policy_in_memory(const ScalingPolicy& policy);
   void remove_policy_in_memory(const std::string& group, const std::string& name);
-  [[nodiscard]] tl::expected<void, JsonError> check_policy_metric(const ScalingPolicy& policy) const;
+  [[nodiscard]] tl::expected<void, JsonError> check_policy_metric(
+      const ScalingPolicy& policy) const;
   [[nodiscard]] tl::expected<void, JsonError> check_schedule(const ScheduledAction& action) const;
-  [[nodiscard]] std::optional<TimeMs> next_schedule_fire(const ScheduledAction& action, TimeMs now) const;
+  [[nodiscard]] std::optional<TimeMs> next_schedule_fire(const ScheduledAction& action,
+                                                         TimeMs now) const;
   [[nodiscard]] nlohmann::json spec_json(const ScheduledAction& action) const;
-  [[nodiscard]] tl::expected<nlohmann::json, ApiResponse> execute_policy_now(const std::string& group,
-                                                                             const std::string& name,
-                                                                             bool honour_cooldown);
+  [[nodiscard]] tl::expected<nlohmann::json, ApiResponse> execute_policy_now(
+      const std::string& group, const std::string& name, bool honour_cooldown);
   void hooks_changed(const std::string& group);
   void forget_group_specs(const std::string& group);
   void record_metrics(const std::string& instance_id, const protocol::Report& report);
@@ -157,8 +159,8 @@ class Server final : public AgentGatewayHandler {
   void automation_tick();
   // Sends what `build` makes for the group's notification targets, if any.
   void notify(const std::string& group,
-              const std::function<std::vector<OutgoingNotification>(const std::vector<NotificationTarget>&,
-                                                                    const NotificationOptions&)>& build);
+              const std::function<std::vector<OutgoingNotification>(
+                  const std::vector<NotificationTarget>&, const NotificationOptions&)>& build);
   void notify_activity(const Activity& activity);
   void notify_hook_timeout(const HookTimeout& timeout);
   void notify_rollout(const RolloutNotice& notice);
@@ -198,22 +200,22 @@ class Server final : public AgentGatewayHandler {
   std::unique_ptr<AgentGateway> m_gateway;
   std::unique_ptr<HttpApi> m_api;
   uv_timer_t* m_tick = nullptr;
-  uv_timer_t* m_traffic = nullptr;  // sample_traffic() every second
-  LbRates m_lb_rates;               // HAProxy's totals -> per-second rates
-  bool m_traffic_sampling = false;  // a sample is in flight
+  uv_timer_t* m_traffic = nullptr;         // sample_traffic() every second
+  LbRates m_lb_rates;                      // HAProxy's totals -> per-second rates
+  bool m_traffic_sampling = false;         // a sample is in flight
   uv_timer_t* m_provider_check = nullptr;  // check_provider() every provider.check_interval_ms
   bool m_provider_check_running = false;
   bool m_provider_check_failing = false;  // logged once when it fails, once when it works again
-  bool m_restored = false;  // the fleet is restored: HELLOs are taken
+  bool m_restored = false;                // the fleet is restored: HELLOs are taken
 
   LiveSpecs m_specs;
   MetricWindows m_metrics;
   Autoscaler m_autoscaler;
   std::vector<ScheduleEntry> m_schedule_entries;  // compiled from m_specs.schedules
   TimeMs m_last_policy_run_ms = 0;
-  std::unique_ptr<notify::Notifier> m_notifier;  // webhooks; created with the links
+  std::unique_ptr<notify::Notifier> m_notifier;                // webhooks; created with the links
   std::unique_ptr<prometheus::PrometheusClient> m_prometheus;  // none without prometheus.url
-  uv_timer_t* m_prometheus_poll = nullptr;                      // poll_metric_queries() every interval
+  uv_timer_t* m_prometheus_poll = nullptr;  // poll_metric_queries() every interval
   std::set<std::pair<std::string, std::string>> m_queries_in_flight;  // (group, query)
   QueryHealth m_query_health;
 
@@ -226,7 +228,8 @@ class Server final : public AgentGatewayHandler {
   std::unordered_set<std::string> m_logged_unhealthy;
   ServerCounters m_counters;
   // The ZAP allow-list, kept by the core's SetAgentAccess commands.
-  std::unordered_map<std::string, std::string> m_agent_access;  // instance id -> bound key ("" none)
+  std::unordered_map<std::string, std::string>
+      m_agent_access;  // instance id -> bound key ("" none)
   std::unordered_map<std::string, std::uint32_t> m_bound_keys;  // key -> instances bound to it
   std::unordered_set<std::string> m_open_enrollments;  // instances waiting for their first HELLO
   bool m_stopping = false;

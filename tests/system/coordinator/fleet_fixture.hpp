@@ -4,14 +4,13 @@
 // process dies without getting there (ctest's time-out, Ctrl-C).
 #pragma once
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <charconv>
 #include <fstream>
 
 #include <catch2/catch.hpp>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "system_harness.hpp"
 
@@ -110,8 +109,13 @@ class Fleet {
   void create_group(int desired, int ready_after_ms, const json& extra = json::object(),
                     const std::string& app_flags = "") {
     put_app_version(ready_after_ms, app_flags);
-    json body{{"name", "web"}, {"launch_configuration", "app"}, {"min", 0}, {"max", 6},
-              {"desired", desired}, {"load_balancer", {{"backend", "web"}}}, {"drain_timeout_ms", 10000}};
+    json body{{"name", "web"},
+              {"launch_configuration", "app"},
+              {"min", 0},
+              {"max", 6},
+              {"desired", desired},
+              {"load_balancer", {{"backend", "web"}}},
+              {"drain_timeout_ms", 10000}};
     body.update(extra);
     const auto created = api("POST", "/v1/groups", body);
     INFO(created.text);
@@ -121,10 +125,13 @@ class Fleet {
   // A new version of launch configuration "app" (the first one creates it):
   // tide-sample-app ready `ready_after_ms` after it starts, with `app_flags`.
   void put_app_version(int ready_after_ms, const std::string& app_flags = "") {
-    const std::string command = "NOTIFY_SOCKET=agent-state/notify.sock exec " + std::string(TIDE_BIN_DIR) +
-                                "/tide-sample-app --metrics-interval-ms 500 --ready-after-ms " +
-                                std::to_string(ready_after_ms) + " --name " + m_tag + " " + app_flags;
-    REQUIRE(api("POST", "/v1/launch-configurations", json{{"id", "app"}, {"command", command}, {"port", 8080}}).status == 201);
+    const std::string command =
+        "NOTIFY_SOCKET=agent-state/notify.sock exec " + std::string(TIDE_BIN_DIR) +
+        "/tide-sample-app --metrics-interval-ms 500 --ready-after-ms " +
+        std::to_string(ready_after_ms) + " --name " + m_tag + " " + app_flags;
+    REQUIRE(api("POST", "/v1/launch-configurations",
+                json{{"id", "app"}, {"command", command}, {"port", 8080}})
+                .status == 201);
   }
 
   struct TidectlRun {
@@ -134,7 +141,8 @@ class Fleet {
   // tidectl against this fleet's API; its output goes through <dir>/<log_name>.
   [[nodiscard]] TidectlRun tidectl(const std::vector<std::string>& args,
                                    const std::string& log_name = "tidectl.log") const {
-    std::vector<std::string> argv{std::string(TIDE_BIN_DIR) + "/tidectl", "--endpoint", api_endpoint()};
+    std::vector<std::string> argv{std::string(TIDE_BIN_DIR) + "/tidectl", "--endpoint",
+                                  api_endpoint()};
     argv.insert(argv.end(), args.begin(), args.end());
     st::Child child(argv, m_dir / log_name);
     const auto status = child.wait(20s);
@@ -155,7 +163,9 @@ class Fleet {
     return nullptr;
   }
 
-  int set_desired(int desired) const { return api("PATCH", "/v1/groups/web", json{{"desired", desired}}).status; }
+  int set_desired(int desired) const {
+    return api("PATCH", "/v1/groups/web", json{{"desired", desired}}).status;
+  }
 
   // The group's JSON; an empty object when the coordinator does not answer
   // (restarting), so callers polling with eventually() keep polling.
@@ -174,7 +184,8 @@ class Fleet {
     const auto begin = at + key.size();
     const auto end = text.find('\n', begin);
     double value = 0.0;
-    const auto [ptr, ec] = std::from_chars(text.data() + begin, text.data() + (end == std::string::npos ? text.size() : end), value);
+    const auto [ptr, ec] = std::from_chars(
+        text.data() + begin, text.data() + (end == std::string::npos ? text.size() : end), value);
     if (ec != std::errc{}) return std::nullopt;
     return value;
   }
@@ -186,9 +197,12 @@ class Fleet {
     std::uint64_t early = 0;
     const auto listed = api("GET", "/v1/instances?group=web").body;
     for (const auto& i : listed.value("instances", json::array())) {
-      const auto stats = st::http("GET", "http://" + i.value("address", std::string()) + ":" +
-                                             std::to_string(i.value("port", 0)), "/stats");
-      if (stats.status == 200 && stats.body.is_object()) early += stats.body.value("served_before_ready", 0ULL);
+      const auto stats = st::http(
+          "GET",
+          "http://" + i.value("address", std::string()) + ":" + std::to_string(i.value("port", 0)),
+          "/stats");
+      if (stats.status == 200 && stats.body.is_object())
+        early += stats.body.value("served_before_ready", 0ULL);
     }
     return early;
   }
@@ -200,9 +214,15 @@ class Fleet {
     }
     return apps;
   }
-  [[nodiscard]] std::string frontend() const { return "http://127.0.0.1:" + std::to_string(m_frontend_port); }
-  [[nodiscard]] std::string api_endpoint() const { return "http://127.0.0.1:" + std::to_string(m_api_port); }
-  [[nodiscard]] std::string agent_endpoint() const { return "tcp://127.0.0.1:" + std::to_string(m_agent_port); }
+  [[nodiscard]] std::string frontend() const {
+    return "http://127.0.0.1:" + std::to_string(m_frontend_port);
+  }
+  [[nodiscard]] std::string api_endpoint() const {
+    return "http://127.0.0.1:" + std::to_string(m_api_port);
+  }
+  [[nodiscard]] std::string agent_endpoint() const {
+    return "tcp://127.0.0.1:" + std::to_string(m_agent_port);
+  }
   [[nodiscard]] std::string log() const { return st::read_file(m_dir / "coordinator.log"); }
   [[nodiscard]] const std::filesystem::path& dir() const { return m_dir; }
 
@@ -228,8 +248,10 @@ class Fleet {
   void write_agent_wrapper() const {
     const auto path = m_dir / "tide-agent-with-notify";
     std::ofstream(path) << "#!/bin/sh\n"
-                        << "TIDE_NOTIFY_SOCKET=agent-state/notify.sock exec " << TIDE_BIN_DIR << "/tide-agent \"$@\"\n";
-    std::filesystem::permissions(path, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                        << "TIDE_NOTIFY_SOCKET=agent-state/notify.sock exec " << TIDE_BIN_DIR
+                        << "/tide-agent \"$@\"\n";
+    std::filesystem::permissions(path, std::filesystem::perms::owner_all |
+                                           std::filesystem::perms::group_read |
                                            std::filesystem::perms::group_exec);
   }
 
@@ -240,17 +262,20 @@ class Fleet {
         << "tick_interval_ms: 100\n"
         << "agents:\n  listen: tcp://127.0.0.1:" << m_agent_port << "\n"
         << "  report_interval_ms: 500\n  heartbeat_interval_ms: 500\n"
-        << "api:\n  listen_port: " << m_api_port << "\n"
+        << "api:\n  listen_port: " << m_api_port
+        << "\n"
         // Its own loopback /24, so system tests running side by side never
         // hand out the same instance address.
-        << "provider:\n  local:\n    agent_path: " << (m_dir / "tide-agent-with-notify").string() << "\n"
-        << "    address_prefix: \"127." << 10 + (m_api_port / 256) % 200 << '.'
-        << m_api_port % 256 << ".\"\n"
-        << "load_balancer:\n  reconcile_interval_ms: 1000\n" << m_lb_options << "  backends:\n"
-        << "    - name: web\n      bind_port: " << m_frontend_port << "\n      slots: " << m_slots << "\n"
+        << "provider:\n  local:\n    agent_path: " << (m_dir / "tide-agent-with-notify").string()
+        << "\n"
+        << "    address_prefix: \"127." << 10 + (m_api_port / 256) % 200 << '.' << m_api_port % 256
+        << ".\"\n"
+        << "load_balancer:\n  reconcile_interval_ms: 1000\n"
+        << m_lb_options << "  backends:\n"
+        << "    - name: web\n      bind_port: " << m_frontend_port << "\n      slots: " << m_slots
+        << "\n"
         << m_extra_config;
   }
 };
-
 
 }  // namespace tide::system_test

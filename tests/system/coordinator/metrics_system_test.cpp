@@ -3,13 +3,12 @@
 // and `GET /v1/groups/{g}/metrics`, `tidectl group metrics -o json` and its
 // table checked against the rate the load generator achieved, then the
 // figures falling once the load stops.
-#include <sys/wait.h>
-
 #include <chrono>
 #include <sstream>
 #include <thread>
 
 #include <catch2/catch.hpp>
+#include <sys/wait.h>
 
 #include "fleet_fixture.hpp"
 
@@ -28,7 +27,9 @@ json metric_entry(const json& body, const std::string& metric) {
   return nullptr;
 }
 
-json group_metrics(const Fleet& fleet) { return fleet.api("GET", "/v1/groups/web/metrics").body; }
+json group_metrics(const Fleet& fleet) {
+  return fleet.api("GET", "/v1/groups/web/metrics").body;
+}
 
 // The whitespace-separated fields of the table row that starts with `metric`.
 std::vector<std::string> table_row(const std::string& table, const std::string& metric) {
@@ -43,12 +44,16 @@ std::vector<std::string> table_row(const std::string& table, const std::string& 
   return {};
 }
 
-bool within(double value, double low, double high) { return value >= low && value <= high; }
+bool within(double value, double low, double high) {
+  return value >= low && value <= high;
+}
 
 }  // namespace
 
-TEST_CASE("group metrics show HAProxy's request rate per instance under a steady load, and its fall after it",
-          "[system]") {
+TEST_CASE(
+    "group metrics show HAProxy's request rate per instance under a steady load, and its fall "
+    "after it",
+    "[system]") {
   Fleet fleet;
   fleet.start_coordinator();
   // Two instances, and min 2: a policy that wants fewer changes nothing.
@@ -58,8 +63,10 @@ TEST_CASE("group metrics show HAProxy's request rate per instance under a steady
   // A target far above the load: the policy makes the metric one the group
   // uses (listed with its window even before data) and never scales.
   const auto put = fleet.api("PUT", "/v1/groups/web/policies/rps",
-                             json{{"type", "target_tracking"}, {"metric", "requests_per_instance"},
-                                  {"target", 100000}, {"window_ms", 10000}});
+                             json{{"type", "target_tracking"},
+                                  {"metric", "requests_per_instance"},
+                                  {"target", 100000},
+                                  {"window_ms", 10000}});
   INFO(put.text);
   REQUIRE(put.status == 201);
 
@@ -68,7 +75,8 @@ TEST_CASE("group metrics show HAProxy's request rate per instance under a steady
   // instance) whatever else the machine does.
   constexpr int kLoadSeconds = 40;
   const auto load_started = std::chrono::steady_clock::now();
-  st::Child wrk({"wrk", "-t1", "-c8", "-d" + std::to_string(kLoadSeconds) + "s", fleet.frontend() + "/?delay_ms=100"},
+  st::Child wrk({"wrk", "-t1", "-c8", "-d" + std::to_string(kLoadSeconds) + "s",
+                 fleet.frontend() + "/?delay_ms=100"},
                 fleet.dir() / "wrk.log");
 
   // Once the 10 s window lies wholly inside the load, and every sample in it
@@ -134,7 +142,8 @@ TEST_CASE("group metrics show HAProxy's request rate per instance under a steady
     CHECK(from_tidectl["source"] == "load_balancer");
     CHECK(from_tidectl["reporters"] == 2);
     REQUIRE(from_tidectl["average"].is_number());
-    CHECK(within(from_tidectl["average"].get<double>(), 0.5 * driven_per_instance, 1.5 * driven_per_instance));
+    CHECK(within(from_tidectl["average"].get<double>(), 0.5 * driven_per_instance,
+                 1.5 * driven_per_instance));
     CHECK(metric_entry(body, "response_time_ms").is_object());
   }
 
@@ -166,8 +175,9 @@ TEST_CASE("group metrics show HAProxy's request rate per instance under a steady
     quiet = group_metrics(fleet);
     const json after = metric_entry(quiet, "requests_per_instance");
     const json time_after = metric_entry(quiet, "response_time_ms");
-    return after.is_object() && after["maximum"].is_number() && after["maximum"].get<double>() < 1.0 &&
-           after.value("reporters", 0) == 2 && (time_after.is_null() || time_after.value("samples", -1) == 0);
+    return after.is_object() && after["maximum"].is_number() &&
+           after["maximum"].get<double>() < 1.0 && after.value("reporters", 0) == 2 &&
+           (time_after.is_null() || time_after.value("samples", -1) == 0);
   });
   INFO(quiet.dump());
   CHECK(fell);

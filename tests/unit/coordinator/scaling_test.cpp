@@ -1,5 +1,7 @@
 // The Autoscaler on a fake clock: alarm policies, target tracking and their
 // interplay (docs/policies.md).
+#include "coordinator/core/scaling.hpp"
+
 #include <array>
 #include <optional>
 #include <string>
@@ -7,8 +9,6 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
-
-#include "coordinator/core/scaling.hpp"
 
 using namespace tide::coordinator;
 
@@ -26,7 +26,8 @@ ScalingGroup web(std::uint32_t desired) {
   return g;
 }
 
-AlarmPolicy alarm(std::string name, Comparison comparison, double threshold, std::int32_t adjustment) {
+AlarmPolicy alarm(std::string name, Comparison comparison, double threshold,
+                  std::int32_t adjustment) {
   AlarmPolicy p;
   p.group = "web";
   p.name = std::move(name);
@@ -57,7 +58,8 @@ TargetTrackingPolicy tracking(std::string name, double target) {
 // that second, and the Autoscaler evaluates; a decision is applied to the
 // group at once, as the shell would with Fleet::set_desired.
 struct Sim {
-  explicit Sim(std::uint32_t desired) : group(web(desired)), in_service(desired), eligible(desired) {}
+  explicit Sim(std::uint32_t desired)
+      : group(web(desired)), in_service(desired), eligible(desired) {}
 
   void report(double value, std::uint32_t reporters, std::string_view metric = kMetricCpu) {
     for (std::uint32_t k = 0; k < reporters; ++k) {
@@ -161,8 +163,10 @@ TEST_CASE("cooldown: the policy's own, else the group's default") {
   const bool own = GENERATE(true, false);
   Sim sim(2);
   AlarmPolicy p = alarm("cpu-high", Comparison::Greater, 80.0, 1);
-  if (own) p.cooldown_ms = 20'000;
-  else sim.group.default_cooldown_ms = 20'000;
+  if (own)
+    p.cooldown_ms = 20'000;
+  else
+    sim.group.default_cooldown_ms = 20'000;
   REQUIRE(sim.scaler.put_alarm(p));
   REQUIRE(sim.steps_until_decision(90.0, 100) == 10);
   CHECK(sim.group.desired == 3);
@@ -174,12 +178,18 @@ TEST_CASE("cooldown: the policy's own, else the group's default") {
 TEST_CASE("each comparison") {
   using Row = std::tuple<Comparison, double, bool>;  // comparison, threshold, fires at a steady 50
   const auto [comparison, threshold, fires] = GENERATE(table<Comparison, double, bool>({
-      Row{Comparison::Greater, 49.0, true}, Row{Comparison::Greater, 50.0, false},
-      Row{Comparison::GreaterEqual, 50.0, true}, Row{Comparison::GreaterEqual, 51.0, false},
-      Row{Comparison::Less, 51.0, true}, Row{Comparison::Less, 50.0, false},
-      Row{Comparison::LessEqual, 50.0, true}, Row{Comparison::LessEqual, 49.0, false},
-      Row{Comparison::Equal, 50.0, true}, Row{Comparison::Equal, 50.5, false},
-      Row{Comparison::NotEqual, 50.5, true}, Row{Comparison::NotEqual, 50.0, false},
+      Row{Comparison::Greater, 49.0, true},
+      Row{Comparison::Greater, 50.0, false},
+      Row{Comparison::GreaterEqual, 50.0, true},
+      Row{Comparison::GreaterEqual, 51.0, false},
+      Row{Comparison::Less, 51.0, true},
+      Row{Comparison::Less, 50.0, false},
+      Row{Comparison::LessEqual, 50.0, true},
+      Row{Comparison::LessEqual, 49.0, false},
+      Row{Comparison::Equal, 50.0, true},
+      Row{Comparison::Equal, 50.5, false},
+      Row{Comparison::NotEqual, 50.5, true},
+      Row{Comparison::NotEqual, 50.0, false},
   }));
   Sim sim(4);
   REQUIRE(sim.scaler.put_alarm(alarm("a", comparison, threshold, 1)));
@@ -197,16 +207,16 @@ TEST_CASE("adjustments: change, exact, percent with truncation and minimum step"
           Row{AdjustmentType::ExactCapacity, 7, 0, 4, 7},
           Row{AdjustmentType::ExactCapacity, 0, 0, 4, 0},
           Row{AdjustmentType::PercentChangeInCapacity, 50, 0, 4, 6},
-          Row{AdjustmentType::PercentChangeInCapacity, 10, 0, 4, 5},     // 0.4 -> at least 1
-          Row{AdjustmentType::PercentChangeInCapacity, 10, 0, 25, 27},   // 2.5 -> 2
-          Row{AdjustmentType::PercentChangeInCapacity, -50, 0, 5, 3},    // -2.5 -> -2
-          Row{AdjustmentType::PercentChangeInCapacity, -10, 0, 4, 3},    // -0.4 -> -1
-          Row{AdjustmentType::PercentChangeInCapacity, 10, 3, 4, 7},     // minimum step 3
-          Row{AdjustmentType::PercentChangeInCapacity, 50, 1, 10, 15},   // step 5 > minimum 1
-          Row{AdjustmentType::PercentChangeInCapacity, -20, 4, 10, 6},   // -2 -> -4
+          Row{AdjustmentType::PercentChangeInCapacity, 10, 0, 4, 5},    // 0.4 -> at least 1
+          Row{AdjustmentType::PercentChangeInCapacity, 10, 0, 25, 27},  // 2.5 -> 2
+          Row{AdjustmentType::PercentChangeInCapacity, -50, 0, 5, 3},   // -2.5 -> -2
+          Row{AdjustmentType::PercentChangeInCapacity, -10, 0, 4, 3},   // -0.4 -> -1
+          Row{AdjustmentType::PercentChangeInCapacity, 10, 3, 4, 7},    // minimum step 3
+          Row{AdjustmentType::PercentChangeInCapacity, 50, 1, 10, 15},  // step 5 > minimum 1
+          Row{AdjustmentType::PercentChangeInCapacity, -20, 4, 10, 6},  // -2 -> -4
           Row{AdjustmentType::PercentChangeInCapacity, -100, 0, 4, 0},
           Row{AdjustmentType::PercentChangeInCapacity, 200, 0, 3, 9},
-          Row{AdjustmentType::PercentChangeInCapacity, 10, 0, 0, 1},     // from zero: at least 1
+          Row{AdjustmentType::PercentChangeInCapacity, 10, 0, 0, 1},  // from zero: at least 1
       }));
   AlarmPolicy p = alarm("a", Comparison::Greater, 0.0, 1);
   p.adjustment_type = type;
@@ -258,23 +268,18 @@ TEST_CASE("target tracking recommendation: desired = ceil(in_service * value / t
   // in service, value, target, tolerance, recommendation (nullopt: hold)
   const auto [in_service, value, target, tolerance, expected] =
       GENERATE(table<std::uint32_t, double, double, double, std::optional<std::uint32_t>>({
-          Row{4, 75.0, 50.0, 0.1, 6u},
-          Row{4, 100.0, 50.0, 0.1, 8u},
-          Row{7, 60.0, 40.0, 0.1, 11u},          // 10.5 -> 11
-          Row{4, 25.0, 50.0, 0.1, 2u},
-          Row{10, 30.0, 50.0, 0.1, 6u},
-          Row{10, 0.0, 50.0, 0.1, 0u},           // the caller clamps to min
+          Row{4, 75.0, 50.0, 0.1, 6u}, Row{4, 100.0, 50.0, 0.1, 8u},
+          Row{7, 60.0, 40.0, 0.1, 11u},  // 10.5 -> 11
+          Row{4, 25.0, 50.0, 0.1, 2u}, Row{10, 30.0, 50.0, 0.1, 6u},
+          Row{10, 0.0, 50.0, 0.1, 0u},  // the caller clamps to min
           Row{1, 500.0, 50.0, 0.1, 10u},
-          Row{3, 77.0, 70.0, 0.1, std::nullopt}, // ratio 1.1: on the tolerance's edge, inside
-          Row{4, 55.0, 50.0, 0.1, std::nullopt},
-          Row{4, 45.0, 50.0, 0.1, std::nullopt},
-          Row{4, 54.0, 50.0, 0.0, 5u},           // no tolerance
-          Row{4, 50.0, 50.0, 0.0, std::nullopt},
-          Row{4, 56.0, 50.0, 0.1, 5u},           // 4.48 -> 5
-          Row{4, 44.0, 50.0, 0.1, 4u},           // 3.52 -> 4: outside the tolerance, no change
-          Row{20, 70.0, 50.0, 0.3, 28u},
-          Row{20, 66.0, 50.0, 0.35, std::nullopt},
-          Row{0, 90.0, 50.0, 0.1, std::nullopt}, // nobody in service: no recommendation
+          Row{3, 77.0, 70.0, 0.1, std::nullopt},  // ratio 1.1: on the tolerance's edge, inside
+          Row{4, 55.0, 50.0, 0.1, std::nullopt}, Row{4, 45.0, 50.0, 0.1, std::nullopt},
+          Row{4, 54.0, 50.0, 0.0, 5u},                                         // no tolerance
+          Row{4, 50.0, 50.0, 0.0, std::nullopt}, Row{4, 56.0, 50.0, 0.1, 5u},  // 4.48 -> 5
+          Row{4, 44.0, 50.0, 0.1, 4u},  // 3.52 -> 4: outside the tolerance, no change
+          Row{20, 70.0, 50.0, 0.3, 28u}, Row{20, 66.0, 50.0, 0.35, std::nullopt},
+          Row{0, 90.0, 50.0, 0.1, std::nullopt},  // nobody in service: no recommendation
       }));
   TargetTrackingPolicy p = tracking("t", target);
   p.tolerance = tolerance;
@@ -293,7 +298,9 @@ TEST_CASE("target tracking scales out at once") {
   CHECK_FALSE(sim.step(75.0));
 }
 
-TEST_CASE("a step in load: the scale-out window reaches the needed size in one move, the full window in several") {
+TEST_CASE(
+    "a step in load: the scale-out window reaches the needed size in one move, the full window in "
+    "several") {
   // 2 instances at 20 req/s each for a minute, then a flash crowd: 100 each.
   // Target 50 per instance: the load needs ceil(2 x 100 / 50) = 4.
   const auto run = [](std::int64_t scale_out_window_ms) {
@@ -354,10 +361,11 @@ TEST_CASE("the scale-out window never scales in, and is refused outside 1 s..the
   }
 }
 
-TEST_CASE("target tracking scales in only to the highest recommendation of the stabilisation window") {
+TEST_CASE(
+    "target tracking scales in only to the highest recommendation of the stabilisation window") {
   Sim sim(10);
   REQUIRE(sim.scaler.put_target_tracking(tracking("cpu-50", 50.0)));  // 30 s stabilisation
-  REQUIRE_FALSE(sim.step(50.0));  // t=1: hold (10)
+  REQUIRE_FALSE(sim.step(50.0));                                      // t=1: hold (10)
   // t=2..11: 40 -> 8; t=12..: 30 -> 6 (in service stays 10 for clarity).
   std::vector<std::pair<int, std::uint32_t>> seen;  // (t, to)
   for (int t = 2; t <= 60; ++t) {
@@ -429,8 +437,8 @@ TEST_CASE("target tracking holds on missing or incomplete data") {
   TargetTrackingPolicy p = tracking("cpu-50", 50.0);
   p.scale_in_stabilization_ms = 0;
   REQUIRE(sim.scaler.put_target_tracking(p));
-  CHECK_FALSE(sim.step_with(10.0, 0));  // missing
-  CHECK_FALSE(sim.step_with(10.0, 9));  // 9 of 10 reported: no scale-in
+  CHECK_FALSE(sim.step_with(10.0, 0));    // missing
+  CHECK_FALSE(sim.step_with(10.0, 9));    // 9 of 10 reported: no scale-in
   const auto d = sim.step_with(90.0, 9);  // but scale-out goes ahead
   REQUIRE(d);
   CHECK(d->to_desired == 18);
@@ -604,7 +612,8 @@ TEST_CASE("put, replace and remove policies") {
   long_span.evaluation_periods = 3;
   auto refused = scaler.put_alarm(long_span);
   REQUIRE_FALSE(refused);
-  CHECK(refused.error().message == "period x evaluation_periods = 15 min exceeds the metric retention of 10 min");
+  CHECK(refused.error().message ==
+        "period x evaluation_periods = 15 min exceeds the metric retention of 10 min");
   TargetTrackingPolicy wide = tracking("w", 50.0);
   wide.window_ms = 700'000;
   CHECK_FALSE(scaler.put_target_tracking(wide));
@@ -644,7 +653,8 @@ TEST_CASE("execute_policy runs an alarm's adjustment now") {
   REQUIRE(d);
   CHECK(d->to_desired == 8);
 
-  CHECK(scaler.execute_policy(g, "nope", true, kT0).error().message == "group web has no policy named nope");
+  CHECK(scaler.execute_policy(g, "nope", true, kT0).error().message ==
+        "group web has no policy named nope");
   CHECK(scaler.execute_policy(g, "t", true, kT0).error().message ==
         "policy t is a target-tracking policy; only alarm policies can be executed");
   CHECK(scaler.execute_policy(g, "off", true, kT0).error().message == "policy off is disabled");
@@ -668,7 +678,8 @@ TEST_CASE("group_status counts in-service and eligible instances") {
   }
   instances[1].state_since_ms = kT0 + 5'000;  // still warming up
   instances[2].state = LifecycleState::Booting;
-  const std::vector<const Instance*> ptrs{&instances[0], &instances[1], &instances[2], &instances[3]};
+  const std::vector<const Instance*> ptrs{&instances[0], &instances[1], &instances[2],
+                                          &instances[3]};
   const GroupStatus s = group_status(g, ptrs, kT0 + 12'000);
   CHECK(s.group == &g);
   CHECK(s.in_service == 3);
