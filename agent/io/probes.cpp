@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "agent/io/process.hpp"
+#include "common/process/sigpipe.hpp"
 
 namespace tide::agent {
 namespace {
@@ -138,6 +139,9 @@ struct NetAttempt {
 
 void net_attempt(uv_loop_t* loop, const Endpoint& ep, std::string request, std::uint32_t timeout_ms,
                  ProbeDoneFn done) {
+  // An application that closes the connection before reading the request
+  // must fail the probe, not kill the agent.
+  ignore_sigpipe();
   auto* a = new NetAttempt;
   a->loop = loop;
   a->request = std::move(request);

@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/process/sigpipe.hpp"
+
 namespace tide::haproxy {
 
 std::string_view to_string(ApiError::Kind kind) {
@@ -61,6 +63,8 @@ void close_and_delete_timer(uv_timer_t* t) {
 
 RuntimeClient::RuntimeClient(uv_loop_t* loop, Options options)
     : m_loop(loop), m_options(std::move(options)) {
+  // A command written while HAProxy goes away must fail, not kill us.
+  ignore_sigpipe();
   m_tick = new uv_timer_t;
   uv_timer_init(m_loop, m_tick);
   m_tick->data = this;

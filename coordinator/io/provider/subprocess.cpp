@@ -3,8 +3,9 @@
 #include <array>
 #include <csignal>
 #include <memory>
-#include <mutex>
 #include <utility>
+
+#include "common/process/sigpipe.hpp"
 
 namespace tide::provider {
 namespace {
@@ -93,23 +94,12 @@ void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   }
 }
 
-void ignore_sigpipe_once() {
-  // Writing a script's stdin after it exited raises SIGPIPE, whose default
-  // action kills the coordinator; a daemon talking to pipes must ignore it.
-  static std::once_flag once;
-  std::call_once(once, [] {
-    struct sigaction current {};
-    if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
-      std::signal(SIGPIPE, SIG_IGN);
-    }
-  });
-}
-
 }  // namespace
 
 void run_subprocess(uv_loop_t* loop, SubprocessRequest request,
                     std::function<void(tl::expected<SubprocessResult, std::string>)> done) {
-  ignore_sigpipe_once();
+  // Writing a script's stdin after it exited must fail, not kill us.
+  ignore_sigpipe();
   auto* run = new Run{};
   run->loop = loop;
   run->request = std::move(request);
