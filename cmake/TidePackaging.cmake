@@ -89,9 +89,10 @@ install(FILES ${_pkg}/tide-coordinator.service DESTINATION /lib/systemd/system C
 install(FILES ${_pkg}/coordinator.yaml.example DESTINATION /etc/tide RENAME coordinator.yaml COMPONENT coordinator)
 install(FILES ${_pkg}/coordinator.yaml.example DESTINATION share/doc/tide-coordinator/examples COMPONENT coordinator)
 install(FILES ${_pkg}/fleet.yaml.example DESTINATION share/doc/tide-coordinator/examples RENAME fleet.yaml COMPONENT coordinator)
+install(FILES ${_pkg}/monitoring/tide-dashboard.json ${_pkg}/monitoring/tide-alerts.yml DESTINATION share/doc/tide-coordinator/monitoring COMPONENT coordinator)
 install(FILES ${_pkg}/debian/copyright ${PROJECT_SOURCE_DIR}/docs/packaging.md
         DESTINATION share/doc/tide-coordinator COMPONENT coordinator)
-foreach(_doc providers.md haproxy.md lifecycle.md store.md)
+foreach(_doc providers.md haproxy.md lifecycle.md store.md metrics.md)
   if(EXISTS ${PROJECT_SOURCE_DIR}/docs/${_doc})
     install(FILES ${PROJECT_SOURCE_DIR}/docs/${_doc} DESTINATION share/doc/tide-coordinator COMPONENT coordinator)
   endif()

@@ -177,7 +177,7 @@ tl::expected<void, ModelError> Autoscaler::put_alarm(AlarmPolicy policy) {
       return {};
     }
   }
-  p.alarms.push_back(AlarmState{std::move(policy), std::nullopt});
+  p.alarms.push_back(AlarmState{std::move(policy), std::nullopt, false});
   return {};
 }
 
@@ -293,6 +293,15 @@ std::optional<TimeMs> Autoscaler::last_fired_ms(std::string_view group,
   return std::nullopt;
 }
 
+bool Autoscaler::in_alarm(std::string_view group, std::string_view name) const {
+  const auto it = m_groups.find(group);
+  if (it == m_groups.end()) return false;
+  for (const AlarmState& a : it->second.alarms) {
+    if (a.policy.name == name) return a.in_alarm;
+  }
+  return false;
+}
+
 std::int64_t Autoscaler::cooldown_ms(const AlarmPolicy& policy, const ScalingGroup& group) const {
   return policy.cooldown_ms.value_or(group.default_cooldown_ms);
 }
@@ -301,9 +310,13 @@ std::vector<ScalingDecision> Autoscaler::evaluate(TimeMs now_ms, const MetricWin
                                                   std::span<const GroupStatus> groups) {
   std::vector<ScalingDecision> out;
   for (const GroupStatus& status : groups) {
-    if (status.group == nullptr || !status.group->enabled) continue;
+    if (status.group == nullptr) continue;
     const auto it = m_groups.find(status.group->name);
     if (it == m_groups.end()) continue;
+    if (!status.group->enabled) {
+      for (AlarmState& a : it->second.alarms) a.in_alarm = false;  // nothing is evaluated
+      continue;
+    }
     evaluate_group(status, it->second, now_ms, windows, m_scratch, out);
   }
   return out;
@@ -319,9 +332,10 @@ void Autoscaler::evaluate_group(const GroupStatus& status, Policies& policies, T
   // ---- alarms ----
   std::vector<double> values;
   for (std::size_t k = 0; k < policies.alarms.size(); ++k) {
-    const AlarmState& state = policies.alarms[k];
+    AlarmState& state = policies.alarms[k];
     const AlarmPolicy& policy = state.policy;
-    if (!policy.enabled || !alarm_condition(policy, group.name, windows, now_ms, values)) continue;
+    state.in_alarm = policy.enabled && alarm_condition(policy, group.name, windows, now_ms, values);
+    if (!state.in_alarm) continue;
     const std::uint32_t target = clamp_to(group, apply_adjustment(policy, desired));
     const bool cooling =
         state.last_fired_ms && now_ms - *state.last_fired_ms < cooldown_ms(policy, group);

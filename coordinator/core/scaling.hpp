@@ -102,6 +102,10 @@ class Autoscaler {
   // When an alarm policy last fired (its cooldown runs from there).
   [[nodiscard]] std::optional<TimeMs> last_fired_ms(std::string_view group,
                                                     std::string_view name) const;
+  // Whether the alarm policy's condition held (its metric past the threshold
+  // for its consecutive periods) at the latest evaluate(), cooldown or not.
+  // False for an unknown or disabled policy and in a disabled group.
+  [[nodiscard]] bool in_alarm(std::string_view group, std::string_view name) const;
 
   // Evaluates every enabled policy of every enabled group in `groups` and
   // returns the groups whose desired capacity changes. Meant to run once per
@@ -125,6 +129,7 @@ class Autoscaler {
   struct AlarmState {
     AlarmPolicy policy;
     std::optional<TimeMs> last_fired_ms;
+    bool in_alarm = false;  // condition held at the latest evaluate()
   };
   struct RateWindow {
     std::deque<std::pair<TimeMs, std::uint32_t>> moves;  // (when, instances moved)

@@ -10,34 +10,6 @@
 
 namespace tide::coordinator {
 
-// ---- LatencyHistogram ---------------------------------------------------------
-
-void LatencyHistogram::record_us(std::uint64_t us) {
-  for (std::size_t i = 0; i < kBoundsUs.size(); ++i) {
-    if (us <= kBoundsUs[i]) {
-      ++m_buckets[i];
-      break;
-    }
-  }
-  ++m_count;
-}
-
-std::uint64_t LatencyHistogram::quantile_us(double quantile) const {
-  if (m_count == 0) return 0;
-  const auto wanted = static_cast<std::uint64_t>(quantile * static_cast<double>(m_count) + 0.5);
-  std::uint64_t seen = 0;
-  for (std::size_t i = 0; i < kBoundsUs.size(); ++i) {
-    seen += m_buckets[i];
-    if (seen >= wanted && seen > 0) return kBoundsUs[i];
-  }
-  return kBoundsUs.back();
-}
-
-void LatencyHistogram::reset() {
-  m_buckets.fill(0);
-  m_count = 0;
-}
-
 // ---- AgentGateway -------------------------------------------------------------
 
 namespace {

@@ -25,6 +25,7 @@
 #include <zmq.hpp>
 
 #include "common/logging/logging.hpp"
+#include "coordinator/core/exposition.hpp"
 #include "coordinator/core/session_table.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/transport/router.hpp"
@@ -63,24 +64,6 @@ class AgentGatewayHandler {
   virtual void on_ack(const std::string& instance_id, std::uint64_t command_id) = 0;
   virtual void on_hook_result(const std::string& instance_id,
                               const protocol::HookResult& result) = 0;
-};
-
-// Report-processing latency (decode + handler), as a fixed-bucket histogram
-// so that 10,000 reports/s cost no allocation.
-class LatencyHistogram {
- public:
-  void record_us(std::uint64_t us);
-  // The smallest bucket bound below which `quantile` (0..1) of samples fall.
-  [[nodiscard]] std::uint64_t quantile_us(double quantile) const;
-  [[nodiscard]] std::uint64_t count() const { return m_count; }
-  void reset();
-
- private:
-  static constexpr std::array<std::uint64_t, 20> kBoundsUs{
-      5,     10,    20,    50,    100,    200,    300,    500,     750,       1'000,
-      2'000, 3'000, 5'000, 7'500, 10'000, 20'000, 50'000, 100'000, 1'000'000, UINT64_MAX};
-  std::array<std::uint64_t, kBoundsUs.size()> m_buckets{};
-  std::uint64_t m_count = 0;
 };
 
 struct GatewayStats {
@@ -161,7 +144,7 @@ class AgentGateway {
   // Refused HELLOs and CURVE keys: a peer can provoke them at will.
   logging::RateLimit m_refusal_log{10, 60'000};
   GatewayStats m_stats;
-  LatencyHistogram m_latency;
+  LatencyHistogram m_latency;  // report processing: decode + handler
   bool m_stopped = false;
 };
 

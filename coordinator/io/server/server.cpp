@@ -777,6 +777,7 @@ bool Server::execute_one(const Command& command) {
           }
         } else if constexpr (std::is_same_v<T, RecordActivity>) {
           log_activity(c.activity, true);
+          ++m_counters.activities[{c.activity.type, c.activity.status}];
           if (auto ok = m_store->insert_activity(c.activity); !ok) {
             ++m_counters.store_failures;
             spdlog::error("store: {}", ok.error().message);
@@ -784,6 +785,8 @@ bool Server::execute_one(const Command& command) {
           notify_activity(c.activity);
         } else if constexpr (std::is_same_v<T, UpdateActivity>) {
           log_activity(c.activity, false);
+          if (c.activity.status != ActivityStatus::Running)
+            ++m_counters.activities[{c.activity.type, c.activity.status}];
           auto ok =
               m_store->update_activity_status(c.activity.id, c.activity.status, c.activity.end_ms);
           for (const auto& entry : c.activity.instances) {

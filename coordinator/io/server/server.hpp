@@ -62,6 +62,8 @@ struct ServerCounters {
   LatencyHistogram report_to_lb_latency;    // REPORT received → HAProxy acknowledged the change
   std::uint64_t metric_queries = 0;         // Prometheus queries asked
   std::uint64_t metric_query_failures = 0;  // ... that gave no value
+  // Activities started (status running) and ended (their final status).
+  std::map<std::pair<ActivityType, ActivityStatus>, std::uint64_t> activities;
 };
 
 // What the groups do by themselves, as stored (schema v3), keyed by

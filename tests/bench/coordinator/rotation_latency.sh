@@ -53,4 +53,4 @@ for round in 1 2 3 4 5; do
   for _ in $(seq 1 120); do [ "$(field actual)" = 0 ] && break; sleep 0.25; done
   echo "round $round done"
 done
-curl -s "http://127.0.0.1:$api/metrics" | grep -E '^tide_(report_to_lb|lb)_latency_us|^tide_report_processing_us'
+curl -s "http://127.0.0.1:$api/metrics" | grep -E '^tide_(report_to_lb|lb)_latency_seconds|^tide_report_processing_seconds'

@@ -174,11 +174,12 @@ class Fleet {
     return body.is_object() ? body : json::object();
   }
   [[nodiscard]] int in_service() const { return group().value("in_service", -1); }
-  // The group's average of `metric` over the last 10 s as the coordinator's
-  // /metrics shows it (in-service, warmed-up instances), if it has one.
+  // The group's average of the custom metric `metric` (one the application
+  // reports) over the last 10 s as the coordinator's /metrics shows it
+  // (in-service, warmed-up instances), if it has one.
   [[nodiscard]] std::optional<double> group_metric(const std::string& metric) const {
     const std::string text = api("GET", "/metrics").text;
-    const std::string key = "tide_group_metric{group=\"web\",metric=\"" + metric + "\"} ";
+    const std::string key = "tide_group_custom_metric{group=\"web\",metric=\"" + metric + "\"} ";
     const auto at = text.find(key);
     if (at == std::string::npos) return std::nullopt;
     const auto begin = at + key.size();

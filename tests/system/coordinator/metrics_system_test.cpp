@@ -2,8 +2,15 @@
 // the real binaries: a steady request rate through HAProxy to two instances,
 // and `GET /v1/groups/{g}/metrics`, `tidectl group metrics -o json` and its
 // table checked against the rate the load generator achieved, then the
-// figures falling once the load stops.
+// figures falling once the load stops. Then the coordinator's own /metrics:
+// `promtool check metrics` on a live fleet, the families an operator alerts
+// on, and the shipped dashboard and alerting rules against them.
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -46,6 +53,49 @@ std::vector<std::string> table_row(const std::string& table, const std::string& 
 
 bool within(double value, double low, double high) {
   return value >= low && value <= high;
+}
+
+const std::string kMonitoring = std::string(TIDE_TEST_DATA_DIR) + "/../../packaging/monitoring";
+
+// The value of the sample written exactly as `series` (name and labels), if any.
+std::optional<double> sample(const std::string& text, const std::string& series) {
+  const std::string key = "\n" + series + " ";
+  const auto at = text.find(key);
+  if (at == std::string::npos) return std::nullopt;
+  const auto begin = at + key.size();
+  const auto end = text.find('\n', begin);
+  return std::stod(text.substr(begin, end - begin));
+}
+
+// Every family name of a /metrics text (its TYPE lines).
+std::set<std::string> families(const std::string& text) {
+  std::set<std::string> out;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("# TYPE ", 0) == 0) out.insert(line.substr(7, line.find(' ', 7) - 7));
+  }
+  return out;
+}
+
+// The tide_ metric names a text mentions (queries of the dashboard, rules),
+// with a histogram's _bucket/_sum/_count suffix taken off.
+std::set<std::string> tide_names(const std::string& text) {
+  std::set<std::string> out;
+  const std::regex name(R"(\btide_[a-zA-Z0-9_]+)");
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), name); it != std::sregex_iterator();
+       ++it) {
+    std::string found = it->str();
+    for (const std::string suffix : {"_bucket", "_sum", "_count"}) {
+      if (found.size() > suffix.size() && found.ends_with(suffix))
+        found.resize(found.size() - suffix.size());
+    }
+    out.insert(found);
+  }
+  return out;
+}
+
+bool promtool_installed() {
+  return std::system("command -v promtool >/dev/null 2>&1") == 0;
 }
 
 }  // namespace
@@ -181,4 +231,139 @@ TEST_CASE(
   });
   INFO(quiet.dump());
   CHECK(fell);
+}
+
+TEST_CASE(
+    "/metrics of a live coordinator passes promtool and has the families the dashboard and alerts "
+    "use",
+    "[system]") {
+  REQUIRE(promtool_installed());  // scripts/install-deps installs Debian's prometheus package
+  Fleet fleet;
+  fleet.start_coordinator();
+  fleet.create_group(2, 300, json{{"min", 1}, {"max", 4}, {"warmup_ms", 0}});
+  REQUIRE(st::eventually(40s, [&] { return fleet.in_service() == 2; }));
+  // An alarm whose condition holds as soon as there is data (cpu >= 0) and
+  // whose adjustment changes nothing (exactly the capacity the group has).
+  const auto put = fleet.api("PUT", "/v1/groups/web/policies/always",
+                             json{{"metric", "cpu"},
+                                  {"comparison", ">="},
+                                  {"threshold", 0},
+                                  {"period_ms", 1000},
+                                  {"evaluation_periods", 1},
+                                  {"adjustment_type", "exact"},
+                                  {"adjustment", 2}});
+  INFO(put.text);
+  REQUIRE(put.status == 201);
+
+  std::string text;
+  const bool ready = st::eventually(40s, [&] {
+    text = fleet.api("GET", "/metrics").text;
+    return sample(text, R"(tide_policy_alarm{group="web",policy="always"})") == 1.0 &&
+           sample(text, R"(tide_group_lb_instances{group="web",backend="web"})") == 2.0 &&
+           text.find("\ntide_group_cpu_ratio{group=\"web\"} ") != std::string::npos;
+  });
+  INFO(text);
+  REQUIRE(ready);
+  {
+    std::ofstream(fleet.dir() / "metrics.txt") << text;
+    const auto check =
+        st::run_shell("promtool check metrics < '" + (fleet.dir() / "metrics.txt").string() + "'",
+                      fleet.dir() / "promtool.log", 60s);
+    INFO(check.output);
+    CHECK(check.exit_code == 0);
+    CHECK(check.output.empty());  // no lint warning either
+  }
+
+  // Capacity, instances by state and health, fail-static, LB membership.
+  CHECK(sample(text, R"(tide_group_desired{group="web"})") == 2.0);
+  CHECK(sample(text, R"(tide_group_min{group="web"})") == 1.0);
+  CHECK(sample(text, R"(tide_group_max{group="web"})") == 4.0);
+  CHECK(sample(text, R"(tide_group_instances{group="web",state="in_service"})") == 2.0);
+  CHECK(sample(text, R"(tide_group_instances{group="web",state="draining"})") == 0.0);
+  CHECK(sample(text, R"(tide_group_instances_health{group="web",health="healthy"})") == 2.0);
+  CHECK(sample(text, R"(tide_group_instances_health{group="web",health="unhealthy"})") == 0.0);
+  CHECK(sample(text, R"(tide_group_fail_static{group="web"})") == 0.0);
+  // HAProxy's slots as tide drives them: two instances in rotation.
+  int in_rotation = 0;
+  const std::regex slot(
+      R"(\ntide_haproxy_server_in_rotation\{backend="web",slot="\d+",instance="i-[0-9a-f]+"\} 1)");
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), slot); it != std::sregex_iterator();
+       ++it)
+    ++in_rotation;
+  CHECK(in_rotation == 2);
+  // The launches were activities: started and ended successfully.
+  const auto launched =
+      sample(text, R"(tide_activities_total{type="scale_out",status="successful"})");
+  REQUIRE(launched.has_value());
+  CHECK(*launched >= 1.0);
+  // Group metrics in base units: a share of CPU between 0 and 1.
+  const auto cpu = sample(text, R"(tide_group_cpu_ratio{group="web"})");
+  REQUIRE(cpu.has_value());
+  CHECK(within(*cpu, 0.0, 1.0));
+  // Latency histograms: the two instances went into rotation.
+  const auto rotations = sample(text, "tide_report_to_lb_latency_seconds_count");
+  REQUIRE(rotations.has_value());
+  CHECK(*rotations >= 2.0);
+  CHECK(sample(text, R"(tide_report_to_lb_latency_seconds_bucket{le="+Inf"})") == *rotations);
+  const auto rotation_sum = sample(text, "tide_report_to_lb_latency_seconds_sum");
+  REQUIRE(rotation_sum.has_value());
+  CHECK(within(*rotation_sum / *rotations, 0.0, 10.0));
+  CHECK(sample(text, "tide_report_processing_seconds_count").value_or(0) >= 1.0);
+  CHECK(sample(text, "tide_lb_latency_seconds_count").value_or(0) >= 2.0);
+  // The build and the process.
+  CHECK(std::regex_search(text, std::regex(R"(\ntide_build_info\{version="[0-9][^"]*"\} 1\n)")));
+  CHECK(within(sample(text, "process_resident_memory_bytes").value_or(0), 1e6, 4e9));
+  CHECK(sample(text, "process_virtual_memory_bytes").value_or(0) >=
+        sample(text, "process_resident_memory_bytes").value_or(1e18));
+  CHECK(within(sample(text, "process_open_fds").value_or(0), 3,
+               sample(text, "process_max_fds").value_or(0)));
+  const double now_s = static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(
+                                               std::chrono::system_clock::now().time_since_epoch())
+                                               .count());
+  CHECK(within(sample(text, "process_start_time_seconds").value_or(0), now_s - 3600, now_s + 5));
+  CHECK(within(sample(text, "process_cpu_seconds_total").value_or(-1), 0.0, 3600.0));
+
+  // Every tide_ metric the dashboard's queries and the alerting rules name
+  // is a family of this exposition.
+  const auto present = families(text);
+  for (const char* file : {"tide-dashboard.json", "tide-alerts.yml"}) {
+    const std::string content = st::read_file(kMonitoring + "/" + file);
+    const auto used = tide_names(content);
+    CHECK(used.size() >= 5);
+    for (const std::string& name : used) {
+      INFO(file << " uses " << name);
+      CHECK(present.count(name) == 1);
+    }
+  }
+}
+
+TEST_CASE(
+    "the shipped alerting rules pass promtool and the dashboard is Grafana JSON with Prometheus "
+    "queries",
+    "[system]") {
+  REQUIRE(promtool_installed());
+  const auto dir = st::make_temp_dir("tide-monitoring");
+  const auto rules = st::run_shell("promtool check rules '" + kMonitoring + "/tide-alerts.yml'",
+                                   dir / "rules.log", 60s);
+  INFO(rules.output);
+  CHECK(rules.exit_code == 0);
+  CHECK(rules.output.find("SUCCESS: 6 rules found") != std::string::npos);
+
+  const json dashboard =
+      json::parse(st::read_file(kMonitoring + "/tide-dashboard.json"), nullptr, false);
+  REQUIRE(dashboard.is_object());
+  CHECK(dashboard.value("uid", "") == "tide-autoscaler");
+  REQUIRE(dashboard["panels"].is_array());
+  std::size_t queries = 0;
+  bool quantile = false;
+  for (const json& panel : dashboard["panels"]) {
+    for (const json& target : panel.value("targets", json::array())) {
+      const std::string expr = target.value("expr", "");
+      CHECK_FALSE(expr.empty());
+      quantile = quantile || expr.find("histogram_quantile") != std::string::npos;
+      ++queries;
+    }
+  }
+  CHECK(queries >= 10);
+  CHECK(quantile);
 }

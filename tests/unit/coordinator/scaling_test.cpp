@@ -128,6 +128,28 @@ TEST_CASE("an alarm fires after exactly its consecutive periods, not before") {
   CHECK(sim.scaler.last_fired_ms("web", "cpu-high") == sim.now);
 }
 
+TEST_CASE(
+    "in alarm while the condition holds, cooldown or not; out of it when it stops or the group is "
+    "disabled") {
+  Sim sim(4);
+  REQUIRE(sim.scaler.put_alarm(alarm("cpu-high", Comparison::Greater, 85.0, 1)));
+  CHECK_FALSE(sim.scaler.in_alarm("web", "cpu-high"));
+  for (int k = 0; k < 30; ++k) REQUIRE_FALSE(sim.step(50.0));
+  CHECK_FALSE(sim.scaler.in_alarm("web", "cpu-high"));
+  REQUIRE(sim.steps_until_decision(90.0, 100) == 10);
+  CHECK(sim.scaler.in_alarm("web", "cpu-high"));
+  REQUIRE_FALSE(sim.step(90.0));  // in its cooldown: no decision, still in alarm
+  CHECK(sim.scaler.in_alarm("web", "cpu-high"));
+  for (int k = 0; k < 10; ++k) REQUIRE_FALSE(sim.step(50.0));
+  CHECK_FALSE(sim.scaler.in_alarm("web", "cpu-high"));
+  for (int k = 0; k < 10; ++k) REQUIRE_FALSE(sim.step(90.0));
+  CHECK(sim.scaler.in_alarm("web", "cpu-high"));
+  sim.group.enabled = false;
+  REQUIRE_FALSE(sim.step(90.0));
+  CHECK_FALSE(sim.scaler.in_alarm("web", "cpu-high"));
+  CHECK_FALSE(sim.scaler.in_alarm("web", "no-such-policy"));
+}
+
 TEST_CASE("the cause names the policy and the measured values") {
   Sim sim(4);
   REQUIRE(sim.scaler.put_alarm(alarm("cpu-high", Comparison::Greater, 80.0, 2)));
