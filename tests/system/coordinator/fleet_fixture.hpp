@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "coordinator/core/exposition.hpp"
 #include "system_harness.hpp"
 
 namespace tide::system_test {
@@ -177,9 +178,14 @@ class Fleet {
   // The group's average of the custom metric `metric` (one the application
   // reports) over the last 10 s as the coordinator's /metrics shows it
   // (in-service, warmed-up instances), if it has one.
+  // The group's average of a policy metric as /metrics shows it, converted
+  // back from the family's base unit to the metric's own (cpu in percent).
   [[nodiscard]] std::optional<double> group_metric(const std::string& metric) const {
     const std::string text = api("GET", "/metrics").text;
-    const std::string key = "tide_group_custom_metric{group=\"web\",metric=\"" + metric + "\"} ";
+    const auto family = tide::coordinator::group_metric_family(metric);
+    const std::string key =
+        std::string(family.family) + "{group=\"web\"" +
+        (family.custom ? ",metric=\"" + metric + "\"" : std::string()) + "} ";
     const auto at = text.find(key);
     if (at == std::string::npos) return std::nullopt;
     const auto begin = at + key.size();
@@ -188,7 +194,7 @@ class Fleet {
     const auto [ptr, ec] = std::from_chars(
         text.data() + begin, text.data() + (end == std::string::npos ? text.size() : end), value);
     if (ec != std::errc{}) return std::nullopt;
-    return value;
+    return value / family.scale;
   }
   [[nodiscard]] int live_instances() const { return group().value("actual", -1); }
 
