@@ -183,9 +183,8 @@ class Fleet {
   [[nodiscard]] std::optional<double> group_metric(const std::string& metric) const {
     const std::string text = api("GET", "/metrics").text;
     const auto family = tide::coordinator::group_metric_family(metric);
-    const std::string key =
-        std::string(family.family) + "{group=\"web\"" +
-        (family.custom ? ",metric=\"" + metric + "\"" : std::string()) + "} ";
+    const std::string key = std::string(family.family) + "{group=\"web\"" +
+                            (family.custom ? ",metric=\"" + metric + "\"" : std::string()) + "} ";
     const auto at = text.find(key);
     if (at == std::string::npos) return std::nullopt;
     const auto begin = at + key.size();
