@@ -28,23 +28,13 @@
 #include <sys/types.h>
 #include <tl/expected.hpp>
 
+#include "common/proc/process_stat.hpp"
+
 namespace tide::agent {
 
-// The fields of /proc/<pid>/stat the agent uses (proc(5)).
-struct ProcessStat {
-  pid_t pid = 0;
-  pid_t ppid = 0;
-  pid_t session = 0;
-  std::uint64_t start_ticks = 0;     // starttime: clock ticks after boot
-  std::uint64_t own_ticks = 0;       // utime + stime
-  std::uint64_t children_ticks = 0;  // cutime + cstime: of the children it has waited for
-  std::uint64_t rss_pages = 0;
-};
-
-// Parses one /proc/<pid>/stat line. The command name (field 2) is in
-// parentheses and may itself hold spaces and parentheses, so the fields after
-// it are counted from the last ')'.
-[[nodiscard]] tl::expected<ProcessStat, std::string> parse_process_stat(std::string_view text);
+// /proc/<pid>/stat as common/proc reads it.
+using tide::parse_process_stat;
+using tide::ProcessStat;
 
 // Whether `process` belongs to the instance of the agent `agent_pid`, which
 // runs in session `agent_session`: same session, and neither the agent nor a

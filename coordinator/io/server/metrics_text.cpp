@@ -2,27 +2,26 @@
 // written with the Exposition of coordinator/core/exposition.hpp. The list of
 // families and what each means is docs/metrics.md.
 #include <array>
+#include <charconv>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
 #include <set>
-#include <sstream>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "common/proc/process_stat.hpp"
 #include "coordinator/core/exposition.hpp"
 #include "coordinator/io/haproxy/driver.hpp"
 #include "coordinator/io/haproxy/load_balancer.hpp"
 #include "coordinator/io/notify/notifier.hpp"
 #include "coordinator/io/provider/provider.hpp"
 #include "coordinator/io/server/server.hpp"
-#include "coordinator/io/store/store.hpp"
 
 namespace tide::coordinator {
 
@@ -39,35 +38,36 @@ struct ProcessFigures {
   double max_fds = 0.0;
 };
 
+// When the system booted, in seconds since the epoch (btime of /proc/stat):
+// a process's start time is counted in clock ticks from there. Read once.
+std::optional<double> boot_time_seconds() {
+  static const std::optional<double> btime = []() -> std::optional<double> {
+    std::ifstream stat("/proc/stat");
+    for (std::string line; std::getline(stat, line);) {
+      if (line.rfind("btime ", 0) != 0) continue;
+      double seconds = 0;
+      const auto [ptr, ec] = std::from_chars(line.data() + 6, line.data() + line.size(), seconds);
+      if (ec == std::errc{}) return seconds;
+    }
+    return std::nullopt;
+  }();
+  return btime;
+}
+
 std::optional<ProcessFigures> process_figures() {
   std::ifstream stat_file("/proc/self/stat");
-  std::string stat;
-  if (!std::getline(stat_file, stat)) return std::nullopt;
-  // The command name (field 2) may hold spaces and parentheses: the fields
-  // after it start past the last ')'.
-  const auto close = stat.rfind(')');
-  if (close == std::string::npos) return std::nullopt;
-  std::istringstream fields(stat.substr(close + 1));
-  std::vector<std::string> f;  // f[0] is field 3 (state)
-  for (std::string word; fields >> word;) f.push_back(word);
-  if (f.size() < 22) return std::nullopt;
+  std::string line;
+  if (!std::getline(stat_file, line)) return std::nullopt;
+  const auto stat = parse_process_stat(line);
   const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
   const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
-  if (ticks <= 0 || page <= 0) return std::nullopt;
+  const auto boot = boot_time_seconds();
+  if (!stat || !boot || ticks <= 0 || page <= 0) return std::nullopt;
   ProcessFigures out;
-  try {
-    out.cpu_seconds = (std::stod(f[11]) + std::stod(f[12])) / ticks;  // utime (14) + stime (15)
-    const double start_ticks = std::stod(f[19]);                      // starttime (22), since boot
-    out.virtual_bytes = std::stod(f[20]);                             // vsize (23)
-    out.resident_bytes = std::stod(f[21]) * page;                     // rss (24), pages
-    std::ifstream boot("/proc/stat");
-    for (std::string line; std::getline(boot, line);) {
-      if (line.rfind("btime ", 0) == 0)
-        out.start_time_seconds = std::stod(line.substr(6)) + start_ticks / ticks;
-    }
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
+  out.cpu_seconds = static_cast<double>(stat->own_ticks) / ticks;
+  out.start_time_seconds = *boot + static_cast<double>(stat->start_ticks) / ticks;
+  out.virtual_bytes = static_cast<double>(stat->vsize_bytes);
+  out.resident_bytes = static_cast<double>(stat->rss_pages) * page;
   std::error_code ec;
   std::size_t fds = 0;
   for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
@@ -102,12 +102,7 @@ std::string Server::metrics_text() const {
   const auto gauge = MetricType::Gauge;
   const auto counter = MetricType::Counter;
 
-  std::vector<const ScalingGroup*> groups;
-  if (auto stored = m_store->list_groups()) {
-    for (const auto& g : *stored) {
-      if (const ScalingGroup* group = m_fleet->group(g.name)) groups.push_back(group);
-    }
-  }
+  const std::vector<const ScalingGroup*> groups = m_fleet->groups();
   const auto per_group = [&](std::string_view name, std::string_view help, auto value) {
     out.family(name, gauge, help);
     for (const auto* g : groups) out.sample({{"group", g->name}}, static_cast<double>(value(*g)));
@@ -130,36 +125,43 @@ std::string Server::metrics_text() const {
             "1 while the group is in fail-static (unhealthy instances held, not replaced).",
             [&](const ScalingGroup& g) { return m_fleet->in_fail_static(g.name) ? 1 : 0; });
 
+  // Instances counted in one pass per group: by lifecycle state, live ones
+  // by health, and those in the load balancer's rotation.
+  struct InstanceCounts {
+    std::map<LifecycleState, int> by_state;
+    std::map<std::string_view, int> by_health{{"healthy", 0}, {"unhealthy", 0}, {"unknown", 0}};
+    int in_lb = 0;
+  };
+  std::vector<InstanceCounts> counts(groups.size());
+  for (std::size_t k = 0; k < groups.size(); ++k) {
+    for (const Instance* instance : m_fleet->instances_of(groups[k]->name)) {
+      ++counts[k].by_state[instance->state];
+      if (!is_terminal(instance->state)) ++counts[k].by_health[health_of(*instance)];
+      counts[k].in_lb += instance->runtime.in_lb ? 1 : 0;
+    }
+  }
   out.family("tide_group_instances", gauge,
              "Instances per group and lifecycle state (terminal states left out).");
-  for (const auto* g : groups) {
-    std::map<LifecycleState, int> by_state;
-    for (const Instance* instance : m_fleet->instances_of(g->name)) ++by_state[instance->state];
+  for (std::size_t k = 0; k < groups.size(); ++k) {
     for (const LifecycleState state : kStates) {
       if (is_terminal(state)) continue;
-      out.sample({{"group", g->name}, {"state", std::string(to_string(state))}}, by_state[state]);
+      out.sample({{"group", groups[k]->name}, {"state", std::string(to_string(state))}},
+                 counts[k].by_state[state]);
     }
   }
   out.family("tide_group_instances_health", gauge,
              "Live instances per group and health: healthy, unhealthy, or unknown before the "
              "agent's first report.");
-  for (const auto* g : groups) {
-    std::map<std::string_view, int> by_health{{"healthy", 0}, {"unhealthy", 0}, {"unknown", 0}};
-    for (const Instance* instance : m_fleet->instances_of(g->name)) {
-      if (!is_terminal(instance->state)) ++by_health[health_of(*instance)];
-    }
-    for (const auto& [health, count] : by_health) {
-      out.sample({{"group", g->name}, {"health", std::string(health)}}, count);
+  for (std::size_t k = 0; k < groups.size(); ++k) {
+    for (const auto& [health, count] : counts[k].by_health) {
+      out.sample({{"group", groups[k]->name}, {"health", std::string(health)}}, count);
     }
   }
   out.family("tide_group_lb_instances", gauge,
              "Instances of the group in the load balancer's rotation, per backend.");
-  for (const auto* g : groups) {
-    if (g->lb.backend.empty()) continue;
-    int in_lb = 0;
-    for (const Instance* instance : m_fleet->instances_of(g->name))
-      in_lb += instance->runtime.in_lb ? 1 : 0;
-    out.sample({{"group", g->name}, {"backend", g->lb.backend}}, in_lb);
+  for (std::size_t k = 0; k < groups.size(); ++k) {
+    if (groups[k]->lb.backend.empty()) continue;
+    out.sample({{"group", groups[k]->name}, {"backend", groups[k]->lb.backend}}, counts[k].in_lb);
   }
 
   // One gauge family per group metric, its unit in the name.

@@ -45,6 +45,7 @@ TEST_CASE("a /proc/<pid>/stat line gives ids, start time, CPU ticks and RSS",
   CHECK(p->children_ticks == 20);
   CHECK(p->start_ticks == 98765);
   CHECK(p->rss_pages == 2048);
+  CHECK(p->vsize_bytes == 3133440);
 
   // The name is the process's to choose: spaces and parentheses in it do not
   // shift the fields after it.
