@@ -7,6 +7,7 @@ add_executable(tidectl
   tidectl/schedule_preview.cpp
   tidectl/specs.cpp
   tidectl/cost.cpp
+  tidectl/history.cpp
   tidectl/apply.cpp
   tidectl/rollout.cpp
   tidectl/completion.cpp

@@ -1,7 +1,7 @@
 // What tidectl's subcommands share: the one HTTP request a subcommand
 // prepares, how its answer is printed, and small parsers for flag values.
 // Each group of subcommands lives in its own file and registers itself on
-// the CLI11 app (specs.cpp, cost.cpp, apply.cpp).
+// the CLI11 app (specs.cpp, cost.cpp, apply.cpp, history.cpp).
 #pragma once
 
 #include <cstdint>
@@ -66,5 +66,7 @@ void add_spec_commands(CLI::App& app, CLI::App& schedule, Request& request, std:
 void add_cost_command(CLI::App& app, Request& request, std::int64_t now_ms);
 // tidectl apply -f FILE [--dry-run]
 void add_apply_command(CLI::App& app, Request& request);
+// tidectl group history GROUP [--since D] [--until D] [--step D]
+void add_group_history_command(CLI::App& group, Request& request, std::int64_t now_ms);
 
 }  // namespace tide::tidectl

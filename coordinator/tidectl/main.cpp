@@ -462,6 +462,7 @@ int main(int argc, char** argv) {
       request = {"GET", path, std::nullopt, [](const json& body) { print_group_metrics(std::cout, body); }};
       if (metrics_watch) watching = Watch{path, metrics_name};
     });
+    tide::tidectl::add_group_history_command(*group, request, now);
     static std::string del_name;
     auto* del = group->add_subcommand("delete", "delete an empty scaling group");
     del->add_option("name", del_name)->required();
@@ -602,6 +603,17 @@ int main(int argc, char** argv) {
   app.add_subcommand("status", "the coordinator's health")->callback([&] {
     request = {"GET", "/healthz", std::nullopt, render_object};
   });
+
+  auto* console = app.add_subcommand("console", "the web console")->require_subcommand(1);
+  console
+      ->add_subcommand("url", "print a link that logs a browser into the web console, once, within 10 minutes")
+      ->callback([&] {
+        request = {"POST", "/v1/console/links", json::object(), [&endpoint](const json& body) {
+                     std::string base = endpoint.url;
+                     while (!base.empty() && base.back() == '/') base.pop_back();
+                     std::cout << base << body.value("path", std::string()) << '\n';
+                   }};
+      });
 
   static std::string completion_shell;
   auto* completion = app.add_subcommand(

@@ -85,6 +85,17 @@ class Section {
     return {};
   }
 
+  // A duration of any length (`key: 7d`); validate() checks its bounds.
+  [[nodiscard]] tl::expected<void, ConfigError> get_long_duration(const std::string& key, std::int64_t& out_ms) {
+    const YAML::Node text = child(key);
+    if (!text) return {};
+    if (!text.IsScalar()) return tl::make_unexpected(error(key, "expected a duration like 7d, 36h"));
+    auto parsed = parse_duration(text.as<std::string>());
+    if (!parsed) return tl::make_unexpected(error(key, parsed.error()));
+    out_ms = *parsed;
+    return {};
+  }
+
   [[nodiscard]] tl::expected<void, ConfigError> check_unknown() const {
     if (!m_node) return {};
     if (!m_node.IsMap()) return tl::make_unexpected(ConfigError{m_source + ": " + m_path + ": expected a mapping"});
@@ -133,6 +144,8 @@ tl::expected<CoordinatorConfig, ConfigError> parse_root(const YAML::Node& root, 
   TIDE_TRY(api.get("token", config.api.token));
   std::filesystem::path token_file;
   TIDE_TRY(api.get("token_file", token_file));
+  TIDE_TRY(api.get("console", config.api.console));
+  TIDE_TRY(api.get("console_dir", config.api.console_dir));
   TIDE_TRY(api.check_unknown());
   if (!token_file.empty()) {
     std::ifstream in(token_file);
@@ -250,6 +263,10 @@ tl::expected<CoordinatorConfig, ConfigError> parse_root(const YAML::Node& root, 
       return tl::make_unexpected(prometheus.error("bearer_token_file", bearer_token_file.string() + " is empty"));
     }
   }
+  Section history(top.child("history"), "history", source);
+  TIDE_TRY(history.get_long_duration("retention", config.history.retention_ms));
+  TIDE_TRY(history.get_duration("interval", config.history.interval_ms));
+  TIDE_TRY(history.check_unknown());
   TIDE_TRY(top.check_unknown());
   TIDE_TRY(validate(config));
   return config;
@@ -351,6 +368,7 @@ std::vector<std::string> changes_needing_restart(const CoordinatorConfig& runnin
   if (!(running.api == fresh.api)) out.emplace_back("api");
   if (!(running.provider == fresh.provider)) out.emplace_back("provider");
   if (!(running.prometheus == fresh.prometheus)) out.emplace_back("prometheus");
+  if (!(running.history == fresh.history)) out.emplace_back("history");
   const LoadBalancerConfig& a = running.load_balancer;
   const LoadBalancerConfig& b = fresh.load_balancer;
   if (a.type != b.type) out.emplace_back("load_balancer.type");
@@ -424,6 +442,12 @@ tl::expected<void, ConfigError> validate(const CoordinatorConfig& config) {
   }
   if (config.prometheus.timeout_ms < 100 || config.prometheus.timeout_ms > 60'000) return fail("prometheus.timeout_ms", "must be 100..60000");
   if (config.prometheus.interval_ms < 1'000 || config.prometheus.interval_ms > 300'000) return fail("prometheus.interval_ms", "must be 1000..300000");
+  if (config.history.retention_ms < 3'600'000 || config.history.retention_ms > 366 * 86'400'000LL) {
+    return fail("history.retention", "must be between 1h and 366d (got " + typed_duration(config.history.retention_ms) + ")");
+  }
+  if (config.history.interval_ms < 100 || config.history.interval_ms > kHistoryIntervalMs) {
+    return fail("history.interval", "must be between 100ms and 10s (got " + typed_duration(config.history.interval_ms) + ")");
+  }
   if (config.load_balancer.type != "haproxy" && config.load_balancer.type != "none") return fail("load_balancer.type", "must be haproxy or none");
   std::set<std::string> names;
   std::set<std::uint16_t> ports;

@@ -10,6 +10,7 @@
 
 #include <tl/expected.hpp>
 
+#include "coordinator/core/history.hpp"
 #include "coordinator/io/haproxy/config.hpp"
 
 namespace tide::coordinator {
@@ -28,6 +29,10 @@ struct ApiConfig {
   std::string listen_address = "127.0.0.1";
   std::uint16_t listen_port = 7401;
   std::string token;  // bearer token; empty = none (allowed only on loopback)
+  // The web console at /console/ on the same listener and token.
+  bool console = true;
+  // Its static files; empty: <tide-coordinator's dir>/../share/tide/console.
+  std::filesystem::path console_dir;
   bool operator==(const ApiConfig&) const = default;
 };
 
@@ -141,6 +146,16 @@ struct PrometheusConfig {
   bool operator==(const PrometheusConfig&) const = default;
 };
 
+// Per-group history (docs/api.md, "History"): one sample per group every
+// interval_ms, kept retention_ms in the store.
+struct HistoryConfig {
+  std::int64_t retention_ms = kDefaultHistoryRetentionMs;  // `retention: 7d`; 1 h .. 366 d
+  // Not in the example file: tests sample faster. 100 ms .. 10 s, so that
+  // every 10-s bucket of a chart has a sample.
+  std::uint32_t interval_ms = static_cast<std::uint32_t>(kHistoryIntervalMs);
+  bool operator==(const HistoryConfig&) const = default;
+};
+
 struct CoordinatorConfig {
   std::string source = "(defaults)";
   std::filesystem::path state_dir = "/var/lib/tide";  // SQLite, keys, provider state
@@ -151,6 +166,7 @@ struct CoordinatorConfig {
   ProviderConfig provider;
   LoadBalancerConfig load_balancer;
   PrometheusConfig prometheus;
+  HistoryConfig history;
 
   [[nodiscard]] std::filesystem::path database_path() const { return state_dir / "tide.db"; }
   [[nodiscard]] std::filesystem::path server_key_path() const { return state_dir / "coordinator.key"; }

@@ -5,9 +5,11 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 
 #include <spdlog/spdlog.h>
 
@@ -38,15 +40,30 @@ struct HttpApi::Exchange {
   std::shared_ptr<Job> job;  // queued to the loop
 };
 
+// One open GET /v1/events. The loop appends events to `pending`; the HTTP
+// thread sends them. With nothing to send its connection is suspended (the
+// way libmicrohttpd's content readers wait without spinning) and the next
+// event resumes it. Guarded by HttpApi::m_mutex.
+struct HttpApi::Stream {
+  HttpApi* api = nullptr;
+  MHD_Connection* connection = nullptr;
+  std::string pending;
+  bool suspended = false;
+  bool ending = false;     // stop(): send what is pending, then end
+  bool overflowed = false;  // too slow a reader: the connection is closed
+};
+
 namespace {
 
 MHD_Result queue_reply(MHD_Connection* connection, const ApiResponse& answer) {
-  const std::string payload = answer.text.empty() ? answer.body.dump() : answer.text;
+  const bool bodiless = answer.status == MHD_HTTP_NO_CONTENT || answer.status == MHD_HTTP_NOT_MODIFIED;
+  const std::string payload = bodiless ? std::string() : answer.text.empty() ? answer.body.dump() : answer.text;
   MHD_Response* response =
       MHD_create_response_from_buffer(payload.size(), const_cast<char*>(payload.data()), MHD_RESPMEM_MUST_COPY);
   if (response == nullptr) return MHD_NO;
   MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
                           answer.text.empty() ? "application/json" : answer.content_type.c_str());
+  for (const auto& [name, value] : answer.headers) MHD_add_response_header(response, name.c_str(), value.c_str());
   const MHD_Result queued = MHD_queue_response(connection, static_cast<unsigned int>(answer.status), response);
   MHD_destroy_response(response);
   return queued;
@@ -55,6 +72,46 @@ MHD_Result queue_reply(MHD_Connection* connection, const ApiResponse& answer) {
 MHD_Result collect_argument(void* params, MHD_ValueKind /*kind*/, const char* key, const char* value) {
   if (key != nullptr) (*static_cast<std::map<std::string, std::string>*>(params))[key] = value == nullptr ? "" : value;
   return MHD_YES;
+}
+
+const char* header(MHD_Connection* connection, const char* name) {
+  return MHD_lookup_connection_value(connection, MHD_HEADER_KIND, name);
+}
+
+// What every console page and file is sent with: no framing by other sites,
+// no sniffing, no Referer (a login link's code must not leak), and scripts,
+// styles and requests only from this origin.
+void add_console_headers(ApiResponse& answer) {
+  answer.headers.emplace_back("Content-Security-Policy",
+                              "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                              "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'");
+  answer.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  answer.headers.emplace_back("Referrer-Policy", "no-referrer");
+  answer.headers.emplace_back("X-Frame-Options", "DENY");
+}
+
+ApiResponse redirect(int status, std::string location) {
+  ApiResponse answer;
+  answer.status = status;
+  answer.content_type = "text/plain; charset=utf-8";
+  answer.text = "see " + location + "\n";
+  answer.headers.emplace_back("Location", std::move(location));
+  answer.headers.emplace_back("Cache-Control", "no-store");
+  return answer;
+}
+
+std::string session_cookie(std::string_view value, bool clear) {
+  std::string cookie(kConsoleCookie);
+  cookie += "=";
+  cookie += value;
+  cookie += "; Path=/; HttpOnly; SameSite=Strict";
+  if (clear) cookie += "; Max-Age=0";
+  return cookie;
+}
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 void log_mhd(void* /*cls*/, const char* format, va_list args) {
@@ -71,12 +128,26 @@ HttpApi::HttpApi(uv_loop_t* loop, HttpApiConfig config) : m_loop(loop), m_config
   m_async = new uv_async_t;
   uv_async_init(m_loop, m_async, [](uv_async_t* async) { static_cast<HttpApi*>(async->data)->run_queued(); });
   m_async->data = this;
+  m_keepalive = new uv_timer_t;
+  uv_timer_init(m_loop, m_keepalive);
+  m_keepalive->data = this;
+  if (!m_config.token.empty()) m_session_cookie = console_session_value(m_config.token);
+  if (m_config.console) {
+    m_console = ConsoleAssets::load(m_config.console_dir);
+    if (m_console.built()) {
+      spdlog::info("console: {} files from {}", m_console.size(), m_config.console_dir.string());
+    } else {
+      spdlog::warn("console: no console files in {}; /console/ says it is not built", m_config.console_dir.string());
+    }
+  }
 }
 
 HttpApi::~HttpApi() {
   stop();
   uv_close(reinterpret_cast<uv_handle_t*>(m_async),
            [](uv_handle_t* handle) { delete reinterpret_cast<uv_async_t*>(handle); });
+  uv_close(reinterpret_cast<uv_handle_t*>(m_keepalive),
+           [](uv_handle_t* handle) { delete reinterpret_cast<uv_timer_t*>(handle); });
 }
 
 void HttpApi::route(const std::string& method, const std::string& pattern, Handler handler) {
@@ -132,21 +203,37 @@ int HttpApi::on_request(MHD_Connection* connection, const char* url, const char*
 
 int HttpApi::dispatch(MHD_Connection* connection, Exchange& exchange, const std::string& url,
                       const std::string& method) {
+  if (m_config.console) {
+    if (url == "/" && (method == "GET" || method == "HEAD")) return queue_reply(connection, redirect(302, "/console/"));
+    if (url == "/console" || url.rfind("/console/", 0) == 0) return serve_console(connection, exchange, url, method);
+  }
   const Route* chosen = nullptr;
   std::smatch match;
-  for (const Route& r : m_routes) {
-    if (r.method == method && std::regex_match(url, match, r.pattern)) {
-      chosen = &r;
-      break;
+  const bool events = url == "/v1/events" && method == "GET";
+  if (!events) {
+    for (const Route& r : m_routes) {
+      if (r.method == method && std::regex_match(url, match, r.pattern)) {
+        chosen = &r;
+        break;
+      }
     }
+    if (chosen == nullptr) return queue_reply(connection, api_error(404, "no such resource"));
   }
-  if (chosen == nullptr) return queue_reply(connection, api_error(404, "no such resource"));
-  if (chosen->authenticated && !m_config.token.empty()) {
-    const char* given = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (given == nullptr || given != "Bearer " + m_config.token) {
+  Credential given = Credential::None;
+  if (events || chosen->authenticated) {
+    given = credential(connection);
+    if (given == Credential::None) {
       return queue_reply(connection, api_error(401, "missing or wrong bearer token"));
     }
   }
+  if (method != "GET" && method != "HEAD") {
+    // Also without a token: a page on another site must not change the
+    // fleet through a browser on this host.
+    if (const std::string refusal = cross_site_refusal(connection, given == Credential::Cookie); !refusal.empty()) {
+      return queue_reply(connection, api_error(403, refusal));
+    }
+  }
+  if (events) return open_event_stream(connection);
   auto job = std::make_shared<Job>();
   job->request.method = method;
   job->request.path = url;
@@ -182,9 +269,25 @@ int HttpApi::dispatch(MHD_Connection* connection, Exchange& exchange, const std:
 
 void HttpApi::run_queued() {
   std::deque<std::shared_ptr<Job>> jobs;
+  bool streaming = false;
   {
     std::lock_guard lock(m_mutex);
     jobs.swap(m_queue);
+    streaming = !m_streams.empty() && !m_stopping;
+  }
+  if (streaming && !uv_is_active(reinterpret_cast<uv_handle_t*>(m_keepalive))) {
+    const auto every = static_cast<std::uint64_t>(m_config.event_keepalive.count());
+    uv_timer_start(
+        m_keepalive,
+        [](uv_timer_t* timer) {
+          auto* self = static_cast<HttpApi*>(timer->data);
+          if (self->event_streams() == 0) {
+            uv_timer_stop(timer);  // armed again by the next stream
+            return;
+          }
+          self->queue_to_streams(": keep-alive\n\n");
+        },
+        every, every);
   }
   for (const auto& job : jobs) {
     try {
@@ -194,9 +297,225 @@ void HttpApi::run_queued() {
       spdlog::error("api: {} {} failed: {}", job->request.method, job->request.path, e.what());
       job->response = api_error(500, std::string("internal error: ") + e.what());
     }
+    if (m_after_change && job->request.method != "GET" && job->response->status < 300) {
+      m_after_change(job->request);
+    }
     MHD_resume_connection(job->connection);
   }
 }
+
+HttpApi::Credential HttpApi::credential(MHD_Connection* connection) const {
+  if (m_config.token.empty()) return Credential::Bearer;  // no authentication configured
+  if (const char* given = header(connection, MHD_HTTP_HEADER_AUTHORIZATION); given != nullptr) {
+    const std::string_view text(given);
+    if (text.rfind("Bearer ", 0) == 0 && same_secret(text.substr(7), m_config.token)) return Credential::Bearer;
+  }
+  if (const char* cookies = header(connection, MHD_HTTP_HEADER_COOKIE); cookies != nullptr) {
+    const auto value = cookie_value(cookies, kConsoleCookie);
+    if (value && same_secret(*value, m_session_cookie)) return Credential::Cookie;
+  }
+  return Credential::None;
+}
+
+std::string HttpApi::cross_site_refusal(MHD_Connection* connection, bool console_header_required) {
+  const char* marker = header(connection, std::string(kConsoleHeader).c_str());
+  if (console_header_required && (marker == nullptr || std::strcmp(marker, "1") != 0)) {
+    return "a change made with the console's cookie must carry the header " + std::string(kConsoleHeader) +
+           ": 1 (refused as a possible cross-site request)";
+  }
+  // Browsers send Origin with every cross-origin request that changes
+  // something; the console is only ever served from this host.
+  const char* origin = header(connection, "Origin");
+  const char* host = header(connection, MHD_HTTP_HEADER_HOST);
+  if (origin != nullptr && std::strcmp(origin, "null") != 0) {
+    std::string_view from(origin);
+    const std::size_t scheme = from.find("://");
+    if (scheme != std::string_view::npos) from.remove_prefix(scheme + 3);
+    if (host == nullptr || from != host) {
+      return std::string("the request comes from another origin (") + origin + ") than this console";
+    }
+  }
+  return {};
+}
+
+int HttpApi::serve_console(MHD_Connection* connection, Exchange& exchange, const std::string& url,
+                           const std::string& method) {
+  const auto reply = [&](ApiResponse answer) {
+    add_console_headers(answer);
+    return queue_reply(connection, answer);
+  };
+  if (url == "/console") return reply(redirect(301, "/console/"));
+  if (url == "/console/session" && method == "GET") {
+    if (credential(connection) == Credential::None) return reply(api_error(401, "not logged in"));
+    ApiResponse answer;
+    answer.body = {{"authenticated", true}, {"auth_required", !m_config.token.empty()}, {"version", TIDE_VERSION}};
+    answer.headers.emplace_back("Cache-Control", "no-store");
+    return reply(std::move(answer));
+  }
+  if (url == "/console/login" && method == "POST") {
+    // A login form posted from another site would log the browser into the
+    // attacker's session: the console's header is required here too.
+    if (const std::string refusal = cross_site_refusal(connection, true); !refusal.empty()) {
+      return reply(api_error(403, refusal));
+    }
+    const auto body = nlohmann::json::parse(exchange.body, nullptr, false);
+    exchange.body.clear();
+    if (!body.is_object() || !body.contains("token") || !body["token"].is_string()) {
+      return reply(api_error(400, "the body must be {\"token\": \"...\"}", "token"));
+    }
+    const auto token = body["token"].get<std::string>();
+    if (!m_config.token.empty() && !same_secret(token, m_config.token)) {
+      spdlog::info("console: a login with a wrong token");
+      return reply(api_error(401, "wrong token", "token"));
+    }
+    ApiResponse answer;
+    answer.status = 204;
+    answer.headers.emplace_back("Set-Cookie", session_cookie(m_session_cookie, false));
+    answer.headers.emplace_back("Cache-Control", "no-store");
+    return reply(std::move(answer));
+  }
+  if (url == "/console/login" && method == "GET") {
+    // A one-time link (tidectl console url): log in and go to the console.
+    const char* code = MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "code");
+    if (code == nullptr) return reply(redirect(303, "/console/#/login"));
+    if (!m_login_codes.take(code)) {
+      spdlog::info("console: a login link that is used, expired or unknown");
+      return reply(redirect(303, "/console/#/login?link=expired"));
+    }
+    ApiResponse answer = redirect(303, "/console/");
+    answer.headers.emplace_back("Set-Cookie", session_cookie(m_session_cookie, false));
+    return reply(std::move(answer));
+  }
+  if (url == "/console/logout" && method == "POST") {
+    ApiResponse answer;
+    answer.status = 204;
+    answer.headers.emplace_back("Set-Cookie", session_cookie("", true));
+    answer.headers.emplace_back("Cache-Control", "no-store");
+    return reply(std::move(answer));
+  }
+  if (method != "GET" && method != "HEAD") return reply(api_error(405, "the console's files are read with GET"));
+  std::string relative = url.substr(std::string_view("/console/").size());
+  if (relative.empty()) relative = "index.html";
+  if (!m_console.built()) {
+    ApiResponse answer;
+    answer.status = 404;
+    answer.content_type = "text/html; charset=utf-8";
+    answer.text = console_not_built_page(m_config.console_dir);
+    return reply(std::move(answer));
+  }
+  const ConsoleAsset* asset = m_console.find(relative);
+  if (asset == nullptr) return reply(api_error(404, "no such console file"));
+  ApiResponse answer;
+  answer.content_type = asset->content_type;
+  answer.headers.emplace_back("ETag", asset->etag);
+  // Always revalidated (an ETag makes that a 304 without a body): a new
+  // coordinator's files must not be mixed with a cached old page.
+  answer.headers.emplace_back("Cache-Control", "no-cache");
+  const char* cached = header(connection, MHD_HTTP_HEADER_IF_NONE_MATCH);
+  if (cached != nullptr && asset->etag == cached) {
+    answer.status = 304;
+    return reply(std::move(answer));
+  }
+  answer.text = asset->body;
+  return reply(std::move(answer));
+}
+
+int HttpApi::open_event_stream(MHD_Connection* connection) {
+  auto* stream = new Stream;
+  stream->api = this;
+  stream->connection = connection;
+  // The browser reconnects a second after a lost stream (a restarted
+  // coordinator); hello tells it the stream is up, so it reads afresh.
+  stream->pending = "retry: 1000\nevent: hello\ndata: {\"now_ms\":" + std::to_string(wall_ms()) + "}\n\n";
+  {
+    std::lock_guard lock(m_mutex);
+    if (m_stopping) {
+      delete stream;
+      return queue_reply(connection, api_error(503, "the coordinator is stopping"));
+    }
+    if (m_streams.size() >= m_config.max_event_streams) {
+      delete stream;
+      return queue_reply(connection, api_error(503, "too many event streams are open (" +
+                                                        std::to_string(m_config.max_event_streams) + ")"));
+    }
+    m_streams.push_back(stream);
+  }
+  // From here the response owns the stream: close_stream() ends it.
+  MHD_Response* response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, &HttpApi::read_stream,
+                                                             stream, &HttpApi::close_stream);
+  if (response == nullptr) {
+    close_stream(stream);
+    return MHD_NO;
+  }
+  MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream; charset=utf-8");
+  MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  MHD_add_response_header(response, "X-Accel-Buffering", "no");  // proxies: do not hold events back
+  const MHD_Result queued = MHD_queue_response(connection, MHD_HTTP_OK, response);
+  MHD_destroy_response(response);
+  uv_async_send(m_async);  // the loop arms the keep-alive
+  return queued;
+}
+
+ssize_t HttpApi::read_stream(void* cls, std::uint64_t /*position*/, char* buffer, std::size_t max) {
+  auto& stream = *static_cast<Stream*>(cls);
+  std::lock_guard lock(stream.api->m_mutex);
+  if (stream.overflowed) return MHD_CONTENT_READER_END_WITH_ERROR;
+  if (!stream.pending.empty()) {
+    const std::size_t size = std::min(max, stream.pending.size());
+    std::memcpy(buffer, stream.pending.data(), size);
+    stream.pending.erase(0, size);
+    return static_cast<ssize_t>(size);
+  }
+  if (stream.ending) return MHD_CONTENT_READER_END_OF_STREAM;
+  // Nothing to send: park the connection until publish() resumes it.
+  MHD_suspend_connection(stream.connection);
+  stream.suspended = true;
+  return 0;
+}
+
+void HttpApi::close_stream(void* cls) {
+  auto* stream = static_cast<Stream*>(cls);
+  {
+    std::lock_guard lock(stream->api->m_mutex);
+    auto& streams = stream->api->m_streams;
+    streams.erase(std::remove(streams.begin(), streams.end(), stream), streams.end());
+  }
+  delete stream;
+}
+
+void HttpApi::queue_to_streams(const std::string& frame) {
+  std::lock_guard lock(m_mutex);
+  for (Stream* stream : m_streams) {
+    if (stream->ending || stream->overflowed) continue;
+    if (stream->pending.size() + frame.size() > m_config.max_event_backlog_bytes) {
+      spdlog::info("api: an event stream reads too slowly ({} bytes waiting); closing it",
+                   stream->pending.size());
+      stream->overflowed = true;
+    } else {
+      stream->pending += frame;
+    }
+    if (stream->suspended) {
+      stream->suspended = false;
+      MHD_resume_connection(stream->connection);
+    }
+  }
+}
+
+void HttpApi::publish(std::string_view event, std::string_view data) {
+  std::string frame = "event: ";
+  frame += event;
+  frame += "\ndata: ";
+  frame += data;
+  frame += "\n\n";
+  queue_to_streams(frame);
+}
+
+std::size_t HttpApi::event_streams() const {
+  std::lock_guard lock(m_mutex);
+  return m_streams.size();
+}
+
+std::string HttpApi::issue_login_code(std::chrono::milliseconds ttl) { return m_login_codes.issue(ttl); }
 
 tl::expected<std::uint16_t, std::string> HttpApi::start() {
   sockaddr_in v4{};
@@ -254,6 +573,17 @@ void HttpApi::stop() {
     job->response = api_error(503, "the coordinator is stopping");
     MHD_resume_connection(job->connection);
   }
+  {
+    std::lock_guard lock(m_mutex);
+    for (Stream* stream : m_streams) {
+      stream->ending = true;
+      if (stream->suspended) {
+        stream->suspended = false;
+        MHD_resume_connection(stream->connection);
+      }
+    }
+  }
+  uv_timer_stop(m_keepalive);
   if (m_daemon != nullptr) {
     MHD_stop_daemon(m_daemon);
     m_daemon = nullptr;

@@ -14,6 +14,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "coordinator/io/haproxy/driver.hpp"
+#include "coordinator/io/haproxy/load_balancer.hpp"
 #include "coordinator/io/json/json_model.hpp"
 #include "coordinator/io/provider/provider.hpp"
 #include "coordinator/io/server/route_helpers.hpp"
@@ -25,6 +27,32 @@ namespace tide::coordinator {
 using nlohmann::json;
 
 namespace {
+
+// An agent's REPORT as the instance's detail shows it.
+json report_json(const protocol::Report& report, TimeMs received_ms) {
+  json probes = json::array();
+  for (const auto& probe : report.probes) {
+    probes.push_back({{"name", probe.name},
+                      {"kind", std::string(protocol::to_string(probe.kind))},
+                      {"passing", probe.passing},
+                      {"message", probe.message},
+                      {"latency_ms", probe.latency_ms}});
+  }
+  json metrics = json::object();
+  const auto put = [&](const char* name, const auto& value) {
+    if (value) metrics[name] = *value;
+  };
+  put("cpu_pct", report.metrics.cpu_pct);
+  put("memory_pct", report.metrics.memory_pct);
+  put("load1", report.metrics.load1);
+  put("net_in_bps", report.metrics.net_in_bps);
+  put("net_out_bps", report.metrics.net_out_bps);
+  put("tcp_established", report.metrics.tcp_established);
+  for (const auto& [name, value] : report.metrics.custom) metrics["custom"][name] = value;
+  return {{"received_ms", received_ms}, {"seq", report.seq},           {"ready", report.ready},
+          {"ready_reason", report.ready_reason}, {"healthy", report.healthy}, {"health_reason", report.health_reason},
+          {"draining", report.draining}, {"probes", probes},             {"metrics", metrics}};
+}
 
 ApiResponse created(json body) {
   return respond(201, std::move(body));
@@ -273,19 +301,27 @@ void Server::register_routes() {
   // ---- groups ----
   const auto group_json = [this](const ScalingGroup& group) {
     json body = to_json(group);
-    std::size_t actual = 0, in_service = 0;
+    std::size_t actual = 0, in_service = 0, healthy = 0, in_lb = 0;
     json states = json::object();
     for (const Instance* instance : m_fleet->instances_of(group.name)) {
       if (!is_live(*instance)) continue;
       ++actual;
       if (instance->state == LifecycleState::InService) ++in_service;
+      if (instance->health == Health::Healthy) ++healthy;
+      if (instance->runtime.in_lb) ++in_lb;
       const std::string state(to_string(instance->state));
       states[state] = states.value(state, 0) + 1;
     }
     body["actual"] = actual;
     body["in_service"] = in_service;
     body["instances_by_state"] = states;
+    body["healthy"] = healthy;
+    body["unhealthy"] = actual - healthy;
+    body["in_lb"] = in_lb;
     body["fail_static"] = m_fleet->in_fail_static(group.name);
+    if (const Rollout* rollout = m_fleet->rollout(group.name); rollout != nullptr) {
+      body["rollout"] = {{"id", rollout->id}, {"state", to_string(rollout->state)}};
+    }
     return body;
   };
   api.route("POST", "/v1/groups", [this, group_json](const ApiRequest& request) {
@@ -468,7 +504,20 @@ void Server::register_routes() {
       if (!stored) return from_store_error(stored.error());
       return ok(to_json(*stored));
     }
-    return ok(to_json(*instance));
+    json body = to_json(*instance);
+    // What only this coordinator's memory holds: the agent's last REPORT
+    // and the load balancer's slot.
+    if (const auto report = m_last_reports.find(instance->id); report != m_last_reports.end()) {
+      body["report"] = report_json(report->second.second, report->second.first);
+    }
+    const ScalingGroup* group = m_fleet->group(instance->group);
+    if (m_lb && group != nullptr && !group->lb.backend.empty()) {
+      const auto& slots = m_lb->driver().assignment(group->lb.backend);
+      if (const auto slot = slots.find(instance->id); slot != slots.end()) {
+        body["lb_slot"] = {{"backend", group->lb.backend}, {"slot", slot->second}};
+      }
+    }
+    return ok(body);
   });
   api.route("POST", R"(/v1/groups/([^/]+)/attach)", [this](const ApiRequest& request) {
     auto checked = action_body(request, {"address", "port", "protected", "increment_desired"});

@@ -82,14 +82,21 @@ void Server::register_spec_routes() {
     if (!group_exists(request)) return no_group(request);
     json list = json::array();
     for (const auto& [key, policy] : m_specs.policies) {
-      if (key.first == request.path_params.at(0)) list.push_back(to_json(policy));
+      if (key.first != request.path_params.at(0)) continue;
+      json entry = to_json(policy);
+      // Whether the policy's condition held at its latest evaluation (alarm
+      // policies; target tracking and query policies are never "in alarm").
+      entry["in_alarm"] = m_autoscaler.in_alarm(key.first, key.second);
+      list.push_back(std::move(entry));
     }
     return respond(200, json{{"policies", list}});
   });
   api.route("GET", base + "policies" + one, [=, this](const ApiRequest& request) {
     auto it = m_specs.policies.find({request.path_params.at(0), request.path_params.at(1)});
     if (it == m_specs.policies.end()) return api_error(404, "no policy '" + request.path_params.at(1) + "'");
-    return respond(200, to_json(it->second));
+    json entry = to_json(it->second);
+    entry["in_alarm"] = m_autoscaler.in_alarm(it->first.first, it->first.second);
+    return respond(200, entry);
   });
   api.route("PUT", base + "policies" + one, [=, this](const ApiRequest& request) {
     if (!group_exists(request)) return no_group(request);

@@ -400,7 +400,15 @@ tl::expected<void, std::string> Server::start_api_and_timers() {
   api.address = m_config.api.listen_address;
   api.port = m_config.api.listen_port;
   api.token = m_config.api.token;
+  api.console = m_config.api.console;
+  api.console_dir = m_config.api.console_dir.empty()
+                        ? (m_binary_dir / ".." / "share" / "tide" / "console").lexically_normal()
+                        : m_config.api.console_dir;
   m_api = std::make_unique<HttpApi>(m_loop, api);
+  m_changes = std::make_unique<ChangeFeed>(
+      m_loop, [this](const std::string& data) { m_api->publish("change", data); },
+      [this] { return m_api->event_streams() != 0; });
+  m_api->after_change([this](const ApiRequest& request) { note_change(request); });
   m_notifier = std::make_unique<notify::Notifier>(m_loop, notify::NotifierConfig{},
                                                   static_cast<std::uint64_t>(now_ms()));
   register_routes();
@@ -408,6 +416,8 @@ tl::expected<void, std::string> Server::start_api_and_timers() {
   register_spec_routes();
   register_apply_routes();
   register_cost_routes();
+  register_history_routes();
+  register_console_routes();
   auto port = m_api->start();
   if (!port) return tl::make_unexpected("api: " + port.error());
   m_api_port = *port;
@@ -449,6 +459,13 @@ tl::expected<void, std::string> Server::start_api_and_timers() {
                  m_config.prometheus.timeout_ms,
                  m_config.prometheus.bearer_token.empty() ? "" : ", bearer token");
   }
+  start_history();
+  m_history = new uv_timer_t;
+  uv_timer_init(m_loop, m_history);
+  m_history->data = this;
+  uv_timer_start(
+      m_history, [](uv_timer_t* timer) { static_cast<Server*>(timer->data)->sample_history(); },
+      m_config.history.interval_ms, m_config.history.interval_ms);
   start_provider_checks();
   return {};
 }
@@ -575,7 +592,7 @@ void Server::stop(std::function<void()> done) {
   m_stopping = true;
   if (m_api) m_api->stop();
   if (m_gateway) m_gateway->stop("coordinator stopping");
-  for (uv_timer_t** timer : {&m_tick, &m_traffic, &m_provider_check, &m_prometheus_poll}) {
+  for (uv_timer_t** timer : {&m_tick, &m_traffic, &m_provider_check, &m_prometheus_poll, &m_history}) {
     if (*timer == nullptr) continue;
     uv_timer_stop(*timer);
     uv_close(reinterpret_cast<uv_handle_t*>(*timer),
@@ -643,6 +660,7 @@ void Server::on_report(const std::string& instance_id, const protocol::Report& r
   event.draining = report.draining;
   handle(event);
   record_metrics(instance_id, report);
+  if (m_fleet->instance(instance_id) != nullptr) m_last_reports[instance_id] = {now_ms(), report};
   const Instance* after = m_fleet->instance(instance_id);
   if (after != nullptr && after->runtime.in_lb && !was_in_lb) {
     m_rotation_started_us[instance_id] = received_us;
@@ -712,6 +730,7 @@ void Server::handle(const Event& event) {
 
 void Server::execute(std::vector<Command> commands) {
   for (const auto& command : commands) {
+    note_change(command);
     if (!execute_one(command)) {
       // Persist before act: an action whose record could not be written is
       // not taken. The next tick or restart reconciles.
@@ -759,6 +778,7 @@ bool Server::execute_one(const Command& command) {
           if (state == LifecycleState::Terminated || state == LifecycleState::LaunchFailed ||
               state == LifecycleState::Detached) {
             m_metrics.forget_instance(c.instance.group, c.instance.id);
+            m_last_reports.erase(c.instance.id);
           }
         } else if constexpr (std::is_same_v<T, PersistGroup>) {
           auto ok = m_store->update_group(c.group);

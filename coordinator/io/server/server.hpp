@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "coordinator/core/fleet.hpp"
+#include "coordinator/core/history.hpp"
 #include "coordinator/core/lb_metrics.hpp"
 #include "coordinator/core/metric_query.hpp"
 #include "coordinator/core/metrics.hpp"
@@ -33,8 +34,10 @@
 #include "coordinator/io/json/policy_json.hpp"
 #include "coordinator/io/notify/notifier.hpp"
 #include "coordinator/io/server/agent_gateway.hpp"
+#include "coordinator/io/server/change_feed.hpp"
 #include "coordinator/io/server/config.hpp"
 #include "coordinator/io/server/http_api.hpp"
+#include "coordinator/io/store/sqlite.hpp"
 
 namespace tide::coordinator::store {
 class Store;
@@ -137,6 +140,11 @@ class Server final : public AgentGatewayHandler {
   void register_apply_routes();
   void register_cost_routes();
   void register_rollout_routes();
+  void register_history_routes();
+  void register_console_routes();
+  // Tells the console's live pages what a command or an API request changed.
+  void note_change(const Command& command);
+  void note_change(const ApiRequest& request);
   // The rollout's record with where the group stands (routes_rollout.cpp).
   [[nodiscard]] nlohmann::json rollout_json(const Rollout& rollout) const;
   [[nodiscard]] static std::string new_rollout_id();
@@ -171,6 +179,22 @@ class Server final : public AgentGatewayHandler {
   void sample_traffic();
   void record_lb_metrics(const LbTrafficSample& sample);
 
+  // ---- history (history.cpp): a sample of every group per interval ----
+  // At start: prunes what is past the retention and finds where the minute
+  // rollups stop.
+  void start_history();
+  // The timer's work: one sample per group into the store, then the minute
+  // rollups of the minutes that ended, and the hourly prune.
+  void sample_history();
+  void roll_up_history(TimeMs now);
+  void prune_history(TimeMs now);
+  void history_store_failed(const store::StoreError& error);
+  // The rows of one group (or of all: `group` empty) that give `range`'s
+  // points, by group, oldest first: minute rollups where they serve, raw
+  // samples for the rest (history_reads).
+  [[nodiscard]] tl::expected<std::map<std::string, std::vector<HistorySample>>, store::StoreError>
+  read_history(const std::string& group, const HistoryRange& range, const MetricSelection& metrics);
+
   void handle(const Event& event);
   void execute(std::vector<Command> commands);
   bool execute_one(const Command& command);  // false: stop the batch (a persist failed)
@@ -201,6 +225,7 @@ class Server final : public AgentGatewayHandler {
   std::unique_ptr<Fleet> m_fleet;
   std::unique_ptr<AgentGateway> m_gateway;
   std::unique_ptr<HttpApi> m_api;
+  std::unique_ptr<ChangeFeed> m_changes;  // the console's live events; after m_api
   uv_timer_t* m_tick = nullptr;
   uv_timer_t* m_traffic = nullptr;         // sample_traffic() every second
   LbRates m_lb_rates;                      // HAProxy's totals -> per-second rates
@@ -218,6 +243,10 @@ class Server final : public AgentGatewayHandler {
   std::unique_ptr<notify::Notifier> m_notifier;                // webhooks; created with the links
   std::unique_ptr<prometheus::PrometheusClient> m_prometheus;  // none without prometheus.url
   uv_timer_t* m_prometheus_poll = nullptr;  // poll_metric_queries() every interval
+  uv_timer_t* m_history = nullptr;          // sample_history() every history.interval_ms
+  TimeMs m_history_rolled_ms = 0;           // the minutes before this are rolled up
+  TimeMs m_history_pruned_ms = 0;           // the last prune
+  bool m_history_failing = false;           // logged once when it fails, once when it works again
   std::set<std::pair<std::string, std::string>> m_queries_in_flight;  // (group, query)
   QueryHealth m_query_health;
 
@@ -228,6 +257,9 @@ class Server final : public AgentGatewayHandler {
   // each turn is logged once, and an instance that then vanishes is not
   // warned about a second time.
   std::unordered_set<std::string> m_logged_unhealthy;
+  // Each live instance's last REPORT and when it came (the console's instance
+  // page); forgotten when the instance ends.
+  std::unordered_map<std::string, std::pair<TimeMs, protocol::Report>> m_last_reports;
   ServerCounters m_counters;
   // The ZAP allow-list, kept by the core's SetAgentAccess commands.
   std::unordered_map<std::string, std::string>

@@ -217,6 +217,44 @@ CREATE TABLE rollouts (
 CREATE INDEX rollouts_by_group_created ON rollouts (group_name, created_ms DESC);
 )sql";
 
+// Schema v7: per-group history (docs/api.md, "History"), one row per group
+// and sample (every 10 s) and one per group and minute (its samples
+// downsampled), both pruned past the retention. Keyed by (group, time) so
+// that a group's range is one index range; a group's history goes with it.
+// `metrics` is text, "name=value" pairs separated by spaces, a value that
+// averages several samples written "name=mean/samples" (store_history.cpp):
+// it is read for every row of a chart, and this parses several times faster
+// than JSON.
+constexpr const char* kSchemaV7 = R"sql(
+CREATE TABLE group_history (
+  group_name  TEXT    NOT NULL REFERENCES scaling_groups (name) ON DELETE CASCADE ON UPDATE RESTRICT,
+  t_ms        INTEGER NOT NULL,
+  min_size    INTEGER NOT NULL CHECK (min_size >= 0),
+  max_size    INTEGER NOT NULL CHECK (max_size >= 0),
+  desired     INTEGER NOT NULL CHECK (desired >= 0),
+  in_service  INTEGER NOT NULL CHECK (in_service >= 0),
+  pending     INTEGER NOT NULL CHECK (pending >= 0),
+  healthy     INTEGER NOT NULL CHECK (healthy >= 0),
+  in_lb       INTEGER NOT NULL CHECK (in_lb >= 0),
+  metrics     TEXT    NOT NULL,
+  PRIMARY KEY (group_name, t_ms)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE group_history_minutes (
+  group_name  TEXT    NOT NULL REFERENCES scaling_groups (name) ON DELETE CASCADE ON UPDATE RESTRICT,
+  t_ms        INTEGER NOT NULL CHECK (t_ms % 60000 = 0),
+  min_size    INTEGER NOT NULL CHECK (min_size >= 0),
+  max_size    INTEGER NOT NULL CHECK (max_size >= 0),
+  desired     INTEGER NOT NULL CHECK (desired >= 0),
+  in_service  INTEGER NOT NULL CHECK (in_service >= 0),
+  pending     INTEGER NOT NULL CHECK (pending >= 0),
+  healthy     INTEGER NOT NULL CHECK (healthy >= 0),
+  in_lb       INTEGER NOT NULL CHECK (in_lb >= 0),
+  metrics     TEXT    NOT NULL,
+  PRIMARY KEY (group_name, t_ms)
+) STRICT, WITHOUT ROWID;
+)sql";
+
 constexpr std::array kMigrations{
     Migration{1, "launch configurations, scaling groups, instances, activities", kSchemaV1},
     Migration{2, "idempotency keys for provider calls; lookup indexes", kSchemaV2},
@@ -224,6 +262,7 @@ constexpr std::array kMigrations{
     Migration{4, "launch configurations: agent readiness probe period", kSchemaV4},
     Migration{5, "launch configurations: environment values read from files", kSchemaV5},
     Migration{6, "rollouts", kSchemaV6},
+    Migration{7, "per-group history: samples and minute rollups", kSchemaV7},
 };
 
 }  // namespace

@@ -4,7 +4,8 @@
 // configurations, scaling groups, instances and their lifecycle state,
 // activities, and idempotency keys for provider calls. Agent reports and
 // metrics never do: they change every second and live in memory only, so
-// there is deliberately no API that writes per report.
+// there is deliberately no API that writes per report. What is kept of them
+// is each group's history, one sample per group every 10 s.
 //
 // Rules the store enforces:
 //   - launch configurations are versioned by (id, version) and immutable once
@@ -24,11 +25,14 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "coordinator/core/history.hpp"
 #include "coordinator/core/model.hpp"
 #include "coordinator/core/policy_model.hpp"
 #include "coordinator/core/rollout.hpp"
@@ -192,6 +196,25 @@ class Store {
   [[nodiscard]] Result<std::vector<Rollout>> list_rollouts(std::string_view group, std::size_t limit);
   // Every rollout not in a terminal state (is_terminal), oldest first.
   [[nodiscard]] Result<std::vector<Rollout>> active_rollouts();
+
+  // ---- group history (schema v7, store_history.cpp) ----
+  // Adds the samples (or, for HistoryTable::Minutes, the minute points) in
+  // one transaction; a row that exists for the same group and time is
+  // replaced. Constraint when a group does not exist (nothing is added).
+  [[nodiscard]] Result<void> insert_history(HistoryTable table, std::span<const GroupHistorySample> samples);
+  // One group's rows with from_ms <= t_ms < to_ms, oldest first, with the
+  // metrics `metrics` keeps.
+  [[nodiscard]] Result<std::vector<HistorySample>> read_history(HistoryTable table, std::string_view group,
+                                                                TimeMs from_ms, TimeMs to_ms,
+                                                                const MetricSelection& metrics = {});
+  // Every group's rows with from_ms <= t_ms < to_ms, oldest first; a group
+  // without any is absent. One index range per group.
+  [[nodiscard]] Result<std::map<std::string, std::vector<HistorySample>>> read_all_history(
+      HistoryTable table, TimeMs from_ms, TimeMs to_ms, const MetricSelection& metrics = {});
+  // Deletes the rows of both tables with t_ms < before_ms; returns how many.
+  [[nodiscard]] Result<std::int64_t> prune_history(TimeMs before_ms);
+  // The newest t_ms of any group in `table`; nullopt when it is empty.
+  [[nodiscard]] Result<std::optional<TimeMs>> latest_history_ms(HistoryTable table);
 
   // PRAGMA integrity_check: "ok" or SQLite's list of problems.
   [[nodiscard]] Result<std::string> integrity_check();

@@ -26,8 +26,10 @@
 
 namespace tide::coordinator::test {
 
-// An HttpApi with three routes: GET /healthz (public), POST /v1/echo (echoes
-// the body), GET /v1/slow (the loop takes `slow_ms` to answer).
+// An HttpApi with these routes: GET /healthz (public), POST /v1/echo (echoes
+// the body), GET /v1/slow (the loop takes `slow_ms` to answer), and for the
+// console: POST /v1/publish {event, data, times} (HttpApi::publish on the
+// loop), POST /v1/login-code {ttl_ms} and GET /v1/streams.
 class HttpApiFixture {
  public:
   explicit HttpApiFixture(HttpApiConfig config = {}) {
@@ -57,6 +59,25 @@ class HttpApiFixture {
       m_api->route("GET", "/v1/slow", [this](const ApiRequest&) {
         std::this_thread::sleep_for(std::chrono::milliseconds(slow_ms));
         return ApiResponse{};
+      });
+      // For the console's tests: what the coordinator's loop does.
+      m_api->route("POST", "/v1/publish", [this](const ApiRequest& request) {
+        const auto& body = request.body.value();
+        for (int k = 0; k < body.value("times", 1); ++k) {
+          m_api->publish(body.value("event", "change"), body.value("data", "{}"));
+        }
+        return ApiResponse{};
+      });
+      m_api->route("POST", "/v1/login-code", [this](const ApiRequest& request) {
+        ApiResponse r;
+        const auto ttl = std::chrono::milliseconds(request.body.value().value("ttl_ms", 600'000));
+        r.body = {{"code", m_api->issue_login_code(ttl)}};
+        return r;
+      });
+      m_api->route("GET", "/v1/streams", [this](const ApiRequest&) {
+        ApiResponse r;
+        r.body = {{"streams", m_api->event_streams()}};
+        return r;
       });
       auto port = m_api->start();
       if (port) m_port = *port;

@@ -30,7 +30,7 @@ std::string bash_completes(const std::string& words) {
 TEST_CASE("tidectl completion: bash offers the commands, aliases, flags and values of the command typed so far",
           "[tidectl][completion]") {
   CHECK(bash_completes("tidectl gr") == "group\n");
-  CHECK(bash_completes("tidectl group \"\"") == "create list show set enable disable metrics delete\n");
+  CHECK(bash_completes("tidectl group \"\"") == "create list show set enable disable metrics history delete\n");
   CHECK(bash_completes("tidectl launch-config cr") == "create\n");  // an alias leads to its command
   // Global flags and their values are skipped wherever they stand.
   CHECK(bash_completes("tidectl -o json group create web --mi") == "--min\n");
