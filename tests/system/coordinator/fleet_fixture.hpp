@@ -43,6 +43,14 @@ class Fleet {
     write_config();
   }
 
+  // The admin API's bearer token (api.token) from the next start on; api()
+  // and tidectl() send it.
+  void set_api_token(const std::string& token) {
+    m_api_token = token;
+    write_config();
+  }
+  [[nodiscard]] const std::string& api_token() const { return m_api_token; }
+
   // Rewrites coordinator.yaml with another slot count for backend "web" (a
   // load-balancer configuration change the next start picks up).
   void set_backend_slots(int slots) {
@@ -99,7 +107,7 @@ class Fleet {
 
   st::HttpResult api(const std::string& method, const std::string& path,
                      const std::optional<json>& body = std::nullopt) const {
-    return st::http(method, "http://127.0.0.1:" + std::to_string(m_api_port), path, body);
+    return st::http(method, "http://127.0.0.1:" + std::to_string(m_api_port), path, body, m_api_token);
   }
 
   // Group "web" of tide-sample-app instances behind the frontend. `extra`
@@ -144,6 +152,7 @@ class Fleet {
                                    const std::string& log_name = "tidectl.log") const {
     std::vector<std::string> argv{std::string(TIDE_BIN_DIR) + "/tidectl", "--endpoint",
                                   api_endpoint()};
+    if (!m_api_token.empty()) argv.insert(argv.end(), {"--token", m_api_token});
     argv.insert(argv.end(), args.begin(), args.end());
     st::Child child(argv, m_dir / log_name);
     const auto status = child.wait(20s);
@@ -240,6 +249,7 @@ class Fleet {
   std::string m_lb_options;
   std::string m_extra_config;
   int m_slots = 16;
+  std::string m_api_token;
   std::unique_ptr<st::Child> m_coordinator;
 
   // The local provider starts every agent with a fixed environment and no
@@ -268,8 +278,8 @@ class Fleet {
         << "tick_interval_ms: 100\n"
         << "agents:\n  listen: tcp://127.0.0.1:" << m_agent_port << "\n"
         << "  report_interval_ms: 500\n  heartbeat_interval_ms: 500\n"
-        << "api:\n  listen_port: " << m_api_port
-        << "\n"
+        << "api:\n  listen_port: " << m_api_port << "\n"
+        << (m_api_token.empty() ? std::string() : "  token: " + m_api_token + "\n")
         // Its own loopback /24, so system tests running side by side never
         // hand out the same instance address.
         << "provider:\n  local:\n    agent_path: " << (m_dir / "tide-agent-with-notify").string()

@@ -91,8 +91,9 @@ bool eventually(std::chrono::milliseconds timeout, const std::function<bool()>& 
 }
 
 HttpResult http(const std::string& method, const std::string& base, const std::string& path,
-                const std::optional<nlohmann::json>& body) {
+                const std::optional<nlohmann::json>& body, const std::string& token) {
   httplib::Client client(base);
+  if (!token.empty()) client.set_bearer_token_auth(token);
   client.set_connection_timeout(2, 0);
   client.set_read_timeout(10, 0);
   const std::string payload = body ? body->dump() : "";

@@ -51,8 +51,9 @@ struct HttpResult {
   nlohmann::json body;
   std::string text;
 };
+// `token`: sent as "Authorization: Bearer <token>" when not empty.
 HttpResult http(const std::string& method, const std::string& base, const std::string& path,
-                const std::optional<nlohmann::json>& body = std::nullopt);
+                const std::optional<nlohmann::json>& body = std::nullopt, const std::string& token = "");
 
 // Processes whose command line contains `needle`.
 [[nodiscard]] std::vector<pid_t> processes_matching(const std::string& needle);
