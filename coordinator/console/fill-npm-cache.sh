@@ -23,8 +23,14 @@ if offline; then
   echo "fill-npm-cache: npm's cache already holds the console's packages ($(npm config get cache))"
   exit 0
 fi
-rm -rf node_modules
-npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+# A registry that hiccups is tried again, a few times.
+for attempt in 1 2 3; do
+  rm -rf node_modules
+  if npm ci --no-audit --no-fund --ignore-scripts --loglevel=error; then break; fi
+  [ "$attempt" -eq 3 ] && exit 1
+  echo "fill-npm-cache: npm ci failed (attempt $attempt of 3); again in 5 s" >&2
+  sleep 5
+done
 # The proof that matters: the same install works from the cache alone.
 rm -rf node_modules
 if ! offline; then
